@@ -1,0 +1,183 @@
+//! The command line, defined once: `--help`, the README's flag lists and `completions/` all come
+//! from these definitions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mirrorctl",
+    version,
+    about = "Wire container clients to a registry pull-through cache, prove it works, and undo it",
+    long_about = "mirrorctl points a runner's container clients (dockerd, BuildKit, containerd) at a \
+registry pull-through cache (a mirror), idempotently and reversibly: every change is shown as a \
+diff, written atomically and journaled so `disarm` can put back exactly what was there.\n\n\
+Exit codes: 0 success (including \"unchanged\"), 1 failure, 2 bad input or usage (bad URL, \
+unparseable config file)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)
+    #[arg(long, global = true, value_name = "DIR", default_value = "/", env = "MIRRORCTL_ROOT")]
+    pub root: PathBuf,
+
+    /// Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]
+    #[arg(long, global = true, value_name = "DIR", env = "MIRRORCTL_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// When to color output (NO_COLOR is honoured)
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Print more detail (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Point client configs at one or more mirrors (idempotent; shows a diff)
+    #[command(after_help = "Examples:\n  \
+mirrorctl arm --mirror http://10.0.0.5:5000\n  \
+mirrorctl arm --mirror https://mirror.example --target docker,containerd --dry-run\n  \
+mirrorctl arm --registry ghcr.io --mirror http://10.0.0.5:5001\n  \
+mirrorctl arm --mirror http://10.0.0.5:5000 --mirror ghcr.io=http://10.0.0.5:5001 --reload")]
+    Arm(ArmArgs),
+
+    /// Revert exactly what `arm` did (byte for byte where the file was not touched since)
+    #[command(after_help = "Examples:\n  mirrorctl disarm\n  mirrorctl disarm --target docker --reload --json")]
+    Disarm(DisarmArgs),
+
+    /// Show, per target, whether it is armed, with which mirrors, and any drift
+    Status(StatusArgs),
+
+    /// Print a shell completion script
+    #[command(after_help = "Example:\n  mirrorctl completions bash > /etc/bash_completion.d/mirrorctl")]
+    Completions {
+        /// The shell to generate for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
+pub enum TargetName {
+    /// dockerd: /etc/docker/daemon.json (docker.io only)
+    Docker,
+    /// BuildKit: /etc/buildkit/buildkitd.toml
+    Buildkit,
+    /// containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path
+    Containerd,
+}
+
+impl TargetName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetName::Docker => "docker",
+            TargetName::Buildkit => "buildkit",
+            TargetName::Containerd => "containerd",
+        }
+    }
+
+    pub fn all() -> [TargetName; 3] {
+        [TargetName::Docker, TargetName::Buildkit, TargetName::Containerd]
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ArmArgs {
+    /// Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)
+    #[arg(long = "mirror", value_name = "[REGISTRY=]URL", required = true)]
+    pub mirrors: Vec<String>,
+
+    /// Registry that `--mirror` values without `REGISTRY=` apply to
+    #[arg(long, value_name = "HOST", default_value = "docker.io")]
+    pub registry: String,
+
+    /// Targets to configure, comma-separated or repeated [default: every target found under --root]
+    #[arg(long = "target", value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub targets: Vec<TargetName>,
+
+    /// Skip TLS verification for https mirrors (http mirrors are always marked insecure)
+    #[arg(long)]
+    pub insecure: bool,
+
+    #[command(flatten)]
+    pub common: WriteOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct DisarmArgs {
+    /// Targets to revert, comma-separated or repeated [default: every armed target]
+    #[arg(long = "target", value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub targets: Vec<TargetName>,
+
+    #[command(flatten)]
+    pub common: WriteOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct WriteOpts {
+    /// Show what would change; write nothing, not even state
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Reload or restart the daemons whose config changed (dockerd: SIGHUP; others: systemctl)
+    #[arg(long)]
+    pub reload: bool,
+
+    /// Print one JSON document on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to wait for another mirrorctl run to release the lock
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON document on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn targets_take_lists_and_repeats() {
+        let cli = Cli::try_parse_from([
+            "mirrorctl", "arm", "--mirror", "http://a:1", "--target", "docker,buildkit", "--target",
+            "containerd",
+        ])
+        .unwrap();
+        let Command::Arm(a) = cli.command else { panic!() };
+        assert_eq!(a.targets, TargetName::all().to_vec());
+    }
+}

@@ -1,0 +1,373 @@
+//! dockerd's `/etc/docker/daemon.json`: `registry-mirrors` (docker.io only) and
+//! `insecure-registries`.
+//!
+//! The file is validated as strict JSON (what dockerd accepts: an empty file and a BOM are fine),
+//! then edited in place with a concrete syntax tree so every other key, the key order, the
+//! indentation and the line endings stay exactly as the user wrote them.
+
+use super::text::{original_offset, reframe, unframe};
+use super::Planned;
+use crate::error::PlanError;
+use crate::mirror::Mirror;
+use jsonc_parser::cst::{CstArray, CstObject, CstRootNode};
+use jsonc_parser::ParseOptions;
+
+pub const MIRRORS_KEY: &str = "registry-mirrors";
+pub const INSECURE_KEY: &str = "insecure-registries";
+
+fn tok_mirror(url: &str) -> String {
+    format!("{MIRRORS_KEY}={url}")
+}
+fn tok_insecure(hp: &str) -> String {
+    format!("{INSECURE_KEY}={hp}")
+}
+fn tok_key(key: &str) -> String {
+    format!("key:{key}")
+}
+
+/// Normalise a `registry-mirrors` entry for comparison (dockerd stores them with one trailing
+/// slash, lower-case host).
+fn norm_mirror(s: &str) -> String {
+    Mirror::parse_lenient(s)
+        .map(|m| m.url())
+        .unwrap_or_else(|| s.trim().trim_end_matches('/').to_string())
+}
+
+/// Normalise an `insecure-registries` entry (dockerd strips a scheme with a warning).
+fn norm_insecure(s: &str) -> String {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .unwrap_or(s);
+    s.trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Plan daemon.json: `mirrors` first in `registry-mirrors` (in order), their `host:port` in
+/// `insecure-registries` when plain HTTP or `insecure`; entries owned before but not wanted now
+/// are removed. With no mirrors this removes everything mirrorctl owns.
+pub fn plan(
+    current: Option<&str>,
+    mirrors: &[Mirror],
+    insecure: bool,
+    prev: &[String],
+) -> Result<Planned, PlanError> {
+    let original = current.unwrap_or("");
+    let (framing, body) = unframe(original);
+    validate(original, framing, &body)?;
+
+    let root = CstRootNode::parse(&body, &ParseOptions::default())
+        .map_err(|e| PlanError::whole(format!("invalid JSON: {e}")))?;
+    let obj = root.object_value_or_set();
+
+    let want_mirrors: Vec<String> = mirrors.iter().map(|m| m.url()).collect();
+    let want_insecure: Vec<String> = mirrors
+        .iter()
+        .filter(|m| m.is_http() || insecure)
+        .map(|m| m.host_port())
+        .collect();
+
+    let mut owned = Vec::new();
+    edit_list(
+        &obj,
+        MIRRORS_KEY,
+        &want_mirrors,
+        true,
+        norm_mirror,
+        tok_mirror,
+        prev,
+        &mut owned,
+    );
+    edit_list(
+        &obj,
+        INSECURE_KEY,
+        &want_insecure,
+        false,
+        norm_insecure,
+        tok_insecure,
+        prev,
+        &mut owned,
+    );
+
+    let mut text = root.to_string();
+    if current.is_none() || original.trim_start_matches('\u{feff}').trim().is_empty() {
+        // A new document: make sure it ends with a newline, as editors and jq write them.
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    Ok(Planned {
+        text: reframe(framing, &text),
+        owned,
+    })
+}
+
+/// Make `registry-mirrors` and `insecure-registries` explicit (`[]` when absent) so a dockerd
+/// reload forgets values it loaded before: dockerd only reloads keys present in the file.
+pub fn with_explicit_keys(text: &str) -> Result<String, PlanError> {
+    let (framing, body) = unframe(text);
+    validate(text, framing, &body)?;
+    let root = CstRootNode::parse(&body, &ParseOptions::default())
+        .map_err(|e| PlanError::whole(format!("invalid JSON: {e}")))?;
+    let obj = root.object_value_or_set();
+    for key in [MIRRORS_KEY, INSECURE_KEY] {
+        if obj.get(key).is_none() {
+            obj.append(key, jsonc_parser::json!([]));
+        }
+    }
+    Ok(reframe(framing, &root.to_string()))
+}
+
+/// The mirrors a daemon.json lists, normalised.
+pub fn listed_mirrors(text: &str) -> Vec<String> {
+    let (_, body) = unframe(text);
+    let v: serde_json::Value = match serde_json::from_str(&body) {
+        Ok(v) => v,
+        Err(_) => return Vec::new(),
+    };
+    v.get(MIRRORS_KEY)
+        .and_then(|a| a.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str()).map(norm_mirror).collect())
+        .unwrap_or_default()
+}
+
+fn validate(original: &str, framing: super::text::Framing, body: &str) -> Result<(), PlanError> {
+    if body.trim().is_empty() {
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        // serde_json reports positions in the unframed body; map back to the file.
+        let off = offset_of(body, e.line(), e.column());
+        let orig = original_offset(original, framing, off);
+        let (line, col) = crate::error::line_col(original, orig);
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        PlanError::new(line, col.max(1), format!("invalid JSON: {msg}"))
+    })?;
+    let Some(obj) = v.as_object() else {
+        return Err(PlanError::new(1, 1, "daemon.json must hold a JSON object (`{ … }`)"));
+    };
+    for key in [MIRRORS_KEY, INSECURE_KEY] {
+        if let Some(val) = obj.get(key) {
+            let ok = val
+                .as_array()
+                .map(|a| a.iter().all(|x| x.is_string()))
+                .unwrap_or(false);
+            if !ok {
+                let at = body.find(&format!("\"{key}\"")).unwrap_or(0);
+                let (line, col) =
+                    crate::error::line_col(original, original_offset(original, framing, at));
+                return Err(PlanError::new(
+                    line,
+                    col,
+                    format!("`{key}` must be a list of strings; dockerd would refuse to start"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Byte offset of serde_json's 1-based (line, column).
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let mut off = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return off + column.saturating_sub(1).min(l.len());
+        }
+        off += l.len();
+    }
+    text.len()
+}
+
+/// Ensure `want` (normalised via `norm`) in the array under `key`: wanted entries first in
+/// order when `front`, else appended; entries owned before but no longer wanted are removed;
+/// the key is created (and then owned) when missing, and removed again when mirrorctl created it
+/// and nothing is left in it.
+#[allow(clippy::too_many_arguments)]
+fn edit_list(
+    obj: &CstObject,
+    key: &str,
+    want: &[String],
+    front: bool,
+    norm: fn(&str) -> String,
+    tok: fn(&str) -> String,
+    prev: &[String],
+    owned: &mut Vec<String>,
+) {
+    let key_tok = tok_key(key);
+    let prop = obj.get(key);
+    let array: Option<CstArray> = prop.as_ref().and_then(|p| p.array_value());
+    let current: Vec<String> = array
+        .as_ref()
+        .map(|a| {
+            a.elements()
+                .iter()
+                .filter_map(|e| e.as_string_lit().and_then(|s| s.decoded_value().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let want_norm: Vec<String> = want.iter().map(|w| norm(w)).collect();
+    let is_stale = |n: &str| !want_norm.iter().any(|w| w == n) && prev.contains(&tok(n));
+
+    // The list we want, reusing the user's spelling of entries that are already there.
+    let mut target: Vec<String> = Vec::new();
+    let mut rest: Vec<String> = Vec::new();
+    for (i, w) in want_norm.iter().enumerate() {
+        let existing = current.iter().find(|c| norm(c) == *w).cloned();
+        let spelled = existing.unwrap_or_else(|| want[i].clone());
+        if !target.iter().any(|t| norm(t) == *w) {
+            target.push(spelled);
+        }
+        let was_users = current.iter().any(|c| norm(c) == *w) && !prev.contains(&tok(w));
+        if !was_users {
+            owned.push(tok(w));
+        }
+    }
+    for c in &current {
+        let n = norm(c);
+        if want_norm.contains(&n) || is_stale(&n) {
+            continue;
+        }
+        rest.push(c.clone());
+    }
+    let target = if front {
+        [target, rest].concat()
+    } else {
+        // Keep the user's order; append what is missing.
+        let mut t = rest.clone();
+        let mut merged: Vec<String> = Vec::new();
+        for c in &current {
+            let n = norm(c);
+            if want_norm.contains(&n) && !merged.iter().any(|m| norm(m) == n) {
+                merged.push(c.clone());
+            } else if t.first() == Some(c) {
+                merged.push(t.remove(0));
+            }
+        }
+        merged.extend(t);
+        for (i, w) in want_norm.iter().enumerate() {
+            if !merged.iter().any(|m| norm(m) == *w) {
+                merged.push(want[i].clone());
+            }
+        }
+        merged
+    };
+
+    let key_owned_before = prev.contains(&key_tok);
+    match (prop, array) {
+        (Some(p), Some(a)) => {
+            if target.is_empty() && key_owned_before {
+                p.remove();
+                return;
+            }
+            if key_owned_before {
+                owned.push(key_tok);
+            }
+            if target == current {
+                return;
+            }
+            set_array(&a, &target, &current);
+        }
+        (Some(_), None) => unreachable!("validated: `{key}` is an array"),
+        (None, _) => {
+            if target.is_empty() {
+                return;
+            }
+            let p = obj.append(key, jsonc_parser::json!([]));
+            let a = p.array_value().expect("just created");
+            if obj_is_multiline(obj) {
+                a.ensure_multiline();
+            }
+            for (i, t) in target.iter().enumerate() {
+                a.insert(i, t.as_str().into());
+            }
+            owned.push(key_tok);
+        }
+    }
+}
+
+fn obj_is_multiline(obj: &CstObject) -> bool {
+    obj.to_string().contains('\n') || obj.properties().len() <= 1
+}
+
+/// Rewrite an array's elements to `target`, keeping its layout: a multi-line array gets element
+/// edits (each on its own line, indented like its neighbours); a one-line array is re-rendered
+/// on one line.
+fn set_array(a: &CstArray, target: &[String], current: &[String]) {
+    if !a.to_string().contains('\n') {
+        let list: Vec<String> = target.to_vec();
+        let replacement = a.clone().replace_with(list.into());
+        debug_assert!(replacement.is_some());
+        return;
+    }
+    // Drop elements not at their target position from the front, then insert the rest.
+    let keep_prefix = current
+        .iter()
+        .zip(target.iter())
+        .take_while(|(c, t)| c == t)
+        .count();
+    for e in a.elements().into_iter().skip(keep_prefix) {
+        e.remove();
+    }
+    for (i, t) in target.iter().enumerate().skip(keep_prefix) {
+        a.insert(i, t.as_str().into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(s: &str) -> Mirror {
+        Mirror::parse(s).unwrap()
+    }
+
+    #[test]
+    fn creates_a_fresh_file() {
+        let p = plan(None, &[m("http://127.0.0.1:5001")], false, &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "{\n  \"registry-mirrors\": [\n    \"http://127.0.0.1:5001\"\n  ],\n  \"insecure-registries\": [\n    \"127.0.0.1:5001\"\n  ]\n}\n"
+        );
+        let again = plan(Some(&p.text), &[m("http://127.0.0.1:5001")], false, &p.owned).unwrap();
+        assert_eq!(again.text, p.text);
+        assert_eq!(again.owned, p.owned);
+        let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+        assert_eq!(back.text.trim(), "{}");
+    }
+
+    #[test]
+    fn keeps_users_entries_and_spelling() {
+        let cur = "{\n  \"registry-mirrors\": [\"https://mirror.example/\", \"https://user.example\"]\n}\n";
+        let p = plan(Some(cur), &[m("https://other.example"), m("https://mirror.example")], false, &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "{\n  \"registry-mirrors\": [\"https://other.example\", \"https://mirror.example/\", \"https://user.example\"]\n}\n"
+        );
+        assert_eq!(p.owned, vec![tok_mirror("https://other.example")]);
+        let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+        assert_eq!(
+            back.text,
+            "{\n  \"registry-mirrors\": [\"https://mirror.example/\", \"https://user.example\"]\n}\n"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_json_with_position() {
+        let e = plan(Some("{\n  \"a\": 1,\n}\n"), &[m("http://x:1")], false, &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        let e = plan(Some("[]"), &[m("http://x:1")], false, &[]).unwrap_err();
+        assert!(e.message.contains("JSON object"));
+        let e = plan(Some("{\"registry-mirrors\": \"x\"}"), &[m("http://x:1")], false, &[]).unwrap_err();
+        assert!(e.message.contains("list of strings"));
+    }
+
+    #[test]
+    fn explicit_keys_for_reload() {
+        let t = with_explicit_keys("{\n  \"debug\": true\n}\n").unwrap();
+        assert!(t.contains("\"registry-mirrors\": []"));
+        assert!(t.contains("\"insecure-registries\": []"));
+    }
+}

@@ -1,0 +1,196 @@
+//! One module per client config format. Each exposes a **pure** planner:
+//! `arm(current text or absent, wanted mirrors, entries mirrorctl owned before) -> new text + the
+//! entries mirrorctl owns in it`. Disarming is the same call with nothing wanted. No file I/O
+//! happens here: the engine in `apply.rs` reads, diffs, writes and journals.
+//!
+//! "Owned" entries are opaque tokens a planner uses to recognise what it added (a mirror URL, a
+//! table it created, a key it set), so re-arming replaces mirrorctl's own entries and disarming
+//! removes only them: entries the user had before are never owned, and never removed.
+
+pub mod buildkit;
+pub mod containerd;
+pub mod docker;
+mod text;
+
+use crate::cli::TargetName;
+use crate::error::PlanError;
+use crate::mirror::MirrorSet;
+use serde::{Deserialize, Serialize};
+
+/// A planner's result: the full new text and the entries mirrorctl owns in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub text: String,
+    pub owned: Vec<String>,
+}
+
+/// The kinds of file mirrorctl edits, with what each needs to know beyond the mirror set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "kebab-case")]
+pub enum FileKind {
+    /// dockerd's daemon.json.
+    DaemonJson,
+    /// buildkitd.toml.
+    BuildkitToml,
+    /// containerd `certs.d/<registry>/hosts.toml`.
+    ContainerdHosts { registry: String },
+    /// containerd's config.toml (`config_path` of the CRI registry).
+    ContainerdConfig { certs_dir: String },
+}
+
+impl FileKind {
+    /// Plan an arm of this file. `set` is what is wanted now (empty registries to remove
+    /// everything mirrorctl owns); `prev` what mirrorctl owned before.
+    pub fn arm(&self, current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<Planned, PlanError> {
+        match self {
+            FileKind::DaemonJson => {
+                let mirrors = set
+                    .for_registry(crate::oci::DOCKER_HUB)
+                    .map(|r| r.mirrors.as_slice())
+                    .unwrap_or(&[]);
+                docker::plan(current, mirrors, set.insecure, prev)
+            }
+            FileKind::BuildkitToml => buildkit::plan(current, set, prev),
+            FileKind::ContainerdHosts { registry } => {
+                let mirrors = set
+                    .for_registry(registry)
+                    .map(|r| r.mirrors.as_slice())
+                    .unwrap_or(&[]);
+                containerd::plan_hosts(current, registry, mirrors, set.insecure, prev)
+            }
+            FileKind::ContainerdConfig { certs_dir } => {
+                let want = !set.registries.is_empty();
+                containerd::plan_config(current, certs_dir, want, prev)
+            }
+        }
+    }
+
+    /// Plan removing mirrorctl's entries (the file was edited since arm, so its original bytes
+    /// cannot simply be put back).
+    pub fn disarm(&self, current: &str, owned: &[String]) -> Result<Planned, PlanError> {
+        let nothing = MirrorSet {
+            registries: Vec::new(),
+            insecure: false,
+        };
+        self.arm(Some(current), &nothing, owned)
+    }
+}
+
+/// Where a target's files live and what changing them requires.
+pub struct TargetInfo {
+    pub name: TargetName,
+    /// Config files or binaries whose presence under the root means the client is installed.
+    pub detect: &'static [&'static str],
+}
+
+pub fn info(name: TargetName) -> TargetInfo {
+    match name {
+        TargetName::Docker => TargetInfo {
+            name,
+            detect: &[
+                "/etc/docker/daemon.json",
+                "/etc/docker",
+                "/usr/bin/dockerd",
+                "/usr/sbin/dockerd",
+                "/usr/local/bin/dockerd",
+            ],
+        },
+        TargetName::Buildkit => TargetInfo {
+            name,
+            detect: &[
+                "/etc/buildkit/buildkitd.toml",
+                "/etc/buildkit",
+                "/usr/bin/buildkitd",
+                "/usr/local/bin/buildkitd",
+            ],
+        },
+        TargetName::Containerd => TargetInfo {
+            name,
+            detect: &[
+                "/etc/containerd/config.toml",
+                "/etc/containerd",
+                "/usr/bin/containerd",
+                "/usr/local/bin/containerd",
+            ],
+        },
+    }
+}
+
+pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
+pub const BUILDKITD_TOML: &str = "/etc/buildkit/buildkitd.toml";
+pub const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
+pub const CONTAINERD_CERTS_D: &str = "/etc/containerd/certs.d";
+
+/// One file a target wants in a given state.
+#[derive(Debug, Clone)]
+pub struct FileJob {
+    /// System path (not yet under `--root`).
+    pub path: String,
+    pub kind: FileKind,
+}
+
+/// The files a target edits for `set`, or why it is skipped.
+pub fn files_for(name: TargetName, set: &MirrorSet) -> Result<Vec<FileJob>, String> {
+    match name {
+        TargetName::Docker => {
+            let others: Vec<&str> = set
+                .registries
+                .iter()
+                .map(|r| r.registry.as_str())
+                .filter(|r| *r != crate::oci::DOCKER_HUB)
+                .collect();
+            if set.for_registry(crate::oci::DOCKER_HUB).is_none() {
+                return Err(format!(
+                    "dockerd's registry-mirrors apply to docker.io only, not {}",
+                    others.join(", ")
+                ));
+            }
+            Ok(vec![FileJob {
+                path: DAEMON_JSON.into(),
+                kind: FileKind::DaemonJson,
+            }])
+        }
+        TargetName::Buildkit => Ok(vec![FileJob {
+            path: BUILDKITD_TOML.into(),
+            kind: FileKind::BuildkitToml,
+        }]),
+        TargetName::Containerd => {
+            let mut jobs: Vec<FileJob> = set
+                .registries
+                .iter()
+                .map(|r| FileJob {
+                    path: format!("{CONTAINERD_CERTS_D}/{}/hosts.toml", containerd::host_dir_name(&r.registry)),
+                    kind: FileKind::ContainerdHosts {
+                        registry: r.registry.clone(),
+                    },
+                })
+                .collect();
+            jobs.push(FileJob {
+                path: CONTAINERD_CONFIG.into(),
+                kind: FileKind::ContainerdConfig {
+                    certs_dir: CONTAINERD_CERTS_D.into(),
+                },
+            });
+            Ok(jobs)
+        }
+    }
+}
+
+/// A note about registries a target cannot mirror although it was armed for others.
+pub fn partial_note(name: TargetName, set: &MirrorSet) -> Option<String> {
+    if name == TargetName::Docker && set.for_registry(crate::oci::DOCKER_HUB).is_some() {
+        let others: Vec<&str> = set
+            .registries
+            .iter()
+            .map(|r| r.registry.as_str())
+            .filter(|r| *r != crate::oci::DOCKER_HUB)
+            .collect();
+        if !others.is_empty() {
+            return Some(format!(
+                "dockerd mirrors docker.io only; {} not configured for dockerd",
+                others.join(", ")
+            ));
+        }
+    }
+    None
+}
