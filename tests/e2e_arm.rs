@@ -1,0 +1,332 @@
+//! End to end: `mirrorctl arm` / `disarm` proven with real clients.
+//!
+//! On loopback: an upstream `docker-registry` seeded with a probe image built by the test, a
+//! second `docker-registry` as pull-through mirror of it, a private containerd (+ `ctr`) and a
+//! private dockerd 20.10 whose daemon.json, pid file and socket live under mirrorctl's `--root`.
+//! Every client has the proxy guard, so Docker Hub is unreachable: a pull succeeds only through
+//! the mirror, and the mirror's access log (with the client's user agent) proves it.
+
+mod common;
+
+use common::containerd::Containerd;
+use common::dockerd::Dockerd;
+use common::registry::{lines, AccessEntry, Registry};
+use common::{mirrorctl, run, snapshot, Lab, Out, Workspace};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const BINS: &[&str] = &[
+    "docker-registry",
+    "skopeo",
+    "containerd",
+    "ctr",
+    "dockerd",
+    "docker",
+    "unshare",
+    "runc",
+];
+
+const PROBE: &str = "docker.io/library/probe";
+const REPO: &str = "library/probe";
+
+/// The user's daemon.json before arm: another key, 4-space indent (must survive byte for byte).
+const USER_DAEMON_JSON: &str = "{\n    \"max-concurrent-downloads\": 3\n}\n";
+
+fn step(t0: Instant, what: &str) {
+    eprintln!("[{:>6.2}s] {what}", t0.elapsed().as_secs_f64());
+}
+
+/// Requests for the probe's manifests/blobs since `mark` whose user agent starts with `ua`.
+fn probe_requests(mirror: &Registry, mark: usize, ua: &str) -> Vec<AccessEntry> {
+    mirror
+        .requests_since(mark)
+        .into_iter()
+        .filter(|e| (e.is_manifest_of(REPO) || e.is_blob_of(REPO)) && e.user_agent.starts_with(ua))
+        .collect()
+}
+
+/// Assert the pull succeeded and that the mirror served the probe's manifest to this client.
+fn assert_through_mirror(out: &Out, mirror: &Registry, mark: usize, ua: &str, tag: &str) {
+    out.assert_ok();
+    let all = mirror.requests_since(mark);
+    let mine = probe_requests(mirror, mark, ua);
+    assert!(
+        mine.iter()
+            .any(|e| e.is_manifest_of(REPO) && e.status == 200),
+        "pull of :{tag} succeeded but the mirror's access log shows no 200 manifest request with \
+         user agent {ua}…; mirror saw:\n{}",
+        lines(&all)
+    );
+    if ua == "containerd/" {
+        // containerd names the upstream registry it is mirroring.
+        assert!(
+            mine.iter()
+                .all(|e| e.query.as_deref() == Some("ns=docker.io")),
+            "containerd requests without ?ns=docker.io:\n{}",
+            lines(&mine)
+        );
+    }
+}
+
+/// Assert a pull failed and that no client request for the probe reached the mirror.
+fn assert_not_through_mirror(out: &Out, mirror: &Registry, mark: usize, ua: &str) {
+    out.assert_fail();
+    let mine = probe_requests(mirror, mark, ua);
+    assert!(
+        mine.is_empty(),
+        "the mirror still served {ua}…:\n{}",
+        lines(&mine)
+    );
+    // The failure is the proxy guard refusing the way to Docker Hub, not something else.
+    assert!(
+        out.combined().contains("127.0.0.1:9") || out.combined().contains("registry-1.docker.io"),
+        "pull failed, but not by trying Docker Hub: {out}"
+    );
+}
+
+fn docker_repo_digests(d: &Dockerd, reference: &str) -> String {
+    let mut c = d.docker();
+    c.args([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        reference,
+    ]);
+    let o = run(&mut c);
+    o.assert_ok();
+    o.stdout
+}
+
+fn ctr_image_line(c: &Containerd, reference: &str) -> String {
+    let mut cmd = c.ctr();
+    cmd.args(["images", "ls", &format!("name=={reference}")]);
+    let o = run(&mut cmd);
+    o.assert_ok();
+    o.stdout
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Harness self-test with hand-written configs (no mirrorctl): both clients pull through the
+/// mirror when configured and fail when not. If this fails, the harness or the machine is at
+/// fault, not mirrorctl.
+#[test]
+fn harness_hand_written_configs_pull_through_mirror() {
+    if !common::require(BINS) {
+        return;
+    }
+    let t0 = Instant::now();
+    let ws = Workspace::new("harness");
+    let lab = Lab::start(&ws);
+    step(t0, "upstream + mirror up, probe seeded");
+    let ctrd = Containerd::start(&ws.aux("containerd"));
+    let daemon_json = ws.under_root("etc/docker/daemon.json");
+    write(&daemon_json, "{}\n");
+    let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"), &ctrd);
+    step(t0, "containerd + dockerd up");
+    let hosts_dir = ws.under_root("etc/containerd/certs.d");
+
+    // Not configured: both fail, nothing reaches the mirror.
+    let mark = lab.mirror.log_mark();
+    assert_not_through_mirror(
+        &dockerd.pull(&format!("{PROBE}:latest"), &[]),
+        &lab.mirror,
+        mark,
+        "docker/",
+    );
+    assert_not_through_mirror(
+        &ctrd.pull(&hosts_dir, &format!("{PROBE}:latest"), &[]),
+        &lab.mirror,
+        mark,
+        "containerd/",
+    );
+    step(t0, "unconfigured pulls fail");
+
+    // Configured by hand.
+    write(
+        &daemon_json,
+        &format!("{{\"registry-mirrors\": [\"{}\"]}}\n", lab.mirror.url()),
+    );
+    write(
+        &hosts_dir.join("docker.io/hosts.toml"),
+        &format!(
+            "server = \"https://registry-1.docker.io\"\n\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            lab.mirror.url()
+        ),
+    );
+    dockerd.stop();
+    let dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"), &ctrd);
+    assert_eq!(dockerd.mirrors(), vec![format!("{}/", lab.mirror.url())]);
+    let mark = lab.mirror.log_mark();
+    let out = dockerd.pull(&format!("{PROBE}:latest"), &[]);
+    assert_through_mirror(&out, &lab.mirror, mark, "docker/", "latest");
+    assert!(docker_repo_digests(&dockerd, &format!("{PROBE}:latest"))
+        .contains(&lab.image.amd64.manifest.digest));
+    let mark = lab.mirror.log_mark();
+    let out = ctrd.pull(&hosts_dir, &format!("{PROBE}:latest"), &[]);
+    assert_through_mirror(&out, &lab.mirror, mark, "containerd/", "latest");
+    assert!(ctr_image_line(&ctrd, &format!("{PROBE}:latest"))
+        .contains(&lab.image.amd64.manifest.digest));
+    // The mirror fetched from the upstream (the proxy chain is real).
+    assert!(
+        lab.upstream
+            .access_log()
+            .iter()
+            .any(|e| e.is_manifest_of(REPO) && e.user_agent.starts_with("Go-http-client")),
+        "upstream never saw the mirror:\n{}",
+        lines(&lab.upstream.access_log())
+    );
+    step(t0, "hand-configured pulls go through the mirror");
+}
+
+/// The issue's acceptance test: arm → real pulls through the mirror → disarm --reload →
+/// dockerd forgets the mirror, files byte-identical, pulls fail again; plus a live
+/// `arm --reload` / `disarm --reload` round on the running dockerd.
+#[test]
+fn arm_then_disarm_with_real_dockerd_and_containerd() {
+    if !common::require(BINS) {
+        return;
+    }
+    let t0 = Instant::now();
+    let ws = Workspace::new("arm");
+    let lab = Lab::start(&ws);
+    step(t0, "upstream + mirror up, probe seeded");
+    let mirror_url = lab.mirror.url();
+    let ctrd = Containerd::start(&ws.aux("containerd"));
+    let daemon_json = ws.under_root("etc/docker/daemon.json");
+    write(&daemon_json, USER_DAEMON_JSON);
+    let hosts_dir = ws.under_root("etc/containerd/certs.d");
+    let before = snapshot(&ws.under_root("etc"));
+    let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"), &ctrd);
+    step(t0, "containerd + dockerd up");
+
+    // Negative control: not armed → both pulls fail and nothing reaches the mirror.
+    assert!(dockerd.mirrors().is_empty());
+    let mark = lab.mirror.log_mark();
+    let latest = format!("{PROBE}:latest");
+    assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, "docker/");
+    assert_not_through_mirror(
+        &ctrd.pull(&hosts_dir, &latest, &[]),
+        &lab.mirror,
+        mark,
+        "containerd/",
+    );
+    step(t0, "negative control: unarmed pulls fail");
+
+    // arm (no reload), then dockerd started with the produced daemon.json.
+    let arm = run(mirrorctl(&ws).args([
+        "arm",
+        "--mirror",
+        &mirror_url,
+        "--target",
+        "docker,containerd",
+    ]));
+    arm.assert_ok();
+    eprintln!("{arm}");
+    let armed = snapshot(&ws.under_root("etc"));
+    assert_ne!(armed, before, "arm changed no file");
+    assert!(
+        hosts_dir.join("docker.io/hosts.toml").is_file(),
+        "no hosts.toml: {arm}"
+    );
+    step(t0, "armed");
+    dockerd.stop();
+    let mut dockerd =
+        Dockerd::try_start(&ws.root(), &ws.aux("dockerd"), &ctrd).unwrap_or_else(|e| {
+            panic!(
+                "dockerd refused the daemon.json arm produced:\n{}\n{e}",
+                std::fs::read_to_string(&daemon_json).unwrap()
+            )
+        });
+    assert_eq!(dockerd.mirrors(), vec![format!("{mirror_url}/")]);
+    step(t0, "dockerd restarted with armed daemon.json");
+
+    for (tag, extra) in [
+        ("latest", &[][..]),
+        ("multi", &[][..]),
+        ("multi", &["--platform", "linux/arm64"][..]),
+        ("v2s2", &[][..]),
+    ] {
+        let mark = lab.mirror.log_mark();
+        let out = dockerd.pull(&format!("{PROBE}:{tag}"), extra);
+        assert_through_mirror(&out, &lab.mirror, mark, "docker/", tag);
+    }
+    assert!(docker_repo_digests(&dockerd, &latest).contains(&lab.image.amd64.manifest.digest));
+    step(
+        t0,
+        "docker pulls :latest :multi (amd64, arm64) :v2s2 through the mirror",
+    );
+
+    for (tag, extra) in [
+        ("latest", &[][..]),
+        ("multi", &["--all-platforms"][..]),
+        ("v2s2", &[][..]),
+    ] {
+        let mark = lab.mirror.log_mark();
+        let out = ctrd.pull(&hosts_dir, &format!("{PROBE}:{tag}"), extra);
+        assert_through_mirror(&out, &lab.mirror, mark, "containerd/", tag);
+    }
+    assert!(ctr_image_line(&ctrd, &latest).contains(&lab.image.amd64.manifest.digest));
+    step(t0, "ctr pulls :latest :multi :v2s2 through the mirror");
+
+    // disarm --reload: files back byte for byte, dockerd forgets the mirror, pulls fail.
+    let disarm = run(mirrorctl(&ws).args(["disarm", "--reload"]));
+    disarm.assert_ok();
+    eprintln!("{disarm}");
+    assert_eq!(
+        snapshot(&ws.under_root("etc")),
+        before,
+        "disarm did not restore the files exactly"
+    );
+    if let Err(got) = dockerd.wait_mirrors(&[], Duration::from_secs(10)) {
+        panic!(
+            "after disarm --reload, docker info still lists mirrors {got:?}\n{}",
+            dockerd.daemon.tail(30)
+        );
+    }
+    step(t0, "disarmed: files identical, docker info lists no mirror");
+    dockerd.rmi(&latest);
+    let mark = lab.mirror.log_mark();
+    assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, "docker/");
+    ctrd.remove(&latest);
+    assert_not_through_mirror(
+        &ctrd.pull(&hosts_dir, &latest, &[]),
+        &lab.mirror,
+        mark,
+        "containerd/",
+    );
+    step(t0, "after disarm pulls fail");
+
+    // Live round on the running dockerd: arm --reload (SIGHUP), pull, disarm --reload.
+    let arm = run(mirrorctl(&ws).args([
+        "arm",
+        "--mirror",
+        &mirror_url,
+        "--target",
+        "docker,containerd",
+        "--reload",
+    ]));
+    arm.assert_ok();
+    if let Err(got) = dockerd.wait_mirrors(&[format!("{mirror_url}/")], Duration::from_secs(10)) {
+        panic!(
+            "after arm --reload, docker info lists {got:?}: {arm}\n{}",
+            dockerd.daemon.tail(30)
+        );
+    }
+    assert!(dockerd.daemon.alive());
+    let mark = lab.mirror.log_mark();
+    let out = dockerd.pull(&latest, &[]);
+    assert_through_mirror(&out, &lab.mirror, mark, "docker/", "latest");
+    let disarm = run(mirrorctl(&ws).args(["disarm", "--reload"]));
+    disarm.assert_ok();
+    if let Err(got) = dockerd.wait_mirrors(&[], Duration::from_secs(10)) {
+        panic!("after the second disarm --reload, docker info lists {got:?}: {disarm}");
+    }
+    assert_eq!(snapshot(&ws.under_root("etc")), before);
+    dockerd.stop();
+    step(t0, "live arm --reload / disarm --reload round OK");
+}
