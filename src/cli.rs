@@ -25,7 +25,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)
-    #[arg(long, global = true, value_name = "DIR", default_value = "/", env = "MIRRORCTL_ROOT")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/",
+        env = "MIRRORCTL_ROOT"
+    )]
     pub root: PathBuf,
 
     /// Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]
@@ -63,14 +69,18 @@ mirrorctl arm --mirror http://10.0.0.5:5000 --mirror ghcr.io=http://10.0.0.5:500
     Arm(ArmArgs),
 
     /// Revert exactly what `arm` did (byte for byte where the file was not touched since)
-    #[command(after_help = "Examples:\n  mirrorctl disarm\n  mirrorctl disarm --target docker --reload --json")]
+    #[command(
+        after_help = "Examples:\n  mirrorctl disarm\n  mirrorctl disarm --target docker --reload --json"
+    )]
     Disarm(DisarmArgs),
 
     /// Show, per target, whether it is armed, with which mirrors, and any drift
     Status(StatusArgs),
 
     /// Print a shell completion script
-    #[command(after_help = "Example:\n  mirrorctl completions bash > /etc/bash_completion.d/mirrorctl")]
+    #[command(
+        after_help = "Example:\n  mirrorctl completions bash > /etc/bash_completion.d/mirrorctl"
+    )]
     Completions {
         /// The shell to generate for
         #[arg(value_enum)]
@@ -78,7 +88,20 @@ mirrorctl arm --mirror http://10.0.0.5:5000 --mirror ghcr.io=http://10.0.0.5:500
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum TargetName {
     /// dockerd: /etc/docker/daemon.json (docker.io only)
     Docker,
@@ -98,7 +121,11 @@ impl TargetName {
     }
 
     pub fn all() -> [TargetName; 3] {
-        [TargetName::Docker, TargetName::Buildkit, TargetName::Containerd]
+        [
+            TargetName::Docker,
+            TargetName::Buildkit,
+            TargetName::Containerd,
+        ]
     }
 }
 
@@ -113,7 +140,12 @@ pub struct ArmArgs {
     pub registry: String,
 
     /// Targets to configure, comma-separated or repeated [default: every target found under --root]
-    #[arg(long = "target", value_enum, value_delimiter = ',', value_name = "LIST")]
+    #[arg(
+        long = "target",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
     pub targets: Vec<TargetName>,
 
     /// Skip TLS verification for https mirrors (http mirrors are always marked insecure)
@@ -127,7 +159,12 @@ pub struct ArmArgs {
 #[derive(Debug, Args)]
 pub struct DisarmArgs {
     /// Targets to revert, comma-separated or repeated [default: every armed target]
-    #[arg(long = "target", value_enum, value_delimiter = ',', value_name = "LIST")]
+    #[arg(
+        long = "target",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST"
+    )]
     pub targets: Vec<TargetName>,
 
     #[command(flatten)]
@@ -173,11 +210,19 @@ mod tests {
     #[test]
     fn targets_take_lists_and_repeats() {
         let cli = Cli::try_parse_from([
-            "mirrorctl", "arm", "--mirror", "http://a:1", "--target", "docker,buildkit", "--target",
+            "mirrorctl",
+            "arm",
+            "--mirror",
+            "http://a:1",
+            "--target",
+            "docker,buildkit",
+            "--target",
             "containerd",
         ])
         .unwrap();
-        let Command::Arm(a) = cli.command else { panic!() };
+        let Command::Arm(a) = cli.command else {
+            panic!()
+        };
         assert_eq!(a.targets, TargetName::all().to_vec());
     }
 }

@@ -81,7 +81,11 @@ impl fmt::Display for FileError {
                 self.path, self.inner.line, self.inner.column, self.inner.message
             )
         } else {
-            write!(f, "`{}`: {} (file left untouched)", self.path, self.inner.message)
+            write!(
+                f,
+                "`{}`: {} (file left untouched)",
+                self.path, self.inner.message
+            )
         }
     }
 }
@@ -93,7 +97,12 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..floor_char_boundary(text, offset)];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 

@@ -1,11 +1,16 @@
 //! mirrorctl: wire container clients to a registry pull-through cache, verify it, serve one.
 
+pub mod apply;
 pub mod cli;
+pub mod commands;
 pub mod error;
+pub mod fsutil;
+pub mod journal;
 pub mod mirror;
 pub mod oci;
-pub mod targets;
 pub mod output;
+pub mod reload;
+pub mod targets;
 
 use anyhow::Result;
 use cli::{Cli, Command};
@@ -18,6 +23,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             output::completions(shell, &mut std::io::stdout());
             Ok(0)
         }
-        _ => anyhow::bail!("not implemented yet"),
+        Command::Arm(a) => commands::arm(&cli.global, &a),
+        Command::Disarm(a) => commands::disarm(&cli.global, &a),
+        Command::Status(a) => commands::status(&cli.global, &a),
     }
 }

@@ -202,8 +202,14 @@ mod tests {
         assert_eq!(m.url(), "http://mirror.example:5000");
         assert_eq!(m.host_port(), "mirror.example:5000");
         assert_eq!(Mirror::parse("https://m:443").unwrap().url(), "https://m");
-        assert_eq!(Mirror::parse("http://[::1]:5000").unwrap().host_port(), "[::1]:5000");
-        assert_eq!(Mirror::parse(" https://m.example ").unwrap().url(), "https://m.example");
+        assert_eq!(
+            Mirror::parse("http://[::1]:5000").unwrap().host_port(),
+            "[::1]:5000"
+        );
+        assert_eq!(
+            Mirror::parse(" https://m.example ").unwrap().url(),
+            "https://m.example"
+        );
     }
 
     #[test]

@@ -160,7 +160,9 @@ mod tests {
 
     #[test]
     fn basic_and_several() {
-        let all = AuthChallenge::parse_all(r#"Basic realm="Registry Realm", Bearer realm="x", service=svc"#);
+        let all = AuthChallenge::parse_all(
+            r#"Basic realm="Registry Realm", Bearer realm="x", service=svc"#,
+        );
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].scheme, AuthScheme::Basic);
         assert_eq!(all[0].realm(), Some("Registry Realm"));

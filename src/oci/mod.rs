@@ -54,7 +54,10 @@ pub fn validate_registry(host: &str) -> Result<String, String> {
         }
     }
     let ok = if name.starts_with('[') {
-        name.ends_with(']') && name[1..name.len() - 1].parse::<std::net::Ipv6Addr>().is_ok()
+        name.ends_with(']')
+            && name[1..name.len() - 1]
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok()
     } else {
         !name.is_empty()
             && name.split('.').all(|label| {
@@ -159,7 +162,8 @@ pub struct Platform {
 impl Platform {
     pub fn parse(s: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = s.split('/').collect();
-        let bad = || format!("platform `{s}` must be `os/arch` or `os/arch/variant`, e.g. `linux/amd64`");
+        let bad =
+            || format!("platform `{s}` must be `os/arch` or `os/arch/variant`, e.g. `linux/amd64`");
         if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
             return Err(bad());
         }
@@ -233,14 +237,20 @@ mod tests {
         assert_eq!(canonical_registry("Index.Docker.io"), "docker.io");
         assert_eq!(canonical_registry("registry-1.docker.io"), "docker.io");
         assert_eq!(canonical_registry("ghcr.io"), "ghcr.io");
-        assert_eq!(upstream_endpoint("docker.io"), "https://registry-1.docker.io");
+        assert_eq!(
+            upstream_endpoint("docker.io"),
+            "https://registry-1.docker.io"
+        );
         assert_eq!(upstream_endpoint("quay.io"), "https://quay.io");
     }
 
     #[test]
     fn registry_validation() {
         assert_eq!(validate_registry("GHCR.io").unwrap(), "ghcr.io");
-        assert_eq!(validate_registry("localhost:5000").unwrap(), "localhost:5000");
+        assert_eq!(
+            validate_registry("localhost:5000").unwrap(),
+            "localhost:5000"
+        );
         assert_eq!(validate_registry("[::1]:5000").unwrap(), "[::1]:5000");
         assert!(validate_registry("https://ghcr.io").is_err());
         assert!(validate_registry("ghcr.io/foo").is_err());
@@ -255,7 +265,10 @@ mod tests {
         assert!(p.matches("linux", "arm64", Some("v8")));
         assert!(p.matches("linux", "aarch64", None));
         assert!(!p.matches("linux", "amd64", None));
-        assert_eq!(Platform::parse("linux/x86_64").unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            Platform::parse("linux/x86_64").unwrap().to_string(),
+            "linux/amd64"
+        );
         assert!(Platform::parse("linux").is_err());
         assert!(Platform::parse("linux//").is_err());
     }

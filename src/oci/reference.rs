@@ -49,7 +49,10 @@ impl FromStr for Reference {
         let (rest, digest) = match s.split_once('@') {
             Some((r, d)) => (
                 r,
-                Some(d.parse::<Digest>().map_err(|e| err(&format!("has a bad digest: {e}")))?),
+                Some(
+                    d.parse::<Digest>()
+                        .map_err(|e| err(&format!("has a bad digest: {e}")))?,
+                ),
             ),
             None => (s, None),
         };
@@ -71,7 +74,8 @@ impl FromStr for Reference {
             Some((first, path))
                 if first.contains('.') || first.contains(':') || first == "localhost" =>
             {
-                let reg = super::validate_registry(first).map_err(|e| err(&format!("has a bad registry: {e}")))?;
+                let reg = super::validate_registry(first)
+                    .map_err(|e| err(&format!("has a bad registry: {e}")))?;
                 (reg, path.to_string())
             }
             _ => (DOCKER_HUB.to_string(), name.to_string()),
@@ -147,7 +151,8 @@ pub fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
 }
 
 #[cfg(test)]
@@ -162,7 +167,10 @@ mod tests {
     fn docker_hub_normalisation() {
         assert_eq!(r("alpine").to_string(), "docker.io/library/alpine");
         assert_eq!(r("alpine").reference(), "latest");
-        assert_eq!(r("alpine:3.20").to_string(), "docker.io/library/alpine:3.20");
+        assert_eq!(
+            r("alpine:3.20").to_string(),
+            "docker.io/library/alpine:3.20"
+        );
         assert_eq!(r("user/app:1").repository, "user/app");
         assert_eq!(r("index.docker.io/library/alpine").registry, "docker.io");
         assert_eq!(r("docker.io/alpine").repository, "library/alpine");
@@ -181,7 +189,16 @@ mod tests {
 
     #[test]
     fn rejects() {
-        for bad in ["", "UPPER", "a//b", "a/../b", "a:b:c/d", "x@sha256:zz", "a:-tag", " alpine"] {
+        for bad in [
+            "",
+            "UPPER",
+            "a//b",
+            "a/../b",
+            "a:b:c/d",
+            "x@sha256:zz",
+            "a:-tag",
+            " alpine",
+        ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad}");
         }
         assert!(valid_repository("library/alpine"));

@@ -5,6 +5,10 @@ use crate::error::PlanError;
 use crate::mirror::MirrorSet;
 
 /// Plan buildkitd.toml for `set`.
-pub fn plan(_current: Option<&str>, _set: &MirrorSet, _prev: &[String]) -> Result<Planned, PlanError> {
+pub fn plan(
+    _current: Option<&str>,
+    _set: &MirrorSet,
+    _prev: &[String],
+) -> Result<Planned, PlanError> {
     Err(PlanError::whole("buildkit target not implemented yet"))
 }

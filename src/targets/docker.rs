@@ -127,7 +127,12 @@ pub fn listed_mirrors(text: &str) -> Vec<String> {
     };
     v.get(MIRRORS_KEY)
         .and_then(|a| a.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_str()).map(norm_mirror).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .map(norm_mirror)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -145,7 +150,11 @@ fn validate(original: &str, framing: super::text::Framing, body: &str) -> Result
         PlanError::new(line, col.max(1), format!("invalid JSON: {msg}"))
     })?;
     let Some(obj) = v.as_object() else {
-        return Err(PlanError::new(1, 1, "daemon.json must hold a JSON object (`{ … }`)"));
+        return Err(PlanError::new(
+            1,
+            1,
+            "daemon.json must hold a JSON object (`{ … }`)",
+        ));
     };
     for key in [MIRRORS_KEY, INSECURE_KEY] {
         if let Some(val) = obj.get(key) {
@@ -302,17 +311,19 @@ fn set_array(a: &CstArray, target: &[String], current: &[String]) {
         debug_assert!(replacement.is_some());
         return;
     }
-    // Drop elements not at their target position from the front, then insert the rest.
+    // Keep the common prefix; insert the new tail before removing the old one, so the array
+    // never becomes empty (an empty array loses its multi-line layout).
     let keep_prefix = current
         .iter()
         .zip(target.iter())
         .take_while(|(c, t)| c == t)
         .count();
-    for e in a.elements().into_iter().skip(keep_prefix) {
-        e.remove();
-    }
+    let old: Vec<_> = a.elements().into_iter().skip(keep_prefix).collect();
     for (i, t) in target.iter().enumerate().skip(keep_prefix) {
         a.insert(i, t.as_str().into());
+    }
+    for e in old {
+        e.remove();
     }
 }
 
@@ -331,7 +342,13 @@ mod tests {
             p.text,
             "{\n  \"registry-mirrors\": [\n    \"http://127.0.0.1:5001\"\n  ],\n  \"insecure-registries\": [\n    \"127.0.0.1:5001\"\n  ]\n}\n"
         );
-        let again = plan(Some(&p.text), &[m("http://127.0.0.1:5001")], false, &p.owned).unwrap();
+        let again = plan(
+            Some(&p.text),
+            &[m("http://127.0.0.1:5001")],
+            false,
+            &p.owned,
+        )
+        .unwrap();
         assert_eq!(again.text, p.text);
         assert_eq!(again.owned, p.owned);
         let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
@@ -341,7 +358,13 @@ mod tests {
     #[test]
     fn keeps_users_entries_and_spelling() {
         let cur = "{\n  \"registry-mirrors\": [\"https://mirror.example/\", \"https://user.example\"]\n}\n";
-        let p = plan(Some(cur), &[m("https://other.example"), m("https://mirror.example")], false, &[]).unwrap();
+        let p = plan(
+            Some(cur),
+            &[m("https://other.example"), m("https://mirror.example")],
+            false,
+            &[],
+        )
+        .unwrap();
         assert_eq!(
             p.text,
             "{\n  \"registry-mirrors\": [\"https://other.example\", \"https://mirror.example/\", \"https://user.example\"]\n}\n"
@@ -355,12 +378,34 @@ mod tests {
     }
 
     #[test]
+    fn rearm_keeps_multiline_layout() {
+        let p = plan(
+            Some("{\n  \"debug\": true\n}\n"),
+            &[m("http://a:1"), m("http://b:2")],
+            false,
+            &[],
+        )
+        .unwrap();
+        let q = plan(Some(&p.text), &[m("http://c:3")], false, &p.owned).unwrap();
+        assert_eq!(
+            q.text,
+            "{\n  \"debug\": true,\n  \"registry-mirrors\": [\n    \"http://c:3\"\n  ],\n  \"insecure-registries\": [\n    \"c:3\"\n  ]\n}\n"
+        );
+    }
+
+    #[test]
     fn refuses_bad_json_with_position() {
         let e = plan(Some("{\n  \"a\": 1,\n}\n"), &[m("http://x:1")], false, &[]).unwrap_err();
         assert_eq!((e.line, e.column), (3, 1), "{e}");
         let e = plan(Some("[]"), &[m("http://x:1")], false, &[]).unwrap_err();
         assert!(e.message.contains("JSON object"));
-        let e = plan(Some("{\"registry-mirrors\": \"x\"}"), &[m("http://x:1")], false, &[]).unwrap_err();
+        let e = plan(
+            Some("{\"registry-mirrors\": \"x\"}"),
+            &[m("http://x:1")],
+            false,
+            &[],
+        )
+        .unwrap_err();
         assert!(e.message.contains("list of strings"));
     }
 

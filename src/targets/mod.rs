@@ -41,7 +41,12 @@ pub enum FileKind {
 impl FileKind {
     /// Plan an arm of this file. `set` is what is wanted now (empty registries to remove
     /// everything mirrorctl owns); `prev` what mirrorctl owned before.
-    pub fn arm(&self, current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<Planned, PlanError> {
+    pub fn arm(
+        &self,
+        current: Option<&str>,
+        set: &MirrorSet,
+        prev: &[String],
+    ) -> Result<Planned, PlanError> {
         match self {
             FileKind::DaemonJson => {
                 let mirrors = set
@@ -159,7 +164,10 @@ pub fn files_for(name: TargetName, set: &MirrorSet) -> Result<Vec<FileJob>, Stri
                 .registries
                 .iter()
                 .map(|r| FileJob {
-                    path: format!("{CONTAINERD_CERTS_D}/{}/hosts.toml", containerd::host_dir_name(&r.registry)),
+                    path: format!(
+                        "{CONTAINERD_CERTS_D}/{}/hosts.toml",
+                        containerd::host_dir_name(&r.registry)
+                    ),
                     kind: FileKind::ContainerdHosts {
                         registry: r.registry.clone(),
                     },

@@ -1,0 +1,284 @@
+//! The engine, the only code that writes client config files. It reads each file under
+//! `--root`, asks the target's pure planner for the new text, renders the diff, and — unless
+//! `--dry-run` — writes atomically and records the change in the journal. No format knowledge
+//! lives here; safety (locking, atomicity, modes, links, journaling) is proven once for all.
+
+use crate::cli::TargetName;
+use crate::fsutil;
+use crate::journal::{FileRecord, Journal};
+use crate::mirror::MirrorSet;
+use crate::targets::{FileJob, FileKind};
+use anyhow::Result;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What happens to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    /// The file did not exist and is written.
+    Created,
+    /// The file exists and its text changes.
+    Changed,
+    /// Nothing to do.
+    Unchanged,
+    /// The original bytes are put back exactly (disarm of an untouched file).
+    Restored,
+    /// The file is deleted (disarm of a file arm created).
+    Removed,
+}
+
+/// A planned change to one file.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub target: TargetName,
+    /// System path, e.g. `/etc/docker/daemon.json`.
+    pub sys_path: String,
+    /// The real file under `--root`, links followed.
+    pub file: PathBuf,
+    pub kind: FileKind,
+    pub before: Option<String>,
+    /// `None`: the file is to be deleted.
+    pub after: Option<String>,
+    pub status: FileStatus,
+    /// The journal record after this change (`None`: the record is dropped).
+    pub record: Option<FileRecord>,
+    /// A note for the user (drift kept, file already gone…).
+    pub note: Option<String>,
+}
+
+impl Change {
+    pub fn writes(&self) -> bool {
+        self.status != FileStatus::Unchanged
+    }
+
+    /// A unified diff of the change, `a/` and `b/` prefixed like git.
+    pub fn diff(&self) -> String {
+        if self.before == self.after {
+            return String::new();
+        }
+        let old = self.before.as_deref().unwrap_or("");
+        let new = self.after.as_deref().unwrap_or("");
+        let a = match self.before {
+            Some(_) => format!("a{}", self.sys_path),
+            None => "/dev/null".to_string(),
+        };
+        let b = match self.after {
+            Some(_) => format!("b{}", self.sys_path),
+            None => "/dev/null".to_string(),
+        };
+        similar::TextDiff::from_lines(old, new)
+            .unified_diff()
+            .context_radius(3)
+            .header(&a, &b)
+            .missing_newline_hint(true)
+            .to_string()
+    }
+}
+
+/// What running a command against `--root` needs.
+pub struct Ctx {
+    pub root: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Ctx {
+    pub fn resolve(&self, sys_path: &str) -> Result<PathBuf> {
+        fsutil::resolve_in_root(&self.root, sys_path)
+    }
+
+    pub fn is_real_root(&self) -> bool {
+        self.root == Path::new("/")
+    }
+}
+
+/// Plan arming `target` for `set`: every file the target wants, plus the disarm of files it
+/// armed before and no longer wants (a registry dropped from the set).
+pub fn plan_arm(
+    ctx: &Ctx,
+    journal: &Journal,
+    target: TargetName,
+    jobs: &[FileJob],
+    set: &MirrorSet,
+) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    for job in jobs {
+        let file = ctx.resolve(&job.path)?;
+        let before = fsutil::read_optional(&file)?;
+        let rec = journal.files.get(&job.path);
+        let prev: &[String] = rec.map(|r| r.owned.as_slice()).unwrap_or(&[]);
+        let planned = job
+            .kind
+            .arm(before.as_deref(), set, prev)
+            .map_err(|e| e.in_file(&file))?;
+
+        // What to put back on disarm: the first arm's original when the file is as mirrorctl
+        // left it; when the user edited it since, their version without mirrorctl's entries.
+        let original = match rec {
+            None => before.clone(),
+            Some(r) if before.as_deref() == Some(r.written.as_str()) => r.original.clone(),
+            Some(r) => match &before {
+                None => None,
+                Some(b) => Some(
+                    r.kind
+                        .disarm(b, &r.owned)
+                        .map_err(|e| e.in_file(&file))?
+                        .text,
+                ),
+            },
+        };
+        let status = match (&before, before.as_deref() == Some(planned.text.as_str())) {
+            (_, true) => FileStatus::Unchanged,
+            (None, _) => FileStatus::Created,
+            (Some(_), false) => FileStatus::Changed,
+        };
+        let mirrors = mirrors_for(&job.kind, set);
+        let record = FileRecord {
+            target,
+            kind: job.kind.clone(),
+            file: file.clone(),
+            original,
+            written: planned.text.clone(),
+            owned: planned.owned,
+            created_dirs: rec.map(|r| r.created_dirs.clone()).unwrap_or_default(),
+            mirrors,
+            reload_pending: rec.is_some_and(|r| r.reload_pending)
+                || status != FileStatus::Unchanged,
+        };
+        changes.push(Change {
+            target,
+            sys_path: job.path.clone(),
+            file,
+            kind: job.kind.clone(),
+            before,
+            after: Some(planned.text),
+            status,
+            record: Some(record),
+            note: None,
+        });
+    }
+    // Files this target armed before that the new set no longer covers.
+    for (path, rec) in journal.for_target(target) {
+        if jobs.iter().any(|j| &j.path == path) {
+            continue;
+        }
+        changes.push(plan_disarm_file(ctx, path, rec)?);
+    }
+    Ok(changes)
+}
+
+/// Plan disarming one journaled file.
+pub fn plan_disarm_file(ctx: &Ctx, sys_path: &str, rec: &FileRecord) -> Result<Change> {
+    let file = ctx.resolve(sys_path)?;
+    let before = fsutil::read_optional(&file)?;
+    let (after, status, note) = match &before {
+        None => (
+            None,
+            FileStatus::Unchanged,
+            Some("already gone; nothing to revert".to_string()),
+        ),
+        Some(cur) if *cur == rec.written => match &rec.original {
+            None => (None, FileStatus::Removed, None),
+            Some(orig) if orig == cur => (Some(orig.clone()), FileStatus::Unchanged, None),
+            Some(orig) => (Some(orig.clone()), FileStatus::Restored, None),
+        },
+        Some(cur) => {
+            let planned = rec
+                .kind
+                .disarm(cur, &rec.owned)
+                .map_err(|e| e.in_file(&file))?;
+            let status = if planned.text == *cur {
+                FileStatus::Unchanged
+            } else {
+                FileStatus::Changed
+            };
+            (
+                Some(planned.text),
+                status,
+                Some(
+                    "edited since arm: removed only mirrorctl's entries, kept the edits"
+                        .to_string(),
+                ),
+            )
+        }
+    };
+    Ok(Change {
+        target: rec.target,
+        sys_path: sys_path.to_string(),
+        file,
+        kind: rec.kind.clone(),
+        before,
+        after,
+        status,
+        record: None,
+        note,
+    })
+}
+
+fn mirrors_for(kind: &FileKind, set: &MirrorSet) -> Vec<String> {
+    let pick = |reg: &str| -> Vec<String> {
+        set.for_registry(reg)
+            .map(|r| r.mirrors.iter().map(|m| format!("{reg}={m}")).collect())
+            .unwrap_or_default()
+    };
+    match kind {
+        FileKind::DaemonJson => pick(crate::oci::DOCKER_HUB),
+        FileKind::ContainerdHosts { registry } => pick(registry),
+        FileKind::BuildkitToml | FileKind::ContainerdConfig { .. } => set
+            .registries
+            .iter()
+            .flat_map(|r| pick(&r.registry))
+            .collect(),
+    }
+}
+
+/// Apply planned changes: journal first, then the file, so a crash in between leaves a journal
+/// that still describes what mirrorctl may own (a record whose `written` text is not on disk is
+/// treated as drift and reconciled by the next run).
+pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()> {
+    for ch in changes {
+        match (&ch.record, ch.writes()) {
+            (Some(rec), true) => {
+                let mut rec = rec.clone();
+                let dir = ch.file.parent().map(Path::to_path_buf).unwrap_or_default();
+                let created = fsutil::create_dirs(&dir)?;
+                rec.created_dirs.extend(created);
+                journal.files.insert(ch.sys_path.clone(), rec);
+                journal.save(&ctx.state_dir)?;
+                let after = ch.after.as_deref().expect("arm always has text");
+                fsutil::write_atomic(&ch.file, after.as_bytes())?;
+            }
+            (Some(rec), false) => {
+                if journal.files.get(&ch.sys_path) != Some(rec) {
+                    journal.files.insert(ch.sys_path.clone(), rec.clone());
+                    journal.save(&ctx.state_dir)?;
+                }
+            }
+            (None, _) => {
+                let created = journal
+                    .files
+                    .get(&ch.sys_path)
+                    .map(|r| r.created_dirs.clone())
+                    .unwrap_or_default();
+                if ch.writes() {
+                    match &ch.after {
+                        Some(text) => fsutil::write_atomic(&ch.file, text.as_bytes())?,
+                        None => {
+                            fsutil::remove_file(&ch.file)?;
+                            fsutil::remove_empty_dirs(&created);
+                        }
+                    }
+                }
+                if journal.files.remove(&ch.sys_path).is_some() {
+                    journal.save(&ctx.state_dir)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write one text to a file without touching the journal (dockerd's intermediate reload step).
+pub fn write_transient(file: &Path, text: &str) -> Result<()> {
+    fsutil::write_atomic(file, text.as_bytes())
+}

@@ -1,0 +1,195 @@
+//! Making daemons apply what was written: dockerd reloads `registry-mirrors` and
+//! `insecure-registries` on SIGHUP (confirmed through its API); BuildKit and containerd need a
+//! restart, done with systemd when it runs the real root, else printed as the exact command.
+
+use crate::apply::Ctx;
+use crate::mirror::Mirror;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// The daemon must reload or restart before the change takes effect.
+    pub needed: bool,
+    /// mirrorctl did it (and confirmed it where it can).
+    pub done: bool,
+    /// What applies the change (`SIGHUP dockerd (pid 42)`, `systemctl restart containerd`).
+    pub action: String,
+    pub detail: String,
+}
+
+impl ReloadReport {
+    pub fn todo(action: impl Into<String>, detail: impl Into<String>) -> ReloadReport {
+        ReloadReport {
+            needed: true,
+            done: false,
+            action: action.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The pid of a running dockerd from `<root>/var/run/docker.pid` (or `<root>/run/docker.pid`),
+/// checked against `/proc/<pid>/comm` so a stale pid file never gets a signal sent to a stranger.
+pub fn dockerd_pid(ctx: &Ctx) -> Option<i32> {
+    for p in ["/var/run/docker.pid", "/run/docker.pid"] {
+        let Ok(file) = ctx.resolve(p) else { continue };
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(pid) = text.trim().parse::<i32>() else {
+            continue;
+        };
+        if pid <= 1 {
+            continue;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "dockerd" {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// dockerd's command line flags that conflict with daemon.json keys mirrorctl writes.
+/// dockerd refuses to start (or to reload) when a key is both a flag and in the file.
+pub fn dockerd_conflicting_flags(pid: i32, writes_insecure: bool) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    raw.split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).to_string())
+        .filter(|a| {
+            a.starts_with("--registry-mirror")
+                || (writes_insecure && a.starts_with("--insecure-registry"))
+        })
+        .collect()
+}
+
+/// dockerd's API socket under the root (`DOCKER_HOST=unix://…` is honoured on the real root).
+pub fn docker_socket(ctx: &Ctx) -> PathBuf {
+    if ctx.is_real_root() {
+        if let Ok(h) = std::env::var("DOCKER_HOST") {
+            if let Some(p) = h.strip_prefix("unix://") {
+                return PathBuf::from(p);
+            }
+        }
+    }
+    ctx.resolve("/var/run/docker.sock")
+        .unwrap_or_else(|_| ctx.root.join("var/run/docker.sock"))
+}
+
+/// `GET /info` over dockerd's unix socket.
+pub fn docker_info(sock: &Path) -> Result<serde_json::Value> {
+    let mut s = UnixStream::connect(sock)
+        .with_context(|| format!("cannot reach dockerd at `{}`", sock.display()))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"GET /info HTTP/1.0\r\nHost: docker\r\n\r\n")?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("dockerd sent a malformed HTTP response")?;
+    if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1) != Some("200") {
+        bail!(
+            "dockerd answered /info with `{}`",
+            head.lines().next().unwrap_or("")
+        );
+    }
+    serde_json::from_str(body).context("dockerd's /info is not JSON")
+}
+
+/// The mirrors dockerd has loaded, normalised.
+pub fn loaded_mirrors(info: &serde_json::Value) -> Vec<String> {
+    info.pointer("/RegistryConfig/Mirrors")
+        .and_then(|m| m.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .map(|s| {
+                    Mirror::parse_lenient(s)
+                        .map(|m| m.url())
+                        .unwrap_or_else(|| s.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Send SIGHUP to dockerd and wait until its API reports `expected` mirrors (when the socket
+/// can be reached). Returns what was confirmed.
+pub fn hup_dockerd(ctx: &Ctx, pid: i32, expected: &[String]) -> Result<String> {
+    // SAFETY: kill(2) with a pid checked to be dockerd.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("failed to send SIGHUP to dockerd (pid {pid})"));
+    }
+    let sock = docker_socket(ctx);
+    if !sock.exists() {
+        return Ok(format!(
+            "sent SIGHUP to dockerd (pid {pid}); its socket `{}` is not there to confirm",
+            sock.display()
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last: Vec<String>;
+    loop {
+        last = docker_info(&sock)
+            .map(|i| loaded_mirrors(&i))
+            .unwrap_or_default();
+        if last == expected {
+            return Ok(format!(
+                "dockerd (pid {pid}) reloaded; `docker info` lists mirrors [{}]",
+                expected.join(", ")
+            ));
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "sent SIGHUP to dockerd (pid {pid}) but after 15 s `docker info` lists mirrors [{}], expected [{}]; check dockerd's log for `Error reloading configuration`",
+                last.join(", "),
+                expected.join(", ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Restart a systemd unit when systemd manages the real root; otherwise say what to run.
+pub fn restart_unit(ctx: &Ctx, unit: &str, daemon: &str, reload: bool) -> ReloadReport {
+    let cmd = format!("systemctl restart {unit}");
+    if !reload {
+        return ReloadReport::todo(
+            cmd,
+            format!("{daemon} reads this file only at start: restart it (or rerun with --reload)"),
+        );
+    }
+    if !ctx.is_real_root() {
+        return ReloadReport::todo(
+            cmd,
+            format!("not restarting {daemon}: --root is not /; restart it on the system that uses these files"),
+        );
+    }
+    if !Path::new("/run/systemd/system").exists() {
+        return ReloadReport::todo(
+            cmd,
+            format!("systemd is not running here: restart {daemon} the way it was started"),
+        );
+    }
+    match std::process::Command::new("systemctl")
+        .args(["restart", unit])
+        .status()
+    {
+        Ok(s) if s.success() => ReloadReport {
+            needed: true,
+            done: true,
+            action: cmd,
+            detail: format!("{daemon} restarted"),
+        },
+        Ok(s) => ReloadReport::todo(cmd, format!("`systemctl restart {unit}` failed ({s})")),
+        Err(e) => ReloadReport::todo(cmd, format!("could not run systemctl: {e}")),
+    }
+}
