@@ -111,6 +111,22 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+#[test]
+fn access_log_parser() {
+    let l = r#"127.0.0.1 - - [22/Nov/2026:13:52:20 +0000] "HEAD /v2/library/probe/manifests/latest?ns=docker.io HTTP/1.1" 200 0 "" "docker/20.10.24 UpstreamClient(Docker-Client/28.2.2 \\(linux\\))""#;
+    let e = common::registry::parse_access_line(l).unwrap();
+    assert_eq!(e.method, "HEAD");
+    assert_eq!(e.path, "/v2/library/probe/manifests/latest");
+    assert_eq!(e.query.as_deref(), Some("ns=docker.io"));
+    assert_eq!(e.status, 200);
+    assert_eq!(
+        e.user_agent,
+        r"docker/20.10.24 UpstreamClient(Docker-Client/28.2.2 \(linux\))"
+    );
+    assert!(e.is_manifest_of(REPO));
+    assert!(common::registry::parse_access_line("time=\"x\" level=info msg=hi").is_none());
+}
+
 /// Harness self-test with hand-written configs (no mirrorctl): both clients pull through the
 /// mirror when configured and fail when not. If this fails, the harness or the machine is at
 /// fault, not mirrorctl.
@@ -126,7 +142,7 @@ fn harness_hand_written_configs_pull_through_mirror() {
     let ctrd = Containerd::start(&ws.aux("containerd"));
     let daemon_json = ws.under_root("etc/docker/daemon.json");
     write(&daemon_json, "{}\n");
-    let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"), &ctrd);
+    let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     step(t0, "containerd + dockerd up");
     let hosts_dir = ws.under_root("etc/containerd/certs.d");
 
@@ -159,7 +175,7 @@ fn harness_hand_written_configs_pull_through_mirror() {
         ),
     );
     dockerd.stop();
-    let dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"), &ctrd);
+    let dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     assert_eq!(dockerd.mirrors(), vec![format!("{}/", lab.mirror.url())]);
     let mark = lab.mirror.log_mark();
     let out = dockerd.pull(&format!("{PROBE}:latest"), &[]);
@@ -180,6 +196,7 @@ fn harness_hand_written_configs_pull_through_mirror() {
         "upstream never saw the mirror:\n{}",
         lines(&lab.upstream.access_log())
     );
+    eprintln!("mirror access log:\n{}", lines(&lab.mirror.access_log()));
     step(t0, "hand-configured pulls go through the mirror");
 }
 
@@ -188,11 +205,25 @@ fn harness_hand_written_configs_pull_through_mirror() {
 /// `arm --reload` / `disarm --reload` round on the running dockerd.
 #[test]
 fn arm_then_disarm_with_real_dockerd_and_containerd() {
+    arm_disarm_cycle(&["docker", "containerd"]);
+}
+
+/// Only the docker target: dockerd pulls through the mirror, containerd stays unarmed
+/// (its pulls keep failing), disarm restores everything.
+#[test]
+fn arm_docker_only_leaves_containerd_alone() {
+    arm_disarm_cycle(&["docker"]);
+}
+
+fn arm_disarm_cycle(targets: &[&str]) {
     if !common::require(BINS) {
         return;
     }
+    let docker = targets.contains(&"docker");
+    let containerd = targets.contains(&"containerd");
+    let target_list = targets.join(",");
     let t0 = Instant::now();
-    let ws = Workspace::new("arm");
+    let ws = Workspace::new(&format!("arm-{}", targets.join("-")));
     let lab = Lab::start(&ws);
     step(t0, "upstream + mirror up, probe seeded");
     let mirror_url = lab.mirror.url();
@@ -201,13 +232,13 @@ fn arm_then_disarm_with_real_dockerd_and_containerd() {
     write(&daemon_json, USER_DAEMON_JSON);
     let hosts_dir = ws.under_root("etc/containerd/certs.d");
     let before = snapshot(&ws.under_root("etc"));
-    let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"), &ctrd);
+    let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     step(t0, "containerd + dockerd up");
 
     // Negative control: not armed → both pulls fail and nothing reaches the mirror.
     assert!(dockerd.mirrors().is_empty());
-    let mark = lab.mirror.log_mark();
     let latest = format!("{PROBE}:latest");
+    let mark = lab.mirror.log_mark();
     assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, "docker/");
     assert_not_through_mirror(
         &ctrd.pull(&hosts_dir, &latest, &[]),
@@ -218,60 +249,79 @@ fn arm_then_disarm_with_real_dockerd_and_containerd() {
     step(t0, "negative control: unarmed pulls fail");
 
     // arm (no reload), then dockerd started with the produced daemon.json.
-    let arm = run(mirrorctl(&ws).args([
-        "arm",
-        "--mirror",
-        &mirror_url,
-        "--target",
-        "docker,containerd",
-    ]));
+    let arm = run(mirrorctl(&ws).args(["arm", "--mirror", &mirror_url, "--target", &target_list]));
     arm.assert_ok();
     eprintln!("{arm}");
     let armed = snapshot(&ws.under_root("etc"));
     assert_ne!(armed, before, "arm changed no file");
-    assert!(
+    assert_eq!(
         hosts_dir.join("docker.io/hosts.toml").is_file(),
-        "no hosts.toml: {arm}"
+        containerd,
+        "hosts.toml presence wrong for --target {target_list}: {arm}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&daemon_json).unwrap() != USER_DAEMON_JSON,
+        docker,
+        "daemon.json changed/unchanged wrongly for --target {target_list}: {arm}"
     );
     step(t0, "armed");
     dockerd.stop();
-    let mut dockerd =
-        Dockerd::try_start(&ws.root(), &ws.aux("dockerd"), &ctrd).unwrap_or_else(|e| {
-            panic!(
-                "dockerd refused the daemon.json arm produced:\n{}\n{e}",
-                std::fs::read_to_string(&daemon_json).unwrap()
-            )
-        });
-    assert_eq!(dockerd.mirrors(), vec![format!("{mirror_url}/")]);
-    step(t0, "dockerd restarted with armed daemon.json");
+    let mut dockerd = Dockerd::try_start(&ws.root(), &ws.aux("dockerd")).unwrap_or_else(|e| {
+        panic!(
+            "dockerd refused the daemon.json arm produced:\n{}\n{e}",
+            std::fs::read_to_string(&daemon_json).unwrap()
+        )
+    });
+    step(t0, "dockerd restarted with the armed daemon.json");
 
-    for (tag, extra) in [
-        ("latest", &[][..]),
-        ("multi", &[][..]),
-        ("multi", &["--platform", "linux/arm64"][..]),
-        ("v2s2", &[][..]),
-    ] {
+    if docker {
+        assert_eq!(dockerd.mirrors(), vec![format!("{mirror_url}/")]);
+        assert!(
+            dockerd.insecure_registries().contains(&lab.mirror.host()),
+            "docker info does not list {} as insecure registry",
+            lab.mirror.host()
+        );
+        for (tag, extra) in [
+            ("latest", &[][..]),
+            ("multi", &[][..]),
+            ("multi", &["--platform", "linux/arm64"][..]),
+            ("v2s2", &[][..]),
+        ] {
+            let mark = lab.mirror.log_mark();
+            let out = dockerd.pull(&format!("{PROBE}:{tag}"), extra);
+            assert_through_mirror(&out, &lab.mirror, mark, "docker/", tag);
+        }
+        assert!(docker_repo_digests(&dockerd, &latest).contains(&lab.image.amd64.manifest.digest));
+        step(
+            t0,
+            "docker pulls :latest :multi (amd64, arm64) :v2s2 through the mirror",
+        );
+    } else {
+        assert!(dockerd.mirrors().is_empty());
         let mark = lab.mirror.log_mark();
-        let out = dockerd.pull(&format!("{PROBE}:{tag}"), extra);
-        assert_through_mirror(&out, &lab.mirror, mark, "docker/", tag);
+        assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, "docker/");
     }
-    assert!(docker_repo_digests(&dockerd, &latest).contains(&lab.image.amd64.manifest.digest));
-    step(
-        t0,
-        "docker pulls :latest :multi (amd64, arm64) :v2s2 through the mirror",
-    );
 
-    for (tag, extra) in [
-        ("latest", &[][..]),
-        ("multi", &["--all-platforms"][..]),
-        ("v2s2", &[][..]),
-    ] {
+    if containerd {
+        for (tag, extra) in [
+            ("latest", &[][..]),
+            ("multi", &["--all-platforms"][..]),
+            ("v2s2", &[][..]),
+        ] {
+            let mark = lab.mirror.log_mark();
+            let out = ctrd.pull(&hosts_dir, &format!("{PROBE}:{tag}"), extra);
+            assert_through_mirror(&out, &lab.mirror, mark, "containerd/", tag);
+        }
+        assert!(ctr_image_line(&ctrd, &latest).contains(&lab.image.amd64.manifest.digest));
+        step(
+            t0,
+            "ctr pulls :latest :multi (all platforms) :v2s2 through the mirror",
+        );
+    } else {
         let mark = lab.mirror.log_mark();
-        let out = ctrd.pull(&hosts_dir, &format!("{PROBE}:{tag}"), extra);
-        assert_through_mirror(&out, &lab.mirror, mark, "containerd/", tag);
+        let out = ctrd.pull(&hosts_dir, &latest, &[]);
+        assert_not_through_mirror(&out, &lab.mirror, mark, "containerd/");
     }
-    assert!(ctr_image_line(&ctrd, &latest).contains(&lab.image.amd64.manifest.digest));
-    step(t0, "ctr pulls :latest :multi :v2s2 through the mirror");
 
     // disarm --reload: files back byte for byte, dockerd forgets the mirror, pulls fail.
     let disarm = run(mirrorctl(&ws).args(["disarm", "--reload"]));
@@ -288,45 +338,55 @@ fn arm_then_disarm_with_real_dockerd_and_containerd() {
             dockerd.daemon.tail(30)
         );
     }
+    assert!(
+        dockerd.daemon.alive(),
+        "dockerd died on reload\n{}",
+        dockerd.daemon.tail(30)
+    );
+    assert!(!dockerd.insecure_registries().contains(&lab.mirror.host()));
     step(t0, "disarmed: files identical, docker info lists no mirror");
     dockerd.rmi(&latest);
     let mark = lab.mirror.log_mark();
     assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, "docker/");
     ctrd.remove(&latest);
-    assert_not_through_mirror(
-        &ctrd.pull(&hosts_dir, &latest, &[]),
-        &lab.mirror,
-        mark,
-        "containerd/",
-    );
+    let out = ctrd.pull(&hosts_dir, &latest, &[]);
+    assert_not_through_mirror(&out, &lab.mirror, mark, "containerd/");
     step(t0, "after disarm pulls fail");
 
-    // Live round on the running dockerd: arm --reload (SIGHUP), pull, disarm --reload.
-    let arm = run(mirrorctl(&ws).args([
-        "arm",
-        "--mirror",
-        &mirror_url,
-        "--target",
-        "docker,containerd",
-        "--reload",
-    ]));
-    arm.assert_ok();
-    if let Err(got) = dockerd.wait_mirrors(&[format!("{mirror_url}/")], Duration::from_secs(10)) {
-        panic!(
-            "after arm --reload, docker info lists {got:?}: {arm}\n{}",
+    if docker {
+        // Live round on the running dockerd: arm --reload (SIGHUP), pull, disarm --reload.
+        let arm = run(mirrorctl(&ws).args([
+            "arm",
+            "--mirror",
+            &mirror_url,
+            "--target",
+            &target_list,
+            "--reload",
+        ]));
+        arm.assert_ok();
+        if let Err(got) = dockerd.wait_mirrors(&[format!("{mirror_url}/")], Duration::from_secs(10))
+        {
+            panic!(
+                "after arm --reload, docker info lists {got:?}: {arm}\n{}",
+                dockerd.daemon.tail(30)
+            );
+        }
+        assert!(dockerd.daemon.alive());
+        let mark = lab.mirror.log_mark();
+        let out = dockerd.pull(&latest, &[]);
+        assert_through_mirror(&out, &lab.mirror, mark, "docker/", "latest");
+        let disarm = run(mirrorctl(&ws).args(["disarm", "--reload"]));
+        disarm.assert_ok();
+        if let Err(got) = dockerd.wait_mirrors(&[], Duration::from_secs(10)) {
+            panic!("after the second disarm --reload, docker info lists {got:?}: {disarm}");
+        }
+        assert!(
+            dockerd.daemon.alive(),
+            "dockerd died on reload\n{}",
             dockerd.daemon.tail(30)
         );
+        assert_eq!(snapshot(&ws.under_root("etc")), before);
+        step(t0, "live arm --reload / disarm --reload round OK");
     }
-    assert!(dockerd.daemon.alive());
-    let mark = lab.mirror.log_mark();
-    let out = dockerd.pull(&latest, &[]);
-    assert_through_mirror(&out, &lab.mirror, mark, "docker/", "latest");
-    let disarm = run(mirrorctl(&ws).args(["disarm", "--reload"]));
-    disarm.assert_ok();
-    if let Err(got) = dockerd.wait_mirrors(&[], Duration::from_secs(10)) {
-        panic!("after the second disarm --reload, docker info lists {got:?}: {disarm}");
-    }
-    assert_eq!(snapshot(&ws.under_root("etc")), before);
     dockerd.stop();
-    step(t0, "live arm --reload / disarm --reload round OK");
 }

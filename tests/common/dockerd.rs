@@ -4,8 +4,10 @@
 //!
 //! dockerd 20.10 always writes `/etc/docker/key.json` and creates `/run/docker/plugins`, so it
 //! runs in a private mount namespace with a private dir bound on `/etc/docker` and a tmpfs on
-//! `/run`; it uses an external (private) containerd, vfs storage, no bridge/iptables, and the
-//! proxy guard, so Docker Hub is unreachable.
+//! `/run`; it uses its own private containerd (not shared with a test's `ctr` containerd:
+//! dockerd 20.10 stores manifests in containerd's content store, which would let a later `ctr`
+//! pull skip the mirror), vfs storage, no bridge/iptables, and the proxy guard, so Docker Hub is
+//! unreachable.
 
 use super::containerd::Containerd;
 use super::{guard, run_timeout, Daemon, Out};
@@ -17,6 +19,8 @@ use std::time::Duration;
 
 pub struct Dockerd {
     pub daemon: Daemon,
+    /// dockerd's own containerd (declared after `daemon`: dropped after it).
+    pub containerd: Containerd,
     /// The mirrorctl root it belongs to.
     pub root: PathBuf,
     /// `<root>/etc/docker/daemon.json`.
@@ -47,15 +51,17 @@ pub fn ping(socket: &Path) -> bool {
 
 impl Dockerd {
     /// Start dockerd with `--config-file <root>/etc/docker/daemon.json` (which must exist:
-    /// dockerd refuses an explicit config file that is missing), scratch in `aux`, using
-    /// `containerd`. Waits until `/_ping` answers. Panics with dockerd's log if it exits.
-    pub fn start(root: &Path, aux: &Path, containerd: &Containerd) -> Dockerd {
-        Dockerd::try_start(root, aux, containerd).unwrap_or_else(|e| panic!("{e}"))
+    /// dockerd refuses an explicit config file that is missing), scratch (and its own
+    /// containerd) in `aux`. Waits until `/_ping` answers. Panics with dockerd's log if it exits.
+    /// Restarting = dropping (or [`Dockerd::stop`]) and starting again with the same dirs.
+    pub fn start(root: &Path, aux: &Path) -> Dockerd {
+        Dockerd::try_start(root, aux).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Like [`Dockerd::start`], but returns dockerd's log when it exits during start-up
     /// (e.g. it refused the daemon.json).
-    pub fn try_start(root: &Path, aux: &Path, containerd: &Containerd) -> Result<Dockerd, String> {
+    pub fn try_start(root: &Path, aux: &Path) -> Result<Dockerd, String> {
+        let containerd = Containerd::start(&aux.join("containerd"));
         let config = root.join("etc/docker/daemon.json");
         let run = root.join("var/run");
         std::fs::create_dir_all(&run).unwrap();
@@ -104,6 +110,7 @@ impl Dockerd {
         daemon.wait_ready("/_ping answers", Duration::from_secs(60), |_| ping(&s))?;
         Ok(Dockerd {
             daemon,
+            containerd,
             root: root.to_path_buf(),
             config,
             pidfile,
@@ -112,9 +119,10 @@ impl Dockerd {
         })
     }
 
-    /// Stop it (SIGTERM to its group, then SIGKILL). Start a new one with [`Dockerd::start`].
+    /// Stop it and its containerd (SIGTERM to the group, then SIGKILL).
     pub fn stop(&mut self) {
         self.daemon.stop();
+        self.containerd.daemon.stop();
     }
 
     /// `docker -H unix://<socket>` with a private DOCKER_CONFIG and the proxy guard.

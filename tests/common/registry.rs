@@ -256,24 +256,3 @@ pub fn skopeo_cmd(tmp: &Path, home: &Path) -> Command {
     guard(&mut c);
     c
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_combined_lines() {
-        let l = r#"127.0.0.1 - - [22/Nov/2026:13:52:20 +0000] "HEAD /v2/library/probe/manifests/latest?ns=docker.io HTTP/1.1" 200 0 "" "docker/20.10.24 UpstreamClient(Docker-Client/28.2.2 \\(linux\\))""#;
-        let e = parse_access_line(l).unwrap();
-        assert_eq!(e.method, "HEAD");
-        assert_eq!(e.path, "/v2/library/probe/manifests/latest");
-        assert_eq!(e.query.as_deref(), Some("ns=docker.io"));
-        assert_eq!(e.status, 200);
-        assert_eq!(
-            e.user_agent,
-            r"docker/20.10.24 UpstreamClient(Docker-Client/28.2.2 \(linux\))"
-        );
-        assert!(e.is_manifest_of("library/probe"));
-        assert!(parse_access_line("time=\"x\" level=info msg=hi").is_none());
-    }
-}
