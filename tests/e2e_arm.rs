@@ -127,6 +127,29 @@ fn access_log_parser() {
     assert!(common::registry::parse_access_line("time=\"x\" level=info msg=hi").is_none());
 }
 
+/// The harness's guards stop what they started when a test panics.
+#[test]
+fn harness_stops_daemons_on_panic() {
+    if !common::require(&["docker-registry"]) {
+        return;
+    }
+    let ws = Workspace::new("panic");
+    let dir = ws.aux("registry");
+    let seen = std::sync::Mutex::new(None);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let reg = Registry::upstream(&dir);
+        *seen.lock().unwrap() = Some((reg.daemon.pid(), reg.port));
+        panic!("deliberate panic with a registry running");
+    }));
+    assert!(r.is_err());
+    let (pid, port) = seen.lock().unwrap().unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "registry pid {pid} survived the panic"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
 /// Harness self-test with hand-written configs (no mirrorctl): both clients pull through the
 /// mirror when configured and fail when not. If this fails, the harness or the machine is at
 /// fault, not mirrorctl.
@@ -137,7 +160,7 @@ fn harness_hand_written_configs_pull_through_mirror() {
     }
     let t0 = Instant::now();
     let ws = Workspace::new("harness");
-    let lab = Lab::start(&ws);
+    let lab = Lab::start_with(&ws, Some(4));
     step(t0, "upstream + mirror up, probe seeded");
     let ctrd = Containerd::start(&ws.aux("containerd"));
     let daemon_json = ws.under_root("etc/docker/daemon.json");
@@ -182,11 +205,21 @@ fn harness_hand_written_configs_pull_through_mirror() {
     assert_through_mirror(&out, &lab.mirror, mark, "docker/", "latest");
     assert!(docker_repo_digests(&dockerd, &format!("{PROBE}:latest"))
         .contains(&lab.image.amd64.manifest.digest));
-    let mark = lab.mirror.log_mark();
-    let out = ctrd.pull(&hosts_dir, &format!("{PROBE}:latest"), &[]);
-    assert_through_mirror(&out, &lab.mirror, mark, "containerd/", "latest");
+    for (tag, extra) in [
+        ("latest", &[][..]),
+        ("multi", &["--all-platforms"][..]),
+        ("v2s2", &[][..]),
+        ("big", &[][..]),
+    ] {
+        let mark = lab.mirror.log_mark();
+        let out = ctrd.pull(&hosts_dir, &format!("{PROBE}:{tag}"), extra);
+        assert_through_mirror(&out, &lab.mirror, mark, "containerd/", tag);
+    }
     assert!(ctr_image_line(&ctrd, &format!("{PROBE}:latest"))
         .contains(&lab.image.amd64.manifest.digest));
+    assert!(ctr_image_line(&ctrd, &format!("{PROBE}:multi")).contains(&lab.image.index.digest));
+    let big = lab.image.big.as_ref().unwrap();
+    assert!(ctr_image_line(&ctrd, &format!("{PROBE}:big")).contains(&big.manifest.digest));
     // The mirror fetched from the upstream (the proxy chain is real).
     assert!(
         lab.upstream
@@ -196,7 +229,6 @@ fn harness_hand_written_configs_pull_through_mirror() {
         "upstream never saw the mirror:\n{}",
         lines(&lab.upstream.access_log())
     );
-    eprintln!("mirror access log:\n{}", lines(&lab.mirror.access_log()));
     step(t0, "hand-configured pulls go through the mirror");
 }
 
