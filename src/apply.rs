@@ -282,3 +282,80 @@ pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()
 pub fn write_transient(file: &Path, text: &str) -> Result<()> {
     fsutil::write_atomic(file, text.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(urls: &[&str]) -> MirrorSet {
+        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
+        MirrorSet::from_args(&v, "docker.io", false).unwrap()
+    }
+
+    fn job() -> FileJob {
+        FileJob {
+            path: crate::targets::DAEMON_JSON.into(),
+            kind: FileKind::DaemonJson,
+        }
+    }
+
+    #[test]
+    fn a_crash_between_journal_and_file_is_reconciled() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = Ctx {
+            root: t.path().to_path_buf(),
+            state_dir: t.path().join("state"),
+        };
+        let f = ctx.resolve(crate::targets::DAEMON_JSON).unwrap();
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, "{\"debug\": true}\n").unwrap();
+        let mut journal = Journal::default();
+        let s = set(&["http://a:1"]);
+        let changes = plan_arm(&ctx, &journal, TargetName::Docker, &[job()], &s).unwrap();
+        // Simulate the crash: the journal is saved, the file write never happens.
+        let rec = changes[0].record.clone().unwrap();
+        journal.files.insert(changes[0].sys_path.clone(), rec);
+        // The next run sees drift, takes the file as the user's baseline, and arms it.
+        let again = plan_arm(&ctx, &journal, TargetName::Docker, &[job()], &s).unwrap();
+        assert_eq!(again[0].status, FileStatus::Changed);
+        let rec = again[0].record.as_ref().unwrap();
+        assert_eq!(rec.original.as_deref(), Some("{\"debug\": true}\n"));
+        commit(&ctx, &mut journal, &again).unwrap();
+        let back = plan_disarm_file(
+            &ctx,
+            crate::targets::DAEMON_JSON,
+            &journal.files[crate::targets::DAEMON_JSON],
+        )
+        .unwrap();
+        assert_eq!(back.status, FileStatus::Restored);
+        assert_eq!(back.after.as_deref(), Some("{\"debug\": true}\n"));
+    }
+
+    #[test]
+    fn a_file_deleted_since_arm_is_nothing_to_revert() {
+        let t = tempfile::tempdir().unwrap();
+        let ctx = Ctx {
+            root: t.path().to_path_buf(),
+            state_dir: t.path().join("state"),
+        };
+        let mut journal = Journal::default();
+        let changes = plan_arm(
+            &ctx,
+            &journal,
+            TargetName::Docker,
+            &[job()],
+            &set(&["http://a:1"]),
+        )
+        .unwrap();
+        commit(&ctx, &mut journal, &changes).unwrap();
+        std::fs::remove_file(ctx.resolve(crate::targets::DAEMON_JSON).unwrap()).unwrap();
+        let back = plan_disarm_file(
+            &ctx,
+            crate::targets::DAEMON_JSON,
+            &journal.files[crate::targets::DAEMON_JSON],
+        )
+        .unwrap();
+        assert_eq!(back.status, FileStatus::Unchanged);
+        assert!(back.note.unwrap().contains("already gone"));
+    }
+}

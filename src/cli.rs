@@ -88,6 +88,18 @@ mirrorctl arm --mirror http://10.0.0.5:5000 --mirror ghcr.io=http://10.0.0.5:500
     },
 }
 
+impl Command {
+    /// Whether the user asked for one JSON document on stdout.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Arm(a) => a.common.json,
+            Command::Disarm(a) => a.common.json,
+            Command::Status(a) => a.json,
+            Command::Completions { .. } => false,
+        }
+    }
+}
+
 #[derive(
     Debug,
     Clone,

@@ -96,10 +96,16 @@ struct Case {
 fn cases() -> Vec<Case> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut out = Vec::new();
-    let mut targets: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut targets: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     targets.sort();
     for t in targets.into_iter().filter(|p| p.is_dir()) {
-        let mut dirs: Vec<_> = fs::read_dir(&t).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut dirs: Vec<_> = fs::read_dir(&t)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         dirs.sort();
         for d in dirs.into_iter().filter(|p| p.join("args").exists()) {
             let args = fs::read_to_string(d.join("args"))
@@ -108,9 +114,12 @@ fn cases() -> Vec<Case> {
                 .map(str::to_string)
                 .filter(|l| !l.is_empty())
                 .collect();
-            let error = fs::read_to_string(d.join("error"))
-                .ok()
-                .map(|s| s.lines().filter(|l| !l.is_empty()).map(str::to_string).collect());
+            let error = fs::read_to_string(d.join("error")).ok().map(|s| {
+                s.lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            });
             out.push(Case {
                 name: format!(
                     "{}/{}",
@@ -189,7 +198,10 @@ fn user_edit(path: &Path, bytes: &[u8]) -> Option<(Vec<u8>, &'static str)> {
         let edited = format!("{}{{\"user-edit\": true,{}", &s[..i], &s[i + 1..]);
         Some((edited.into_bytes(), "\"user-edit\": true"))
     } else if name.ends_with(".toml") || name.ends_with(".conf") {
-        Some((format!("{s}\n[user-edit]\nkept = true\n").into_bytes(), "[user-edit]"))
+        Some((
+            format!("{s}\n[user-edit]\nkept = true\n").into_bytes(),
+            "[user-edit]",
+        ))
     } else {
         None
     }
@@ -201,8 +213,16 @@ fn mirror_hosts(case: &Case) -> Vec<String> {
         .iter()
         .filter(|a| a.contains("://"))
         .map(|a| {
-            let u = a.split_once('=').filter(|(r, _)| !r.contains("://")).map(|(_, u)| u).unwrap_or(a);
-            u.split("://").nth(1).unwrap().trim_end_matches('/').to_string()
+            let u = a
+                .split_once('=')
+                .filter(|(r, _)| !r.contains("://"))
+                .map(|(_, u)| u)
+                .unwrap_or(a);
+            u.split("://")
+                .nth(1)
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string()
         })
         .collect()
 }
@@ -321,7 +341,10 @@ fn check_case(case: &Case) -> Result<(), String> {
     for (rel, marker) in &edited {
         let now = fs::read_to_string(env.root.join(rel)).unwrap_or_default();
         if !now.contains(marker) {
-            return fail(&format!("disarm lost the user's edit in {}", rel.display()), &o);
+            return fail(
+                &format!("disarm lost the user's edit in {}", rel.display()),
+                &o,
+            );
         }
         let orig = match before.get(rel) {
             Some(Entry::File(b)) => String::from_utf8_lossy(b).to_string(),
@@ -330,7 +353,10 @@ fn check_case(case: &Case) -> Result<(), String> {
         for h in &hosts {
             if now.contains(h.as_str()) && !orig.contains(h.as_str()) {
                 return fail(
-                    &format!("disarm left mirror `{h}` in the edited {}:\n{now}", rel.display()),
+                    &format!(
+                        "disarm left mirror `{h}` in the edited {}:\n{now}",
+                        rel.display()
+                    ),
                     &o,
                 );
             }
@@ -352,7 +378,13 @@ fn golden_fixtures_and_properties() {
         }
     }
     eprintln!("golden: {} cases {:?}", cases.len(), per_target);
-    assert!(failures.is_empty(), "{} of {} fixtures failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} fixtures failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]

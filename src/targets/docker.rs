@@ -177,8 +177,12 @@ fn validate(original: &str, framing: super::text::Framing, body: &str) -> Result
     Ok(())
 }
 
-/// Byte offset of serde_json's 1-based (line, column).
+/// Byte offset of serde_json's 1-based (line, column); column 0 means "at the newline that
+/// ends the previous line".
 fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    if column == 0 && line > 1 {
+        return offset_of(text, line - 1, usize::MAX).saturating_sub(1);
+    }
     let mut off = 0;
     for (i, l) in text.split_inclusive('\n').enumerate() {
         if i + 1 == line {
@@ -397,6 +401,14 @@ mod tests {
     fn refuses_bad_json_with_position() {
         let e = plan(Some("{\n  \"a\": 1,\n}\n"), &[m("http://x:1")], false, &[]).unwrap_err();
         assert_eq!((e.line, e.column), (3, 1), "{e}");
+        let e = plan(
+            Some("{\n  \"debug\": tru\n}\n"),
+            &[m("http://x:1")],
+            false,
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (2, 15), "{e}");
         let e = plan(Some("[]"), &[m("http://x:1")], false, &[]).unwrap_err();
         assert!(e.message.contains("JSON object"));
         let e = plan(

@@ -1,0 +1,115 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[mirrorctl] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'mirrorctl'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'mirrorctl'= {
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand arm 'Point client configs at one or more mirrors (idempotent; shows a diff)'
+            cand disarm 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
+            cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mirrorctl;arm'= {
+            cand --mirror 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
+            cand --registry 'Registry that `--mirror` values without `REGISTRY=` apply to'
+            cand --target 'Targets to configure, comma-separated or repeated [default: every target found under --root]'
+            cand --lock-timeout 'Seconds to wait for another mirrorctl run to release the lock'
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --insecure 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+            cand --dry-run 'Show what would change; write nothing, not even state'
+            cand --reload 'Reload or restart the daemons whose config changed (dockerd: SIGHUP; others: systemctl)'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'mirrorctl;disarm'= {
+            cand --target 'Targets to revert, comma-separated or repeated [default: every armed target]'
+            cand --lock-timeout 'Seconds to wait for another mirrorctl run to release the lock'
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --dry-run 'Show what would change; write nothing, not even state'
+            cand --reload 'Reload or restart the daemons whose config changed (dockerd: SIGHUP; others: systemctl)'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
+        &'mirrorctl;status'= {
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'mirrorctl;completions'= {
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'mirrorctl;help'= {
+            cand arm 'Point client configs at one or more mirrors (idempotent; shows a diff)'
+            cand disarm 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
+            cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'mirrorctl;help;arm'= {
+        }
+        &'mirrorctl;help;disarm'= {
+        }
+        &'mirrorctl;help;status'= {
+        }
+        &'mirrorctl;help;completions'= {
+        }
+        &'mirrorctl;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,95 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_mirrorctl_global_optspecs
+    string join \n root= state-dir= color= q/quiet v/verbose h/help V/version
+end
+
+function __fish_mirrorctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_mirrorctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_mirrorctl_using_subcommand
+    set -l cmd (__fish_mirrorctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -s q -l quiet -d 'Print only errors'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -s V -l version -d 'Print version'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l mirror -d 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l registry -d 'Registry that `--mirror` values without `REGISTRY=` apply to' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l target -d 'Targets to configure, comma-separated or repeated [default: every target found under --root]' -r -f -a "docker\t'dockerd: /etc/docker/daemon.json (docker.io only)'
+buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
+containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l lock-timeout -d 'Seconds to wait for another mirrorctl run to release the lock' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l insecure -d 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dry-run -d 'Show what would change; write nothing, not even state'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l reload -d 'Reload or restart the daemons whose config changed (dockerd: SIGHUP; others: systemctl)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -s q -l quiet -d 'Print only errors'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l target -d 'Targets to revert, comma-separated or repeated [default: every armed target]' -r -f -a "docker\t'dockerd: /etc/docker/daemon.json (docker.io only)'
+buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
+containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l lock-timeout -d 'Seconds to wait for another mirrorctl run to release the lock' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l dry-run -d 'Show what would change; write nothing, not even state'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l reload -d 'Reload or restart the daemons whose config changed (dockerd: SIGHUP; others: systemctl)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -s q -l quiet -d 'Print only errors'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s q -l quiet -d 'Print only errors'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s q -l quiet -d 'Print only errors'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,39 @@
+//! `completions/` holds a script per shell generated from the same clap definition as `--help`;
+//! this test fails when one is stale. Regenerate with `MIRRORCTL_BLESS=1 cargo test --test completions`.
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mirrorctl");
+
+#[test]
+fn completion_scripts_are_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions");
+    let bless = std::env::var_os("MIRRORCTL_BLESS").is_some();
+    let mut stale = Vec::new();
+    for (shell, file) in [
+        ("bash", "mirrorctl.bash"),
+        ("zsh", "_mirrorctl"),
+        ("fish", "mirrorctl.fish"),
+        ("elvish", "mirrorctl.elv"),
+        ("powershell", "_mirrorctl.ps1"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "completions {shell} failed");
+        assert!(!out.stdout.is_empty());
+        let path = dir.join(file);
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &out.stdout).unwrap();
+        } else if std::fs::read(&path).ok().as_deref() != Some(out.stdout.as_slice()) {
+            stale.push(file);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale completion scripts {stale:?}: run `MIRRORCTL_BLESS=1 cargo test --test completions` and commit completions/"
+    );
+}
