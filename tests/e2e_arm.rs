@@ -9,7 +9,8 @@
 mod common;
 
 use common::containerd::Containerd;
-use common::dockerd::Dockerd;
+use common::containers::ContainersEnv;
+use common::dockerd::{write_from_dockerfile, Dockerd};
 use common::registry::{lines, AccessEntry, Registry};
 use common::{mirrorctl, run, snapshot, Lab, Out, Workspace};
 use std::path::Path;
@@ -183,6 +184,9 @@ fn harness_hand_written_configs_pull_through_mirror() {
         mark,
         "containerd/",
     );
+    let build_ctx = write_from_dockerfile(&ws.aux("build"), &format!("{PROBE}:latest"));
+    let out = dockerd.build(&build_ctx, "local/probe-build:1");
+    assert_not_through_mirror(&out, &lab.mirror, mark, "containerd/");
     step(t0, "unconfigured pulls fail");
 
     // Configured by hand.
@@ -205,6 +209,17 @@ fn harness_hand_written_configs_pull_through_mirror() {
     assert_through_mirror(&out, &lab.mirror, mark, "docker/", "latest");
     assert!(docker_repo_digests(&dockerd, &format!("{PROBE}:latest"))
         .contains(&lab.image.amd64.manifest.digest));
+    // dockerd's built-in BuildKit (DOCKER_BUILDKIT=1) follows registry-mirrors too; its user
+    // agent is its vendored containerd resolver's.
+    let mark = lab.mirror.log_mark();
+    let out = dockerd.build(&build_ctx, "local/probe-build:1");
+    assert_through_mirror(
+        &out,
+        &lab.mirror,
+        mark,
+        "containerd/",
+        "latest (docker build)",
+    );
     for (tag, extra) in [
         ("latest", &[][..]),
         ("multi", &["--all-platforms"][..]),
@@ -230,6 +245,52 @@ fn harness_hand_written_configs_pull_through_mirror() {
         lines(&lab.upstream.access_log())
     );
     step(t0, "hand-configured pulls go through the mirror");
+}
+
+/// Harness self-test for the registries.conf clients (podman, skopeo) with a hand-written
+/// drop-in under `<root>/etc/containers/registries.conf.d/`: they fail without it and pull
+/// through the mirror with it.
+#[test]
+fn harness_podman_and_skopeo_read_dropins_under_root() {
+    if !common::require(&["docker-registry", "skopeo", "podman", "unshare"]) {
+        return;
+    }
+    let t0 = Instant::now();
+    let ws = Workspace::new("containers");
+    let lab = Lab::start(&ws);
+    let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    let latest = format!("{PROBE}:latest");
+
+    let mark = lab.mirror.log_mark();
+    assert_not_through_mirror(
+        &env.podman_pull(&latest, &[]),
+        &lab.mirror,
+        mark,
+        "containers/",
+    );
+    assert_not_through_mirror(&env.skopeo_pull(&latest, &[]), &lab.mirror, mark, "skopeo/");
+    step(t0, "podman and skopeo fail without a mirror");
+
+    write(
+        &env.etc.join("registries.conf.d/50-test.conf"),
+        &format!(
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n\
+             [[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
+            lab.mirror.host()
+        ),
+    );
+    for tag in ["latest", "multi", "v2s2"] {
+        let mark = lab.mirror.log_mark();
+        let out = env.podman_pull(&format!("{PROBE}:{tag}"), &[]);
+        assert_through_mirror(&out, &lab.mirror, mark, "containers/", tag);
+        let mark = lab.mirror.log_mark();
+        let out = env.skopeo_pull(&format!("{PROBE}:{tag}"), &[]);
+        assert_through_mirror(&out, &lab.mirror, mark, "skopeo/", tag);
+    }
+    step(
+        t0,
+        "podman and skopeo pull :latest :multi :v2s2 through the mirror",
+    );
 }
 
 /// The issue's acceptance test: arm → real pulls through the mirror → disarm --reload →

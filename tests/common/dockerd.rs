@@ -33,6 +33,28 @@ pub struct Dockerd {
     pub aux: PathBuf,
 }
 
+/// The docker CLI to use: `/usr/bin/docker` if it exists, else `docker` on PATH.
+pub fn docker_cli() -> PathBuf {
+    let deb = Path::new("/usr/bin/docker");
+    if deb.is_file() {
+        deb.to_path_buf()
+    } else {
+        PathBuf::from("docker")
+    }
+}
+
+/// Write `<dir>/Dockerfile` with `FROM <image>` plus a label (so the build produces an image of
+/// its own), creating `dir`. Returns `dir`.
+pub fn write_from_dockerfile(dir: &Path, image: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM {image}\nLABEL mirrorctl.test=1\n"),
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
+
 /// Does `GET /_ping` on the unix socket answer 200?
 pub fn ping(socket: &Path) -> bool {
     let Ok(mut s) = UnixStream::connect(socket) else {
@@ -126,12 +148,25 @@ impl Dockerd {
     }
 
     /// `docker -H unix://<socket>` with a private DOCKER_CONFIG and the proxy guard.
+    /// The CLI is Debian's `/usr/bin/docker` (20.10, from docker.io, what CI has) when present,
+    /// else `docker` on PATH: a newer CLI without the buildx plugin cannot `DOCKER_BUILDKIT=1`.
     pub fn docker(&self) -> Command {
-        let mut c = Command::new("docker");
+        let mut c = Command::new(docker_cli());
         c.arg("-H").arg(format!("unix://{}", self.socket.display()));
         c.env("DOCKER_CONFIG", self.aux.join("cli"));
         guard(&mut c);
         c
+    }
+
+    /// `DOCKER_BUILDKIT=1 docker build --pull -t <tag> <context>`: dockerd's built-in BuildKit
+    /// resolving the Dockerfile's `FROM` (through the mirror when armed). `context` needs a
+    /// `Dockerfile`; see [`write_from_dockerfile`].
+    pub fn build(&self, context: &Path, tag: &str) -> Out {
+        let mut c = self.docker();
+        c.env("DOCKER_BUILDKIT", "1");
+        c.args(["build", "--pull", "--progress", "plain", "-t", tag])
+            .arg(context);
+        run_timeout(&mut c, Duration::from_secs(180))
     }
 
     /// `docker pull <reference>` (+ extra args such as `--platform linux/arm64`).

@@ -14,6 +14,8 @@
 //!   with its access log parsed into [`registry::AccessEntry`]; [`registry::seed_upstream`] pushes
 //!   the probe with skopeo (in a private mount namespace).
 //! * [`containerd::Containerd`]: a private containerd + `ctr`.
+//! * [`containers::ContainersEnv`]: podman and skopeo reading `<root>/etc/containers`
+//!   (registries.conf + drop-ins) in a private mount namespace.
 //! * [`dockerd::Dockerd`]: a private dockerd 20.10 in a private mount namespace whose config,
 //!   pid file and socket live under a mirrorctl `--root`.
 //! * [`Lab`]: upstream + mirror seeded with the probe, in one call.
@@ -35,6 +37,7 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod containers;
 pub mod daemon;
 pub mod dockerd;
 pub mod image;
