@@ -385,9 +385,20 @@ fn arm_disarm_cycle(targets: &[&str]) {
             assert_through_mirror(&out, &lab.mirror, mark, "docker/", tag);
         }
         assert!(docker_repo_digests(&dockerd, &latest).contains(&lab.image.amd64.manifest.digest));
+        // dockerd's built-in BuildKit uses the same registry-mirrors.
+        let ctx = write_from_dockerfile(&ws.aux("build"), &format!("{PROBE}:multi"));
+        let mark = lab.mirror.log_mark();
+        let out = dockerd.build(&ctx, "local/probe-build:1");
+        assert_through_mirror(
+            &out,
+            &lab.mirror,
+            mark,
+            "containerd/",
+            "multi (docker build)",
+        );
         step(
             t0,
-            "docker pulls :latest :multi (amd64, arm64) :v2s2 through the mirror",
+            "docker pulls :latest :multi (amd64, arm64) :v2s2 and BuildKit FROM through the mirror",
         );
     } else {
         assert!(dockerd.mirrors().is_empty());
