@@ -315,22 +315,38 @@ pub fn mirrorctl(ws: &Workspace) -> Command {
     c
 }
 
-/// Snapshot of every regular file (and symlink target text) under `dir`: path → bytes.
-/// Use it to prove "byte-identical afterwards", including that no file appeared or vanished.
-pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+/// Snapshot of a tree: relative path → description of every directory (`dir 755`), symlink
+/// (`symlink -> target`) and regular file (`file 644 <len> bytes sha256:<hex>`, plus the text when
+/// it is short UTF-8, for readable assertion diffs). Equal snapshots = byte-identical files,
+/// same modes, no file or directory appeared or vanished.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(base: &Path, d: &Path, out: &mut std::collections::BTreeMap<PathBuf, String>) {
         let Ok(rd) = std::fs::read_dir(d) else { return };
         for e in rd.flatten() {
             let p = e.path();
-            let ft = e.file_type().unwrap();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let mode = meta.permissions().mode() & 0o7777;
             let rel = p.strip_prefix(base).unwrap().to_path_buf();
+            let ft = meta.file_type();
             if ft.is_dir() {
+                out.insert(rel, format!("dir {mode:o}"));
                 walk(base, &p, out);
             } else if ft.is_symlink() {
                 let t = std::fs::read_link(&p).unwrap();
-                out.insert(rel, format!("symlink -> {}", t.display()).into_bytes());
-            } else if ft.is_file() {
-                out.insert(rel, std::fs::read(&p).unwrap());
+                out.insert(rel, format!("symlink -> {}", t.display()));
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                let mut desc = format!(
+                    "file {mode:o} {} bytes sha256:{}",
+                    bytes.len(),
+                    hex::encode(Sha256::digest(&bytes))
+                );
+                if let (true, Ok(text)) = (bytes.len() <= 4096, std::str::from_utf8(&bytes)) {
+                    desc.push_str(&format!("\n{text}"));
+                }
+                out.insert(rel, desc);
             }
         }
     }
