@@ -11,7 +11,9 @@ mod common;
 use common::containerd::Containerd;
 use common::containers::ContainersEnv;
 use common::dockerd::{write_from_dockerfile, Dockerd};
-use common::registry::{lines, AccessEntry, Registry};
+use common::proof::{self, UA_CONTAINERD, UA_DOCKERD, UA_PODMAN, UA_SKOPEO};
+use common::registry::{lines, Registry};
+use common::AccessLogged;
 use common::{mirrorctl, run, snapshot, Lab, Out, Workspace};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -37,52 +39,12 @@ fn step(t0: Instant, what: &str) {
     eprintln!("[{:>6.2}s] {what}", t0.elapsed().as_secs_f64());
 }
 
-/// Requests for the probe's manifests/blobs since `mark` whose user agent starts with `ua`.
-fn probe_requests(mirror: &Registry, mark: usize, ua: &str) -> Vec<AccessEntry> {
-    mirror
-        .requests_since(mark)
-        .into_iter()
-        .filter(|e| (e.is_manifest_of(REPO) || e.is_blob_of(REPO)) && e.user_agent.starts_with(ua))
-        .collect()
+fn assert_through_mirror(out: &Out, mirror: &Registry, mark: usize, ua: &str, what: &str) {
+    proof::assert_through_mirror(out, mirror, mark, REPO, ua, &format!("pull of {what}"));
 }
 
-/// Assert the pull succeeded and that the mirror served the probe's manifest to this client.
-fn assert_through_mirror(out: &Out, mirror: &Registry, mark: usize, ua: &str, tag: &str) {
-    out.assert_ok();
-    let all = mirror.requests_since(mark);
-    let mine = probe_requests(mirror, mark, ua);
-    assert!(
-        mine.iter()
-            .any(|e| e.is_manifest_of(REPO) && e.status == 200),
-        "pull of :{tag} succeeded but the mirror's access log shows no 200 manifest request with \
-         user agent {ua}…; mirror saw:\n{}",
-        lines(&all)
-    );
-    if ua == "containerd/" {
-        // containerd names the upstream registry it is mirroring.
-        assert!(
-            mine.iter()
-                .all(|e| e.query.as_deref() == Some("ns=docker.io")),
-            "containerd requests without ?ns=docker.io:\n{}",
-            lines(&mine)
-        );
-    }
-}
-
-/// Assert a pull failed and that no client request for the probe reached the mirror.
 fn assert_not_through_mirror(out: &Out, mirror: &Registry, mark: usize, ua: &str) {
-    out.assert_fail();
-    let mine = probe_requests(mirror, mark, ua);
-    assert!(
-        mine.is_empty(),
-        "the mirror still served {ua}…:\n{}",
-        lines(&mine)
-    );
-    // The failure is the proxy guard refusing the way to Docker Hub, not something else.
-    assert!(
-        out.combined().contains("127.0.0.1:9") || out.combined().contains("registry-1.docker.io"),
-        "pull failed, but not by trying Docker Hub: {out}"
-    );
+    proof::assert_not_through_mirror(out, mirror, mark, REPO, ua);
 }
 
 fn docker_repo_digests(d: &Dockerd, reference: &str) -> String {
@@ -176,17 +138,17 @@ fn harness_hand_written_configs_pull_through_mirror() {
         &dockerd.pull(&format!("{PROBE}:latest"), &[]),
         &lab.mirror,
         mark,
-        "docker/",
+        UA_DOCKERD,
     );
     assert_not_through_mirror(
         &ctrd.pull(&hosts_dir, &format!("{PROBE}:latest"), &[]),
         &lab.mirror,
         mark,
-        "containerd/",
+        UA_CONTAINERD,
     );
     let build_ctx = write_from_dockerfile(&ws.aux("build"), &format!("{PROBE}:latest"));
     let out = dockerd.build(&build_ctx, "local/probe-build:1");
-    assert_not_through_mirror(&out, &lab.mirror, mark, "containerd/");
+    assert_not_through_mirror(&out, &lab.mirror, mark, UA_CONTAINERD);
     step(t0, "unconfigured pulls fail");
 
     // Configured by hand.
@@ -206,7 +168,7 @@ fn harness_hand_written_configs_pull_through_mirror() {
     assert_eq!(dockerd.mirrors(), vec![format!("{}/", lab.mirror.url())]);
     let mark = lab.mirror.log_mark();
     let out = dockerd.pull(&format!("{PROBE}:latest"), &[]);
-    assert_through_mirror(&out, &lab.mirror, mark, "docker/", "latest");
+    assert_through_mirror(&out, &lab.mirror, mark, UA_DOCKERD, "latest");
     assert!(docker_repo_digests(&dockerd, &format!("{PROBE}:latest"))
         .contains(&lab.image.amd64.manifest.digest));
     // dockerd's built-in BuildKit (DOCKER_BUILDKIT=1) follows registry-mirrors too; its user
@@ -217,7 +179,7 @@ fn harness_hand_written_configs_pull_through_mirror() {
         &out,
         &lab.mirror,
         mark,
-        "containerd/",
+        UA_CONTAINERD,
         "latest (docker build)",
     );
     for (tag, extra) in [
@@ -228,7 +190,7 @@ fn harness_hand_written_configs_pull_through_mirror() {
     ] {
         let mark = lab.mirror.log_mark();
         let out = ctrd.pull(&hosts_dir, &format!("{PROBE}:{tag}"), extra);
-        assert_through_mirror(&out, &lab.mirror, mark, "containerd/", tag);
+        assert_through_mirror(&out, &lab.mirror, mark, UA_CONTAINERD, tag);
     }
     assert!(ctr_image_line(&ctrd, &format!("{PROBE}:latest"))
         .contains(&lab.image.amd64.manifest.digest));
@@ -262,13 +224,8 @@ fn harness_podman_and_skopeo_read_dropins_under_root() {
     let latest = format!("{PROBE}:latest");
 
     let mark = lab.mirror.log_mark();
-    assert_not_through_mirror(
-        &env.podman_pull(&latest, &[]),
-        &lab.mirror,
-        mark,
-        "containers/",
-    );
-    assert_not_through_mirror(&env.skopeo_pull(&latest, &[]), &lab.mirror, mark, "skopeo/");
+    assert_not_through_mirror(&env.podman_pull(&latest, &[]), &lab.mirror, mark, UA_PODMAN);
+    assert_not_through_mirror(&env.skopeo_pull(&latest, &[]), &lab.mirror, mark, UA_SKOPEO);
     step(t0, "podman and skopeo fail without a mirror");
 
     write(
@@ -282,10 +239,10 @@ fn harness_podman_and_skopeo_read_dropins_under_root() {
     for tag in ["latest", "multi", "v2s2"] {
         let mark = lab.mirror.log_mark();
         let out = env.podman_pull(&format!("{PROBE}:{tag}"), &[]);
-        assert_through_mirror(&out, &lab.mirror, mark, "containers/", tag);
+        assert_through_mirror(&out, &lab.mirror, mark, UA_PODMAN, tag);
         let mark = lab.mirror.log_mark();
         let out = env.skopeo_pull(&format!("{PROBE}:{tag}"), &[]);
-        assert_through_mirror(&out, &lab.mirror, mark, "skopeo/", tag);
+        assert_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO, tag);
     }
     step(
         t0,
@@ -332,12 +289,12 @@ fn arm_disarm_cycle(targets: &[&str]) {
     assert!(dockerd.mirrors().is_empty());
     let latest = format!("{PROBE}:latest");
     let mark = lab.mirror.log_mark();
-    assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, "docker/");
+    assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, UA_DOCKERD);
     assert_not_through_mirror(
         &ctrd.pull(&hosts_dir, &latest, &[]),
         &lab.mirror,
         mark,
-        "containerd/",
+        UA_CONTAINERD,
     );
     step(t0, "negative control: unarmed pulls fail");
 
@@ -382,7 +339,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
         ] {
             let mark = lab.mirror.log_mark();
             let out = dockerd.pull(&format!("{PROBE}:{tag}"), extra);
-            assert_through_mirror(&out, &lab.mirror, mark, "docker/", tag);
+            assert_through_mirror(&out, &lab.mirror, mark, UA_DOCKERD, tag);
         }
         assert!(docker_repo_digests(&dockerd, &latest).contains(&lab.image.amd64.manifest.digest));
         // dockerd's built-in BuildKit uses the same registry-mirrors.
@@ -393,7 +350,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
             &out,
             &lab.mirror,
             mark,
-            "containerd/",
+            UA_CONTAINERD,
             "multi (docker build)",
         );
         step(
@@ -403,7 +360,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
     } else {
         assert!(dockerd.mirrors().is_empty());
         let mark = lab.mirror.log_mark();
-        assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, "docker/");
+        assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, UA_DOCKERD);
     }
 
     if containerd {
@@ -414,7 +371,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
         ] {
             let mark = lab.mirror.log_mark();
             let out = ctrd.pull(&hosts_dir, &format!("{PROBE}:{tag}"), extra);
-            assert_through_mirror(&out, &lab.mirror, mark, "containerd/", tag);
+            assert_through_mirror(&out, &lab.mirror, mark, UA_CONTAINERD, tag);
         }
         assert!(ctr_image_line(&ctrd, &latest).contains(&lab.image.amd64.manifest.digest));
         step(
@@ -424,7 +381,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
     } else {
         let mark = lab.mirror.log_mark();
         let out = ctrd.pull(&hosts_dir, &latest, &[]);
-        assert_not_through_mirror(&out, &lab.mirror, mark, "containerd/");
+        assert_not_through_mirror(&out, &lab.mirror, mark, UA_CONTAINERD);
     }
 
     // disarm --reload: files back byte for byte, dockerd forgets the mirror, pulls fail.
@@ -451,10 +408,10 @@ fn arm_disarm_cycle(targets: &[&str]) {
     step(t0, "disarmed: files identical, docker info lists no mirror");
     dockerd.rmi(&latest);
     let mark = lab.mirror.log_mark();
-    assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, "docker/");
+    assert_not_through_mirror(&dockerd.pull(&latest, &[]), &lab.mirror, mark, UA_DOCKERD);
     ctrd.remove(&latest);
     let out = ctrd.pull(&hosts_dir, &latest, &[]);
-    assert_not_through_mirror(&out, &lab.mirror, mark, "containerd/");
+    assert_not_through_mirror(&out, &lab.mirror, mark, UA_CONTAINERD);
     step(t0, "after disarm pulls fail");
 
     if docker {
@@ -478,7 +435,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
         assert!(dockerd.daemon.alive());
         let mark = lab.mirror.log_mark();
         let out = dockerd.pull(&latest, &[]);
-        assert_through_mirror(&out, &lab.mirror, mark, "docker/", "latest");
+        assert_through_mirror(&out, &lab.mirror, mark, UA_DOCKERD, "latest");
         let disarm = run(mirrorctl(&ws).args(["disarm", "--reload"]));
         disarm.assert_ok();
         if let Err(got) = dockerd.wait_mirrors(&[], Duration::from_secs(10)) {

@@ -18,6 +18,8 @@
 //!   (registries.conf + drop-ins) in a private mount namespace.
 //! * [`dockerd::Dockerd`]: a private dockerd 20.10 in a private mount namespace whose config,
 //!   pid file and socket live under a mirrorctl `--root`.
+//! * [`proof`]: [`AccessLogged`], `assert_through_mirror` / `assert_not_through_mirror`
+//!   (by user agent: `UA_DOCKERD`, `UA_CONTAINERD`, `UA_PODMAN`, `UA_SKOPEO`).
 //! * [`Lab`]: upstream + mirror seeded with the probe, in one call.
 //! * [`mirrorctl`] / [`run`] / [`Out`]: run commands and get readable assertion messages.
 //!
@@ -41,9 +43,11 @@ pub mod containers;
 pub mod daemon;
 pub mod dockerd;
 pub mod image;
+pub mod proof;
 pub mod registry;
 
 pub use daemon::{wait_until, Daemon};
+pub use proof::AccessLogged;
 
 use std::ffi::OsStr;
 use std::fmt;

@@ -181,16 +181,6 @@ impl Registry {
         parse_access_log(&self.daemon.stdout())
     }
 
-    /// A position in the access log; pass to [`Registry::requests_since`].
-    pub fn log_mark(&self) -> usize {
-        self.access_log().len()
-    }
-
-    /// Requests logged after `mark`.
-    pub fn requests_since(&self, mark: usize) -> Vec<AccessEntry> {
-        self.access_log().into_iter().skip(mark).collect()
-    }
-
     /// The registry's own (logrus) log, e.g. `Adding new scheduler entry` lines of a mirror.
     pub fn app_log(&self) -> String {
         self.daemon.stderr()
