@@ -47,6 +47,34 @@ fn assert_not_through_mirror(out: &Out, mirror: &Registry, mark: usize, ua: &str
     proof::assert_not_through_mirror(out, mirror, mark, REPO, ua);
 }
 
+/// `mirrorctl status --json` says exactly `armed` are armed, with `mirror` for docker.io.
+fn assert_status(ws: &Workspace, armed: &[&str], mirror: &str) {
+    let o = run(mirrorctl(ws).args(["status", "--json"]));
+    o.assert_ok();
+    let v: serde_json::Value =
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("status --json: {e}: {o}"));
+    for t in v["targets"].as_array().expect("targets array") {
+        let name = t["target"].as_str().unwrap();
+        let want = armed.contains(&name);
+        assert_eq!(
+            t["armed"],
+            serde_json::Value::Bool(want),
+            "status of {name}: {o}"
+        );
+        if want {
+            let m = format!("docker.io={mirror}");
+            assert!(
+                t["mirrors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x == &serde_json::Value::String(m.clone())),
+                "status of {name} does not list {m}: {o}"
+            );
+        }
+    }
+}
+
 fn docker_repo_digests(d: &Dockerd, reference: &str) -> String {
     let mut c = d.docker();
     c.args([
@@ -314,6 +342,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
         docker,
         "daemon.json changed/unchanged wrongly for --target {target_list}: {arm}"
     );
+    assert_status(&ws, targets, &mirror_url);
     step(t0, "armed");
     dockerd.stop();
     let mut dockerd = Dockerd::try_start(&ws.root(), &ws.aux("dockerd")).unwrap_or_else(|e| {
@@ -405,6 +434,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
         dockerd.daemon.tail(30)
     );
     assert!(!dockerd.insecure_registries().contains(&lab.mirror.host()));
+    assert_status(&ws, &[], &mirror_url);
     step(t0, "disarmed: files identical, docker info lists no mirror");
     dockerd.rmi(&latest);
     let mark = lab.mirror.log_mark();
