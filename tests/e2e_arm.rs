@@ -118,6 +118,15 @@ fn access_log_parser() {
     assert!(common::registry::parse_access_line("time=\"x\" level=info msg=hi").is_none());
 }
 
+/// A missing client is a loud skip locally and a failure in CI.
+#[test]
+fn harness_require_fails_in_ci_and_skips_otherwise() {
+    let missing = ["mirrorctl-test-no-such-binary"];
+    assert!(!common::require_in(&missing, false));
+    let r = std::panic::catch_unwind(|| common::require_in(&missing, true));
+    assert!(r.is_err(), "require() did not fail under CI=true");
+}
+
 /// The harness's guards stop what they started when a test panics.
 #[test]
 fn harness_stops_daemons_on_panic() {

@@ -3,7 +3,7 @@
 //! Everything here runs real programs on loopback only, writes only under a per-test temp dir and
 //! kills what it starts (on drop, hence also on panic). Building blocks:
 //!
-//! * [`require`] / [`require_root`]: skip loudly when a client is missing, FAIL when `CI=true`.
+//! * [`require`]: skip loudly when a client is missing (or not root), FAIL when `CI=true`.
 //! * [`Workspace`]: a temp dir with `root/` (for `mirrorctl --root`), `state/` (for
 //!   `--state-dir`) and private scratch dirs for daemons ([`Workspace::aux`]).
 //! * [`guard`] / [`GUARD_ENV`]: the proxy guard every client gets, so a fallback to Docker Hub
@@ -94,8 +94,8 @@ pub fn which(bin: &str) -> Option<PathBuf> {
         .find(|c| c.is_file())
 }
 
-fn skip_or_fail(what: &str) -> bool {
-    if in_ci() {
+fn skip_or_fail(what: &str, ci: bool) -> bool {
+    if ci {
         panic!("CI=true and {what}: this test cannot run (install it; .ci/run does)");
     }
     eprintln!("\n==================== SKIP ====================");
@@ -113,22 +113,25 @@ fn skip_or_fail(what: &str) -> bool {
 /// panics (a test failure); otherwise it prints a loud SKIP line and returns `false`, and the
 /// test should `return`.
 pub fn require(bins: &[&str]) -> bool {
+    require_in(bins, in_ci())
+}
+
+/// [`require`] with the CI flag given explicitly (for testing the rule itself).
+pub fn require_in(bins: &[&str], ci: bool) -> bool {
     let missing: Vec<&str> = bins
         .iter()
         .copied()
         .filter(|b| which(b).is_none())
         .collect();
     if !missing.is_empty() {
-        return skip_or_fail(&format!("missing binaries: {}", missing.join(", ")));
+        return skip_or_fail(&format!("missing binaries: {}", missing.join(", ")), ci);
     }
-    require_root()
-}
-
-/// Root is needed for private mount namespaces and for the daemons.
-pub fn require_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return skip_or_fail("not running as root (needed for mount namespaces and daemons)");
+        return skip_or_fail(
+            "not running as root (needed for mount namespaces and daemons)",
+            ci,
+        );
     }
     true
 }
