@@ -147,6 +147,11 @@ impl Dockerd {
         self.containerd.daemon.stop();
     }
 
+    /// `unix://<socket>`, for `DOCKER_HOST` when a program under test runs the docker CLI.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
     /// `docker -H unix://<socket>` with a private DOCKER_CONFIG and the proxy guard.
     /// The CLI is Debian's `/usr/bin/docker` (20.10, from docker.io, what CI has) when present,
     /// else `docker` on PATH: a newer CLI without the buildx plugin cannot `DOCKER_BUILDKIT=1`.
