@@ -1,0 +1,577 @@
+//! `mirrorctl serve` against a real upstream (`docker-registry`, seeded by skopeo) and, for the
+//! failure cases, tiny upstreams written here (lying about a digest, stalling mid-body).
+//! Everything on loopback; every process is killed on drop.
+
+mod common;
+
+use common::registry::{parse_access_line, AccessEntry, Registry};
+use common::{AccessLogged, Daemon, Workspace};
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A running `mirrorctl serve` (the binary under test).
+struct Serve {
+    daemon: Daemon,
+    addr: String,
+    cache: PathBuf,
+}
+
+impl Serve {
+    fn start(dir: &Path, cache: &Path, args: &[&str]) -> Serve {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
+            .arg(cache)
+            .args(args);
+        common::guard(&mut cmd);
+        let mut daemon = Daemon::spawn("mirrorctl-serve", cmd, dir);
+        daemon
+            .wait_ready("address on stdout", Duration::from_secs(20), |d| {
+                d.stdout().contains('\n')
+            })
+            .unwrap();
+        let addr = daemon.stdout().lines().next().unwrap().trim().to_string();
+        Serve {
+            daemon,
+            addr,
+            cache: cache.to_path_buf(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// (request, Cache-Status) for every access log line.
+    fn log_with_cache_status(&self) -> Vec<(AccessEntry, String)> {
+        self.daemon
+            .stderr()
+            .lines()
+            .filter_map(|l| {
+                let e = parse_access_line(l)?;
+                // `… "ua" "cache status" 1.234ms`
+                let cs = l.rsplit_once(" \"")?.1.split('"').next()?.to_string();
+                Some((e, cs))
+            })
+            .collect()
+    }
+
+    fn committed_blobs(&self) -> Vec<String> {
+        let dir = self.cache.join("blobs/sha256");
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl AccessLogged for Serve {
+    fn access_log(&self) -> Vec<AccessEntry> {
+        self.log_with_cache_status()
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect()
+    }
+}
+
+struct Resp {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Result<Vec<u8>, String>,
+}
+
+impl Resp {
+    fn cache_status(&self) -> &str {
+        self.headers
+            .get("cache-status")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn body(&self) -> &[u8] {
+        self.body.as_ref().expect("body read without error")
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn fetch(c: &reqwest::Client, method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut r = c.request(method.parse().unwrap(), url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let resp = r.send().await.expect("request sent");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| format!("{e:?}"));
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
+    rt().block_on(fetch(&client(), "GET", url, headers))
+}
+
+fn head(url: &str) -> Resp {
+    rt().block_on(fetch(&client(), "HEAD", url, &[]))
+}
+
+fn sha256(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+const OCI_ACCEPT: &str =
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
+
+fn upstream_gets(up: &Registry, path: &str) -> usize {
+    up.access_log()
+        .iter()
+        .filter(|e| e.method == "GET" && e.path == path)
+        .count()
+}
+
+// ---------------------------------------------------------------- HTTP front, no upstream
+
+#[test]
+fn refuses_push_bad_names_and_unknown_ns() {
+    let ws = Workspace::new("serve-front");
+    // Nothing listens on port 9: upstream traffic would fail, and none is expected.
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &["--upstream", "http://127.0.0.1:9"],
+    );
+    let base = s.url();
+    let r = get(&format!("{base}/v2/"), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["docker-distribution-api-version"], "registry/2.0");
+
+    let c = client();
+    let rt = rt();
+    for (method, path) in [
+        ("POST", "/v2/library/probe/blobs/uploads/"),
+        ("PUT", "/v2/library/probe/manifests/latest"),
+        ("DELETE", "/v2/library/probe/manifests/latest"),
+        ("PATCH", "/v2/library/probe/blobs/uploads/x"),
+    ] {
+        let r = rt.block_on(fetch(&c, method, &format!("{base}{path}"), &[]));
+        assert_eq!(r.status, 405, "{method} {path}");
+        let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v["errors"][0]["code"], "UNSUPPORTED", "{method} {path}");
+    }
+    for (path, code) in [
+        ("/v2/Library/probe/manifests/latest", "NAME_INVALID"),
+        ("/v2/library/probe/manifests/-x", "TAG_INVALID"),
+        ("/v2/library/probe/blobs/sha256:1234", "DIGEST_INVALID"),
+        (
+            "/v2/library/probe/blobs/md5:d41d8cd98f00b204e9800998ecf8427e",
+            "DIGEST_INVALID",
+        ),
+        ("/v2/library/a..b/blobs/sha256:1234", "NAME_INVALID"),
+    ] {
+        let r = get(&format!("{base}{path}"), &[]);
+        assert_eq!(r.status, 400, "{path}");
+        let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v["errors"][0]["code"], code, "{path}");
+    }
+    // Raw, so no client normalises the dot segments away.
+    for raw in [
+        "/v2/../../etc/passwd/blobs/sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "/v2/library/%2e%2e/manifests/latest",
+    ] {
+        use std::io::{Read, Write};
+        let mut t = std::net::TcpStream::connect(&s.addr).unwrap();
+        write!(t, "GET {raw} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        t.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 400"), "{raw}: {out}");
+        assert!(out.contains("NAME_INVALID"), "{raw}: {out}");
+    }
+    let r = get(
+        &format!("{base}/v2/library/probe/manifests/latest?ns=ghcr.io"),
+        &[],
+    );
+    assert_eq!(r.status, 404);
+    assert!(String::from_utf8_lossy(r.body()).contains("ghcr.io"));
+    // Upstream unreachable, nothing cached: a clear 502 OCI error, flagged as a miss.
+    let r = get(&format!("{base}/v2/library/probe/manifests/latest"), &[]);
+    assert_eq!(r.status, 502);
+    assert!(
+        r.cache_status().starts_with("mirrorctl; fwd=uri-miss"),
+        "{}",
+        r.cache_status()
+    );
+    let v: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(v["errors"][0]["code"], "UNAVAILABLE");
+    let m = get(&format!("{base}/metrics"), &[]);
+    let text = String::from_utf8_lossy(m.body()).into_owned();
+    assert!(
+        text.contains("mirrorctl_requests_total{kind=\"other\",cache=\"refused\"} 4"),
+        "{text}"
+    );
+    assert!(text.contains("mirrorctl_cache_bytes 0"), "{text}");
+}
+
+// ---------------------------------------------------------------- real upstream
+
+struct Up {
+    upstream: Registry,
+    image: common::image::ProbeImage,
+}
+
+fn seeded_upstream(ws: &Workspace, big_mb: Option<usize>) -> Up {
+    let image = common::image::ProbeImage::build(&ws.aux("image"), big_mb);
+    let upstream = Registry::upstream(&ws.aux("upstream"));
+    common::registry::seed_upstream(&upstream, &image, &ws.aux("seed"));
+    Up { upstream, image }
+}
+
+/// skopeo (registries.conf mirror) and ctr (hosts.toml, `?ns=docker.io`) pull through serve;
+/// second pulls are hits; upstream sees each blob GET once.
+#[test]
+fn real_clients_pull_through_and_hit_the_second_time() {
+    if !common::require(&["docker-registry", "skopeo", "containerd", "ctr", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("serve-clients");
+    let up = seeded_upstream(&ws, None);
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &["--upstream", &up.upstream.url()],
+    );
+    let upstream_mark = up.upstream.log_mark();
+
+    // skopeo through a registries.conf mirror.
+    let env = common::containers::ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    std::fs::write(
+        env.etc.join("registries.conf"),
+        format!(
+            "unqualified-search-registries = [\"docker.io\"]\n[[registry]]\nprefix = \"docker.io\"\n\
+             location = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
+            s.addr
+        ),
+    )
+    .unwrap();
+    let mark = s.log_mark();
+    env.skopeo_pull("docker.io/library/probe:latest", &[])
+        .assert_ok();
+    let first: Vec<_> = s.log_with_cache_status().into_iter().skip(mark).collect();
+    let amd = &up.image.amd64;
+    for blob in [&amd.config.digest, &amd.layer.digest] {
+        let path = format!("/v2/library/probe/blobs/{blob}");
+        let e = first
+            .iter()
+            .find(|(e, _)| e.path == path)
+            .unwrap_or_else(|| {
+                panic!(
+                    "skopeo did not fetch {path} through serve:\n{}",
+                    s.daemon.tail(30)
+                )
+            });
+        assert_eq!(e.1, "mirrorctl; fwd=uri-miss; stored", "{path}");
+        assert!(e.0.user_agent.starts_with(common::proof::UA_SKOPEO));
+    }
+    let mark = s.log_mark();
+    env.skopeo_pull("docker.io/library/probe:latest", &[])
+        .assert_ok();
+    let second: Vec<_> = s.log_with_cache_status().into_iter().skip(mark).collect();
+    let served: Vec<_> = second
+        .iter()
+        .filter(|(e, _)| e.is_manifest_of("library/probe") || e.is_blob_of("library/probe"))
+        .collect();
+    assert!(!served.is_empty());
+    for (e, cs) in &served {
+        assert!(
+            cs.starts_with("mirrorctl; hit"),
+            "second skopeo pull: {} → {cs}",
+            e.line()
+        );
+    }
+
+    // ctr through hosts.toml: containerd adds ?ns=docker.io.
+    let ctrd = common::containerd::Containerd::start(&ws.aux("containerd"));
+    let hosts = ws.aux("certs.d");
+    std::fs::create_dir_all(hosts.join("docker.io")).unwrap();
+    std::fs::write(
+        hosts.join("docker.io/hosts.toml"),
+        format!(
+            "server = \"https://registry-1.docker.io\"\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            s.url()
+        ),
+    )
+    .unwrap();
+    let mark = s.log_mark();
+    let out = ctrd.pull(
+        &hosts,
+        "docker.io/library/probe:multi",
+        &["--platform", "linux/arm64"],
+    );
+    common::proof::assert_through_mirror(
+        &out,
+        &s,
+        mark,
+        "library/probe",
+        common::proof::UA_CONTAINERD,
+        "ctr pull :multi",
+    );
+    let arm_layer = format!("/v2/library/probe/blobs/{}", up.image.arm64.layer.digest);
+    assert!(s.requests_since(mark).iter().any(|e| e.path == arm_layer));
+    ctrd.remove("docker.io/library/probe:multi").assert_ok();
+    // A fresh content store would be needed to make ctr fetch blobs again; the manifest
+    // resolution (HEAD by tag) at least must be a hit now.
+    let mark = s.log_mark();
+    ctrd.pull(
+        &hosts,
+        "docker.io/library/probe:multi",
+        &["--platform", "linux/arm64"],
+    )
+    .assert_ok();
+    let again: Vec<_> = s.log_with_cache_status().into_iter().skip(mark).collect();
+    assert!(
+        again
+            .iter()
+            .filter(|(e, _)| e.is_manifest_of("library/probe"))
+            .all(|(_, cs)| cs.starts_with("mirrorctl; hit")),
+        "{again:?}"
+    );
+
+    // Upstream: every blob fetched exactly once, whatever the clients did.
+    let ups = up.upstream.requests_since(upstream_mark);
+    for blob in [
+        &amd.config.digest,
+        &amd.layer.digest,
+        &up.image.arm64.layer.digest,
+    ] {
+        let path = format!("/v2/library/probe/blobs/{blob}");
+        let n = ups
+            .iter()
+            .filter(|e| e.method == "GET" && e.path == path)
+            .count();
+        assert_eq!(
+            n,
+            1,
+            "upstream GETs of {path}:\n{}",
+            common::registry::lines(&ups)
+        );
+    }
+    assert_eq!(
+        ups.iter()
+            .filter(|e| e.method == "GET" && e.path.contains("/blobs/"))
+            .count(),
+        4, /* amd64 config+layer, arm64 config+layer */
+        "{}",
+        common::registry::lines(&ups)
+    );
+}
+
+/// Single flight, Range, HEAD, tag TTL and revalidation, stale-if-error.
+#[test]
+fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
+    if !common::require(&["docker-registry", "skopeo", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("serve-protocol");
+    let mut up = seeded_upstream(&ws, Some(8));
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &["--upstream", &up.upstream.url(), "--tag-ttl", "2s"],
+    );
+    let big = up.image.big.clone().unwrap();
+    let blob_path = format!("/v2/library/probe/blobs/{}", big.layer.digest);
+    let url = format!("{}{blob_path}", s.url());
+
+    // HEAD on an uncached blob: upstream HEAD only, nothing downloaded.
+    let h = head(&url);
+    assert_eq!(h.status, 200);
+    assert_eq!(
+        h.headers["content-length"],
+        big.layer.size.to_string().as_str()
+    );
+    assert_eq!(h.cache_status(), "mirrorctl; fwd=uri-miss");
+    assert_eq!(upstream_gets(&up.upstream, &blob_path), 0);
+    assert!(s.committed_blobs().is_empty());
+
+    // 16 concurrent cold GETs: one upstream GET, 16 identical digest-correct bodies.
+    let rt = rt();
+    let c = client();
+    let results: Vec<Resp> = rt.block_on(async {
+        let futs = (0..16).map(|_| {
+            let c = c.clone();
+            let url = url.clone();
+            tokio::spawn(async move { fetch(&c, "GET", &url, &[]).await })
+        });
+        let futs: Vec<_> = futs.collect(); // spawn all before awaiting any
+        let mut v = Vec::new();
+        for f in futs {
+            v.push(f.await.unwrap());
+        }
+        v
+    });
+    let mut statuses: Vec<&str> = Vec::new();
+    for r in &results {
+        assert_eq!(r.status, 200);
+        assert_eq!(sha256(r.body()), big.layer.digest);
+        statuses.push(r.cache_status());
+    }
+    eprintln!("16-way cache statuses: {statuses:?}");
+    assert_eq!(upstream_gets(&up.upstream, &blob_path), 1, "{statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == "mirrorctl; fwd=uri-miss; stored")
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .filter(|s| **s == "mirrorctl; fwd=uri-miss; collapsed")
+            .count()
+            >= 8,
+        "most of 16 simultaneous requests must join the one download: {statuses:?}"
+    );
+    assert!(s
+        .committed_blobs()
+        .contains(&big.layer.digest["sha256:".len()..].to_string()));
+
+    // Range on a hit.
+    let r = get(&url, &[("Range", "bytes=100-199")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.cache_status(), "mirrorctl; hit");
+    assert_eq!(r.body().len(), 100);
+    assert_eq!(
+        r.headers["content-range"],
+        format!("bytes 100-199/{}", big.layer.size).as_str()
+    );
+    let full = &results[0].body()[100..200];
+    assert_eq!(r.body(), full);
+    let r = get(
+        &url,
+        &[("Range", format!("bytes={}-", big.layer.size).as_str())],
+    );
+    assert_eq!(r.status, 416);
+
+    // Manifest by tag: miss, then a hit within the TTL (no upstream request at all).
+    let tag_url = format!("{}/v2/library/probe/manifests/latest", s.url());
+    let m1 = get(&tag_url, &[("Accept", OCI_ACCEPT)]);
+    assert_eq!(m1.status, 200, "{:?}", m1.body);
+    assert!(
+        m1.cache_status()
+            .starts_with("mirrorctl; fwd=uri-miss; stored; ttl="),
+        "{}",
+        m1.cache_status()
+    );
+    assert_eq!(sha256(m1.body()), up.image.amd64.manifest.digest);
+    assert_eq!(
+        m1.headers["content-type"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        m1.headers["docker-content-digest"],
+        up.image.amd64.manifest.digest.as_str()
+    );
+    let mark = up.upstream.log_mark();
+    let m2 = get(&tag_url, &[("Accept", OCI_ACCEPT)]);
+    assert!(
+        m2.cache_status().starts_with("mirrorctl; hit; ttl="),
+        "{}",
+        m2.cache_status()
+    );
+    assert_eq!(m2.body(), m1.body());
+    let by_digest = get(
+        &format!(
+            "{}/v2/library/probe/manifests/{}",
+            s.url(),
+            up.image.amd64.manifest.digest
+        ),
+        &[("Accept", OCI_ACCEPT)],
+    );
+    assert_eq!(by_digest.cache_status(), "mirrorctl; hit");
+    assert!(
+        up.upstream.requests_since(mark).is_empty(),
+        "{}",
+        common::registry::lines(&up.upstream.requests_since(mark))
+    );
+
+    // After the TTL: revalidated with one HEAD, no GET.
+    std::thread::sleep(Duration::from_millis(2100));
+    let m3 = get(&tag_url, &[("Accept", OCI_ACCEPT)]);
+    assert!(
+        m3.cache_status()
+            .starts_with("mirrorctl; fwd=stale; fwd-status=200"),
+        "{}",
+        m3.cache_status()
+    );
+    let since = up.upstream.requests_since(mark);
+    assert_eq!(
+        since
+            .iter()
+            .map(|e| (e.method.as_str(), e.path.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("HEAD", "/v2/library/probe/manifests/latest")],
+    );
+
+    // Upstream stopped: the tag is served stale (and says so), blobs are hits, an uncached
+    // blob is a clear 502.
+    up.upstream.daemon.stop();
+    std::thread::sleep(Duration::from_millis(2100));
+    let m4 = get(&tag_url, &[("Accept", OCI_ACCEPT)]);
+    assert_eq!(m4.status, 200);
+    assert!(
+        m4.cache_status().starts_with("mirrorctl; fwd=stale"),
+        "{}",
+        m4.cache_status()
+    );
+    assert_eq!(m4.body(), m1.body());
+    let b = get(&url, &[]);
+    assert_eq!(b.status, 200);
+    assert_eq!(b.cache_status(), "mirrorctl; hit");
+    let missing = get(
+        &format!(
+            "{}/v2/library/probe/blobs/{}",
+            s.url(),
+            up.image.arm64.layer.digest
+        ),
+        &[],
+    );
+    assert_eq!(missing.status, 502);
+    let v: serde_json::Value = serde_json::from_slice(missing.body()).unwrap();
+    assert_eq!(v["errors"][0]["code"], "UNAVAILABLE");
+
+    let m = String::from_utf8(get(&format!("{}/metrics", s.url()), &[]).body().to_vec()).unwrap();
+    assert!(
+        m.contains("mirrorctl_requests_total{kind=\"blob\",cache=\"collapsed\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains("mirrorctl_upstream_requests_total{method=\"GET\",kind=\"blob\"} 2"),
+        "{m}"
+    );
+    assert!(m.contains("mirrorctl_inflight_fetches 0"), "{m}");
+}
