@@ -575,3 +575,180 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
     );
     assert!(m.contains("mirrorctl_inflight_fetches 0"), "{m}");
 }
+
+// ---------------------------------------------------------------- a misbehaving upstream
+
+const HONEST: u8 = 0;
+const LYING: u8 = 1;
+const STALLING: u8 = 2;
+
+/// An upstream written here: serves one blob honestly, with wrong bytes (same length), or
+/// half of it and then nothing; counts blob GETs.
+struct FakeUpstream {
+    _rt: tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    gets: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    data: Vec<u8>,
+    digest: String,
+}
+
+impl FakeUpstream {
+    fn start(size: usize) -> FakeUpstream {
+        use axum::response::IntoResponse;
+        use std::sync::atomic::Ordering;
+        use std::sync::Arc;
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let digest = sha256(&data);
+        let gets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mode = Arc::new(std::sync::atomic::AtomicU8::new(HONEST));
+        let rt = rt();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (g, m, d, want) = (
+            gets.clone(),
+            mode.clone(),
+            Arc::new(data.clone()),
+            digest.clone(),
+        );
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let (g, m, d, want) = (g.clone(), m.clone(), d.clone(), want.clone());
+            async move {
+                if req.uri().path() != format!("/v2/test/blob/blobs/{want}") {
+                    return axum::http::StatusCode::NOT_FOUND.into_response();
+                }
+                if req.method() == axum::http::Method::GET {
+                    g.fetch_add(1, Ordering::SeqCst);
+                }
+                let len = d.len();
+                let body = match m.load(Ordering::SeqCst) {
+                    HONEST => axum::body::Body::from(d.to_vec()),
+                    LYING => {
+                        let mut bad = d.to_vec();
+                        bad[len / 2] ^= 0xff;
+                        axum::body::Body::from(bad)
+                    }
+                    _ => {
+                        let half = bytes::Bytes::from(d[..len / 2].to_vec());
+                        let s = futures_util::stream::once(
+                            async move { Ok::<_, std::io::Error>(half) },
+                        )
+                        .chain(futures_util::stream::pending());
+                        axum::body::Body::from_stream(s)
+                    }
+                };
+                ([("content-length", len.to_string())], body).into_response()
+            }
+        });
+        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeUpstream {
+            _rt: rt,
+            addr,
+            gets,
+            mode,
+            data,
+            digest,
+        }
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn gets(&self) -> usize {
+        self.gets.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+use futures_util::StreamExt as _;
+
+#[test]
+fn wrong_bytes_are_never_committed_and_refetched() {
+    let ws = Workspace::new("serve-liar");
+    let fake = FakeUpstream::start(3 << 20);
+    fake.set(LYING);
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &["--upstream", &format!("http://{}", fake.addr)],
+    );
+    let url = format!("{}/v2/test/blob/blobs/{}", s.url(), fake.digest);
+    for n in 1..=2 {
+        let r = get(&url, &[]);
+        // Headers went out before the bytes were known bad: the body must be cut short.
+        assert_eq!(r.status, 200);
+        assert!(r.body.is_err(), "client got a complete body of wrong bytes");
+        assert_eq!(
+            fake.gets(),
+            n,
+            "each request after a mismatch fetches again"
+        );
+        assert!(s.committed_blobs().is_empty(), "{:?}", s.committed_blobs());
+    }
+    assert!(
+        s.daemon.stderr().contains("discarded, not cached"),
+        "{}",
+        s.daemon.tail(10)
+    );
+    fake.set(HONEST);
+    let r = get(&url, &[]);
+    assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
+    assert_eq!(r.body(), &fake.data[..]);
+    assert_eq!(
+        s.committed_blobs(),
+        vec![fake.digest["sha256:".len()..].to_string()]
+    );
+    let r = get(&url, &[]);
+    assert_eq!(r.cache_status(), "mirrorctl; hit");
+    assert_eq!(fake.gets(), 3);
+    let m = String::from_utf8(get(&format!("{}/metrics", s.url()), &[]).body().to_vec()).unwrap();
+    assert!(m.contains("mirrorctl_digest_mismatches_total 2"), "{m}");
+}
+
+#[test]
+fn kill_9_mid_download_leaves_nothing_servable() {
+    let ws = Workspace::new("serve-kill9");
+    let fake = FakeUpstream::start(4 << 20);
+    fake.set(STALLING);
+    let up = format!("http://{}", fake.addr);
+    let cache = ws.aux("cache");
+    let mut s = Serve::start(&ws.aux("serve"), &cache, &["--upstream", &up]);
+    let url = format!("{}/v2/test/blob/blobs/{}", s.url(), fake.digest);
+    // Read part of the body as it streams (it is served while downloading), then kill -9.
+    let rt = rt();
+    let got = rt.block_on(async {
+        let resp = client().get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut stream = resp.bytes_stream();
+        let mut got = 0usize;
+        while got < (1 << 20) {
+            got += stream.next().await.unwrap().unwrap().len();
+        }
+        got
+    });
+    assert!(got >= 1 << 20);
+    let tmp_dir = cache.join("blobs/sha256");
+    let temps = || {
+        std::fs::read_dir(&tmp_dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .count()
+    };
+    assert_eq!(temps(), 1, "the partial download lives in a temp file");
+    unsafe { libc::kill(s.daemon.pid() as i32, libc::SIGKILL) };
+    common::wait_until(Duration::from_secs(10), || !s.daemon.alive());
+    drop(s);
+
+    let s = Serve::start(&ws.aux("serve2"), &cache, &["--upstream", &up]);
+    assert_eq!(temps(), 0, "stray temp file removed at start");
+    assert!(s.committed_blobs().is_empty());
+    fake.set(HONEST);
+    let url = format!("{}/v2/test/blob/blobs/{}", s.url(), fake.digest);
+    let r = get(&url, &[]);
+    assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
+    assert_eq!(sha256(r.body()), fake.digest);
+    assert_eq!(fake.gets(), 2);
+}
