@@ -233,6 +233,19 @@ fn refuses_push_bad_names_and_unknown_ns() {
         "{text}"
     );
     assert!(text.contains("mirrorctl_cache_bytes 0"), "{text}");
+
+    // SIGTERM: a clean, prompt exit.
+    let mut s = s;
+    unsafe { libc::kill(s.daemon.pid() as i32, libc::SIGTERM) };
+    assert!(
+        common::wait_until(Duration::from_secs(5), || !s.daemon.alive()),
+        "still running 5 s after SIGTERM"
+    );
+    assert!(
+        s.daemon.stderr().contains("shutting down"),
+        "{}",
+        s.daemon.tail(5)
+    );
 }
 
 // ---------------------------------------------------------------- real upstream
@@ -751,4 +764,69 @@ fn kill_9_mid_download_leaves_nothing_servable() {
     assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
     assert_eq!(sha256(r.body()), fake.digest);
     assert_eq!(fake.gets(), 2);
+}
+
+/// `--max-size`: least recently used blobs go first; a re-request fetches again.
+#[test]
+fn max_size_evicts_least_recently_used() {
+    if !common::require(&["docker-registry", "skopeo", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("serve-lru");
+    let up = seeded_upstream(&ws, Some(1));
+    let big = up.image.big.clone().unwrap();
+    let a = up.image.amd64.layer.clone();
+    let b = up.image.arm64.layer.clone();
+    let max = (big.layer.size + a.size + 16).to_string();
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &[
+            "--upstream",
+            &up.upstream.url(),
+            "--max-size",
+            &max,
+            "--json-log",
+        ],
+    );
+    let url = |d: &str| format!("{}/v2/library/probe/blobs/{d}", s.url());
+    assert_eq!(
+        get(&url(&a.digest), &[]).cache_status(),
+        "mirrorctl; fwd=uri-miss; stored"
+    );
+    assert_eq!(
+        get(&url(&b.digest), &[]).cache_status(),
+        "mirrorctl; fwd=uri-miss; stored"
+    );
+    assert_eq!(get(&url(&a.digest), &[]).cache_status(), "mirrorctl; hit");
+    assert_eq!(
+        get(&url(&big.layer.digest), &[]).cache_status(),
+        "mirrorctl; fwd=uri-miss; stored"
+    );
+    let hex = |d: &str| d["sha256:".len()..].to_string();
+    let left = s.committed_blobs();
+    assert!(
+        !left.contains(&hex(&b.digest)),
+        "b was least recently used: {left:?}"
+    );
+    assert!(
+        left.contains(&hex(&a.digest)) && left.contains(&hex(&big.layer.digest)),
+        "{left:?}"
+    );
+    let r = get(&url(&b.digest), &[]);
+    assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
+    assert_eq!(sha256(r.body()), b.digest);
+    let m = String::from_utf8(get(&format!("{}/metrics", s.url()), &[]).body().to_vec()).unwrap();
+    assert!(m.contains("mirrorctl_evictions_total 2"), "{m}");
+    // --json-log: one JSON object per request on stderr.
+    let lines: Vec<serde_json::Value> = s
+        .daemon
+        .stderr()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(lines.len() >= 6, "{}", s.daemon.tail(20));
+    assert!(lines
+        .iter()
+        .any(|v| v["cache_status"] == "mirrorctl; hit" && v["status"] == 200));
 }
