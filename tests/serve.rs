@@ -830,3 +830,227 @@ fn max_size_evicts_least_recently_used() {
         .iter()
         .any(|v| v["cache_status"] == "mirrorctl; hit" && v["status"] == 200));
 }
+
+fn bcrypt_line(user: &str, pass: &str) -> String {
+    // glibc/libxcrypt's crypt() makes bcrypt hashes; no htpasswd binary needed.
+    let out = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))",
+            pass,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$2"), "{hash}");
+    format!("{user}:{hash}\n")
+}
+
+/// Upstream with htpasswd (Basic) auth: serve uses its configured credentials and never
+/// shows them; clients of serve authenticate against serve's own htpasswd.
+#[test]
+fn basic_auth_upstream_and_htpasswd_clients() {
+    if !common::require(&["docker-registry", "skopeo", "unshare", "python3"]) {
+        return;
+    }
+    let ws = Workspace::new("serve-auth");
+    let mut up = seeded_upstream(&ws, None);
+    up.upstream.daemon.stop();
+    // The same storage, now behind htpasswd auth.
+    let dir = ws.aux("upstream-auth");
+    std::fs::write(
+        dir.join("htpasswd"),
+        bcrypt_line("alice", "upstream-secret-42"),
+    )
+    .unwrap();
+    let port = common::free_port();
+    let cfg = format!(
+        "version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: x\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        up.upstream.dir.join("data").display(),
+        dir.join("htpasswd").display()
+    );
+    std::fs::write(dir.join("config.yml"), cfg).unwrap();
+    let mut cmd = Command::new("docker-registry");
+    cmd.arg("serve").arg(dir.join("config.yml"));
+    common::guard(&mut cmd);
+    let mut reg = Daemon::spawn("registry-auth", cmd, &dir);
+    let want = format!("listening on 127.0.0.1:{port}");
+    reg.wait_ready(&want, Duration::from_secs(30), |d| {
+        d.stderr().contains(&want)
+    })
+    .unwrap();
+
+    std::fs::write(ws.aux("pw").join("upstream"), "upstream-secret-42\n").unwrap();
+    std::fs::write(
+        ws.aux("pw").join("htpasswd"),
+        bcrypt_line("bob", "client-pw"),
+    )
+    .unwrap();
+    let pwfile = ws.aux("pw").join("upstream");
+    let htfile = ws.aux("pw").join("htpasswd");
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &[
+            "--upstream",
+            &format!("http://127.0.0.1:{port}"),
+            "--upstream-username",
+            "alice",
+            "--upstream-password-file",
+            pwfile.to_str().unwrap(),
+            "--htpasswd",
+            htfile.to_str().unwrap(),
+        ],
+    );
+    let tag_url = format!("{}/v2/library/probe/manifests/latest", s.url());
+    let r = get(&format!("{}/v2/", s.url()), &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers["www-authenticate"], "Basic realm=\"mirrorctl\"");
+    let bad = format!("Basic {}", base64_of("bob:nope"));
+    assert_eq!(get(&tag_url, &[("Authorization", &bad)]).status, 401);
+    let good = format!("Basic {}", base64_of("bob:client-pw"));
+    let r = get(
+        &tag_url,
+        &[("Authorization", &good), ("Accept", OCI_ACCEPT)],
+    );
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(r.body()));
+    assert_eq!(sha256(r.body()), up.image.amd64.manifest.digest);
+    let blob = format!(
+        "{}/v2/library/probe/blobs/{}",
+        s.url(),
+        up.image.amd64.layer.digest
+    );
+    let r = get(&blob, &[("Authorization", &good)]);
+    assert_eq!(sha256(r.body()), up.image.amd64.layer.digest);
+    // /metrics stays open; the upstream password appears nowhere.
+    assert_eq!(get(&format!("{}/metrics", s.url()), &[]).status, 200);
+    let logs = s.daemon.stdout() + &s.daemon.stderr();
+    assert!(!logs.contains("upstream-secret-42"), "{logs}");
+    assert!(
+        !logs.contains(&base64_of("alice:upstream-secret-42")),
+        "{logs}"
+    );
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[test]
+fn serves_https_with_a_cert_and_key() {
+    if !common::require(&["openssl"]) {
+        return;
+    }
+    let ws = Workspace::new("serve-tls");
+    let d = ws.aux("tls");
+    // A CA and a leaf for 127.0.0.1 signed by it (webpki refuses a CA as the server cert).
+    let ossl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(&d)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    ossl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ][..],
+            &ec[..],
+        ]
+        .concat(),
+    );
+    ossl(
+        &[
+            &[
+                "req",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ][..],
+            &ec[..],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        d.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        "-out",
+        "cert.pem",
+    ]);
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &[
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--tls-cert",
+            d.join("cert.pem").to_str().unwrap(),
+            "--tls-key",
+            d.join("key.pem").to_str().unwrap(),
+        ],
+    );
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(d.join("ca.pem")).unwrap()).unwrap();
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let r = rt().block_on(fetch(&c, "GET", &format!("https://{}/v2/", s.addr), &[]));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["docker-distribution-api-version"], "registry/2.0");
+    // Plain HTTP on the TLS port gets nowhere.
+    assert!(rt()
+        .block_on(client().get(format!("http://{}/v2/", s.addr)).send())
+        .map(|r| r.status() != 200)
+        .unwrap_or(true));
+}

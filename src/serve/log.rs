@@ -7,7 +7,6 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +21,8 @@ pub async fn access_log(State(fmt): State<LogFormat>, req: Request, next: Next) 
     let started = Instant::now();
     let remote = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        .get::<ConnectInfo<super::auth::RemoteAddr>>()
+        .map(|c| c.0 .0.ip().to_string())
         .unwrap_or_else(|| "-".into());
     let method = req.method().clone();
     let uri = req.uri().to_string();

@@ -6,6 +6,7 @@
 //! In-process use (e.g. `verify --embedded`): build a [`Config`], call [`start`], read
 //! [`ServerHandle::addr`], and [`ServerHandle::shutdown`] when done.
 
+mod auth;
 mod flight;
 mod http;
 mod log;
@@ -52,6 +53,10 @@ pub struct Config {
     pub max_size: Option<u64>,
     pub tag_ttl: Duration,
     pub access_log: LogFormat,
+    /// Require client Basic auth against this htpasswd file (bcrypt).
+    pub htpasswd: Option<PathBuf>,
+    /// Serve HTTPS with (certificate chain, private key), PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Config {
@@ -69,6 +74,8 @@ impl Config {
             max_size: None,
             tag_ttl: Duration::from_secs(300),
             access_log: LogFormat::Off,
+            htpasswd: None,
+            tls: None,
         }
     }
 }
@@ -146,6 +153,7 @@ impl Tags {
 pub struct ServerHandle {
     /// The bound address (the real port when asked for `:0`).
     pub addr: SocketAddr,
+    pub tls: bool,
     pub metrics: Arc<Metrics>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -154,7 +162,8 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// `http://<addr>`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Stop accepting, let in-flight responses finish (up to `grace`), then stop.
@@ -214,27 +223,53 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         tags,
         tag_ttl: config.tag_ttl,
     });
-    let router = http::router(app).layer(axum::middleware::from_fn_with_state(
-        config.access_log,
-        log::access_log,
-    ));
+    let htpasswd = match &config.htpasswd {
+        Some(p) => Some(Arc::new(auth::Htpasswd::load(p)?)),
+        None => None,
+    };
+    let tls = match &config.tls {
+        Some((c, k)) => Some(auth::tls_config(c, k)?),
+        None => None,
+    };
+    let router = http::router(app)
+        .layer(axum::middleware::from_fn_with_state(
+            htpasswd,
+            auth::require_auth,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            config.access_log,
+            log::access_log,
+        ));
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
-            let _ = rx.await;
-        })
-        .await
-    });
+    let stop = async move {
+        let _ = rx.await;
+    };
+    let is_tls = tls.is_some();
+    let task = match tls {
+        None => tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<auth::RemoteAddr>(),
+            )
+            .with_graceful_shutdown(stop)
+            .await
+        }),
+        Some(cfg) => tokio::spawn(async move {
+            axum::serve(
+                auth::TlsListener::new(listener, cfg),
+                router.into_make_service_with_connect_info::<auth::RemoteAddr>(),
+            )
+            .with_graceful_shutdown(stop)
+            .await
+        }),
+    };
     Ok(ServerHandle {
         addr,
+        tls: is_tls,
         metrics,
         shutdown: Some(tx),
         task,
@@ -344,12 +379,6 @@ pub fn config_from_args(g: &Global, a: &ServeArgs) -> Result<Config> {
         Some(d) => d.clone(),
         None => crate::commands::context(g)?.state_dir.join("cache"),
     };
-    if a.tls_cert.is_some() || a.tls_key.is_some() || a.htpasswd.is_some() {
-        return Err(UserError(
-            "--tls-cert/--tls-key and --htpasswd are not implemented yet in this build".into(),
-        )
-        .into());
-    }
     Ok(Config {
         listen,
         default_upstream: default,
@@ -362,6 +391,8 @@ pub fn config_from_args(g: &Global, a: &ServeArgs) -> Result<Config> {
         } else {
             LogFormat::Text
         },
+        htpasswd: a.htpasswd.clone(),
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()),
     })
 }
 

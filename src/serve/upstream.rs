@@ -46,8 +46,9 @@ impl Upstream {
             .pool_max_idle_per_host(64)
             .build()?;
         let basic = credentials.map(|(u, p)| {
-            use base64_lite::encode;
-            let mut v = HeaderValue::from_str(&format!("Basic {}", encode(&format!("{u}:{p}"))))
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            let mut v = HeaderValue::from_str(&format!("Basic {b64}"))
                 .expect("base64 is a valid header value");
             v.set_sensitive(true);
             v
@@ -93,37 +94,5 @@ impl Upstream {
             }
             Unreachable(msg)
         })
-    }
-}
-
-/// Base64 for a Basic credential (no new dependency for 20 lines).
-mod base64_lite {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    pub fn encode(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
-        for c in b.chunks(3) {
-            let n = (c[0] as u32) << 16
-                | (*c.get(1).unwrap_or(&0) as u32) << 8
-                | *c.get(2).unwrap_or(&0) as u32;
-            for i in 0..4 {
-                if i <= c.len() {
-                    out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn rfc4648() {
-        assert_eq!(encode(""), "");
-        assert_eq!(encode("f"), "Zg==");
-        assert_eq!(encode("fo"), "Zm8=");
-        assert_eq!(encode("foo"), "Zm9v");
-        assert_eq!(encode("user:pass"), "dXNlcjpwYXNz");
     }
 }
