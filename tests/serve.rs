@@ -1054,3 +1054,104 @@ fn serves_https_with_a_cert_and_key() {
         .map(|r| r.status() != 200)
         .unwrap_or(true));
 }
+
+/// dockerd (daemon.json registry-mirrors) and podman (registries.conf) pull through serve;
+/// dockerd's second pull (after rmi) is served from the cache.
+#[test]
+fn dockerd_and_podman_pull_through() {
+    if !common::require(&[
+        "docker-registry",
+        "skopeo",
+        "unshare",
+        "dockerd",
+        "containerd",
+        "podman",
+    ]) {
+        return;
+    }
+    let ws = Workspace::new("sd"); // short: podman limits --runroot to 50 chars
+    let up = seeded_upstream(&ws, None);
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &["--upstream", &up.upstream.url()],
+    );
+    let etc_docker = ws.root().join("etc/docker");
+    std::fs::create_dir_all(&etc_docker).unwrap();
+    std::fs::write(
+        etc_docker.join("daemon.json"),
+        format!("{{\"registry-mirrors\": [\"{}\"]}}\n", s.url()),
+    )
+    .unwrap();
+    let dockerd = common::dockerd::Dockerd::start(&ws.root(), &ws.aux("dockerd"));
+    let mark = s.log_mark();
+    let out = dockerd.pull("docker.io/library/probe:latest", &[]);
+    common::proof::assert_through_mirror(
+        &out,
+        &s,
+        mark,
+        "library/probe",
+        common::proof::UA_DOCKERD,
+        "docker pull",
+    );
+    dockerd.rmi("docker.io/library/probe:latest").assert_ok();
+    let mark = s.log_mark();
+    dockerd
+        .pull("docker.io/library/probe:latest", &[])
+        .assert_ok();
+    let second: Vec<_> = s
+        .log_with_cache_status()
+        .into_iter()
+        .skip(mark)
+        .filter(|(e, _)| e.is_manifest_of("library/probe") || e.is_blob_of("library/probe"))
+        .collect();
+    assert!(
+        second.iter().any(|(e, _)| e.is_blob_of("library/probe")),
+        "{second:?}"
+    );
+    assert!(
+        second
+            .iter()
+            .all(|(_, cs)| cs.starts_with("mirrorctl; hit")),
+        "{second:?}"
+    );
+
+    let env = common::containers::ContainersEnv::new(&ws.root(), &ws.aux("p"));
+    std::fs::write(
+        env.etc.join("registries.conf"),
+        format!(
+            "unqualified-search-registries = [\"docker.io\"]\n[[registry]]\nprefix = \"docker.io\"\n\
+             location = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
+            s.addr
+        ),
+    )
+    .unwrap();
+    let mark = s.log_mark();
+    let out = env.podman_pull("docker.io/library/probe:latest", &[]);
+    common::proof::assert_through_mirror(
+        &out,
+        &s,
+        mark,
+        "library/probe",
+        common::proof::UA_PODMAN,
+        "podman pull",
+    );
+    let podman: Vec<_> = s.log_with_cache_status().into_iter().skip(mark).collect();
+    assert!(
+        podman
+            .iter()
+            .filter(|(e, _)| e.is_blob_of("library/probe"))
+            .all(|(_, cs)| cs == "mirrorctl; hit"),
+        "{podman:?}"
+    );
+    // The upstream saw each blob once across dockerd (twice) and podman.
+    let ups = up.upstream.access_log();
+    for blob in [&up.image.amd64.config.digest, &up.image.amd64.layer.digest] {
+        assert_eq!(
+            upstream_gets(&up.upstream, &format!("/v2/library/probe/blobs/{blob}")),
+            1,
+            "{}",
+            common::registry::lines(&ups)
+        );
+    }
+}
