@@ -532,6 +532,23 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
         common::registry::lines(&up.upstream.requests_since(mark))
     );
 
+    // A client that only takes Docker v2 manifests does not get the cached OCI one: upstream
+    // decides (distribution answers 404 for an OCI manifest it cannot convert).
+    let v2_only = get(
+        &tag_url,
+        &[(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )],
+    );
+    assert_eq!(
+        v2_only.status,
+        404,
+        "{}",
+        String::from_utf8_lossy(v2_only.body())
+    );
+    let mark = up.upstream.log_mark();
+
     // After the TTL: revalidated with one HEAD, no GET.
     std::thread::sleep(Duration::from_millis(2100));
     let m3 = get(&tag_url, &[("Accept", OCI_ACCEPT)]);

@@ -28,6 +28,10 @@ use tokio::sync::watch;
 
 /// Bytes read per chunk when serving from a file.
 pub const CHUNK: usize = 256 * 1024;
+/// A download tells its readers about new bytes at least this often.
+const PUBLISH: u64 = 64 * 1024;
+/// …or after this long, so a slow upstream's bytes still flow.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Clone, Debug)]
 pub enum State {
@@ -208,6 +212,8 @@ impl Job {
         let _ = self.tx.send(State::Streaming { size, avail: 0 });
         let mut verifier = self.digest.verifier();
         let mut written: u64 = 0;
+        let mut published: u64 = 0;
+        let mut last_publish = std::time::Instant::now();
         let mut body = resp.bytes_stream();
         while let Some(chunk) = body.next().await {
             let chunk =
@@ -227,11 +233,20 @@ impl Job {
             self.metrics
                 .upstream_bytes
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            let _ = self.tx.send(State::Streaming {
-                size,
-                avail: hold(written),
-            });
+            // Wake readers every PUBLISH bytes, not on every (often 8–16 KiB) network chunk.
+            if written - published >= PUBLISH || last_publish.elapsed() >= PUBLISH_EVERY {
+                published = written;
+                last_publish = std::time::Instant::now();
+                let _ = self.tx.send(State::Streaming {
+                    size,
+                    avail: hold(written),
+                });
+            }
         }
+        let _ = self.tx.send(State::Streaming {
+            size,
+            avail: hold(written),
+        });
         if let Some(s) = size {
             if written != s {
                 return Err(Failure::Corrupt(format!(

@@ -272,6 +272,26 @@ fn accept_of(headers: &HeaderMap) -> HeaderValue {
         .unwrap_or_else(|| HeaderValue::from_str(&media::accept_header()).unwrap())
 }
 
+/// Whether the client's `Accept` allows `content_type` (no `Accept` allows anything).
+fn accepts(headers: &HeaderMap, content_type: &str) -> bool {
+    let want = media::base(content_type);
+    let mut any = false;
+    for v in headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        for item in v.split(',') {
+            any = true;
+            let b = media::base(item);
+            if b == want || b == "*/*" || b.is_empty() {
+                return true;
+            }
+        }
+    }
+    !any
+}
+
 /// GET a manifest from upstream and check it: (digest, content type, bytes).
 async fn fetch_manifest(
     app: &App,
@@ -382,9 +402,25 @@ async fn manifest(
     let key = format!("{}/{repo}:{tag}", up.registry);
     let ttl = app.tag_ttl;
     let known = app.tags.get(&key);
+    // A cached manifest of a type this client does not accept is no use to it: ask upstream
+    // (which may have another representation) and leave the cached tag alone.
     let cached = known
         .as_ref()
         .and_then(|(d, _)| app.store.manifest(d).map(|(ct, b)| (d.clone(), ct, b)));
+    if let Some((_, ct, _)) = &cached {
+        if !accepts(headers, ct) {
+            return match fetch_manifest(app, up, repo, &reference, &accept).await {
+                Ok((d, ct, body)) => {
+                    app.metrics.request("manifest", "miss");
+                    manifest_response(method, &d, &ct, body, "mirrorctl; fwd=uri-miss; stored")
+                }
+                Err(f) => {
+                    app.metrics.request("manifest", "error");
+                    upstream_failure(&f, &what)
+                }
+            };
+        }
+    }
     if let (Some((_, Some(checked))), Some((d, ct, body))) = (&known, &cached) {
         let age = checked.elapsed();
         if age < ttl {
@@ -696,5 +732,33 @@ async fn tags(app: &App, up: &Upstream, repo: &str, q: &HashMap<String, String>)
             )
         }
         Err(e) => upstream_failure(&Failure::Unreachable(e.0), &format!("tags of {repo}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_matching() {
+        let mut h = HeaderMap::new();
+        assert!(accepts(&h, media::OCI_MANIFEST), "no Accept takes anything");
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(media::DOCKER_MANIFEST),
+        );
+        assert!(!accepts(&h, media::OCI_MANIFEST));
+        assert!(accepts(
+            &h,
+            "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"
+        ));
+        h.append(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json;q=0.5"),
+        );
+        assert!(accepts(&h, media::OCI_MANIFEST));
+        let mut star = HeaderMap::new();
+        star.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        assert!(accepts(&star, media::OCI_INDEX));
     }
 }
