@@ -191,7 +191,7 @@ fn bench_serve_vs_distribution() {
         let mark = upstream.log_mark();
         let (t, sizes) = get_n(&rt, &format!("{}{blob_path}", m.url), 1);
         assert_eq!(sizes, vec![size]);
-        std::thread::sleep(Duration::from_millis(500)); // distribution's second fetch lands late
+        std::thread::sleep(Duration::from_secs(2)); // distribution's second fetch lands late
         let upstream_gets_cold = upstream_gets(mark);
         let cold_mibs = mib / t;
         let (tw, _) = get_n(&rt, &format!("{}{blob_path}", m.url), 1);

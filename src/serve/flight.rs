@@ -28,8 +28,10 @@ use tokio::sync::watch;
 
 /// Bytes read per chunk when serving from a file.
 pub const CHUNK: usize = 256 * 1024;
-/// A download tells its readers about new bytes at least this often.
-const PUBLISH: u64 = 64 * 1024;
+/// A download writes (and tells its readers about) this many bytes at a time…
+const WRITE_BATCH: usize = 256 * 1024;
+/// Batches queued for the hashing thread at most.
+const HASH_QUEUE: usize = 8;
 /// …or after this long, so a slow upstream's bytes still flow.
 const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -210,32 +212,61 @@ impl Job {
             _ => written,
         };
         let _ = self.tx.send(State::Streaming { size, avail: 0 });
+        // Hash on a blocking thread, in parallel with receiving and writing; the channel
+        // bounds what is queued for it (HASH_QUEUE × WRITE_BATCH).
+        let (htx, mut hrx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE);
         let mut verifier = self.digest.verifier();
-        let mut written: u64 = 0;
-        let mut published: u64 = 0;
-        let mut last_publish = std::time::Instant::now();
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| Failure::Corrupt(format!("upstream body failed: {e}")))?;
-            if let Some(s) = size {
-                if written + chunk.len() as u64 > s {
-                    return Err(Failure::Corrupt(format!(
-                        "upstream sent more than its Content-Length {s}"
-                    )));
-                }
+        let hasher = tokio::task::spawn_blocking(move || {
+            while let Some(b) = hrx.blocking_recv() {
+                verifier.update(&b);
             }
-            self.file
-                .write_all_at(&chunk, written)
-                .map_err(|e| Failure::Local(format!("cannot write cache file: {e}")))?;
-            verifier.update(&chunk);
-            written += chunk.len() as u64;
-            self.metrics
-                .upstream_bytes
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            // Wake readers every PUBLISH bytes, not on every (often 8–16 KiB) network chunk.
-            if written - published >= PUBLISH || last_publish.elapsed() >= PUBLISH_EVERY {
-                published = written;
+            verifier
+        });
+        let mut written: u64 = 0;
+        let mut last_publish = std::time::Instant::now();
+        let mut batch = bytes::BytesMut::with_capacity(WRITE_BATCH);
+        let mut body = resp.bytes_stream();
+        let mut ended = false;
+        while !ended {
+            // With bytes waiting, do not sit on them while the upstream is slow.
+            let next = if batch.is_empty() {
+                Some(body.next().await)
+            } else {
+                tokio::time::timeout(PUBLISH_EVERY, body.next()).await.ok()
+            };
+            let timed_out = next.is_none();
+            match next.flatten() {
+                Some(chunk) => {
+                    let chunk = chunk
+                        .map_err(|e| Failure::Corrupt(format!("upstream body failed: {e}")))?;
+                    if let Some(s) = size {
+                        if written + (batch.len() + chunk.len()) as u64 > s {
+                            return Err(Failure::Corrupt(format!(
+                                "upstream sent more than its Content-Length {s}"
+                            )));
+                        }
+                    }
+                    self.metrics
+                        .upstream_bytes
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    batch.extend_from_slice(&chunk);
+                }
+                None if timed_out => {}
+                None => ended = true,
+            }
+            // Write and wake readers per WRITE_BATCH (or PUBLISH_EVERY), not per small chunk.
+            let due =
+                timed_out || batch.len() >= WRITE_BATCH || last_publish.elapsed() >= PUBLISH_EVERY;
+            if !batch.is_empty() && (due || ended) {
+                let b = std::mem::replace(&mut batch, bytes::BytesMut::with_capacity(WRITE_BATCH))
+                    .freeze();
+                self.file
+                    .write_all_at(&b, written)
+                    .map_err(|e| Failure::Local(format!("cannot write cache file: {e}")))?;
+                written += b.len() as u64;
+                htx.send(b)
+                    .await
+                    .map_err(|_| Failure::Local("hashing thread ended".into()))?;
                 last_publish = std::time::Instant::now();
                 let _ = self.tx.send(State::Streaming {
                     size,
@@ -243,10 +274,7 @@ impl Job {
                 });
             }
         }
-        let _ = self.tx.send(State::Streaming {
-            size,
-            avail: hold(written),
-        });
+        drop(htx);
         if let Some(s) = size {
             if written != s {
                 return Err(Failure::Corrupt(format!(
@@ -254,6 +282,9 @@ impl Job {
                 )));
             }
         }
+        let verifier = hasher
+            .await
+            .map_err(|e| Failure::Local(format!("hashing failed: {e}")))?;
         let got = verifier.finish();
         if got != self.digest {
             self.metrics
