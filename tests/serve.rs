@@ -759,6 +759,13 @@ fn kill_9_mid_download_leaves_nothing_servable() {
         got
     });
     assert!(got >= 1 << 20);
+    // Range on a blob still downloading (half of it arrived, the rest never will): served
+    // from the bytes already there, by joining the download.
+    let r = get(&url, &[("Range", "bytes=1000-1999")]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; collapsed");
+    assert_eq!(r.body(), &fake.data[1000..2000]);
+    assert_eq!(fake.gets(), 1);
     let tmp_dir = cache.join("blobs/sha256");
     let temps = || {
         std::fs::read_dir(&tmp_dir)
@@ -1153,4 +1160,43 @@ fn dockerd_and_podman_pull_through() {
             common::registry::lines(&ups)
         );
     }
+}
+
+/// `?ns=` picks the named upstream; blobs are stored once for every upstream and repository.
+#[test]
+fn ns_routes_to_named_upstreams_and_blobs_are_shared() {
+    let ws = Workspace::new("serve-ns");
+    let fake = FakeUpstream::start(1 << 20);
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &[
+            "--upstream",
+            "http://127.0.0.1:9",
+            "--upstream",
+            &format!("ghcr.io=http://{}", fake.addr),
+        ],
+    );
+    let path = format!("/v2/test/blob/blobs/{}", fake.digest);
+    // No ns: the default upstream (unreachable here).
+    assert_eq!(get(&format!("{}{path}", s.url()), &[]).status, 502);
+    let r = get(&format!("{}{path}?ns=ghcr.io", s.url()), &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
+    assert_eq!(r.body(), &fake.data[..]);
+    // Same digest, other upstream and other repository: one stored copy answers.
+    for url in [
+        format!("{}{path}", s.url()),
+        format!(
+            "{}/v2/other/repo/blobs/{}?ns=docker.io",
+            s.url(),
+            fake.digest
+        ),
+    ] {
+        let r = get(&url, &[]);
+        assert_eq!(r.cache_status(), "mirrorctl; hit", "{url}");
+        assert_eq!(r.body(), &fake.data[..]);
+    }
+    assert_eq!(fake.gets(), 1);
+    assert_eq!(s.committed_blobs().len(), 1);
 }
