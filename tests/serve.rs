@@ -1200,3 +1200,34 @@ fn ns_routes_to_named_upstreams_and_blobs_are_shared() {
     assert_eq!(fake.gets(), 1);
     assert_eq!(s.committed_blobs().len(), 1);
 }
+
+/// SIGTERM with a download stuck mid-body: the process still exits (after the grace period),
+/// commits nothing and leaves no temp file.
+#[test]
+fn sigterm_mid_download_commits_nothing() {
+    let ws = Workspace::new("serve-term");
+    let fake = FakeUpstream::start(2 << 20);
+    fake.set(STALLING);
+    let mut s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &["--upstream", &format!("http://{}", fake.addr)],
+    );
+    let url = format!("{}/v2/test/blob/blobs/{}", s.url(), fake.digest);
+    let reader = std::thread::spawn(move || get(&url, &[]));
+    assert!(common::wait_until(Duration::from_secs(10), || fake.gets() == 1));
+    std::thread::sleep(Duration::from_millis(200));
+    unsafe { libc::kill(s.daemon.pid() as i32, libc::SIGTERM) };
+    assert!(
+        common::wait_until(Duration::from_secs(20), || !s.daemon.alive()),
+        "still running 20 s after SIGTERM"
+    );
+    let r = reader.join().unwrap();
+    assert!(r.body.is_err(), "the stuck download cannot complete");
+    let left: Vec<String> = std::fs::read_dir(ws.aux("cache").join("blobs/sha256"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

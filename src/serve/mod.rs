@@ -155,6 +155,7 @@ pub struct ServerHandle {
     pub addr: SocketAddr,
     pub tls: bool,
     pub metrics: Arc<Metrics>,
+    store: Arc<Store>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -172,13 +173,17 @@ impl ServerHandle {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        match tokio::time::timeout(grace, &mut self.task).await {
-            Ok(r) => {
-                r.context("server task failed")?.context("server failed")?;
+        let result = match tokio::time::timeout(grace, &mut self.task).await {
+            Ok(r) => r
+                .context("server task failed")
+                .and_then(|r| r.context("server failed")),
+            Err(_) => {
+                self.task.abort();
+                Ok(())
             }
-            Err(_) => self.task.abort(),
-        }
-        Ok(())
+        };
+        self.store.remove_own_temp_files();
+        result
     }
 }
 
@@ -215,7 +220,7 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     }
     let tags = Tags::load(store.tags_path());
     let app = Arc::new(App {
-        store,
+        store: store.clone(),
         flights: Arc::new(flight::Flights::default()),
         metrics: metrics.clone(),
         default,
@@ -271,6 +276,7 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         addr,
         tls: is_tls,
         metrics,
+        store,
         shutdown: Some(tx),
         task,
     })

@@ -120,6 +120,22 @@ impl Store {
         }))
     }
 
+    /// Remove this process's download temp files (at shutdown: nothing partial stays behind).
+    pub fn remove_own_temp_files(&self) {
+        let mine = format!("-{}-", std::process::id());
+        for kind in ["blobs", "manifests"] {
+            for alg in ALGS {
+                let dir = self.root.join(kind).join(alg.as_str());
+                for ent in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let name = ent.file_name().to_string_lossy().into_owned();
+                    if name.starts_with(".tmp-") && name.contains(&mine) {
+                        let _ = std::fs::remove_file(ent.path());
+                    }
+                }
+            }
+        }
+    }
+
     fn blob_path(&self, d: &Digest) -> PathBuf {
         self.root
             .join("blobs")
