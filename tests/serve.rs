@@ -567,6 +567,15 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
         vec![("HEAD", "/v2/library/probe/manifests/latest")],
     );
 
+    // tags/list is passed through.
+    let t = get(&format!("{}/v2/library/probe/tags/list", s.url()), &[]);
+    assert_eq!(t.status, 200);
+    let v: serde_json::Value = serde_json::from_slice(t.body()).unwrap();
+    assert!(
+        v["tags"].as_array().unwrap().iter().any(|t| t == "latest"),
+        "{v}"
+    );
+
     // Upstream stopped: the tag is served stale (and says so), blobs are hits, an uncached
     // blob is a clear 502.
     up.upstream.daemon.stop();
@@ -579,6 +588,13 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
         m4.cache_status()
     );
     assert_eq!(m4.body(), m1.body());
+    assert!(
+        s.daemon
+            .stderr()
+            .contains("serving the last known manifest library/probe:latest"),
+        "{}",
+        s.daemon.tail(5)
+    );
     let b = get(&url, &[]);
     assert_eq!(b.status, 200);
     assert_eq!(b.cache_status(), "mirrorctl; hit");

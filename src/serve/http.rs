@@ -468,6 +468,14 @@ async fn manifest(
         }
         if let Some(s) = stale_status {
             app.metrics.request("manifest", "stale");
+            let why = match &s {
+                Ok(st) => format!("answered {st}"),
+                Err(e) => format!("is unreachable ({e})"),
+            };
+            eprintln!(
+                "warning: upstream {} {why}; serving the last known {what} ({d}, stale)",
+                up.registry
+            );
             let cs = match s {
                 Ok(st) => format!("mirrorctl; fwd=stale; fwd-status={}", st.as_u16()),
                 Err(_) => "mirrorctl; fwd=stale; detail=upstream-unreachable".to_string(),
@@ -491,6 +499,15 @@ async fn manifest(
             };
             if let (true, Some((d, ct, body))) = (worthy, cached) {
                 app.metrics.request("manifest", "stale");
+                let why = match &f {
+                    Failure::Status { status, .. } => format!("answered {status}"),
+                    Failure::Unreachable(e) => format!("is unreachable ({e})"),
+                    _ => "failed".to_string(),
+                };
+                eprintln!(
+                    "warning: upstream {} {why}; serving the last known {what} ({d}, stale)",
+                    up.registry
+                );
                 let cs = match &f {
                     Failure::Status { status, .. } => {
                         format!("mirrorctl; fwd=stale; fwd-status={}", status.as_u16())
