@@ -28,10 +28,12 @@ use tokio::sync::watch;
 
 /// Bytes read per chunk when serving from a file.
 pub const CHUNK: usize = 256 * 1024;
-/// A download tells its readers about new bytes at least every this many bytes.
+/// A download tells its readers about new bytes every this many bytes…
 const PUBLISH: u64 = 256 * 1024;
 /// Network chunks queued for the hashing thread at most.
 const HASH_QUEUE: usize = 64;
+/// …or after this long, so a slow upstream's bytes still flow.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Clone, Debug)]
 pub enum State {
@@ -222,55 +224,57 @@ impl Job {
         });
         let mut written: u64 = 0;
         let mut published: u64 = 0;
+        let mut last_publish = std::time::Instant::now();
         let mut body = resp.bytes_stream();
-        let publish = |written: u64| {
-            let _ = self.tx.send(State::Streaming {
-                size,
-                avail: hold(written),
-            });
-        };
-        loop {
-            // Take what the socket has right now; when it has nothing, first tell the readers
-            // about the bytes written so far, then wait. Readers are thus woken when the
-            // network pauses or every PUBLISH bytes, never per small chunk, and never left
-            // behind while the upstream is slow.
-            let next = match futures_util::FutureExt::now_or_never(body.next()) {
-                Some(n) => n,
-                None => {
-                    if written > published {
-                        published = written;
-                        publish(written);
-                    }
-                    body.next().await
-                }
+        let mut ended = false;
+        while !ended {
+            // With unpublished bytes, do not sit on them while the upstream is slow.
+            let next = if written == published {
+                Some(body.next().await)
+            } else {
+                tokio::time::timeout(PUBLISH_EVERY, body.next()).await.ok()
             };
-            let Some(chunk) = next else { break };
-            let chunk =
-                chunk.map_err(|e| Failure::Corrupt(format!("upstream body failed: {e}")))?;
-            if let Some(s) = size {
-                if written + chunk.len() as u64 > s {
-                    return Err(Failure::Corrupt(format!(
-                        "upstream sent more than its Content-Length {s}"
-                    )));
+            let timed_out = next.is_none();
+            match next.flatten() {
+                Some(chunk) => {
+                    let chunk = chunk
+                        .map_err(|e| Failure::Corrupt(format!("upstream body failed: {e}")))?;
+                    if let Some(s) = size {
+                        if written + chunk.len() as u64 > s {
+                            return Err(Failure::Corrupt(format!(
+                                "upstream sent more than its Content-Length {s}"
+                            )));
+                        }
+                    }
+                    self.file
+                        .write_all_at(&chunk, written)
+                        .map_err(|e| Failure::Local(format!("cannot write cache file: {e}")))?;
+                    written += chunk.len() as u64;
+                    self.metrics
+                        .upstream_bytes
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    // `Bytes` clones share the buffer: no copy for the hasher.
+                    htx.send(chunk)
+                        .await
+                        .map_err(|_| Failure::Local("hashing thread ended".into()))?;
                 }
+                None if timed_out => {}
+                None => ended = true,
             }
-            self.file
-                .write_all_at(&chunk, written)
-                .map_err(|e| Failure::Local(format!("cannot write cache file: {e}")))?;
-            written += chunk.len() as u64;
-            self.metrics
-                .upstream_bytes
-                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            // `Bytes` clones share the buffer: no copy for the hasher.
-            htx.send(chunk)
-                .await
-                .map_err(|_| Failure::Local("hashing thread ended".into()))?;
-            if written - published >= PUBLISH {
+            // Wake readers per PUBLISH bytes (or PUBLISH_EVERY), not per small network chunk.
+            let due = timed_out
+                || ended
+                || written - published >= PUBLISH
+                || last_publish.elapsed() >= PUBLISH_EVERY;
+            if due && written > published {
                 published = written;
-                publish(written);
+                last_publish = std::time::Instant::now();
+                let _ = self.tx.send(State::Streaming {
+                    size,
+                    avail: hold(written),
+                });
             }
         }
-        publish(written);
         drop(htx);
         if let Some(s) = size {
             if written != s {
