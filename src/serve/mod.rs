@@ -295,6 +295,15 @@ fn parse_upstream(s: &str) -> Result<(Option<String>, String), UserError> {
             "--upstream `{s}`: the URL must start with http:// or https:// and name a host"
         )));
     }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // It would end up in error messages; credentials have their own flags.
+        return Err(UserError(format!(
+            "--upstream: the URL must not contain credentials; use --upstream-username and \
+             --upstream-password-file (got `{}://…@{}`)",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or("")
+        )));
+    }
     let reg = reg
         .map(oci::validate_registry)
         .transpose()
@@ -438,5 +447,29 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_flags() {
+        assert_eq!(
+            parse_upstream("http://127.0.0.1:5000/").unwrap(),
+            (None, "http://127.0.0.1:5000".to_string())
+        );
+        assert_eq!(
+            parse_upstream("GHCR.io=https://ghcr.io").unwrap(),
+            (Some("ghcr.io".to_string()), "https://ghcr.io".to_string())
+        );
+        assert!(parse_upstream("ghcr.io").is_err());
+        assert!(parse_upstream("ftp://x").is_err());
+        let e = parse_upstream("https://me:hunter2@registry.example").unwrap_err();
+        assert!(!e.0.contains("hunter2"), "{e}");
+        assert_eq!(parse_listen(":0").unwrap().port(), 0);
+        assert_eq!(parse_listen("127.0.0.1:5000").unwrap().port(), 5000);
+        assert!(parse_listen("nope").is_err());
     }
 }
