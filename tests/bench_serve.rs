@@ -202,6 +202,15 @@ fn bench_serve_vs_distribution() {
             let (t, sizes) = get_n(&rt, &format!("{}{blob_path}", fresh.url), 1);
             assert_eq!(sizes, vec![size]);
             colds.push(t);
+            if let Guard::Serve(d) = &fresh._guard {
+                let fetched = d
+                    .stderr()
+                    .lines()
+                    .filter(|l| l.starts_with("fetched "))
+                    .map(String::from)
+                    .collect::<Vec<_>>();
+                eprintln!("  cold client {:.0} MiB/s; serve: {fetched:?}", mib / t);
+            }
             if run == 0 {
                 std::thread::sleep(Duration::from_secs(2)); // distribution's second fetch lands late
                 upstream_gets_cold = upstream_gets(mark);

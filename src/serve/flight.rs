@@ -30,8 +30,10 @@ use tokio::sync::watch;
 pub const CHUNK: usize = 256 * 1024;
 /// A download tells its readers about new bytes every this many bytes…
 const PUBLISH: u64 = 256 * 1024;
-/// Network chunks queued for the hashing thread at most.
-const HASH_QUEUE: usize = 64;
+/// Bytes handed to the hashing thread at a time…
+const HASH_BATCH: usize = 1 << 20;
+/// …and batches queued for it at most.
+const HASH_QUEUE: usize = 4;
 /// …or after this long, so a slow upstream's bytes still flow.
 const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
@@ -157,7 +159,19 @@ struct Job {
 
 impl Job {
     async fn run(self) {
+        let started = std::time::Instant::now();
         let result = self.fetch().await;
+        if let Ok((n, chunks)) = &result {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "fetched {} from {} ({:.1} MiB in {secs:.3} s, {:.0} MiB/s, {chunks} chunks)",
+                self.digest,
+                self.up.registry,
+                *n as f64 / 1048576.0,
+                *n as f64 / 1048576.0 / secs.max(1e-9)
+            );
+        }
+        let result = result.map(|(n, _)| n);
         // Leave the map (and commit) under its lock, so a new request sees either the flight
         // or the committed blob, never neither.
         let mut map = self.flights.map.lock().unwrap();
@@ -185,7 +199,8 @@ impl Job {
         let _ = self.tx.send(state);
     }
 
-    async fn fetch(&self) -> Result<u64, Failure> {
+    /// Download, verify; returns (bytes, network chunks).
+    async fn fetch(&self) -> Result<(u64, u64), Failure> {
         let resp = self
             .up
             .send(Method::GET, &self.path, HeaderMap::new(), "blob")
@@ -213,15 +228,22 @@ impl Job {
         };
         let _ = self.tx.send(State::Streaming { size, avail: 0 });
         // Hash on a blocking thread, in parallel with receiving and writing; the channel
-        // bounds what is queued for it (HASH_QUEUE network chunks).
-        let (htx, mut hrx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE);
+        // bounds what is queued for it (HASH_QUEUE × HASH_BATCH).
+        let (htx, mut hrx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
         let mut verifier = self.digest.verifier();
         let hasher = tokio::task::spawn_blocking(move || {
-            while let Some(b) = hrx.blocking_recv() {
-                verifier.update(&b);
+            while let Some(batch) = hrx.blocking_recv() {
+                for b in batch {
+                    verifier.update(&b);
+                }
             }
             verifier
         });
+        // Chunks go to the hasher HASH_BATCH bytes at a time: one thread wake-up per batch,
+        // not per (often 8–16 KiB) network chunk.
+        let mut to_hash: Vec<Bytes> = Vec::new();
+        let mut to_hash_len = 0usize;
+        let mut chunks = 0u64;
         let mut written: u64 = 0;
         let mut published: u64 = 0;
         let mut last_publish = std::time::Instant::now();
@@ -253,13 +275,19 @@ impl Job {
                     self.metrics
                         .upstream_bytes
                         .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    // `Bytes` clones share the buffer: no copy for the hasher.
-                    htx.send(chunk)
-                        .await
-                        .map_err(|_| Failure::Local("hashing thread ended".into()))?;
+                    chunks += 1;
+                    // `Bytes` share their buffer: no copy for the hasher.
+                    to_hash_len += chunk.len();
+                    to_hash.push(chunk);
                 }
                 None if timed_out => {}
                 None => ended = true,
+            }
+            if to_hash_len >= HASH_BATCH || (ended && !to_hash.is_empty()) {
+                to_hash_len = 0;
+                htx.send(std::mem::take(&mut to_hash))
+                    .await
+                    .map_err(|_| Failure::Local("hashing thread ended".into()))?;
             }
             // Wake readers per PUBLISH bytes (or PUBLISH_EVERY), not per small network chunk.
             let due = timed_out
@@ -296,7 +324,7 @@ impl Job {
                 self.digest
             )));
         }
-        Ok(written)
+        Ok((written, chunks))
     }
 }
 
