@@ -235,9 +235,11 @@ fn mirrors_for(kind: &FileKind, set: &MirrorSet) -> Vec<String> {
 /// Apply planned changes: journal first, then the file, so a crash in between leaves a journal
 /// that still describes what mirrorctl may own (a record whose `written` text is not on disk is
 /// treated as drift and reconciled by the next run).
-pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()> {
-    // Directories arm created for files deleted now: removed after every file is reverted,
-    // since several files may share them (certs.d/… and config.toml under /etc/containerd).
+///
+/// Returns the directories arm created for files deleted now: the caller removes them with
+/// [`prune_dirs`] once every file of the run is reverted, since several files (and targets)
+/// may share them (certs.d/… and config.toml under /etc/containerd, /etc itself).
+pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<Vec<PathBuf>> {
     let mut dirs_to_prune: Vec<PathBuf> = Vec::new();
     for ch in changes {
         match (&ch.record, ch.writes()) {
@@ -278,13 +280,16 @@ pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()
             }
         }
     }
-    // Deepest first; a directory that is not empty (the user's files) stays.
-    dirs_to_prune.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    dirs_to_prune.dedup();
-    for d in &dirs_to_prune {
+    Ok(dirs_to_prune)
+}
+
+/// Remove directories arm created, deepest first; one that is not empty (the user's files) stays.
+pub fn prune_dirs(mut dirs: Vec<PathBuf>) {
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    for d in &dirs {
         let _ = std::fs::remove_dir(d);
     }
-    Ok(())
 }
 
 /// Write one text to a file without touching the journal (dockerd's intermediate reload step).
@@ -329,7 +334,7 @@ mod tests {
         assert_eq!(again[0].status, FileStatus::Changed);
         let rec = again[0].record.as_ref().unwrap();
         assert_eq!(rec.original.as_deref(), Some("{\"debug\": true}\n"));
-        commit(&ctx, &mut journal, &again).unwrap();
+        prune_dirs(commit(&ctx, &mut journal, &again).unwrap());
         let back = plan_disarm_file(
             &ctx,
             crate::targets::DAEMON_JSON,
@@ -356,7 +361,7 @@ mod tests {
             &set(&["http://a:1"]),
         )
         .unwrap();
-        commit(&ctx, &mut journal, &changes).unwrap();
+        prune_dirs(commit(&ctx, &mut journal, &changes).unwrap());
         std::fs::remove_file(ctx.resolve(crate::targets::DAEMON_JSON).unwrap()).unwrap();
         let back = plan_disarm_file(
             &ctx,

@@ -150,6 +150,7 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
 
     let mut reports = Vec::new();
     let mut failed = false;
+    let mut prune = Vec::new();
     for (t, plan) in planned {
         let changes = match plan {
             Err(why) => {
@@ -166,7 +167,7 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
             Ok(c) => c,
         };
         if !a.common.dry_run {
-            apply::commit(&ctx, &mut journal, &changes)?;
+            prune.extend(apply::commit(&ctx, &mut journal, &changes)?);
         }
         let mut rep = target_report(t, &changes, false);
         if let Some(n) = targets::partial_note(t, &set) {
@@ -185,6 +186,7 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
         }
         reports.push(rep);
     }
+    apply::prune_dirs(prune);
     finish(
         RunReport {
             command: "arm",
@@ -225,6 +227,7 @@ pub fn disarm(g: &Global, a: &DisarmArgs) -> Result<i32> {
     }
     let mut reports = Vec::new();
     let mut failed = false;
+    let mut prune = Vec::new();
     for (t, changes) in planned {
         if changes.is_empty() {
             reports.push(TargetReport {
@@ -239,7 +242,7 @@ pub fn disarm(g: &Global, a: &DisarmArgs) -> Result<i32> {
         }
         let mut rep = target_report(t, &changes, true);
         if !a.common.dry_run {
-            apply::commit(&ctx, &mut journal, &changes)?;
+            prune.extend(apply::commit(&ctx, &mut journal, &changes)?);
             match reload_after(&ctx, &mut journal, t, &changes, a.common.reload) {
                 Ok(r) => rep.reload = r,
                 Err(e) => {
@@ -252,6 +255,7 @@ pub fn disarm(g: &Global, a: &DisarmArgs) -> Result<i32> {
         }
         reports.push(rep);
     }
+    apply::prune_dirs(prune);
     finish(
         RunReport {
             command: "disarm",
