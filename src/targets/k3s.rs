@@ -491,3 +491,62 @@ mod tests {
         assert_eq!((e.line, e.column), (1, 1), "{e}");
     }
 }
+
+#[cfg(test)]
+mod rearm_tests {
+    use super::*;
+
+    fn set(urls: &[&str], insecure: bool) -> MirrorSet {
+        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
+        MirrorSet::from_args(&v, "docker.io", insecure).unwrap()
+    }
+
+    const USER: &str = "# mine\nmirrors:\n  docker.io:\n    endpoint:\n      - \"https://user.example\" # keep\nconfigs:\n  \"user.example\":\n    auth:\n      username: u\n";
+
+    #[test]
+    fn rearm_replaces_only_mirrorctls_entries() {
+        let a = plan(Some(USER), &set(&["https://a.example:1"], true), &[]).unwrap();
+        assert!(a.text.contains("\"a.example:1\""), "{}", a.text);
+        let b = plan(
+            Some(&a.text),
+            &set(&["http://b.example:2"], false),
+            &a.owned,
+        )
+        .unwrap();
+        assert!(!b.text.contains("a.example"), "{}", b.text);
+        assert!(b.text.contains("\"http://b.example:2\""), "{}", b.text);
+        assert!(
+            b.text.contains("\"https://user.example\" # keep"),
+            "{}",
+            b.text
+        );
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&b.text), &empty, &b.owned).unwrap();
+        assert_eq!(back.text, USER);
+        assert!(back.owned.is_empty(), "{:?}", back.owned);
+    }
+
+    #[test]
+    fn users_endpoint_equal_to_the_mirror_is_not_owned() {
+        let p = plan(Some(USER), &set(&["https://user.example"], false), &[]).unwrap();
+        assert_eq!(p.text, USER);
+        assert!(p.owned.is_empty(), "{:?}", p.owned);
+    }
+
+    #[test]
+    fn insecure_on_users_tls_mapping() {
+        let cur = "configs:\n  \"m.example:5443\":\n    tls:\n      ca_file: /ca.pem\n";
+        let p = plan(Some(cur), &set(&["https://m.example:5443"], true), &[]).unwrap();
+        assert!(p.text.contains("ca_file: /ca.pem"), "{}", p.text);
+        assert!(p.text.contains("insecure_skip_verify: true"), "{}", p.text);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+        assert_eq!(back.text, cur);
+    }
+}

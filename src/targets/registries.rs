@@ -440,3 +440,45 @@ mod tests {
         assert!(e.message.contains("99-x.conf"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod rearm_tests {
+    use super::*;
+
+    fn set(urls: &[&str]) -> MirrorSet {
+        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
+        MirrorSet::from_args(&v, "docker.io", false).unwrap()
+    }
+
+    #[test]
+    fn rearm_follows_the_main_file_and_the_new_mirrors() {
+        let main1 = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n";
+        let ctx1 = vec![(MAIN_CONF.to_string(), main1.to_string())];
+        let a = plan(None, &set(&["http://a:1"]), &[], &ctx1).unwrap();
+        let main2 = format!("{main1}\n[[registry.mirror]]\nlocation = \"corp:5000\"\n");
+        let ctx2 = vec![(MAIN_CONF.to_string(), main2)];
+        let b = plan(Some(&a.text), &set(&["http://b:2"]), &a.owned, &ctx2).unwrap();
+        assert!(!b.text.contains("\"a:1\""), "{}", b.text);
+        let (ib, ic) = (
+            b.text.find("\"b:2\"").unwrap(),
+            b.text.find("corp:5000").unwrap(),
+        );
+        assert!(ib < ic, "{}", b.text);
+        assert!(b.text.starts_with("# Written by mirrorctl"), "{}", b.text);
+    }
+
+    #[test]
+    fn users_own_table_in_the_dropin_is_edited_in_place() {
+        let cur = "# mine\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"user:1\"\n";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        assert!(p.text.starts_with("# mine\n"), "{}", p.text);
+        assert!(p.text.find("\"a:1\"").unwrap() < p.text.find("user:1").unwrap());
+        assert_eq!(p.owned, vec![tok_mirror("docker.io", "a:1")]);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&p.text), &empty, &p.owned, &[]).unwrap();
+        assert_eq!(back.text, cur);
+    }
+}
