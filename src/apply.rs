@@ -274,6 +274,9 @@ fn mirrors_for(kind: &FileKind, set: &MirrorSet) -> Vec<String> {
 /// that still describes what mirrorctl may own (a record whose `written` text is not on disk is
 /// treated as drift and reconciled by the next run).
 pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()> {
+    // Directories arm created for files deleted now: removed after every file is reverted,
+    // since several files may share them (certs.d/… and config.toml under /etc/containerd).
+    let mut dirs_to_prune: Vec<PathBuf> = Vec::new();
     for ch in changes {
         match (&ch.record, ch.writes()) {
             (Some(rec), true) => {
@@ -303,7 +306,7 @@ pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()
                         Some(text) => fsutil::write_atomic(&ch.file, text.as_bytes())?,
                         None => {
                             fsutil::remove_file(&ch.file)?;
-                            fsutil::remove_empty_dirs(&created);
+                            dirs_to_prune.extend(created);
                         }
                     }
                 }
@@ -312,6 +315,12 @@ pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()
                 }
             }
         }
+    }
+    // Deepest first; a directory that is not empty (the user's files) stays.
+    dirs_to_prune.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs_to_prune.dedup();
+    for d in &dirs_to_prune {
+        let _ = std::fs::remove_dir(d);
     }
     Ok(())
 }

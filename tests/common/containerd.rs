@@ -1,0 +1,98 @@
+//! A private containerd 1.6 (every root/state/socket/opt path in a temp dir, CRI and the
+//! snapshotters that need special filesystems disabled) and `ctr` against it.
+
+use super::{guard, run_timeout, Daemon, Out};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+pub struct Containerd {
+    pub daemon: Daemon,
+    /// The gRPC socket (`ctr --address`).
+    pub socket: PathBuf,
+    pub dir: PathBuf,
+}
+
+impl Containerd {
+    /// Start it with everything under `dir`; waits until the socket accepts connections.
+    pub fn start(dir: &Path) -> Containerd {
+        std::fs::create_dir_all(dir).unwrap();
+        let socket = dir.join("c.sock");
+        let config = format!(
+            r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "{d}/c.sock"
+
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+
+[debug]
+  address = "{d}/debug.sock"
+  level = "info"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+"#,
+            d = dir.display()
+        );
+        let cfg = dir.join("config.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let mut cmd = Command::new("containerd");
+        cmd.arg("--config").arg(&cfg);
+        guard(&mut cmd);
+        let mut daemon = Daemon::spawn("containerd", cmd, dir);
+        let s = socket.clone();
+        daemon
+            .wait_ready("socket accepts", Duration::from_secs(30), |_| {
+                UnixStream::connect(&s).is_ok()
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        Containerd {
+            daemon,
+            socket,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// `ctr --address <socket>` with the proxy guard; add ctr's args.
+    pub fn ctr(&self) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("--address").arg(&self.socket);
+        guard(&mut c);
+        c
+    }
+
+    /// `ctr images pull --hosts-dir <hosts_dir> --snapshotter native [extra…] <reference>`.
+    pub fn pull(&self, hosts_dir: &Path, reference: &str, extra: &[&str]) -> Out {
+        let mut c = self.ctr();
+        c.args(["images", "pull", "--hosts-dir"]).arg(hosts_dir);
+        c.args(["--snapshotter", "native"])
+            .args(extra)
+            .arg(reference);
+        run_timeout(&mut c, Duration::from_secs(120))
+    }
+
+    /// `ctr images rm --sync <reference>` (ignores "not found").
+    pub fn remove(&self, reference: &str) -> Out {
+        let mut c = self.ctr();
+        c.args(["images", "rm", "--sync", reference]);
+        run_timeout(&mut c, Duration::from_secs(60))
+    }
+
+    /// Image names containerd knows (`ctr images ls -q`).
+    pub fn images(&self) -> Vec<String> {
+        let mut c = self.ctr();
+        c.args(["images", "ls", "-q"]);
+        let o = run_timeout(&mut c, Duration::from_secs(60));
+        o.assert_ok();
+        o.stdout.lines().map(String::from).collect()
+    }
+}
