@@ -1,7 +1,10 @@
 //! One module per client config format. Each exposes a **pure** planner:
 //! `arm(current text or absent, wanted mirrors, entries mirrorctl owned before) -> new text + the
 //! entries mirrorctl owns in it`. Disarming is the same call with nothing wanted. No file I/O
-//! happens here: the engine in `apply.rs` reads, diffs, writes and journals.
+//! happens here: the engine in `apply.rs` reads, diffs, writes and journals. A planner that
+//! must see other files (the registries.conf drop-in copies tables from `registries.conf` and
+//! earlier drop-ins) names them in [`FileKind::context_sources`]; the engine reads them and
+//! passes their texts in as `context`.
 //!
 //! "Owned" entries are opaque tokens a planner uses to recognise what it added (a mirror URL, a
 //! table it created, a key it set), so re-arming replaces mirrorctl's own entries and disarming

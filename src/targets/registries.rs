@@ -68,7 +68,9 @@ fn refuse_v1(doc: &DocumentMut, original: &str, what: &str) -> Result<(), PlanEr
         return Err(if what.is_empty() {
             PlanError::new(line, col, msg)
         } else {
-            PlanError::whole(format!("`{what}`:{line}:{col}: {msg}"))
+            PlanError::whole(format!(
+                "`{what}` (read to copy its [[registry]] tables), line {line}, column {col}: {msg}"
+            ))
         });
     }
     Ok(())
@@ -142,7 +144,10 @@ pub fn plan(
     for (path, text) in ctx {
         let (f, b) = unframe(text);
         let d = parse(text, &b, f).map_err(|e| {
-            PlanError::whole(format!("`{path}`:{}:{}: {}", e.line, e.column, e.message))
+            PlanError::whole(format!(
+                "`{path}` (read to copy its [[registry]] tables), line {}, column {}: {}",
+                e.line, e.column, e.message
+            ))
         })?;
         refuse_v1(&d, text, path)?;
         let is_later = path != MAIN_CONF && file_name(path) > DROPIN_NAME;
