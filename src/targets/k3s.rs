@@ -170,13 +170,31 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
         .and_then(|d| d.as_mapping())
         .map(|m| !m.is_flow_style())
         .unwrap_or(true);
+    // A top-level key with no value (`mirrors:`) counts as missing; it is dropped before the
+    // key is appended with content.
+    let null_key = |k: &str| {
+        doc.as_ref()
+            .and_then(|d| d.as_mapping())
+            .and_then(|m| m.get(k))
+            .and_then(|v| v.as_scalar().map(|s| s.as_string()))
+            .is_some_and(|v| matches!(v.trim(), "" | "~" | "null" | "Null" | "NULL"))
+    };
     let has = |k: &str| {
         doc.as_ref()
             .and_then(|d| d.as_mapping())
             .is_some_and(|m| m.contains_key(k))
+            && !null_key(k)
     };
     let (mut appended_mirrors, mut appended_configs) = (false, false);
     if block_root {
+        let drop: Vec<&str> = [("mirrors", !want.is_empty()), ("configs", !skip.is_empty())]
+            .into_iter()
+            .filter(|(k, wanted)| *wanted && null_key(k))
+            .map(|(k, _)| k)
+            .collect();
+        for k in drop {
+            text = drop_null_key_line(&text, k);
+        }
         let mut add = String::new();
         if !want.is_empty() && !has("mirrors") {
             add.push_str("mirrors:\n");
@@ -249,6 +267,8 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
                     for e in eps {
                         owned.push(tok_endpoint(name, e));
                     }
+                    // The entry had no value: it is mirrorctl's now, and goes on disarm.
+                    owned.push(tok_registry(name));
                 }
                 continue;
             };
@@ -355,6 +375,13 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     }
 
     let mut out = doc.to_string();
+    if root.is_empty() && !body.trim_start().starts_with('{') {
+        // Everything mirrorctl added is gone: no `{}` for a document that had none.
+        out = out
+            .split_inclusive('\n')
+            .filter(|l| l.trim() != "{}")
+            .collect();
+    }
     if !out.is_empty() && !out.ends_with('\n') && (current.is_none() || body.ends_with('\n')) {
         out.push('\n');
     }
@@ -364,6 +391,25 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
         text: reframe(framing, &out),
         owned,
     })
+}
+
+/// Remove the line `key:` (no value, `~` or `null`, maybe a comment) at column 0.
+fn drop_null_key_line(text: &str, key: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let rest = line
+            .strip_prefix(key)
+            .or_else(|| line.strip_prefix(&format!("\"{key}\"")))
+            .and_then(|r| r.strip_prefix(':'));
+        let is_null = rest.is_some_and(|r| {
+            let v = r.split('#').next().unwrap_or("").trim();
+            matches!(v, "" | "~" | "null" | "Null" | "NULL")
+        });
+        if !is_null {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// Parse for editing; `None` for a blank document.
@@ -548,5 +594,41 @@ mod rearm_tests {
         };
         let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
         assert_eq!(back.text, cur);
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+
+    fn arm(cur: &str) -> Planned {
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let again = plan(Some(&p.text), &s, &p.owned).unwrap();
+        assert_eq!(again, p, "not idempotent for {cur:?}");
+        let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+        eprintln!("--- {cur:?}\n{}--- back\n{}", p.text, back.text);
+        p
+    }
+
+    #[test]
+    fn edge_cases() {
+        for cur in [
+            "mirrors:\n",
+            "mirrors:\n  docker.io:\n",
+            "---\nmirrors:\n  quay.io:\n    endpoint: []\n",
+            "mirrors:\n  \"docker.io\":\n    endpoint:\n      - http://a:1\n",
+            "configs:\n  x:\n    auth: {username: u}\n",
+            "{}\n",
+        ] {
+            let p = arm(cur);
+            let v = YamlLoader::load_from_str(&p.text).unwrap();
+            let eps = &v[0]["mirrors"]["docker.io"]["endpoint"];
+            assert_eq!(eps[0].as_str(), Some("http://a:1"), "{}", p.text);
+        }
     }
 }
