@@ -1,6 +1,7 @@
-//! Reloading for the `registries` and `k3s` targets through the real binary: CRI-O gets a
-//! SIGHUP (proved on a real process named `crio` that dies of it), podman/skopeo need nothing,
-//! k3s/rke2 need a restart that is printed (never done under a `--root` that is not `/`).
+//! The `registries` and `k3s` targets through the real binary. Reloading: CRI-O gets a SIGHUP
+//! (proved on a real process named `crio` that dies of it), podman/skopeo need nothing, k3s/rke2
+//! need a restart that is printed (never done under a `--root` that is not `/`). Also: relative
+//! `--root` and `--state-dir` paths work.
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
@@ -177,4 +178,32 @@ fn k3s_restart_is_printed_and_not_done_under_a_private_root() {
     );
     assert!(!env.root.join("etc/rancher/k3s/registries.yaml").exists());
     assert!(!env.root.join("etc/rancher/rke2/registries.yaml").exists());
+}
+
+#[test]
+fn relative_root_and_state_dir() {
+    let env = Env::new();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .current_dir(env.tmp.path())
+            .args(["--root", "root", "--state-dir", "state", "--color", "never"])
+            .args(args)
+            .env_remove("MIRRORCTL_ROOT")
+            .env_remove("MIRRORCTL_STATE_DIR")
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "arm",
+        "--target",
+        "k3s,registries",
+        "--mirror",
+        "http://127.0.0.1:5000",
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(env.root.join("etc/rancher/k3s/registries.yaml").exists());
+    assert!(env.tmp.path().join("state/journal.json").exists());
+    let o = run(&["disarm"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!env.root.join("etc").exists(), "disarm left dirs behind");
 }
