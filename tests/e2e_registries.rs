@@ -140,3 +140,36 @@ fn the_users_mirrors_survive_because_the_dropin_copies_them() {
     run(mirrorctl(&ws).arg("disarm")).assert_ok();
     assert!(!ws.root().join(DROPIN).exists());
 }
+
+/// Not only Docker Hub: `--mirror quay.io=<mirror>` makes skopeo pull `quay.io/...` through
+/// the mirror (the lab mirror proxies any name to the upstream), and disarm takes it back.
+#[test]
+fn another_registry_through_the_dropin() {
+    if !common::require(&["docker-registry", "skopeo", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("registries-quay");
+    let lab = Lab::start(&ws);
+    let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    let reference = "quay.io/library/probe:latest";
+
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(reference, &[]);
+    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+
+    run(mirrorctl(&ws)
+        .args(["arm", "--target", "registries", "--mirror"])
+        .arg(format!("quay.io={}", lab.mirror.url())))
+    .assert_ok();
+    let dropin = std::fs::read_to_string(ws.root().join(DROPIN)).unwrap();
+    assert!(dropin.contains("prefix = \"quay.io\""), "{dropin}");
+    assert!(!dropin.contains("docker.io"), "{dropin}");
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(reference, &[]);
+    through(&out, &lab.mirror, mark, UA_SKOPEO, "skopeo quay.io");
+
+    run(mirrorctl(&ws).arg("disarm")).assert_ok();
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(reference, &[]);
+    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+}
