@@ -7,7 +7,7 @@ use crate::cli::TargetName;
 use crate::fsutil;
 use crate::journal::{FileRecord, Journal};
 use crate::mirror::MirrorSet;
-use crate::targets::{FileJob, FileKind};
+use crate::targets::{ContextSource, FileJob, FileKind};
 use anyhow::Result;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -107,9 +107,10 @@ pub fn plan_arm(
         let before = fsutil::read_optional(&file)?;
         let rec = journal.files.get(&job.path);
         let prev: &[String] = rec.map(|r| r.owned.as_slice()).unwrap_or(&[]);
+        let context = read_context(ctx, &job.kind)?;
         let planned = job
             .kind
-            .arm(before.as_deref(), set, prev)
+            .arm(before.as_deref(), set, prev, &context)
             .map_err(|e| e.in_file(&file))?;
 
         // What to put back on disarm: the first arm's original when the file is as mirrorctl
@@ -165,6 +166,40 @@ pub fn plan_arm(
         changes.push(plan_disarm_file(ctx, path, rec)?);
     }
     Ok(changes)
+}
+
+/// Read the other files a planner needs (`(system path, text)`, existing ones only, sorted by
+/// path). Read-only: the planner stays pure, the engine does the I/O.
+fn read_context(ctx: &Ctx, kind: &FileKind) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for src in kind.context_sources() {
+        match src {
+            ContextSource::File(p) => {
+                if let Some(text) = fsutil::read_optional(&ctx.resolve(p)?)? {
+                    out.push((p.to_string(), text));
+                }
+            }
+            ContextSource::Dir { dir, suffix, skip } => {
+                let real = ctx.resolve(dir)?;
+                let Ok(rd) = std::fs::read_dir(&real) else {
+                    continue;
+                };
+                let mut names: Vec<String> = rd
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.ends_with(suffix) && n != skip)
+                    .collect();
+                names.sort();
+                for n in names {
+                    let p = format!("{dir}/{n}");
+                    if let Some(text) = fsutil::read_optional(&ctx.resolve(&p)?)? {
+                        out.push((p, text));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Plan disarming one journaled file.
@@ -224,7 +259,10 @@ fn mirrors_for(kind: &FileKind, set: &MirrorSet) -> Vec<String> {
     match kind {
         FileKind::DaemonJson => pick(crate::oci::DOCKER_HUB),
         FileKind::ContainerdHosts { registry } => pick(registry),
-        FileKind::BuildkitToml | FileKind::ContainerdConfig { .. } => set
+        FileKind::BuildkitToml
+        | FileKind::ContainerdConfig { .. }
+        | FileKind::RegistriesDropin
+        | FileKind::K3sYaml => set
             .registries
             .iter()
             .flat_map(|r| pick(&r.registry))

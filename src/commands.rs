@@ -111,7 +111,7 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
         let found = detect(&ctx);
         if found.is_empty() {
             return Err(UserError(format!(
-                "no container client found under `{}` (looked for dockerd, buildkitd, containerd and their /etc dirs); name targets with --target",
+                "no container client found under `{}` (looked for dockerd, buildkitd, containerd, podman/skopeo/CRI-O, k3s/rke2 and their /etc dirs); name targets with --target",
                 ctx.root.display()
             ))
             .into());
@@ -126,7 +126,8 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
     // Plan every target before writing anything: one bad file stops the whole run.
     let mut planned: Vec<(TargetName, Result<Vec<Change>, String>)> = Vec::new();
     for t in &targets {
-        match targets::files_for(*t, &set) {
+        let exists = |p: &str| ctx.resolve(p).map(|f| f.exists()).unwrap_or(false);
+        match targets::files_for(*t, &set, &exists) {
             Ok(jobs) => {
                 if *t == TargetName::Docker {
                     refuse_dockerd_flags(&ctx, &set)?;
@@ -372,6 +373,16 @@ fn reload_after(
             }
             reload::restart_unit(ctx, "containerd", "containerd", reload)
         }
+        TargetName::Registries => reload::hup_crio(ctx, reload)?,
+        TargetName::K3s => {
+            let paths: Vec<String> = changes
+                .iter()
+                .filter(|c| c.writes())
+                .map(|c| c.sys_path.clone())
+                .chain(pending)
+                .collect();
+            reload::restart_k3s(ctx, &paths, reload)
+        }
     };
     if report.done || !report.needed {
         clear_pending(ctx, journal, t)?;
@@ -401,6 +412,20 @@ fn pending_reload(ctx: &Ctx, t: TargetName, changes: &[Change]) -> Option<Reload
                     "config.toml changes need a containerd restart",
                 )
             }),
+        TargetName::Registries => reload::crio_pid(ctx).map(|pid| {
+            ReloadReport::todo(
+                format!("SIGHUP crio (pid {pid})"),
+                "would reload CRI-O; podman, skopeo and buildah read the file per command",
+            )
+        }),
+        TargetName::K3s => {
+            let paths: Vec<String> = changes
+                .iter()
+                .filter(|c| c.writes())
+                .map(|c| c.sys_path.clone())
+                .collect();
+            Some(reload::restart_k3s(ctx, &paths, false))
+        }
     }
 }
 
