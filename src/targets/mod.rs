@@ -14,6 +14,7 @@ pub mod buildkit;
 pub mod containerd;
 pub mod docker;
 pub mod k3s;
+mod list;
 pub mod registries;
 mod text;
 
