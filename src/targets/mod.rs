@@ -17,6 +17,7 @@ pub mod k3s;
 mod list;
 pub mod registries;
 mod text;
+mod toml_util;
 
 use crate::cli::TargetName;
 use crate::error::PlanError;
