@@ -293,7 +293,7 @@ mod tests {
         let p = plan(None, &set(&["http://127.0.0.1:5001"], false), &[]).unwrap();
         assert_eq!(
             p.text,
-            "[registry.\"docker.io\"]\nmirrors = [\"127.0.0.1:5001\"]\n\n[registry.\"127.0.0.1:5001\"]\nhttp = true\n"
+            "[registry.\"docker.io\"]\n  mirrors = [\"127.0.0.1:5001\"]\n\n[registry.\"127.0.0.1:5001\"]\n  http = true\n"
         );
         let again = plan(
             Some(&p.text),

@@ -109,20 +109,26 @@ pub fn render(doc: &DocumentMut, fresh: bool) -> String {
     }
 }
 
-/// The indentation of keys under table headers in a file ("" when they are not indented).
+/// The indentation one level of keys gets in this file: the indentation of the first key under a
+/// table header ("" when keys are not indented), or two spaces — the style of the clients' own
+/// documentation — when the file has no key under a header to learn from.
 pub fn key_indent(body: &str) -> String {
-    let mut in_table = false;
+    let mut header_indent: Option<&str> = None;
     for line in body.lines() {
         let t = line.trim_start();
         if t.starts_with('[') {
-            in_table = true;
+            header_indent = Some(&line[..line.len() - t.len()]);
             continue;
         }
-        if in_table && !t.is_empty() && !t.starts_with('#') {
-            return line[..line.len() - t.len()].to_string();
+        if let Some(h) = header_indent {
+            if !t.is_empty() && !t.starts_with('#') {
+                let ind = &line[..line.len() - t.len()];
+                // One level: the key's indentation beyond its header's.
+                return ind.strip_prefix(h).unwrap_or(ind).to_string();
+            }
         }
     }
-    String::new()
+    "  ".to_string()
 }
 
 /// Indent every key of a header table (not of dotted or inline ones).
@@ -135,5 +141,14 @@ pub fn indent_keys(table: &mut toml_edit::Table, indent: &str) {
         if let Some(mut key) = table.key_mut(&k) {
             key.leaf_decor_mut().set_prefix(indent);
         }
+    }
+}
+
+/// Replace a string value in place, keeping the comments and spacing around it.
+pub fn set_string(item: &mut Item, s: &str) {
+    if let Some(v) = item.as_value_mut() {
+        let decor = v.decor().clone();
+        *v = toml_edit::Value::from(s);
+        *v.decor_mut() = decor;
     }
 }
