@@ -2,7 +2,7 @@
 //! report (text with diffs, or one JSON document).
 
 use crate::apply::{self, Change, Ctx, FileStatus};
-use crate::cli::{ArmArgs, DisarmArgs, Global, StatusArgs, TargetName};
+use crate::cli::{ArmArgs, DisarmArgs, Global, StatusArgs, TargetName, WriteOpts};
 use crate::error::UserError;
 use crate::fsutil::{self, Lock};
 use crate::journal::Journal;
@@ -167,24 +167,19 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
             }
             Ok(c) => c,
         };
-        if !a.common.dry_run {
-            prune.extend(apply::commit(&ctx, &mut journal, &changes)?);
-        }
         let mut rep = target_report(t, &changes, false);
         if let Some(n) = targets::partial_note(t, &set) {
             rep.notes.push(n);
         }
-        if !a.common.dry_run {
-            match reload_after(&ctx, &mut journal, t, &changes, a.common.reload) {
-                Ok(r) => rep.reload = r,
-                Err(e) => {
-                    failed = true;
-                    rep.reload = Some(ReloadReport::todo("reload", format!("{e:#}")));
-                }
-            }
-        } else if changes.iter().any(Change::writes) {
-            rep.reload = pending_reload(&ctx, t, &changes);
-        }
+        rep.reload = apply_and_reload(
+            &ctx,
+            &mut journal,
+            t,
+            &changes,
+            &a.common,
+            &mut prune,
+            &mut failed,
+        )?;
         reports.push(rep);
     }
     apply::prune_dirs(prune);
@@ -242,18 +237,15 @@ pub fn disarm(g: &Global, a: &DisarmArgs) -> Result<i32> {
             continue;
         }
         let mut rep = target_report(t, &changes, true);
-        if !a.common.dry_run {
-            prune.extend(apply::commit(&ctx, &mut journal, &changes)?);
-            match reload_after(&ctx, &mut journal, t, &changes, a.common.reload) {
-                Ok(r) => rep.reload = r,
-                Err(e) => {
-                    failed = true;
-                    rep.reload = Some(ReloadReport::todo("reload", format!("{e:#}")));
-                }
-            }
-        } else if changes.iter().any(Change::writes) {
-            rep.reload = pending_reload(&ctx, t, &changes);
-        }
+        rep.reload = apply_and_reload(
+            &ctx,
+            &mut journal,
+            t,
+            &changes,
+            &a.common,
+            &mut prune,
+            &mut failed,
+        )?;
         reports.push(rep);
     }
     apply::prune_dirs(prune);
@@ -268,6 +260,34 @@ pub fn disarm(g: &Global, a: &DisarmArgs) -> Result<i32> {
         },
         a.common.json,
     )
+}
+
+/// Write a target's changes (unless `--dry-run`) and reload what needs it; a reload that fails
+/// marks the run failed but is reported, not raised, so the other targets still run.
+fn apply_and_reload(
+    ctx: &Ctx,
+    journal: &mut Journal,
+    t: TargetName,
+    changes: &[Change],
+    opts: &WriteOpts,
+    prune: &mut Vec<PathBuf>,
+    failed: &mut bool,
+) -> Result<Option<ReloadReport>> {
+    if opts.dry_run {
+        return Ok(if changes.iter().any(Change::writes) {
+            pending_reload(ctx, t, changes)
+        } else {
+            None
+        });
+    }
+    prune.extend(apply::commit(ctx, journal, changes)?);
+    Ok(match reload_after(ctx, journal, t, changes, opts.reload) {
+        Ok(r) => r,
+        Err(e) => {
+            *failed = true;
+            Some(ReloadReport::todo("reload", format!("{e:#}")))
+        }
+    })
 }
 
 fn refuse_dockerd_flags(ctx: &Ctx, set: &MirrorSet) -> Result<()> {

@@ -33,26 +33,28 @@ impl ReloadReport {
     }
 }
 
-/// The pid of a running dockerd from `<root>/var/run/docker.pid` (or `<root>/run/docker.pid`),
+/// The pid of a running daemon from `<root>/var/run/<stem>.pid` (or `<root>/run/<stem>.pid`),
 /// checked against `/proc/<pid>/comm` so a stale pid file never gets a signal sent to a stranger.
-pub fn dockerd_pid(ctx: &Ctx) -> Option<i32> {
-    for p in ["/var/run/docker.pid", "/run/docker.pid"] {
-        let Ok(file) = ctx.resolve(p) else { continue };
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        let Ok(pid) = text.trim().parse::<i32>() else {
-            continue;
-        };
-        if pid <= 1 {
-            continue;
-        }
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "dockerd" {
-            return Some(pid);
+pub fn daemon_pid(ctx: &Ctx, stem: &str, comm: &str) -> Option<i32> {
+    for p in [format!("/var/run/{stem}.pid"), format!("/run/{stem}.pid")] {
+        let pid = ctx
+            .resolve(&p)
+            .ok()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        if let Some(pid) = pid.filter(|p| *p > 1) {
+            let running = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if running.trim() == comm {
+                return Some(pid);
+            }
         }
     }
     None
+}
+
+/// The pid of a running dockerd (`<root>/var/run/docker.pid`).
+pub fn dockerd_pid(ctx: &Ctx) -> Option<i32> {
+    daemon_pid(ctx, "docker", "dockerd")
 }
 
 /// dockerd's command line flags that conflict with daemon.json keys mirrorctl writes.
@@ -194,26 +196,9 @@ pub fn restart_unit(ctx: &Ctx, unit: &str, daemon: &str, reload: bool) -> Reload
     }
 }
 
-/// The pid of a running CRI-O from `<root>/var/run/crio.pid` (or `<root>/run/crio.pid`),
-/// checked against `/proc/<pid>/comm`.
+/// The pid of a running CRI-O (`<root>/var/run/crio.pid`, checked to be `crio`).
 pub fn crio_pid(ctx: &Ctx) -> Option<i32> {
-    for p in ["/var/run/crio.pid", "/run/crio.pid"] {
-        let Ok(file) = ctx.resolve(p) else { continue };
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        let Ok(pid) = text.trim().parse::<i32>() else {
-            continue;
-        };
-        if pid <= 1 {
-            continue;
-        }
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "crio" {
-            return Some(pid);
-        }
-    }
-    None
+    daemon_pid(ctx, "crio", "crio")
 }
 
 /// registries.conf: CRI-O reloads it on SIGHUP; podman, skopeo and buildah read it per command.
