@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('arm', 'arm', [CompletionResultType]::ParameterValue, 'Point client configs at one or more mirrors (idempotent; shows a diff)')
             [CompletionResult]::new('disarm', 'disarm', [CompletionResultType]::ParameterValue, 'Revert exactly what `arm` did (byte for byte where the file was not touched since)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show, per target, whether it is armed, with which mirrors, and any drift')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -89,6 +90,29 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'mirrorctl;serve' {
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; `:0` picks a free port (the bound address is the first line on stdout)')
+            [CompletionResult]::new('--upstream', '--upstream', [CompletionResultType]::ParameterName, 'Upstream registry URL; `REGISTRY=URL` adds one chosen by containerd''s `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]')
+            [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory [default: <state dir>/cache]')
+            [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Evict least recently used blobs above this size (K, M, G, T = powers of 1024)')
+            [CompletionResult]::new('--tag-ttl', '--tag-ttl', [CompletionResultType]::ParameterName, 'How long a tag''s digest is trusted before revalidating upstream with HEAD (s, m, h, d)')
+            [CompletionResult]::new('--upstream-username', '--upstream-username', [CompletionResultType]::ParameterName, 'User name for the default upstream')
+            [CompletionResult]::new('--upstream-password-file', '--upstream-password-file', [CompletionResultType]::ParameterName, 'File holding the default upstream''s password (never logged)')
+            [CompletionResult]::new('--htpasswd', '--htpasswd', [CompletionResultType]::ParameterName, 'Require client Basic auth against this htpasswd file (bcrypt entries)')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve HTTPS with this certificate chain (PEM)')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Private key for --tls-cert (PEM)')
+            [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color output (NO_COLOR is honoured)')
+            [CompletionResult]::new('--json-log', '--json-log', [CompletionResultType]::ParameterName, 'Access log as JSON lines on stderr (default: combined log format)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'mirrorctl;completions' {
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
@@ -105,6 +129,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('arm', 'arm', [CompletionResultType]::ParameterValue, 'Point client configs at one or more mirrors (idempotent; shows a diff)')
             [CompletionResult]::new('disarm', 'disarm', [CompletionResultType]::ParameterValue, 'Revert exactly what `arm` did (byte for byte where the file was not touched since)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show, per target, whether it is armed, with which mirrors, and any drift')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -116,6 +141,9 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             break
         }
         'mirrorctl;help;status' {
+            break
+        }
+        'mirrorctl;help;serve' {
             break
         }
         'mirrorctl;help;completions' {

@@ -28,6 +28,9 @@ _mirrorctl() {
             mirrorctl,help)
                 cmd="mirrorctl__subcmd__help"
                 ;;
+            mirrorctl,serve)
+                cmd="mirrorctl__subcmd__serve"
+                ;;
             mirrorctl,status)
                 cmd="mirrorctl__subcmd__status"
                 ;;
@@ -43,6 +46,9 @@ _mirrorctl() {
             mirrorctl__subcmd__help,help)
                 cmd="mirrorctl__subcmd__help__subcmd__help"
                 ;;
+            mirrorctl__subcmd__help,serve)
+                cmd="mirrorctl__subcmd__help__subcmd__serve"
+                ;;
             mirrorctl__subcmd__help,status)
                 cmd="mirrorctl__subcmd__help__subcmd__status"
                 ;;
@@ -53,7 +59,7 @@ _mirrorctl() {
 
     case "${cmd}" in
         mirrorctl)
-            opts="-q -v -h -V --root --state-dir --color --quiet --verbose --help --version arm disarm status completions help"
+            opts="-q -v -h -V --root --state-dir --color --quiet --verbose --help --version arm disarm status serve completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -181,7 +187,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__help)
-            opts="arm disarm status completions help"
+            opts="arm disarm status serve completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -250,6 +256,20 @@ _mirrorctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mirrorctl__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mirrorctl__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -257,6 +277,72 @@ _mirrorctl() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mirrorctl__subcmd__serve)
+            opts="-q -v -h --listen --upstream --cache-dir --max-size --tag-ttl --upstream-username --upstream-password-file --htpasswd --tls-cert --tls-key --json-log --root --state-dir --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tag-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream-password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --htpasswd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

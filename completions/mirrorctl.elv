@@ -32,6 +32,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand arm 'Point client configs at one or more mirrors (idempotent; shows a diff)'
             cand disarm 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
             cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
+            cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -82,6 +83,28 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'mirrorctl;serve'= {
+            cand --listen 'Address to listen on; `:0` picks a free port (the bound address is the first line on stdout)'
+            cand --upstream 'Upstream registry URL; `REGISTRY=URL` adds one chosen by containerd''s `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]'
+            cand --cache-dir 'Cache directory [default: <state dir>/cache]'
+            cand --max-size 'Evict least recently used blobs above this size (K, M, G, T = powers of 1024)'
+            cand --tag-ttl 'How long a tag''s digest is trusted before revalidating upstream with HEAD (s, m, h, d)'
+            cand --upstream-username 'User name for the default upstream'
+            cand --upstream-password-file 'File holding the default upstream''s password (never logged)'
+            cand --htpasswd 'Require client Basic auth against this htpasswd file (bcrypt entries)'
+            cand --tls-cert 'Serve HTTPS with this certificate chain (PEM)'
+            cand --tls-key 'Private key for --tls-cert (PEM)'
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --json-log 'Access log as JSON lines on stderr (default: combined log format)'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'mirrorctl;completions'= {
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
@@ -97,6 +120,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand arm 'Point client configs at one or more mirrors (idempotent; shows a diff)'
             cand disarm 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
             cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
+            cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -105,6 +129,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         &'mirrorctl;help;disarm'= {
         }
         &'mirrorctl;help;status'= {
+        }
+        &'mirrorctl;help;serve'= {
         }
         &'mirrorctl;help;completions'= {
         }

@@ -36,6 +36,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -s V -l version -d 'Pr
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l mirror -d 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
@@ -84,6 +85,25 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l json -d '
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l listen -d 'Address to listen on; `:0` picks a free port (the bound address is the first line on stdout)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l upstream -d 'Upstream registry URL; `REGISTRY=URL` adds one chosen by containerd\'s `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l cache-dir -d 'Cache directory [default: <state dir>/cache]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l max-size -d 'Evict least recently used blobs above this size (K, M, G, T = powers of 1024)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l tag-ttl -d 'How long a tag\'s digest is trusted before revalidating upstream with HEAD (s, m, h, d)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l upstream-username -d 'User name for the default upstream' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l upstream-password-file -d 'File holding the default upstream\'s password (never logged)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l htpasswd -d 'Require client Basic auth against this htpasswd file (bcrypt entries)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l tls-key -d 'Private key for --tls-cert (PEM)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l json-log -d 'Access log as JSON lines on stderr (default: combined log format)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s q -l quiet -d 'Print only errors'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -92,8 +112,9 @@ never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -78,6 +78,16 @@ mirrorctl arm --mirror http://10.0.0.5:5000 --mirror ghcr.io=http://10.0.0.5:500
     /// Show, per target, whether it is armed, with which mirrors, and any drift
     Status(StatusArgs),
 
+    /// Run a pull-through cache (one content-addressed store, one upstream fetch per blob)
+    #[command(after_help = "Examples:\n  \
+mirrorctl serve --listen 127.0.0.1:5000\n  \
+mirrorctl serve --listen :0 --upstream http://10.0.0.9:5000 --cache-dir /var/cache/mirror\n  \
+mirrorctl serve --upstream ghcr.io=https://ghcr.io --max-size 20G --tag-ttl 10m --json-log\n\n\
+Every manifest and blob response carries an RFC 9211 `Cache-Status` header \
+(`mirrorctl; hit`, `mirrorctl; fwd=uri-miss; stored`, `...; collapsed`, `mirrorctl; fwd=stale`). \
+Prometheus metrics are at /metrics.")]
+    Serve(ServeArgs),
+
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  mirrorctl completions bash > /etc/bash_completion.d/mirrorctl"
@@ -96,7 +106,7 @@ impl Command {
             Command::Arm(a) => a.common.json,
             Command::Disarm(a) => a.common.json,
             Command::Status(a) => a.json,
-            Command::Completions { .. } => false,
+            Command::Completions { .. } | Command::Serve(_) => false,
         }
     }
 }
@@ -209,6 +219,53 @@ pub struct WriteOpts {
     /// Seconds to wait for another mirrorctl run to release the lock
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub lock_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; `:0` picks a free port (the bound address is the first line on stdout)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+    pub listen: String,
+
+    /// Upstream registry URL; `REGISTRY=URL` adds one chosen by containerd's `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]
+    #[arg(long = "upstream", value_name = "[REGISTRY=]URL")]
+    pub upstreams: Vec<String>,
+
+    /// Cache directory [default: <state dir>/cache]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Evict least recently used blobs above this size (K, M, G, T = powers of 1024)
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+
+    /// How long a tag's digest is trusted before revalidating upstream with HEAD (s, m, h, d)
+    #[arg(long, value_name = "DUR", default_value = "5m")]
+    pub tag_ttl: String,
+
+    /// User name for the default upstream
+    #[arg(long, value_name = "USER", requires = "upstream_password_file")]
+    pub upstream_username: Option<String>,
+
+    /// File holding the default upstream's password (never logged)
+    #[arg(long, value_name = "FILE", requires = "upstream_username")]
+    pub upstream_password_file: Option<PathBuf>,
+
+    /// Require client Basic auth against this htpasswd file (bcrypt entries)
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+
+    /// Serve HTTPS with this certificate chain (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key for --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Access log as JSON lines on stderr (default: combined log format)
+    #[arg(long)]
+    pub json_log: bool,
 }
 
 #[derive(Debug, Args)]

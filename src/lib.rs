@@ -10,6 +10,7 @@ pub mod mirror;
 pub mod oci;
 pub mod output;
 pub mod reload;
+pub mod serve;
 pub mod targets;
 
 use anyhow::Result;
@@ -26,5 +27,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Arm(a) => commands::arm(&cli.global, &a),
         Command::Disarm(a) => commands::disarm(&cli.global, &a),
         Command::Status(a) => commands::status(&cli.global, &a),
+        Command::Serve(a) => serve::run(&cli.global, &a),
     }
 }

@@ -8,7 +8,7 @@ mod reference;
 
 pub use auth::{AuthChallenge, AuthScheme};
 pub use digest::{Algorithm, Digest, DigestError, Verifier};
-pub use reference::{Reference, ReferenceError};
+pub use reference::{valid_repository, valid_tag, Reference, ReferenceError};
 
 /// The canonical name of Docker Hub, as every client writes it in its config.
 pub const DOCKER_HUB: &str = "docker.io";

@@ -1,0 +1,126 @@
+//! Counters for `/metrics` (Prometheus text format).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (kind, cache result) → requests. kind: manifest, blob, tags, ping, other.
+    requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// (method, kind) → upstream requests.
+    upstream: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    pub upstream_bytes: AtomicU64,
+    pub served_bytes: AtomicU64,
+    pub inflight: AtomicU64,
+    pub cache_bytes: AtomicU64,
+    pub cache_blobs: AtomicU64,
+    pub evictions: AtomicU64,
+    pub digest_mismatches: AtomicU64,
+}
+
+impl Metrics {
+    pub fn request(&self, kind: &'static str, cache: &'static str) {
+        *self
+            .requests
+            .lock()
+            .unwrap()
+            .entry((kind, cache))
+            .or_default() += 1;
+    }
+
+    pub fn upstream(&self, method: &'static str, kind: &'static str) {
+        *self
+            .upstream
+            .lock()
+            .unwrap()
+            .entry((method, kind))
+            .or_default() += 1;
+    }
+
+    /// Upstream requests of one method and kind so far (for tests and the benchmark).
+    pub fn upstream_count(&self, method: &str, kind: &str) -> u64 {
+        self.upstream
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|((m, k), _)| *m == method && *k == kind)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        s.push_str("# HELP mirrorctl_requests_total Client requests by kind and cache result.\n");
+        s.push_str("# TYPE mirrorctl_requests_total counter\n");
+        for ((k, c), n) in self.requests.lock().unwrap().iter() {
+            let _ = writeln!(
+                s,
+                "mirrorctl_requests_total{{kind=\"{k}\",cache=\"{c}\"}} {n}"
+            );
+        }
+        s.push_str(
+            "# HELP mirrorctl_upstream_requests_total Requests sent to upstream registries.\n",
+        );
+        s.push_str("# TYPE mirrorctl_upstream_requests_total counter\n");
+        for ((m, k), n) in self.upstream.lock().unwrap().iter() {
+            let _ = writeln!(
+                s,
+                "mirrorctl_upstream_requests_total{{method=\"{m}\",kind=\"{k}\"}} {n}"
+            );
+        }
+        let gauges: [(&str, &str, &str, &AtomicU64); 7] = [
+            (
+                "mirrorctl_upstream_bytes_total",
+                "counter",
+                "Blob and manifest bytes received from upstream.",
+                &self.upstream_bytes,
+            ),
+            (
+                "mirrorctl_served_bytes_total",
+                "counter",
+                "Blob bytes sent to clients.",
+                &self.served_bytes,
+            ),
+            (
+                "mirrorctl_inflight_fetches",
+                "gauge",
+                "Blob downloads from upstream in progress.",
+                &self.inflight,
+            ),
+            (
+                "mirrorctl_cache_bytes",
+                "gauge",
+                "Bytes of committed blobs in the cache.",
+                &self.cache_bytes,
+            ),
+            (
+                "mirrorctl_cache_blobs",
+                "gauge",
+                "Committed blobs in the cache.",
+                &self.cache_blobs,
+            ),
+            (
+                "mirrorctl_evictions_total",
+                "counter",
+                "Blobs evicted to stay under --max-size.",
+                &self.evictions,
+            ),
+            (
+                "mirrorctl_digest_mismatches_total",
+                "counter",
+                "Upstream downloads discarded because the bytes did not match the digest.",
+                &self.digest_mismatches,
+            ),
+        ];
+        for (name, ty, help, v) in gauges {
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} {ty}\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        s
+    }
+}

@@ -1,0 +1,442 @@
+//! `mirrorctl serve`: an embedded pull-through cache.
+//!
+//! request → [`route`] (validate) → upstream by `?ns=` → manifest cache (tag TTL, stale-if-error)
+//! or blob [`store`] hit / single [`flight`] per digest → `Cache-Status` on the way out.
+//!
+//! In-process use (e.g. `verify --embedded`): build a [`Config`], call [`start`], read
+//! [`ServerHandle::addr`], and [`ServerHandle::shutdown`] when done.
+
+mod auth;
+mod flight;
+mod http;
+mod log;
+pub mod metrics;
+pub mod route;
+mod store;
+mod upstream;
+
+use crate::cli::{Global, ServeArgs};
+use crate::error::UserError;
+use crate::oci::{self, Digest};
+use anyhow::{Context, Result};
+use metrics::Metrics;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::Store;
+use upstream::Upstream;
+
+pub use log::LogFormat;
+
+/// One upstream registry.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// Canonical registry name, matched against containerd's `?ns=`.
+    pub registry: String,
+    /// Base URL, e.g. `https://registry-1.docker.io`.
+    pub url: String,
+    /// Credentials (user, password); never logged.
+    pub credentials: Option<(String, String)>,
+}
+
+/// Everything [`start`] needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Serves requests without `?ns=` (and `?ns=` equal to its registry).
+    pub default_upstream: UpstreamConfig,
+    /// More upstreams, chosen by `?ns=`.
+    pub upstreams: Vec<UpstreamConfig>,
+    pub cache_dir: PathBuf,
+    pub max_size: Option<u64>,
+    pub tag_ttl: Duration,
+    pub access_log: LogFormat,
+    /// Require client Basic auth against this htpasswd file (bcrypt).
+    pub htpasswd: Option<PathBuf>,
+    /// Serve HTTPS with (certificate chain, private key), PEM files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl Config {
+    /// A loopback server on an ephemeral port mirroring `url` as `docker.io`.
+    pub fn ephemeral(url: &str, cache_dir: PathBuf) -> Config {
+        Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            default_upstream: UpstreamConfig {
+                registry: oci::DOCKER_HUB.into(),
+                url: url.into(),
+                credentials: None,
+            },
+            upstreams: Vec::new(),
+            cache_dir,
+            max_size: None,
+            tag_ttl: Duration::from_secs(300),
+            access_log: LogFormat::Off,
+            htpasswd: None,
+            tls: None,
+        }
+    }
+}
+
+/// Shared state of a running server.
+pub struct App {
+    store: Arc<Store>,
+    flights: Arc<flight::Flights>,
+    pub metrics: Arc<Metrics>,
+    default: Arc<Upstream>,
+    by_registry: HashMap<String, Arc<Upstream>>,
+    tags: Tags,
+    tag_ttl: Duration,
+}
+
+impl App {
+    fn upstream_for(&self, ns: Option<&str>) -> Result<Arc<Upstream>, String> {
+        let Some(ns) = ns else {
+            return Ok(self.default.clone());
+        };
+        let ns = oci::canonical_registry(ns);
+        self.by_registry.get(&ns).cloned().ok_or_else(|| {
+            format!("this mirror has no upstream for registry `{ns}` (see --upstream)")
+        })
+    }
+}
+
+/// Tag → digest, with when it was last confirmed upstream (`None`: loaded from disk, unconfirmed).
+struct Tags {
+    map: Mutex<HashMap<String, (Digest, Option<Instant>)>>,
+    path: PathBuf,
+}
+
+impl Tags {
+    fn load(path: PathBuf) -> Tags {
+        let map = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<HashMap<String, Digest>>(&b).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, d)| (k, (d, None)))
+            .collect();
+        Tags {
+            map: Mutex::new(map),
+            path,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<(Digest, Option<Instant>)> {
+        self.map.lock().unwrap().get(key).cloned()
+    }
+
+    fn set(&self, key: &str, d: &Digest, checked: Option<Instant>) {
+        let mut m = self.map.lock().unwrap();
+        let changed = m.get(key).is_none_or(|(old, _)| old != d);
+        m.insert(key.to_string(), (d.clone(), checked));
+        if changed {
+            let snapshot: std::collections::BTreeMap<&String, &Digest> =
+                m.iter().map(|(k, (d, _))| (k, d)).collect();
+            let text = serde_json::to_vec_pretty(&snapshot).unwrap_or_default();
+            let tmp = self
+                .path
+                .with_extension(format!("tmp-{}", std::process::id()));
+            if std::fs::write(&tmp, text)
+                .and_then(|_| std::fs::rename(&tmp, &self.path))
+                .is_err()
+            {
+                eprintln!("warning: cannot save `{}`", self.path.display());
+            }
+        }
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    /// The bound address (the real port when asked for `:0`).
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub metrics: Arc<Metrics>,
+    store: Arc<Store>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServerHandle {
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// Stop accepting, let in-flight responses finish (up to `grace`), then stop.
+    /// Downloads still running are dropped; their temp files are never committed.
+    pub async fn shutdown(mut self, grace: Duration) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let result = match tokio::time::timeout(grace, &mut self.task).await {
+            Ok(r) => r
+                .context("server task failed")
+                .and_then(|r| r.context("server failed")),
+            Err(_) => {
+                self.task.abort();
+                Ok(())
+            }
+        };
+        self.store.remove_own_temp_files();
+        result
+    }
+}
+
+/// Open the cache, bind, and serve in the background of the current tokio runtime.
+pub async fn start(config: Config) -> Result<ServerHandle> {
+    let metrics = Arc::new(Metrics::default());
+    let store = Store::open(&config.cache_dir, config.max_size, metrics.clone())?;
+    let mk = |u: &UpstreamConfig| -> Result<Arc<Upstream>> {
+        Ok(Arc::new(Upstream::new(
+            u.registry.clone(),
+            &u.url,
+            u.credentials.clone(),
+            metrics.clone(),
+        )?))
+    };
+    let default = mk(&config.default_upstream)?;
+    let mut by_registry = HashMap::new();
+    by_registry.insert(config.default_upstream.registry.clone(), default.clone());
+    if let Some(host) = url::Url::parse(&config.default_upstream.url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+    {
+        by_registry
+            .entry(oci::canonical_registry(&host))
+            .or_insert_with(|| default.clone());
+    }
+    for u in &config.upstreams {
+        by_registry.insert(u.registry.clone(), mk(u)?);
+    }
+    let tags = Tags::load(store.tags_path());
+    let app = Arc::new(App {
+        store: store.clone(),
+        flights: Arc::new(flight::Flights::default()),
+        metrics: metrics.clone(),
+        default,
+        by_registry,
+        tags,
+        tag_ttl: config.tag_ttl,
+    });
+    let htpasswd = match &config.htpasswd {
+        Some(p) => Some(Arc::new(auth::Htpasswd::load(p)?)),
+        None => None,
+    };
+    let tls = match &config.tls {
+        Some((c, k)) => Some(auth::tls_config(c, k)?),
+        None => None,
+    };
+    let router = http::router(app)
+        .layer(axum::middleware::from_fn_with_state(
+            htpasswd,
+            auth::require_auth,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            config.access_log,
+            log::access_log,
+        ));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = rx.await;
+    };
+    let is_tls = tls.is_some();
+    let task = match tls {
+        None => tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<auth::RemoteAddr>(),
+            )
+            .with_graceful_shutdown(stop)
+            .await
+        }),
+        Some(cfg) => tokio::spawn(async move {
+            axum::serve(
+                auth::TlsListener::new(listener, cfg),
+                router.into_make_service_with_connect_info::<auth::RemoteAddr>(),
+            )
+            .with_graceful_shutdown(stop)
+            .await
+        }),
+    };
+    Ok(ServerHandle {
+        addr,
+        tls: is_tls,
+        metrics,
+        store,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// Parse `--upstream [REGISTRY=]URL`.
+fn parse_upstream(s: &str) -> Result<(Option<String>, String), UserError> {
+    let (reg, url) = match s.split_once('=') {
+        Some((r, u)) if !r.contains("://") => (Some(r), u),
+        _ => (None, s),
+    };
+    let parsed = url::Url::parse(url)
+        .map_err(|e| UserError(format!("--upstream `{s}`: `{url}` is not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(UserError(format!(
+            "--upstream `{s}`: the URL must start with http:// or https:// and name a host"
+        )));
+    }
+    let reg = reg
+        .map(oci::validate_registry)
+        .transpose()
+        .map_err(|e| UserError(format!("--upstream `{s}`: {e}")))?;
+    Ok((reg, url.trim_end_matches('/').to_string()))
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, UserError> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    use std::net::ToSocketAddrs;
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            UserError(format!(
+                "--listen `{s}` must be ADDR:PORT, e.g. 127.0.0.1:5000 or :0"
+            ))
+        })
+}
+
+/// Build a [`Config`] from the command line.
+pub fn config_from_args(g: &Global, a: &ServeArgs) -> Result<Config> {
+    let listen = parse_listen(&a.listen)?;
+    let mut default: Option<UpstreamConfig> = None;
+    let mut named = Vec::new();
+    for s in &a.upstreams {
+        let (reg, url) = parse_upstream(s)?;
+        match reg {
+            Some(r) => named.push(UpstreamConfig {
+                registry: r,
+                url,
+                credentials: None,
+            }),
+            None if default.is_some() => {
+                return Err(UserError(format!(
+                    "--upstream `{s}`: only one upstream may omit `REGISTRY=`"
+                ))
+                .into())
+            }
+            None => {
+                default = Some(UpstreamConfig {
+                    registry: oci::DOCKER_HUB.into(),
+                    url,
+                    credentials: None,
+                })
+            }
+        }
+    }
+    let mut default = match default {
+        Some(d) => d,
+        None => match named.iter().position(|u| u.registry == oci::DOCKER_HUB) {
+            Some(i) => named.remove(i),
+            None => UpstreamConfig {
+                registry: oci::DOCKER_HUB.into(),
+                url: oci::upstream_endpoint(oci::DOCKER_HUB),
+                credentials: None,
+            },
+        },
+    };
+    match (&a.upstream_username, &a.upstream_password_file) {
+        (Some(u), Some(f)) => {
+            let p = std::fs::read_to_string(f).with_context(|| {
+                format!("cannot read --upstream-password-file `{}`", f.display())
+            })?;
+            default.credentials = Some((u.clone(), p.trim_end_matches(['\r', '\n']).to_string()));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(UserError(
+                "--upstream-username and --upstream-password-file go together".into(),
+            )
+            .into())
+        }
+    }
+    let max_size = a
+        .max_size
+        .as_deref()
+        .map(route::parse_size)
+        .transpose()
+        .map_err(|e| UserError(format!("--max-size: {e}")))?;
+    let tag_ttl =
+        route::parse_duration(&a.tag_ttl).map_err(|e| UserError(format!("--tag-ttl: {e}")))?;
+    let cache_dir = match &a.cache_dir {
+        Some(d) => d.clone(),
+        None => crate::commands::context(g)?.state_dir.join("cache"),
+    };
+    Ok(Config {
+        listen,
+        default_upstream: default,
+        upstreams: named,
+        cache_dir,
+        max_size,
+        tag_ttl,
+        access_log: if a.json_log {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        },
+        htpasswd: a.htpasswd.clone(),
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+    })
+}
+
+/// `mirrorctl serve`: run until SIGTERM/SIGINT.
+pub fn run(g: &Global, a: &ServeArgs) -> Result<i32> {
+    let config = config_from_args(g, a)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let cache = config.cache_dir.clone();
+        let default = config.default_upstream.url.clone();
+        let handle = start(config).await?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", handle.addr)?;
+            out.flush()?;
+        }
+        crate::output::note(&format!(
+            "mirrorctl serve: listening on {}, default upstream {default}, cache `{}`",
+            handle.url(),
+            cache.display()
+        ));
+        wait_for_signal().await;
+        crate::output::note("mirrorctl serve: shutting down");
+        handle.shutdown(Duration::from_secs(10)).await?;
+        Ok::<_, anyhow::Error>(0)
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,254 @@
+//! Parsing `/v2/<name>/…` paths into typed requests (the only way a path reaches the handlers),
+//! `Range` headers, and size/duration flag values.
+
+use crate::oci::Digest;
+use crate::oci::{valid_repository, valid_tag};
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target {
+    Manifest {
+        repo: String,
+        reference: ManifestRef,
+    },
+    Blob {
+        repo: String,
+        digest: Digest,
+    },
+    Tags {
+        repo: String,
+    },
+    /// Push endpoints (`blobs/uploads/…`): refused with 405.
+    Upload,
+}
+
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub enum ManifestRef {
+    Tag(String),
+    Digest(Digest),
+}
+
+impl std::fmt::Display for ManifestRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ManifestRef::Tag(t) => f.write_str(t),
+            ManifestRef::Digest(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+/// Why a path was refused: (OCI error code, message).
+pub type Refusal = (&'static str, String);
+
+/// Parse the part after `/v2/`.
+pub fn parse(rest: &str) -> Result<Target, Refusal> {
+    let name_err = |n: &str| ("NAME_INVALID", format!("invalid repository name `{n}`"));
+    if let Some((repo, _)) = rest.split_once("/blobs/uploads") {
+        if valid_repository(repo) {
+            return Ok(Target::Upload);
+        }
+        return Err(name_err(repo));
+    }
+    if let Some(repo) = rest.strip_suffix("/tags/list") {
+        return if valid_repository(repo) {
+            Ok(Target::Tags { repo: repo.into() })
+        } else {
+            Err(name_err(repo))
+        };
+    }
+    if let Some((repo, r)) = rest.rsplit_once("/manifests/") {
+        if !valid_repository(repo) {
+            return Err(name_err(repo));
+        }
+        let reference = if r.contains(':') {
+            ManifestRef::Digest(
+                r.parse()
+                    .map_err(|e: crate::oci::DigestError| ("DIGEST_INVALID", e.0))?,
+            )
+        } else if valid_tag(r) {
+            ManifestRef::Tag(r.into())
+        } else {
+            return Err(("TAG_INVALID", format!("invalid tag `{r}`")));
+        };
+        return Ok(Target::Manifest {
+            repo: repo.into(),
+            reference,
+        });
+    }
+    if let Some((repo, d)) = rest.rsplit_once("/blobs/") {
+        if !valid_repository(repo) {
+            return Err(name_err(repo));
+        }
+        let digest = d
+            .parse()
+            .map_err(|e: crate::oci::DigestError| ("DIGEST_INVALID", e.0))?;
+        return Ok(Target::Blob {
+            repo: repo.into(),
+            digest,
+        });
+    }
+    Err(("NAME_UNKNOWN", format!("no such endpoint `/v2/{rest}`")))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// A single `bytes=` range resolved against `size`: `Ok(None)` = no (usable) Range, serve all;
+/// `Err(Unsatisfiable)` = 416.
+pub fn range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    let Some(h) = header else { return Ok(None) };
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None); // multipart ranges: serve the whole body, which is allowed
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
+        if n == 0 {
+            return Err(Unsatisfiable);
+        }
+        (size.saturating_sub(n), size)
+    } else {
+        let s: u64 = a.parse().map_err(|_| Unsatisfiable)?;
+        let e = if b.is_empty() {
+            size
+        } else {
+            b.parse::<u64>()
+                .map_err(|_| Unsatisfiable)?
+                .saturating_add(1)
+                .min(size)
+        };
+        (s, e)
+    };
+    if start >= size || start >= end {
+        return Err(Unsatisfiable);
+    }
+    Ok(Some((start, end)))
+}
+
+/// `10G`, `512M`, `1.5GiB`, `1000000` → bytes (K, M, G, T are powers of 1024; `B`/`iB` optional).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("size `{s}` must look like `10G`, `512M` or a number of bytes"))?;
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_lowercase()
+        .trim_end_matches("ib")
+        .trim_end_matches('b')
+    {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => return Err(format!("size `{s}` has an unknown unit (use K, M, G or T)")),
+    };
+    Ok((n * mult as f64) as u64)
+}
+
+/// `300`, `30s`, `5m`, `1h`, `1d` → duration (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("duration `{s}` must look like `30s`, `5m`, `1h` or seconds"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => {
+            return Err(format!(
+                "duration `{s}` has an unknown unit (use s, m, h or d)"
+            ))
+        }
+    };
+    Ok(std::time::Duration::from_secs(n * mult))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            parse("library/probe/manifests/latest").unwrap(),
+            Target::Manifest {
+                repo: "library/probe".into(),
+                reference: ManifestRef::Tag("latest".into())
+            }
+        );
+        assert!(matches!(
+            parse(&format!("a/b/c/manifests/{D}")).unwrap(),
+            Target::Manifest {
+                reference: ManifestRef::Digest(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            parse(&format!("x/blobs/{D}")).unwrap(),
+            Target::Blob { .. }
+        ));
+        assert_eq!(
+            parse("x/y/tags/list").unwrap(),
+            Target::Tags { repo: "x/y".into() }
+        );
+        assert_eq!(parse("x/blobs/uploads/").unwrap(), Target::Upload);
+        // A repository may be called `manifests` or `blobs`.
+        assert!(matches!(
+            parse("blobs/manifests/v1").unwrap(),
+            Target::Manifest { .. }
+        ));
+        for bad in [
+            "../etc/manifests/latest",
+            "a/../b/manifests/latest",
+            "A/manifests/latest",
+            "x/manifests/-bad",
+            "x/manifests/sha256:abc",
+            "x/blobs/md5:d41d8cd98f00b204e9800998ecf8427e",
+            "x/blobs/sha256:../../../../etc/passwd",
+            "x/something",
+            "%2e%2e/manifests/latest",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range(None, 10), Ok(None));
+        assert_eq!(range(Some("bytes=0-4"), 10), Ok(Some((0, 5))));
+        assert_eq!(range(Some("bytes=5-"), 10), Ok(Some((5, 10))));
+        assert_eq!(range(Some("bytes=-3"), 10), Ok(Some((7, 10))));
+        assert_eq!(range(Some("bytes=8-100"), 10), Ok(Some((8, 10))));
+        assert_eq!(range(Some("bytes=10-"), 10), Err(Unsatisfiable));
+        assert_eq!(range(Some("bytes=0-1,4-5"), 10), Ok(None));
+        assert_eq!(range(Some("items=0-1"), 10), Ok(None));
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("10G").unwrap(), 10 << 30);
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5k").unwrap(), 1536);
+        assert_eq!(parse_size("42").unwrap(), 42);
+        assert!(parse_size("10X").is_err());
+        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
+        assert_eq!(parse_duration("0").unwrap().as_secs(), 0);
+        assert!(parse_duration("5 minutes").is_err());
+    }
+}

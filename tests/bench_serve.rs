@@ -1,0 +1,315 @@
+//! Benchmark (not a test): `mirrorctl serve` vs CNCF distribution 2.8 in proxy mode, side by
+//! side on loopback against the same upstream `docker-registry`. Prints a table of ratios.
+//!
+//! ```text
+//! cargo test --release --test bench_serve -- --ignored --nocapture
+//! MIRRORCTL_BENCH_MB=64 cargo test --release --test bench_serve -- --ignored --nocapture
+//! ```
+//! Needs docker-registry, skopeo, unshare and wrk (root, like every real-client test).
+
+mod common;
+
+use common::registry::Registry;
+use common::{AccessLogged, Daemon, Workspace};
+use futures_util::StreamExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// One mirror under test.
+struct Mirror {
+    name: &'static str,
+    url: String,
+    pid: u32,
+    _guard: Guard,
+}
+
+/// Keeps the process alive (stopped on drop).
+#[allow(dead_code)]
+enum Guard {
+    Serve(Daemon),
+    Dist(Registry),
+}
+
+fn start_serve(dir: &Path, upstream: &str) -> Mirror {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        upstream,
+        "--cache-dir",
+    ])
+    .arg(dir.join("cache"));
+    common::guard(&mut cmd);
+    let mut d = Daemon::spawn("mirrorctl-serve", cmd, dir);
+    d.wait_ready("address", Duration::from_secs(20), |d| {
+        d.stdout().contains('\n')
+    })
+    .unwrap();
+    let addr = d.stdout().lines().next().unwrap().trim().to_string();
+    Mirror {
+        name: "mirrorctl",
+        url: format!("http://{addr}"),
+        pid: d.pid(),
+        _guard: Guard::Serve(d),
+    }
+}
+
+fn start_dist(dir: &Path, upstream: &str) -> Mirror {
+    let r = Registry::proxy(dir, upstream);
+    Mirror {
+        name: "distribution",
+        url: r.url(),
+        pid: r.daemon.pid(),
+        _guard: Guard::Dist(r),
+    }
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|k| k.parse::<f64>().ok())
+        .map(|k| k / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// GET `url` with `n` concurrent clients, counting bytes; returns (wall seconds, bytes each).
+fn get_n(rt: &tokio::runtime::Runtime, url: &str, n: usize) -> (f64, Vec<u64>) {
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    rt.block_on(async {
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                let c = c.clone();
+                let url = url.to_string();
+                tokio::spawn(async move {
+                    let r = c.get(&url).send().await.unwrap();
+                    assert_eq!(r.status(), 200, "{url}");
+                    let mut s = r.bytes_stream();
+                    let mut got = 0u64;
+                    while let Some(b) = s.next().await {
+                        got += b.unwrap().len() as u64;
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut sizes = Vec::new();
+        for t in tasks {
+            sizes.push(t.await.unwrap());
+        }
+        (t.elapsed().as_secs_f64(), sizes)
+    })
+}
+
+fn wrk_rps(url: &str, accept: &str) -> f64 {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c64", "-d5s", "-H"])
+        .arg(format!("Accept: {accept}"))
+        .arg(url)
+        .output()
+        .expect("wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+struct Row {
+    cold_mibs: f64,
+    upstream_gets_cold: usize,
+    gets_32: usize,
+    wall_32_cold: f64,
+    wall_32_warm: f64,
+    warm_mibs: f64,
+    tag_upstream: usize,
+    rss: f64,
+    rps_digest: f64,
+    rps_tag: f64,
+}
+
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture (release build recommended)"]
+fn bench_serve_vs_distribution() {
+    if !common::require(&["docker-registry", "skopeo", "unshare", "wrk"]) {
+        return;
+    }
+    let mb: usize = std::env::var("MIRRORCTL_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let ws = Workspace::new("bench");
+    let image = common::image::ProbeImage::build(&ws.aux("image"), Some(mb));
+    let upstream = Registry::upstream(&ws.aux("upstream"));
+    common::registry::seed_upstream(&upstream, &image, &ws.aux("seed"));
+    let big = image.big.clone().unwrap();
+    let blob_path = format!("/v2/library/probe/blobs/{}", big.layer.digest);
+    let size = big.layer.size;
+    let mib = size as f64 / (1 << 20) as f64;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // Upstream direct (median of 3).
+    let mut direct = Vec::new();
+    for _ in 0..3 {
+        direct.push(get_n(&rt, &format!("{}{blob_path}", upstream.url()), 1).0);
+    }
+    direct.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let direct_mibs = mib / direct[1];
+    eprintln!("upstream direct: {direct_mibs:.0} MiB/s ({mb} MiB blob)");
+
+    let upstream_gets = |mark: usize| {
+        upstream
+            .requests_since(mark)
+            .iter()
+            .filter(|e| e.method == "GET" && e.path == blob_path)
+            .count()
+    };
+    let accept = "application/vnd.oci.image.manifest.v1+json";
+    let mut rows = Vec::new();
+    for (i, kind) in ["mirrorctl", "distribution"].iter().enumerate() {
+        let start = |tag: &str| {
+            let dir = ws.aux(&format!("{kind}-{tag}-{i}"));
+            if *kind == "mirrorctl" {
+                start_serve(&dir, &upstream.url())
+            } else {
+                start_dist(&dir, &upstream.url())
+            }
+        };
+        // Cold single client: median of 3 fresh instances; upstream GETs of the first.
+        let mut colds = Vec::new();
+        let mut upstream_gets_cold = 0;
+        let mut m = None;
+        for run in 0..3 {
+            drop(m.take());
+            let fresh = start(&format!("single{run}"));
+            let mark = upstream.log_mark();
+            let (t, sizes) = get_n(&rt, &format!("{}{blob_path}", fresh.url), 1);
+            assert_eq!(sizes, vec![size]);
+            colds.push(t);
+            if run == 0 {
+                std::thread::sleep(Duration::from_secs(2)); // distribution's second fetch lands late
+                upstream_gets_cold = upstream_gets(mark);
+            }
+            m = Some(fresh);
+        }
+        let m = m.unwrap();
+        let cold_mibs = mib / median(colds);
+        let warms: Vec<f64> = (0..3)
+            .map(|_| get_n(&rt, &format!("{}{blob_path}", m.url), 1).0)
+            .collect();
+        let warm_mibs = mib / median(warms);
+        // Tag pulled twice within the TTL: upstream requests of the second.
+        let tag_url = format!("{}/v2/library/probe/manifests/latest", m.url);
+        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        rt.block_on(c.get(&tag_url).header("Accept", accept).send())
+            .unwrap();
+        let mark = upstream.log_mark();
+        rt.block_on(c.get(&tag_url).header("Accept", accept).send())
+            .unwrap();
+        let tag_upstream = upstream.requests_since(mark).len();
+        let rps_tag = wrk_rps(&tag_url, accept);
+        let rps_digest = wrk_rps(
+            &format!(
+                "{}/v2/library/probe/manifests/{}",
+                m.url, image.amd64.manifest.digest
+            ),
+            accept,
+        );
+        drop(m);
+
+        // 32-way cold then warm on a fresh instance; peak RSS over both.
+        let m = start("x32");
+        let mark = upstream.log_mark();
+        let (wall_32_cold, sizes) = get_n(&rt, &format!("{}{blob_path}", m.url), 32);
+        assert!(sizes.iter().all(|s| *s == size));
+        std::thread::sleep(Duration::from_millis(500));
+        let gets_32 = upstream_gets(mark);
+        let (wall_32_warm, _) = get_n(&rt, &format!("{}{blob_path}", m.url), 32);
+        let rss = peak_rss_mib(m.pid);
+        eprintln!(
+            "{}: cold {cold_mibs:.0} MiB/s, warm {warm_mibs:.0} MiB/s, upstream GETs cold {upstream_gets_cold}, \
+             32-way: {gets_32} upstream GETs, cold {wall_32_cold:.2}s warm {wall_32_warm:.2}s, RSS {rss:.0} MiB, \
+             tag {rps_tag:.0} req/s ({tag_upstream} upstream requests when warm), digest {rps_digest:.0} req/s",
+            m.name
+        );
+        rows.push(Row {
+            cold_mibs,
+            upstream_gets_cold,
+            gets_32,
+            wall_32_cold,
+            wall_32_warm,
+            warm_mibs,
+            tag_upstream,
+            rss,
+            rps_digest,
+            rps_tag,
+        });
+    }
+    let (s, d) = (&rows[0], &rows[1]);
+    println!(
+        "\n{mb} MiB blob, loopback; single-client throughputs are medians of 3; upstream direct {direct_mibs:.0} MiB/s\n"
+    );
+    println!("| measure | mirrorctl serve | distribution 2.8 proxy | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| cold throughput / upstream direct | {:.2}x | {:.2}x | >= 0.85x |",
+        s.cold_mibs / direct_mibs,
+        d.cold_mibs / direct_mibs
+    );
+    println!(
+        "| upstream GETs (bytes) per cold blob | {} ({:.0} MiB) | {} ({:.0} MiB) | 1 |",
+        s.upstream_gets_cold,
+        s.upstream_gets_cold as f64 * mib,
+        d.upstream_gets_cold,
+        d.upstream_gets_cold as f64 * mib
+    );
+    println!(
+        "| upstream GETs, 32 cold clients on one blob | {} | {} | 1 |",
+        s.gets_32, d.gets_32
+    );
+    println!(
+        "| 32-way wall cold / warm | {:.2} | {:.2} | <= 1.3 |",
+        s.wall_32_cold / s.wall_32_warm,
+        d.wall_32_cold / d.wall_32_warm
+    );
+    println!(
+        "| warm throughput / distribution warm | {:.2}x | 1.00x | >= 1.0x |",
+        s.warm_mibs / d.warm_mibs
+    );
+    println!(
+        "| upstream requests, warm tag within TTL | {} | {} | 0 |",
+        s.tag_upstream, d.tag_upstream
+    );
+    println!(
+        "| peak RSS over the 32-way runs | {:.0} MiB | {:.0} MiB | <= 64 MiB |",
+        s.rss, d.rss
+    );
+    println!(
+        "| GET manifest by tag, wrk -c64 req/s | {:.0} ({:.2}x) | {:.0} | >= 2x |",
+        s.rps_tag,
+        s.rps_tag / d.rps_tag,
+        d.rps_tag
+    );
+    println!(
+        "| GET manifest by digest, wrk -c64 req/s | {:.0} ({:.2}x) | {:.0} | |",
+        s.rps_digest,
+        s.rps_digest / d.rps_digest,
+        d.rps_digest
+    );
+}
