@@ -100,7 +100,7 @@ _mirrorctl() {
                     return 0
                     ;;
                 --target)
-                    COMPREPLY=($(compgen -W "docker buildkit containerd" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s" -- "${cur}"))
                     return 0
                     ;;
                 --lock-timeout)
@@ -160,7 +160,7 @@ _mirrorctl() {
             fi
             case "${prev}" in
                 --target)
-                    COMPREPLY=($(compgen -W "docker buildkit containerd" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s" -- "${cur}"))
                     return 0
                     ;;
                 --lock-timeout)

@@ -43,7 +43,9 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l mirror -d 'M
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l registry -d 'Registry that `--mirror` values without `REGISTRY=` apply to' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l target -d 'Targets to configure, comma-separated or repeated [default: every target found under --root]' -r -f -a "docker\t'dockerd: /etc/docker/daemon.json (docker.io only)'
 buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
-containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'"
+containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'
+registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
+k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l lock-timeout -d 'Seconds to wait for another mirrorctl run to release the lock' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
@@ -59,7 +61,9 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -s v -l verbose
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l target -d 'Targets to revert, comma-separated or repeated [default: every armed target]' -r -f -a "docker\t'dockerd: /etc/docker/daemon.json (docker.io only)'
 buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
-containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'"
+containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'
+registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
+k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l lock-timeout -d 'Seconds to wait for another mirrorctl run to release the lock' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F

@@ -7,7 +7,7 @@ use crate::cli::TargetName;
 use crate::fsutil;
 use crate::journal::{FileRecord, Journal};
 use crate::mirror::MirrorSet;
-use crate::targets::{FileJob, FileKind};
+use crate::targets::{ContextSource, FileJob, FileKind};
 use anyhow::Result;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -107,9 +107,10 @@ pub fn plan_arm(
         let before = fsutil::read_optional(&file)?;
         let rec = journal.files.get(&job.path);
         let prev: &[String] = rec.map(|r| r.owned.as_slice()).unwrap_or(&[]);
+        let context = read_context(ctx, &job.kind)?;
         let planned = job
             .kind
-            .arm(before.as_deref(), set, prev)
+            .arm(before.as_deref(), set, prev, &context)
             .map_err(|e| e.in_file(&file))?;
 
         // What to put back on disarm: the first arm's original when the file is as mirrorctl
@@ -165,6 +166,40 @@ pub fn plan_arm(
         changes.push(plan_disarm_file(ctx, path, rec)?);
     }
     Ok(changes)
+}
+
+/// Read the other files a planner needs (`(system path, text)`, existing ones only, sorted by
+/// path). Read-only: the planner stays pure, the engine does the I/O.
+fn read_context(ctx: &Ctx, kind: &FileKind) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for src in kind.context_sources() {
+        match src {
+            ContextSource::File(p) => {
+                if let Some(text) = fsutil::read_optional(&ctx.resolve(p)?)? {
+                    out.push((p.to_string(), text));
+                }
+            }
+            ContextSource::Dir { dir, suffix, skip } => {
+                let real = ctx.resolve(dir)?;
+                let Ok(rd) = std::fs::read_dir(&real) else {
+                    continue;
+                };
+                let mut names: Vec<String> = rd
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.ends_with(suffix) && n != skip)
+                    .collect();
+                names.sort();
+                for n in names {
+                    let p = format!("{dir}/{n}");
+                    if let Some(text) = fsutil::read_optional(&ctx.resolve(&p)?)? {
+                        out.push((p, text));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Plan disarming one journaled file.
@@ -224,7 +259,10 @@ fn mirrors_for(kind: &FileKind, set: &MirrorSet) -> Vec<String> {
     match kind {
         FileKind::DaemonJson => pick(crate::oci::DOCKER_HUB),
         FileKind::ContainerdHosts { registry } => pick(registry),
-        FileKind::BuildkitToml | FileKind::ContainerdConfig { .. } => set
+        FileKind::BuildkitToml
+        | FileKind::ContainerdConfig { .. }
+        | FileKind::RegistriesDropin
+        | FileKind::K3sYaml => set
             .registries
             .iter()
             .flat_map(|r| pick(&r.registry))
@@ -235,9 +273,11 @@ fn mirrors_for(kind: &FileKind, set: &MirrorSet) -> Vec<String> {
 /// Apply planned changes: journal first, then the file, so a crash in between leaves a journal
 /// that still describes what mirrorctl may own (a record whose `written` text is not on disk is
 /// treated as drift and reconciled by the next run).
-pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()> {
-    // Directories arm created for files deleted now: removed after every file is reverted,
-    // since several files may share them (certs.d/… and config.toml under /etc/containerd).
+///
+/// Returns the directories arm created for files deleted now: the caller removes them with
+/// [`prune_dirs`] once every file of the run is reverted, since several files (and targets)
+/// may share them (certs.d/… and config.toml under /etc/containerd, /etc itself).
+pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<Vec<PathBuf>> {
     let mut dirs_to_prune: Vec<PathBuf> = Vec::new();
     for ch in changes {
         match (&ch.record, ch.writes()) {
@@ -278,13 +318,16 @@ pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()
             }
         }
     }
-    // Deepest first; a directory that is not empty (the user's files) stays.
-    dirs_to_prune.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    dirs_to_prune.dedup();
-    for d in &dirs_to_prune {
+    Ok(dirs_to_prune)
+}
+
+/// Remove directories arm created, deepest first; one that is not empty (the user's files) stays.
+pub fn prune_dirs(mut dirs: Vec<PathBuf>) {
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    for d in &dirs {
         let _ = std::fs::remove_dir(d);
     }
-    Ok(())
 }
 
 /// Write one text to a file without touching the journal (dockerd's intermediate reload step).
@@ -329,7 +372,7 @@ mod tests {
         assert_eq!(again[0].status, FileStatus::Changed);
         let rec = again[0].record.as_ref().unwrap();
         assert_eq!(rec.original.as_deref(), Some("{\"debug\": true}\n"));
-        commit(&ctx, &mut journal, &again).unwrap();
+        prune_dirs(commit(&ctx, &mut journal, &again).unwrap());
         let back = plan_disarm_file(
             &ctx,
             crate::targets::DAEMON_JSON,
@@ -356,7 +399,7 @@ mod tests {
             &set(&["http://a:1"]),
         )
         .unwrap();
-        commit(&ctx, &mut journal, &changes).unwrap();
+        prune_dirs(commit(&ctx, &mut journal, &changes).unwrap());
         std::fs::remove_file(ctx.resolve(crate::targets::DAEMON_JSON).unwrap()).unwrap();
         let back = plan_disarm_file(
             &ctx,

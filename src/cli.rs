@@ -9,7 +9,8 @@ use std::path::PathBuf;
     name = "mirrorctl",
     version,
     about = "Wire container clients to a registry pull-through cache, prove it works, and undo it",
-    long_about = "mirrorctl points a runner's container clients (dockerd, BuildKit, containerd) at a \
+    long_about = "mirrorctl points a runner's container clients (dockerd, BuildKit, containerd, \
+podman/CRI-O/skopeo/buildah, k3s/rke2) at a \
 registry pull-through cache (a mirror), idempotently and reversibly: every change is shown as a \
 diff, written atomically and journaled so `disarm` can put back exactly what was there.\n\n\
 Exit codes: 0 success (including \"unchanged\"), 1 failure, 2 bad input or usage (bad URL, \
@@ -131,6 +132,10 @@ pub enum TargetName {
     Buildkit,
     /// containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path
     Containerd,
+    /// podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf
+    Registries,
+    /// k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml
+    K3s,
 }
 
 impl TargetName {
@@ -139,14 +144,18 @@ impl TargetName {
             TargetName::Docker => "docker",
             TargetName::Buildkit => "buildkit",
             TargetName::Containerd => "containerd",
+            TargetName::Registries => "registries",
+            TargetName::K3s => "k3s",
         }
     }
 
-    pub fn all() -> [TargetName; 3] {
+    pub fn all() -> [TargetName; 5] {
         [
             TargetName::Docker,
             TargetName::Buildkit,
             TargetName::Containerd,
+            TargetName::Registries,
+            TargetName::K3s,
         ]
     }
 }
@@ -292,6 +301,6 @@ mod tests {
         let Command::Arm(a) = cli.command else {
             panic!()
         };
-        assert_eq!(a.targets, TargetName::all().to_vec());
+        assert_eq!(a.targets, TargetName::all()[..3].to_vec());
     }
 }

@@ -2,7 +2,7 @@
 //! report (text with diffs, or one JSON document).
 
 use crate::apply::{self, Change, Ctx, FileStatus};
-use crate::cli::{ArmArgs, DisarmArgs, Global, StatusArgs, TargetName};
+use crate::cli::{ArmArgs, DisarmArgs, Global, StatusArgs, TargetName, WriteOpts};
 use crate::error::UserError;
 use crate::fsutil::{self, Lock};
 use crate::journal::Journal;
@@ -111,7 +111,7 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
         let found = detect(&ctx);
         if found.is_empty() {
             return Err(UserError(format!(
-                "no container client found under `{}` (looked for dockerd, buildkitd, containerd and their /etc dirs); name targets with --target",
+                "no container client found under `{}` (looked for dockerd, buildkitd, containerd, podman/skopeo/CRI-O, k3s/rke2 and their /etc dirs); name targets with --target",
                 ctx.root.display()
             ))
             .into());
@@ -126,7 +126,8 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
     // Plan every target before writing anything: one bad file stops the whole run.
     let mut planned: Vec<(TargetName, Result<Vec<Change>, String>)> = Vec::new();
     for t in &targets {
-        match targets::files_for(*t, &set) {
+        let exists = |p: &str| ctx.resolve(p).map(|f| f.exists()).unwrap_or(false);
+        match targets::files_for(*t, &set, &exists) {
             Ok(jobs) => {
                 if *t == TargetName::Docker {
                     refuse_dockerd_flags(&ctx, &set)?;
@@ -150,6 +151,7 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
 
     let mut reports = Vec::new();
     let mut failed = false;
+    let mut prune = Vec::new();
     for (t, plan) in planned {
         let changes = match plan {
             Err(why) => {
@@ -165,26 +167,22 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
             }
             Ok(c) => c,
         };
-        if !a.common.dry_run {
-            apply::commit(&ctx, &mut journal, &changes)?;
-        }
         let mut rep = target_report(t, &changes, false);
         if let Some(n) = targets::partial_note(t, &set) {
             rep.notes.push(n);
         }
-        if !a.common.dry_run {
-            match reload_after(&ctx, &mut journal, t, &changes, a.common.reload) {
-                Ok(r) => rep.reload = r,
-                Err(e) => {
-                    failed = true;
-                    rep.reload = Some(ReloadReport::todo("reload", format!("{e:#}")));
-                }
-            }
-        } else if changes.iter().any(Change::writes) {
-            rep.reload = pending_reload(&ctx, t, &changes);
-        }
+        rep.reload = apply_and_reload(
+            &ctx,
+            &mut journal,
+            t,
+            &changes,
+            &a.common,
+            &mut prune,
+            &mut failed,
+        )?;
         reports.push(rep);
     }
+    apply::prune_dirs(prune);
     finish(
         RunReport {
             command: "arm",
@@ -225,6 +223,7 @@ pub fn disarm(g: &Global, a: &DisarmArgs) -> Result<i32> {
     }
     let mut reports = Vec::new();
     let mut failed = false;
+    let mut prune = Vec::new();
     for (t, changes) in planned {
         if changes.is_empty() {
             reports.push(TargetReport {
@@ -238,20 +237,18 @@ pub fn disarm(g: &Global, a: &DisarmArgs) -> Result<i32> {
             continue;
         }
         let mut rep = target_report(t, &changes, true);
-        if !a.common.dry_run {
-            apply::commit(&ctx, &mut journal, &changes)?;
-            match reload_after(&ctx, &mut journal, t, &changes, a.common.reload) {
-                Ok(r) => rep.reload = r,
-                Err(e) => {
-                    failed = true;
-                    rep.reload = Some(ReloadReport::todo("reload", format!("{e:#}")));
-                }
-            }
-        } else if changes.iter().any(Change::writes) {
-            rep.reload = pending_reload(&ctx, t, &changes);
-        }
+        rep.reload = apply_and_reload(
+            &ctx,
+            &mut journal,
+            t,
+            &changes,
+            &a.common,
+            &mut prune,
+            &mut failed,
+        )?;
         reports.push(rep);
     }
+    apply::prune_dirs(prune);
     finish(
         RunReport {
             command: "disarm",
@@ -263,6 +260,34 @@ pub fn disarm(g: &Global, a: &DisarmArgs) -> Result<i32> {
         },
         a.common.json,
     )
+}
+
+/// Write a target's changes (unless `--dry-run`) and reload what needs it; a reload that fails
+/// marks the run failed but is reported, not raised, so the other targets still run.
+fn apply_and_reload(
+    ctx: &Ctx,
+    journal: &mut Journal,
+    t: TargetName,
+    changes: &[Change],
+    opts: &WriteOpts,
+    prune: &mut Vec<PathBuf>,
+    failed: &mut bool,
+) -> Result<Option<ReloadReport>> {
+    if opts.dry_run {
+        return Ok(if changes.iter().any(Change::writes) {
+            pending_reload(ctx, t, changes)
+        } else {
+            None
+        });
+    }
+    prune.extend(apply::commit(ctx, journal, changes)?);
+    Ok(match reload_after(ctx, journal, t, changes, opts.reload) {
+        Ok(r) => r,
+        Err(e) => {
+            *failed = true;
+            Some(ReloadReport::todo("reload", format!("{e:#}")))
+        }
+    })
 }
 
 fn refuse_dockerd_flags(ctx: &Ctx, set: &MirrorSet) -> Result<()> {
@@ -368,6 +393,16 @@ fn reload_after(
             }
             reload::restart_unit(ctx, "containerd", "containerd", reload)
         }
+        TargetName::Registries => reload::hup_crio(ctx, reload)?,
+        TargetName::K3s => {
+            let paths: Vec<String> = changes
+                .iter()
+                .filter(|c| c.writes())
+                .map(|c| c.sys_path.clone())
+                .chain(pending)
+                .collect();
+            reload::restart_k3s(ctx, &paths, reload)
+        }
     };
     if report.done || !report.needed {
         clear_pending(ctx, journal, t)?;
@@ -397,6 +432,20 @@ fn pending_reload(ctx: &Ctx, t: TargetName, changes: &[Change]) -> Option<Reload
                     "config.toml changes need a containerd restart",
                 )
             }),
+        TargetName::Registries => reload::crio_pid(ctx).map(|pid| {
+            ReloadReport::todo(
+                format!("SIGHUP crio (pid {pid})"),
+                "would reload CRI-O; podman, skopeo and buildah read the file per command",
+            )
+        }),
+        TargetName::K3s => {
+            let paths: Vec<String> = changes
+                .iter()
+                .filter(|c| c.writes())
+                .map(|c| c.sys_path.clone())
+                .collect();
+            Some(reload::restart_k3s(ctx, &paths, false))
+        }
     }
 }
 

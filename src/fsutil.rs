@@ -95,7 +95,8 @@ pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut missing = Vec::new();
     let mut cur = Some(dir);
     while let Some(d) = cur {
-        if d.exists() {
+        // `""` is the parent of a relative path's first component: the current directory.
+        if d.as_os_str().is_empty() || d.exists() {
             break;
         }
         missing.push(d.to_path_buf());

@@ -33,26 +33,28 @@ impl ReloadReport {
     }
 }
 
-/// The pid of a running dockerd from `<root>/var/run/docker.pid` (or `<root>/run/docker.pid`),
+/// The pid of a running daemon from `<root>/var/run/<stem>.pid` (or `<root>/run/<stem>.pid`),
 /// checked against `/proc/<pid>/comm` so a stale pid file never gets a signal sent to a stranger.
-pub fn dockerd_pid(ctx: &Ctx) -> Option<i32> {
-    for p in ["/var/run/docker.pid", "/run/docker.pid"] {
-        let Ok(file) = ctx.resolve(p) else { continue };
-        let Ok(text) = std::fs::read_to_string(&file) else {
-            continue;
-        };
-        let Ok(pid) = text.trim().parse::<i32>() else {
-            continue;
-        };
-        if pid <= 1 {
-            continue;
-        }
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if comm.trim() == "dockerd" {
-            return Some(pid);
+pub fn daemon_pid(ctx: &Ctx, stem: &str, comm: &str) -> Option<i32> {
+    for p in [format!("/var/run/{stem}.pid"), format!("/run/{stem}.pid")] {
+        let pid = ctx
+            .resolve(&p)
+            .ok()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        if let Some(pid) = pid.filter(|p| *p > 1) {
+            let running = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if running.trim() == comm {
+                return Some(pid);
+            }
         }
     }
     None
+}
+
+/// The pid of a running dockerd (`<root>/var/run/docker.pid`).
+pub fn dockerd_pid(ctx: &Ctx) -> Option<i32> {
+    daemon_pid(ctx, "docker", "dockerd")
 }
 
 /// dockerd's command line flags that conflict with daemon.json keys mirrorctl writes.
@@ -191,5 +193,82 @@ pub fn restart_unit(ctx: &Ctx, unit: &str, daemon: &str, reload: bool) -> Reload
         },
         Ok(s) => ReloadReport::todo(cmd, format!("`systemctl restart {unit}` failed ({s})")),
         Err(e) => ReloadReport::todo(cmd, format!("could not run systemctl: {e}")),
+    }
+}
+
+/// The pid of a running CRI-O (`<root>/var/run/crio.pid`, checked to be `crio`).
+pub fn crio_pid(ctx: &Ctx) -> Option<i32> {
+    daemon_pid(ctx, "crio", "crio")
+}
+
+/// registries.conf: CRI-O reloads it on SIGHUP; podman, skopeo and buildah read it per command.
+pub fn hup_crio(ctx: &Ctx, reload: bool) -> Result<ReloadReport> {
+    let Some(pid) = crio_pid(ctx) else {
+        return Ok(ReloadReport {
+            needed: false,
+            done: false,
+            action: "none".into(),
+            detail:
+                "podman, skopeo and buildah read registries.conf per command; CRI-O is not running"
+                    .into(),
+        });
+    };
+    let action = format!("SIGHUP crio (pid {pid})");
+    if !reload {
+        return Ok(ReloadReport::todo(
+            action,
+            "CRI-O reloads registries.conf on SIGHUP: rerun with --reload, or `systemctl reload crio`",
+        ));
+    }
+    // SAFETY: kill(2) with a pid checked to be crio.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("failed to send SIGHUP to crio (pid {pid})"));
+    }
+    Ok(ReloadReport {
+        needed: true,
+        done: true,
+        action,
+        detail: "sent SIGHUP; CRI-O reloads registries.conf (podman, skopeo, buildah read it per command)".into(),
+    })
+}
+
+/// k3s and rke2 read registries.yaml only at start: restart the service owning each changed
+/// file (`k3s` for /etc/rancher/k3s, `rke2-server` for /etc/rancher/rke2).
+pub fn restart_k3s(ctx: &Ctx, changed: &[String], reload: bool) -> ReloadReport {
+    let mut units: Vec<(&str, &str)> = Vec::new();
+    for p in changed {
+        let u = if p.starts_with("/etc/rancher/rke2/") {
+            ("rke2-server", "rke2")
+        } else {
+            ("k3s", "k3s")
+        };
+        if !units.contains(&u) {
+            units.push(u);
+        }
+    }
+    if units.is_empty() {
+        units.push(("k3s", "k3s"));
+    }
+    let reports: Vec<ReloadReport> = units
+        .iter()
+        .map(|(unit, daemon)| restart_unit(ctx, unit, daemon, reload))
+        .collect();
+    if reports.len() == 1 {
+        return reports.into_iter().next().expect("one");
+    }
+    ReloadReport {
+        needed: true,
+        done: reports.iter().all(|r| r.done),
+        action: reports
+            .iter()
+            .map(|r| r.action.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
+        detail: reports
+            .iter()
+            .map(|r| r.detail.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
     }
 }

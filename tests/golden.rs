@@ -202,6 +202,16 @@ fn user_edit(path: &Path, bytes: &[u8]) -> Option<(Vec<u8>, &'static str)> {
             format!("{s}\n[user-edit]\nkept = true\n").into_bytes(),
             "[user-edit]",
         ))
+    } else if name.ends_with(".yaml") {
+        let sep = if s.is_empty() || s.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
+        Some((
+            format!("{s}{sep}user-edit: kept\n").into_bytes(),
+            "user-edit: kept",
+        ))
     } else {
         None
     }
@@ -393,7 +403,7 @@ fn every_format_has_at_least_twelve_fixtures() {
     for c in cases() {
         *per_target.entry(c.target).or_default() += 1;
     }
-    for t in ["docker", "buildkit", "containerd"] {
+    for t in ["docker", "buildkit", "containerd", "registries", "k3s"] {
         let n = per_target.get(t).copied().unwrap_or(0);
         assert!(n >= 12, "fixtures/{t} has {n} cases, want at least 12");
     }

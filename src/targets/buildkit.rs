@@ -1,14 +1,363 @@
-//! BuildKit's `/etc/buildkit/buildkitd.toml`.
+//! BuildKit's `/etc/buildkit/buildkitd.toml`:
+//!
+//! ```toml
+//! [registry."docker.io"]
+//!   mirrors = ["mirror.example:5000"]
+//! [registry."mirror.example:5000"]
+//!   http = true        # plain HTTP; `insecure = true` skips TLS verification
+//! ```
+//!
+//! BuildKit wants `host:port` mirror entries (a scheme is parsed and dropped) and reads plain
+//! HTTP / insecure only from the mirror's *own* `[registry."host:port"]` table. Edited with
+//! toml_edit, so comments, ordering and unrelated tables survive; the same data spelled as an
+//! inline table or with dotted keys is edited where it is, never duplicated.
 
+use super::text::{reframe, unframe};
+use super::toml_util::{self, string_array};
 use super::Planned;
 use crate::error::PlanError;
-use crate::mirror::MirrorSet;
+use crate::mirror::{Mirror, MirrorSet};
+use toml_edit::{Item, Table, TableLike, Value};
 
-/// Plan buildkitd.toml for `set`.
-pub fn plan(
-    _current: Option<&str>,
-    _set: &MirrorSet,
-    _prev: &[String],
-) -> Result<Planned, PlanError> {
-    Err(PlanError::whole("buildkit target not implemented yet"))
+/// Normalise a `mirrors` entry: no scheme, no trailing slash, lower-case.
+fn norm_mirror(s: &str) -> String {
+    let s = s.trim();
+    let s = s.split_once("://").map(|(_, r)| r).unwrap_or(s);
+    s.trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Plan buildkitd.toml for `set`; with no registries, remove everything mirrorctl owns.
+pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<Planned, PlanError> {
+    let original = current.unwrap_or("");
+    let (framing, body) = unframe(original);
+    let mut doc = toml_util::parse(original, framing, &body)?;
+    let mut owned: Vec<String> = Vec::new();
+
+    // What is wanted now, as tokens: mirror entries, flags, tables.
+    let mut want_tokens: Vec<String> = Vec::new();
+    for r in &set.registries {
+        want_tokens.push(format!("table:{}", r.registry));
+        want_tokens.push(format!("key:{}.mirrors", r.registry));
+        for m in &r.mirrors {
+            let hp = m.host_port();
+            want_tokens.push(format!("mirror:{}={}", r.registry, norm_mirror(&hp)));
+            if let Some(flag) = flag_for(set, m) {
+                want_tokens.push(format!("table:{hp}"));
+                want_tokens.push(format!("{flag}:{hp}"));
+            }
+        }
+    }
+    let stale: Vec<&String> = prev.iter().filter(|t| !want_tokens.contains(t)).collect();
+
+    if doc.get("registry").is_none() && set.registries.is_empty() {
+        return Ok(Planned {
+            text: original.to_string(),
+            owned,
+        });
+    }
+    if doc.get("registry").is_none() {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        doc.insert("registry", Item::Table(t));
+    }
+    let reg_pos = toml_util::key_offset(&body, "registry");
+    let registry = doc
+        .get_mut("registry")
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(|| {
+            toml_util::error_at(original, framing, reg_pos, "`registry` must be a table")
+        })?;
+
+    // 1. Take out what mirrorctl owned and no longer wants.
+    for t in &stale {
+        if let Some(rest) = t.strip_prefix("mirror:") {
+            let (reg, hp) = rest.split_once('=').unwrap_or((rest, ""));
+            if let Some(item) = registry
+                .get_mut(reg)
+                .and_then(Item::as_table_like_mut)
+                .and_then(|rt| rt.get_mut("mirrors"))
+            {
+                if let Some(list) = string_array(item) {
+                    let kept: Vec<String> = list
+                        .iter()
+                        .filter(|v| norm_mirror(v) != hp)
+                        .cloned()
+                        .collect();
+                    if kept != list {
+                        toml_util::set_array(item, &kept);
+                    }
+                }
+            }
+        } else if let Some(hp) = t
+            .strip_prefix("http:")
+            .or_else(|| t.strip_prefix("insecure:"))
+        {
+            let key = if t.starts_with("http:") {
+                "http"
+            } else {
+                "insecure"
+            };
+            if let Some(ht) = registry.get_mut(hp).and_then(Item::as_table_like_mut) {
+                ht.remove(key);
+            }
+        }
+    }
+    for t in &stale {
+        if let Some(path) = t.strip_prefix("key:") {
+            let reg = path.trim_end_matches(".mirrors");
+            if let Some(rt) = registry.get_mut(reg).and_then(Item::as_table_like_mut) {
+                let empty = rt
+                    .get("mirrors")
+                    .and_then(Item::as_array)
+                    .is_some_and(|a| a.is_empty());
+                if empty {
+                    rt.remove("mirrors");
+                }
+            }
+        }
+    }
+    for t in &stale {
+        if let Some(name) = t.strip_prefix("table:") {
+            let empty = registry
+                .get(name)
+                .and_then(Item::as_table_like)
+                .is_some_and(|x| x.is_empty());
+            if empty {
+                registry.remove(name);
+            }
+        }
+    }
+
+    // 2. Ensure what is wanted.
+    let dotted = registry.is_dotted();
+    for r in &set.registries {
+        let created = ensure_table(registry, &r.registry, dotted);
+        if created || prev.contains(&format!("table:{}", r.registry)) {
+            owned.push(format!("table:{}", r.registry));
+        }
+        let rt = registry
+            .get_mut(&r.registry)
+            .and_then(Item::as_table_like_mut)
+            .ok_or_else(|| {
+                toml_util::error_at(
+                    original,
+                    framing,
+                    toml_util::key_offset(&body, &r.registry),
+                    format!("`registry.\"{}\"` must be a table", r.registry),
+                )
+            })?;
+        let current: Vec<String> = match rt.get("mirrors") {
+            None => Vec::new(),
+            Some(item) => string_array(item).ok_or_else(|| {
+                toml_util::error_at(
+                    original,
+                    framing,
+                    toml_util::key_offset(&body, "mirrors"),
+                    format!(
+                        "`registry.\"{}\".mirrors` must be a list of strings",
+                        r.registry
+                    ),
+                )
+            })?,
+        };
+        let want: Vec<String> = r.mirrors.iter().map(Mirror::host_port).collect();
+        let tok = |n: &str| format!("mirror:{}={n}", r.registry);
+        let merged = super::list::merge(
+            &current,
+            &want,
+            norm_mirror,
+            |n| prev.contains(&tok(n)),
+            true,
+        );
+        owned.extend(merged.owned.iter().map(|n| tok(n)));
+        let key_tok = format!("key:{}.mirrors", r.registry);
+        if rt.get("mirrors").is_none() {
+            owned.push(key_tok);
+            rt.insert(
+                "mirrors",
+                Item::Value(Value::Array(toml_util::array(&merged.list))),
+            );
+        } else {
+            if prev.contains(&key_tok) {
+                owned.push(key_tok);
+            }
+            if merged.list != current {
+                toml_util::set_array(rt.get_mut("mirrors").expect("present"), &merged.list);
+            }
+        }
+    }
+    for r in &set.registries {
+        for m in &r.mirrors {
+            let hp = m.host_port();
+            if let Some(flag) = flag_for(set, m) {
+                let created = ensure_table(registry, &hp, dotted);
+                if created || prev.contains(&format!("table:{hp}")) {
+                    owned.push(format!("table:{hp}"));
+                }
+                let ht = registry
+                    .get_mut(&hp)
+                    .and_then(Item::as_table_like_mut)
+                    .ok_or_else(|| {
+                        toml_util::error_at(
+                            original,
+                            framing,
+                            toml_util::key_offset(&body, &hp),
+                            format!("`registry.\"{hp}\"` must be a table"),
+                        )
+                    })?;
+                let tok = format!("{flag}:{hp}");
+                let already = ht.get(flag).and_then(Item::as_bool) == Some(true);
+                if !already {
+                    ht.insert(flag, toml_edit::value(true));
+                    owned.push(tok);
+                } else if prev.contains(&tok) {
+                    owned.push(tok);
+                }
+            }
+        }
+    }
+    owned.dedup();
+    // Keys of the tables mirrorctl created get the file's own indentation.
+    let indent = toml_util::key_indent(&body);
+    if let Some(registry) = doc.get_mut("registry").and_then(Item::as_table_like_mut) {
+        for t in owned.iter().filter_map(|t| t.strip_prefix("table:")) {
+            if let Some(Item::Table(tab)) = registry.get_mut(t) {
+                toml_util::indent_keys(tab, &indent);
+            }
+        }
+    }
+    let text = toml_util::render(&doc, current.is_none());
+    Ok(Planned {
+        text: reframe(framing, &text),
+        owned,
+    })
+}
+
+/// `http` for a plain-HTTP mirror, `insecure` for https with `--insecure`.
+fn flag_for(set: &MirrorSet, m: &Mirror) -> Option<&'static str> {
+    if m.is_http() {
+        Some("http")
+    } else if set.insecure {
+        Some("insecure")
+    } else {
+        None
+    }
+}
+
+/// Make `parent[name]` a table (a `[registry."name"]` header table, or a dotted / inline one
+/// matching the parent's spelling); returns whether it was created.
+fn ensure_table(parent: &mut dyn TableLike, name: &str, dotted: bool) -> bool {
+    if parent.get(name).is_some() {
+        return false;
+    }
+    if parent.is_dotted() || dotted {
+        let mut t = Table::new();
+        t.set_dotted(true);
+        parent.insert(name, Item::Table(t));
+    } else if parent.get_values().is_empty() && parent.iter().all(|(_, v)| v.is_table())
+        || parent.iter().next().is_none()
+    {
+        parent.insert(name, Item::Table(Table::new()));
+    } else {
+        // An inline `registry = { … }` or `[registry]` with inline entries: stay inline.
+        let inline = parent.iter().any(|(_, v)| v.is_inline_table());
+        if inline {
+            parent.insert(
+                name,
+                Item::Value(Value::InlineTable(toml_edit::InlineTable::new())),
+            );
+        } else {
+            parent.insert(name, Item::Table(Table::new()));
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(urls: &[&str], insecure: bool) -> MirrorSet {
+        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
+        if v.is_empty() {
+            return MirrorSet {
+                registries: vec![],
+                insecure,
+            };
+        }
+        MirrorSet::from_args(&v, "docker.io", insecure).unwrap()
+    }
+
+    #[test]
+    fn fresh_file_round_trip() {
+        let p = plan(None, &set(&["http://127.0.0.1:5001"], false), &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "[registry.\"docker.io\"]\n  mirrors = [\"127.0.0.1:5001\"]\n\n[registry.\"127.0.0.1:5001\"]\n  http = true\n"
+        );
+        let again = plan(
+            Some(&p.text),
+            &set(&["http://127.0.0.1:5001"], false),
+            &p.owned,
+        )
+        .unwrap();
+        assert_eq!(again.text, p.text);
+        let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
+        assert_eq!(back.text, "");
+    }
+
+    #[test]
+    fn keeps_comments_and_user_mirrors_and_edits_inline_in_place() {
+        let cur = "# buildkitd\ndebug = true\n\n[registry]\n  \"docker.io\" = { mirrors = [\"user.example\"] } # mine\n";
+        let p = plan(Some(cur), &set(&["https://m.example"], false), &[]).unwrap();
+        assert!(
+            p.text.starts_with("# buildkitd\ndebug = true\n"),
+            "{}",
+            p.text
+        );
+        assert!(
+            p.text
+                .contains("\"docker.io\" = { mirrors = [\"m.example\", \"user.example\"] } # mine"),
+            "{}",
+            p.text
+        );
+        assert_eq!(p.text.matches("docker.io").count(), 1, "{}", p.text);
+        let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
+        assert_eq!(back.text, cur);
+    }
+
+    #[test]
+    fn dotted_keys_stay_dotted() {
+        let cur = "registry.\"docker.io\".mirrors = [\"user.example\"]\n";
+        let p = plan(Some(cur), &set(&["http://127.0.0.1:5001"], false), &[]).unwrap();
+        assert_eq!(p.text.matches("\"docker.io\"").count(), 1, "{}", p.text);
+        assert!(
+            p.text.contains("registry.\"127.0.0.1:5001\".http = true"),
+            "{}",
+            p.text
+        );
+        let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
+        assert_eq!(back.text, cur);
+    }
+
+    #[test]
+    fn errors_have_positions() {
+        let e = plan(
+            Some("a = 1\n[registry\n"),
+            &set(&["http://x:1"], false),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = plan(Some("registry = 3\n"), &set(&["http://x:1"], false), &[]).unwrap_err();
+        assert!(e.message.contains("must be a table"), "{e}");
+        let e = plan(
+            Some("[registry.\"docker.io\"]\nmirrors = \"x\"\n"),
+            &set(&["http://x:1"], false),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("list of strings"), "{e}");
+        assert_eq!(e.line, 2);
+    }
 }

@@ -1,31 +1,588 @@
-//! containerd: `certs.d/<registry>/hosts.toml` and `config.toml` `config_path`.
+//! containerd: `/etc/containerd/certs.d/<registry>/hosts.toml` and the CRI registry's
+//! `config_path` in `/etc/containerd/config.toml`.
+//!
+//! ```toml
+//! server = "https://registry-1.docker.io"
+//!
+//! [host."http://mirror.example:5000"]
+//!   capabilities = ["pull", "resolve"]
+//! ```
+//!
+//! containerd tries the `[host."…"]` entries in file order, then `server`, so mirrorctl's hosts
+//! are placed first, in the given order; the user's hosts stay after them. hosts.toml is read on
+//! every pull (no restart); config.toml only at start.
 
+use super::text::{reframe, unframe};
+use super::toml_util;
 use super::Planned;
 use crate::error::PlanError;
 use crate::mirror::Mirror;
+use toml_edit::{DocumentMut, Item, Table, TableLike};
 
-/// The certs.d directory name for a registry (`host:port` kept as is).
+/// The certs.d directory for a registry. containerd 1.6 and 2.x look up `host_port_` first and
+/// then `host:port` (`hostDirectory` / `hostPaths` in `remotes/docker/config/hosts.go`); the
+/// documented spelling `host:port` works for both, so that is what mirrorctl writes.
 pub fn host_dir_name(registry: &str) -> String {
     registry.to_string()
 }
 
-/// Plan `certs.d/<registry>/hosts.toml`.
-pub fn plan_hosts(
-    _current: Option<&str>,
-    _registry: &str,
-    _mirrors: &[Mirror],
-    _insecure: bool,
-    _prev: &[String],
-) -> Result<Planned, PlanError> {
-    Err(PlanError::whole("containerd target not implemented yet"))
+/// A host key normalised: a key without scheme means https; lower-case; no trailing slash.
+fn norm_host(key: &str) -> String {
+    let k = key.trim().trim_end_matches('/');
+    let with_scheme = if k.contains("://") {
+        k.to_string()
+    } else {
+        format!("https://{k}")
+    };
+    Mirror::parse_lenient(&with_scheme)
+        .map(|m| m.url())
+        .unwrap_or_else(|| with_scheme.to_ascii_lowercase())
 }
 
-/// Plan `config.toml` so the CRI registry's `config_path` covers `certs_dir`.
-pub fn plan_config(
-    _current: Option<&str>,
-    _certs_dir: &str,
-    _want: bool,
-    _prev: &[String],
+/// Plan `certs.d/<registry>/hosts.toml`; with no mirrors, remove what mirrorctl owns.
+pub fn plan_hosts(
+    current: Option<&str>,
+    registry: &str,
+    mirrors: &[Mirror],
+    insecure: bool,
+    prev: &[String],
 ) -> Result<Planned, PlanError> {
-    Err(PlanError::whole("containerd target not implemented yet"))
+    let original = current.unwrap_or("");
+    let (framing, body) = unframe(original);
+    let mut doc = toml_util::parse(original, framing, &body)?;
+    let mut owned = Vec::new();
+    let want: Vec<String> = mirrors.iter().map(Mirror::url).collect();
+    let tok = |u: &str| format!("host:{u}");
+
+    if let Some(item) = doc.get("host") {
+        if !item.is_table_like() {
+            return Err(toml_util::error_at(
+                original,
+                framing,
+                toml_util::key_offset(&body, "host"),
+                "`host` must be a table of `[host.\"<url>\"]` entries",
+            ));
+        }
+    }
+    if let Some(item) = doc.get("server") {
+        if item.as_str().is_none() {
+            return Err(toml_util::error_at(
+                original,
+                framing,
+                toml_util::key_offset(&body, "server"),
+                "`server` must be a string URL",
+            ));
+        }
+    }
+
+    // 1. Drop mirrorctl's hosts that are no longer wanted, and `server` if it added it.
+    let want_norm: Vec<String> = want.iter().map(|w| norm_host(w)).collect();
+    if let Some(hosts) = doc.get_mut("host").and_then(Item::as_table_like_mut) {
+        let stale: Vec<String> = hosts
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .filter(|k| {
+                let n = norm_host(k);
+                !want_norm.contains(&n) && prev.contains(&tok(&n))
+            })
+            .collect();
+        for k in stale {
+            hosts.remove(&k);
+        }
+    }
+    if want.is_empty() && prev.iter().any(|t| t == "server") {
+        doc.remove("server");
+    }
+    if doc
+        .get("host")
+        .and_then(Item::as_table_like)
+        .is_some_and(|h| h.is_empty())
+        && want.is_empty()
+    {
+        doc.remove("host");
+    }
+    if want.is_empty() {
+        return Ok(Planned {
+            text: reframe(framing, &doc.to_string()),
+            owned,
+        });
+    }
+
+    // 2. `server` first, then mirrorctl's hosts in order before the user's.
+    if doc.get("server").is_none() {
+        let mut entries: Vec<(String, Item)> = Vec::new();
+        let keys: Vec<String> = doc.iter().map(|(k, _)| k.to_string()).collect();
+        for k in keys {
+            if let Some(v) = doc.remove(&k) {
+                entries.push((k, v));
+            }
+        }
+        doc.insert(
+            "server",
+            toml_edit::value(crate::oci::upstream_endpoint(registry)),
+        );
+        for (k, v) in entries {
+            doc.insert(&k, v);
+        }
+        owned.push("server".to_string());
+    } else if prev.iter().any(|t| t == "server") {
+        owned.push("server".to_string());
+    }
+    if doc.get("host").is_none() {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        doc.insert("host", Item::Table(t));
+    }
+    let indent = toml_util::key_indent(&body);
+    let hosts = doc
+        .get_mut("host")
+        .and_then(Item::as_table_mut)
+        .ok_or_else(|| PlanError::whole("`host` must be written as `[host.\"<url>\"]` tables"))?;
+    let existing: Vec<String> = hosts.iter().map(|(k, _)| k.to_string()).collect();
+    for (i, m) in mirrors.iter().enumerate() {
+        let url = m.url();
+        let n = norm_host(&url);
+        let present = existing.iter().any(|k| norm_host(k) == n);
+        if !present {
+            let mut t = Table::new();
+            let mut caps = toml_edit::Array::new();
+            caps.push("pull");
+            caps.push("resolve");
+            t.insert("capabilities", toml_edit::value(caps));
+            if !m.is_http() && insecure {
+                t.insert("skip_verify", toml_edit::value(true));
+            }
+            toml_util::indent_keys(&mut t, &indent);
+            hosts.insert(&want[i], Item::Table(t));
+            owned.push(tok(&n));
+        } else if prev.contains(&tok(&n)) {
+            owned.push(tok(&n));
+        }
+    }
+    order_hosts(&mut doc, &want_norm);
+    let text = toml_util::render(&doc, current.is_none_or(|c| c.trim().is_empty()));
+    Ok(Planned {
+        text: reframe(framing, &text),
+        owned,
+    })
+}
+
+/// Give header tables document positions so mirrorctl's hosts come first (in `want` order),
+/// then the user's hosts, each with its sub-tables, and every other table where it was.
+fn order_hosts(doc: &mut DocumentMut, want: &[String]) {
+    let Some(hosts) = doc.get_mut("host").and_then(Item::as_table_mut) else {
+        return;
+    };
+    let keys: Vec<String> = hosts.iter().map(|(k, _)| k.to_string()).collect();
+    let rank = |k: &str| -> usize {
+        let n = norm_host(k);
+        want.iter().position(|w| *w == n).unwrap_or(want.len())
+    };
+    // Current document order of the host tables (new ones have no position yet: last).
+    let mut order: Vec<(String, isize, usize)> = keys
+        .iter()
+        .map(|k| {
+            let pos = hosts
+                .get(k)
+                .and_then(Item::as_table)
+                .and_then(Table::position)
+                .unwrap_or(isize::MAX);
+            (k.clone(), pos, rank(k))
+        })
+        .collect();
+    let before: Vec<String> = {
+        let mut o = order.clone();
+        o.sort_by_key(|(_, p, _)| *p);
+        o.into_iter().map(|(k, _, _)| k).collect()
+    };
+    order.sort_by_key(|(_, p, r)| (*r, *p));
+    let after: Vec<String> = order.iter().map(|(k, _, _)| k.clone()).collect();
+    if before == after && order.iter().all(|(_, p, _)| *p != isize::MAX) {
+        return;
+    }
+    // Slots: the positions the host tables occupy now, plus fresh ones after everything.
+    let mut slots: Vec<isize> = order
+        .iter()
+        .map(|(_, p, _)| *p)
+        .filter(|p| *p != isize::MAX)
+        .collect();
+    slots.sort();
+    let mut next = max_position(doc.as_table()) + 1;
+    while slots.len() < order.len() {
+        slots.push(next);
+        next += 1;
+    }
+    // The first slot goes to the first table in the new order, and so on. Sub-tables
+    // (`[host."…".header]`) get a position right after their host table.
+    let Some(hosts) = doc.get_mut("host").and_then(Item::as_table_mut) else {
+        return;
+    };
+    for ((k, _, _), slot) in order.iter().zip(slots) {
+        if let Some(t) = hosts.get_mut(k).and_then(Item::as_table_mut) {
+            t.set_position(Some(slot * 1000));
+            let mut sub = 1;
+            for (_, v) in t.iter_mut() {
+                if let Some(st) = v.as_table_mut() {
+                    st.set_position(Some(slot * 1000 + sub));
+                    sub += 1;
+                }
+            }
+        }
+    }
+    // Other tables keep their relative order on the same scale.
+    scale_other_positions(doc);
+}
+
+fn max_position(t: &Table) -> isize {
+    let mut m = t.position().unwrap_or(0);
+    for (_, v) in t.iter() {
+        if let Some(st) = v.as_table() {
+            m = m.max(max_position(st));
+        }
+    }
+    m
+}
+
+/// Multiply positions of every table outside `host` by 1000 so they interleave correctly with
+/// the host tables renumbered on that scale.
+fn scale_other_positions(doc: &mut DocumentMut) {
+    fn walk(t: &mut Table) {
+        for (k, v) in t.iter_mut() {
+            if k == "host" {
+                continue;
+            }
+            if let Some(st) = v.as_table_mut() {
+                if let Some(p) = st.position() {
+                    st.set_position(Some(p * 1000));
+                }
+                walk(st);
+            }
+        }
+    }
+    walk(doc.as_table_mut());
+}
+
+/// The CRI plugin whose `registry` table holds `config_path`, by config `version`.
+fn cri_plugin(version: i64) -> Option<&'static str> {
+    match version {
+        2 => Some("io.containerd.grpc.v1.cri"),
+        3 => Some("io.containerd.cri.v1.images"),
+        _ => None,
+    }
+}
+
+/// Plan `config.toml` so the CRI registry's `config_path` includes `certs_dir`; with
+/// `want == false`, take back what mirrorctl changed.
+pub fn plan_config(
+    current: Option<&str>,
+    certs_dir: &str,
+    want: bool,
+    prev: &[String],
+) -> Result<Planned, PlanError> {
+    let set_tok = "config_path:set".to_string();
+    let pre_tok = format!("config_path:prepended={certs_dir}");
+    let original = current.unwrap_or("");
+    if current.is_none_or(|c| c.trim().is_empty()) {
+        if !want {
+            return Ok(Planned {
+                text: original.to_string(),
+                owned: Vec::new(),
+            });
+        }
+        let (framing, _) = unframe(original);
+        let text = format!(
+            "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{certs_dir}\"\n"
+        );
+        return Ok(Planned {
+            text: reframe(framing, &text),
+            owned: vec!["table:registry".into(), set_tok, "version".into()],
+        });
+    }
+    let (framing, body) = unframe(original);
+    let mut doc = toml_util::parse(original, framing, &body)?;
+    let version = match doc.get("version") {
+        None => 1,
+        Some(v) => v.as_integer().ok_or_else(|| {
+            toml_util::error_at(
+                original,
+                framing,
+                toml_util::key_offset(&body, "version"),
+                "`version` must be an integer",
+            )
+        })?,
+    };
+    let Some(plugin) = cri_plugin(version) else {
+        return Err(toml_util::error_at(
+            original,
+            framing,
+            toml_util::key_offset(&body, "version"),
+            format!(
+                "config version {version} is not supported: containerd 1.x reads a file without `version` as the deprecated version 1 format, where the CRI registry settings live elsewhere. Convert it with `containerd config migrate` (containerd 2.x) or add `version = 2` with `plugins.\"io.containerd.grpc.v1.cri\"` tables, then rerun"
+            ),
+        ));
+    };
+
+    let mut owned = Vec::new();
+    // Refuse the deprecated settings containerd rejects next to config_path.
+    let registry_exists = doc
+        .get("plugins")
+        .and_then(Item::as_table_like)
+        .and_then(|p| p.get(plugin))
+        .and_then(Item::as_table_like)
+        .and_then(|c| c.get("registry"))
+        .and_then(Item::as_table_like)
+        .is_some();
+    if registry_exists {
+        let reg = doc["plugins"][plugin]["registry"]
+            .as_table_like()
+            .expect("checked");
+        let mirrors_set = reg
+            .get("mirrors")
+            .and_then(Item::as_table_like)
+            .is_some_and(|m| !m.is_empty());
+        let tls_set = reg
+            .get("configs")
+            .and_then(Item::as_table_like)
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|(_, v)| v.as_table_like().is_some_and(|t| t.contains_key("tls")))
+            });
+        if want && (mirrors_set || tls_set) {
+            let what = if mirrors_set {
+                "mirrors"
+            } else {
+                "configs.<host>.tls"
+            };
+            return Err(toml_util::error_at(
+                original,
+                framing,
+                toml_util::key_offset(&body, what.split('.').next().unwrap()),
+                format!(
+                    "the deprecated `plugins.\"{plugin}\".registry.{what}` is set, and containerd's CRI plugin fails to start when it is set together with `config_path` (\"`{}` cannot be set when `config_path` is provided\"). Move those settings into hosts.toml files under {certs_dir}/<registry>/ and remove them, then rerun",
+                    what.split('.').next().unwrap()
+                ),
+            ));
+        }
+    }
+
+    if !want {
+        if let Some(reg) = registry_table(&mut doc, plugin) {
+            if prev.contains(&set_tok) {
+                reg.remove("config_path");
+            } else if prev.contains(&pre_tok) {
+                if let Some(v) = reg.get("config_path").and_then(Item::as_str) {
+                    let rest = v.strip_prefix(&format!("{certs_dir}:")).map(str::to_string);
+                    if let Some(rest) = rest {
+                        toml_util::set_string(
+                            reg.get_mut("config_path").expect("read above"),
+                            &rest,
+                        );
+                    }
+                }
+            }
+        }
+        if prev.iter().any(|t| t == "table:registry") {
+            prune_empty_registry(&mut doc, plugin);
+        }
+        // mirrorctl wrote the whole file: with nothing else left in it, drop its `version` too.
+        let only_version = doc
+            .iter()
+            .all(|(k, v)| k == "version" || v.as_table_like().is_some_and(|t| t.is_empty()));
+        if prev.iter().any(|t| t == "version") && only_version {
+            doc.remove("version");
+        }
+        return Ok(Planned {
+            text: reframe(framing, &doc.to_string()),
+            owned,
+        });
+    }
+
+    let created = registry_table(&mut doc, plugin).is_none();
+    if created {
+        let plugins = doc
+            .entry("plugins")
+            .or_insert_with(|| {
+                let mut t = Table::new();
+                t.set_implicit(true);
+                Item::Table(t)
+            })
+            .as_table_like_mut()
+            .ok_or_else(|| PlanError::whole("`plugins` must be a table"))?;
+        let cri = plugins
+            .entry(plugin)
+            .or_insert_with(|| {
+                let mut t = Table::new();
+                t.set_implicit(true);
+                Item::Table(t)
+            })
+            .as_table_like_mut()
+            .ok_or_else(|| PlanError::whole(format!("`plugins.\"{plugin}\"` must be a table")))?;
+        cri.insert("registry", Item::Table(Table::new()));
+        owned.push("table:registry".to_string());
+    } else if prev.iter().any(|t| t == "table:registry") {
+        owned.push("table:registry".to_string());
+    }
+    let indent = toml_util::key_indent(&body);
+    let reg = registry_table(&mut doc, plugin).expect("just ensured");
+    match reg
+        .get("config_path")
+        .map(|v| v.as_str().map(str::to_string))
+    {
+        None => {
+            reg.insert("config_path", toml_edit::value(certs_dir));
+            owned.push(set_tok);
+        }
+        Some(None) => return Err(PlanError::whole("`config_path` must be a string")),
+        Some(Some(v)) => {
+            let dirs: Vec<&str> = v.split(':').map(|d| d.trim_end_matches('/')).collect();
+            if !dirs.contains(&certs_dir) {
+                let item = reg.get_mut("config_path").expect("read above");
+                toml_util::set_string(item, &format!("{certs_dir}:{v}"));
+                owned.push(pre_tok);
+            } else if prev.contains(&set_tok) {
+                owned.push(set_tok);
+            } else if prev.contains(&pre_tok) {
+                owned.push(pre_tok);
+            }
+        }
+    }
+    if prev.iter().any(|t| t == "version") {
+        owned.push("version".to_string());
+    }
+    if created {
+        if let Some(t) = doc["plugins"][plugin]["registry"].as_table_mut() {
+            toml_util::indent_keys(t, &indent);
+            t.decor_mut().set_prefix("\n");
+        }
+    }
+    Ok(Planned {
+        text: reframe(framing, &doc.to_string()),
+        owned,
+    })
+}
+
+fn registry_table<'a>(doc: &'a mut DocumentMut, plugin: &str) -> Option<&'a mut dyn TableLike> {
+    doc.get_mut("plugins")?
+        .as_table_like_mut()?
+        .get_mut(plugin)?
+        .as_table_like_mut()?
+        .get_mut("registry")?
+        .as_table_like_mut()
+}
+
+fn prune_empty_registry(doc: &mut DocumentMut, plugin: &str) {
+    let Some(cri) = doc
+        .get_mut("plugins")
+        .and_then(Item::as_table_like_mut)
+        .and_then(|p| p.get_mut(plugin))
+        .and_then(Item::as_table_like_mut)
+    else {
+        return;
+    };
+    if cri
+        .get("registry")
+        .and_then(Item::as_table_like)
+        .is_some_and(|r| r.is_empty())
+    {
+        cri.remove("registry");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(s: &str) -> Mirror {
+        Mirror::parse(s).unwrap()
+    }
+
+    #[test]
+    fn fresh_hosts_file() {
+        let p = plan_hosts(None, "docker.io", &[m("http://127.0.0.1:5001")], false, &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "server = \"https://registry-1.docker.io\"\n\n[host.\"http://127.0.0.1:5001\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+        );
+        let again = plan_hosts(
+            Some(&p.text),
+            "docker.io",
+            &[m("http://127.0.0.1:5001")],
+            false,
+            &p.owned,
+        )
+        .unwrap();
+        assert_eq!(again.text, p.text);
+        assert_eq!(again.owned, p.owned);
+        let back = plan_hosts(Some(&p.text), "docker.io", &[], false, &p.owned).unwrap();
+        assert_eq!(back.text.trim(), "");
+    }
+
+    #[test]
+    fn mirrorctl_hosts_go_first() {
+        let cur = "server = \"https://registry-1.docker.io\"\n\n[host.\"https://user.example\"]\n  capabilities = [\"pull\"]\n  [host.\"https://user.example\".header]\n    x-a = \"b\"\n";
+        let p = plan_hosts(
+            Some(cur),
+            "docker.io",
+            &[m("http://a:1"), m("https://b:2")],
+            true,
+            &[],
+        )
+        .unwrap();
+        let a = p.text.find("http://a:1").unwrap();
+        let b = p.text.find("https://b:2").unwrap();
+        let u = p.text.find("[host.\"https://user.example\"]").unwrap();
+        let h = p.text.find(".header]").unwrap();
+        assert!(a < b && b < u && u < h, "{}", p.text);
+        assert!(p.text.contains("skip_verify = true"));
+        let back = plan_hosts(Some(&p.text), "docker.io", &[], false, &p.owned).unwrap();
+        assert!(
+            !back.text.contains("a:1")
+                && back.text.contains("user.example")
+                && back.text.contains("x-a"),
+            "{}",
+            back.text
+        );
+    }
+
+    #[test]
+    fn config_path_set_prepended_and_refused() {
+        let dir = "/etc/containerd/certs.d";
+        let v2 = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/other\"\n";
+        let p = plan_config(Some(v2), dir, true, &[]).unwrap();
+        assert!(
+            p.text
+                .contains("config_path = \"/etc/containerd/certs.d:/other\""),
+            "{}",
+            p.text
+        );
+        assert_eq!(
+            plan_config(Some(&p.text), dir, false, &p.owned)
+                .unwrap()
+                .text,
+            v2
+        );
+        let v3 = "version = 3\n";
+        let p = plan_config(Some(v3), dir, true, &[]).unwrap();
+        assert!(
+            p.text
+                .contains("[plugins.\"io.containerd.cri.v1.images\".registry]"),
+            "{}",
+            p.text
+        );
+        assert_eq!(
+            plan_config(Some(&p.text), dir, false, &p.owned)
+                .unwrap()
+                .text,
+            v3
+        );
+        let dep = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"docker.io\"]\n  endpoint = [\"https://m\"]\n";
+        let e = plan_config(Some(dep), dir, true, &[]).unwrap_err();
+        assert!(
+            e.message
+                .contains("cannot be set when `config_path` is provided"),
+            "{e}"
+        );
+        let e = plan_config(Some("[plugins.cri]\n"), dir, true, &[]).unwrap_err();
+        assert!(e.message.contains("version 1"), "{e}");
+    }
 }

@@ -221,52 +221,9 @@ fn edit_list(
         })
         .unwrap_or_default();
 
-    let want_norm: Vec<String> = want.iter().map(|w| norm(w)).collect();
-    let is_stale = |n: &str| !want_norm.iter().any(|w| w == n) && prev.contains(&tok(n));
-
-    // The list we want, reusing the user's spelling of entries that are already there.
-    let mut target: Vec<String> = Vec::new();
-    let mut rest: Vec<String> = Vec::new();
-    for (i, w) in want_norm.iter().enumerate() {
-        let existing = current.iter().find(|c| norm(c) == *w).cloned();
-        let spelled = existing.unwrap_or_else(|| want[i].clone());
-        if !target.iter().any(|t| norm(t) == *w) {
-            target.push(spelled);
-        }
-        let was_users = current.iter().any(|c| norm(c) == *w) && !prev.contains(&tok(w));
-        if !was_users {
-            owned.push(tok(w));
-        }
-    }
-    for c in &current {
-        let n = norm(c);
-        if want_norm.contains(&n) || is_stale(&n) {
-            continue;
-        }
-        rest.push(c.clone());
-    }
-    let target = if front {
-        [target, rest].concat()
-    } else {
-        // Keep the user's order; append what is missing.
-        let mut t = rest.clone();
-        let mut merged: Vec<String> = Vec::new();
-        for c in &current {
-            let n = norm(c);
-            if want_norm.contains(&n) && !merged.iter().any(|m| norm(m) == n) {
-                merged.push(c.clone());
-            } else if t.first() == Some(c) {
-                merged.push(t.remove(0));
-            }
-        }
-        merged.extend(t);
-        for (i, w) in want_norm.iter().enumerate() {
-            if !merged.iter().any(|m| norm(m) == *w) {
-                merged.push(want[i].clone());
-            }
-        }
-        merged
-    };
+    let merged = super::list::merge(&current, want, norm, |n| prev.contains(&tok(n)), front);
+    owned.extend(merged.owned.iter().map(|n| tok(n)));
+    let target = merged.list;
 
     let key_owned_before = prev.contains(&key_tok);
     match (prop, array) {

@@ -1,7 +1,10 @@
 //! One module per client config format. Each exposes a **pure** planner:
 //! `arm(current text or absent, wanted mirrors, entries mirrorctl owned before) -> new text + the
 //! entries mirrorctl owns in it`. Disarming is the same call with nothing wanted. No file I/O
-//! happens here: the engine in `apply.rs` reads, diffs, writes and journals.
+//! happens here: the engine in `apply.rs` reads, diffs, writes and journals. A planner that
+//! must see other files (the registries.conf drop-in copies tables from `registries.conf` and
+//! earlier drop-ins) names them in [`FileKind::context_sources`]; the engine reads them and
+//! passes their texts in as `context`.
 //!
 //! "Owned" entries are opaque tokens a planner uses to recognise what it added (a mirror URL, a
 //! table it created, a key it set), so re-arming replaces mirrorctl's own entries and disarming
@@ -10,7 +13,11 @@
 pub mod buildkit;
 pub mod containerd;
 pub mod docker;
+pub mod k3s;
+mod list;
+pub mod registries;
 mod text;
+mod toml_util;
 
 use crate::cli::TargetName;
 use crate::error::PlanError;
@@ -36,16 +43,51 @@ pub enum FileKind {
     ContainerdHosts { registry: String },
     /// containerd's config.toml (`config_path` of the CRI registry).
     ContainerdConfig { certs_dir: String },
+    /// A containers-registries.conf(5) drop-in (podman, CRI-O, skopeo, buildah).
+    RegistriesDropin,
+    /// k3s / rke2 `registries.yaml`.
+    K3sYaml,
+}
+
+/// Other files a planner needs to read (never writes): the engine reads them and passes their
+/// texts to [`FileKind::arm`] as `context`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextSource {
+    /// One file, when it exists.
+    File(&'static str),
+    /// Every file in a directory whose name ends with the suffix, except `skip`.
+    Dir {
+        dir: &'static str,
+        suffix: &'static str,
+        skip: &'static str,
+    },
 }
 
 impl FileKind {
+    /// The other files this kind's planner reads (most need none).
+    pub fn context_sources(&self) -> Vec<ContextSource> {
+        match self {
+            FileKind::RegistriesDropin => vec![
+                ContextSource::File(registries::MAIN_CONF),
+                ContextSource::Dir {
+                    dir: registries::DROPIN_DIR,
+                    suffix: ".conf",
+                    skip: registries::DROPIN_NAME,
+                },
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     /// Plan an arm of this file. `set` is what is wanted now (empty registries to remove
-    /// everything mirrorctl owns); `prev` what mirrorctl owned before.
+    /// everything mirrorctl owns); `prev` what mirrorctl owned before; `context` the
+    /// `(system path, text)` of the files [`FileKind::context_sources`] names that exist.
     pub fn arm(
         &self,
         current: Option<&str>,
         set: &MirrorSet,
         prev: &[String],
+        context: &[(String, String)],
     ) -> Result<Planned, PlanError> {
         match self {
             FileKind::DaemonJson => {
@@ -67,6 +109,8 @@ impl FileKind {
                 let want = !set.registries.is_empty();
                 containerd::plan_config(current, certs_dir, want, prev)
             }
+            FileKind::RegistriesDropin => registries::plan(current, set, prev, context),
+            FileKind::K3sYaml => k3s::plan(current, set, prev),
         }
     }
 
@@ -77,7 +121,7 @@ impl FileKind {
             registries: Vec::new(),
             insecure: false,
         };
-        self.arm(Some(current), &nothing, owned)
+        self.arm(Some(current), &nothing, owned, &[])
     }
 }
 
@@ -118,6 +162,27 @@ pub fn info(name: TargetName) -> TargetInfo {
                 "/usr/local/bin/containerd",
             ],
         },
+        TargetName::Registries => TargetInfo {
+            name,
+            detect: &[
+                "/etc/containers",
+                "/usr/bin/podman",
+                "/usr/bin/skopeo",
+                "/usr/bin/crio",
+                "/usr/bin/buildah",
+            ],
+        },
+        TargetName::K3s => TargetInfo {
+            name,
+            detect: &[
+                k3s::K3S_DIR,
+                k3s::RKE2_DIR,
+                "/usr/local/bin/k3s",
+                "/usr/bin/k3s",
+                "/usr/local/bin/rke2",
+                "/usr/bin/rke2",
+            ],
+        },
     }
 }
 
@@ -134,8 +199,13 @@ pub struct FileJob {
     pub kind: FileKind,
 }
 
-/// The files a target edits for `set`, or why it is skipped.
-pub fn files_for(name: TargetName, set: &MirrorSet) -> Result<Vec<FileJob>, String> {
+/// The files a target edits for `set`, or why it is skipped. `exists` tells whether a system
+/// path exists under the root (for targets whose file list depends on what is installed).
+pub fn files_for(
+    name: TargetName,
+    set: &MirrorSet,
+    exists: &dyn Fn(&str) -> bool,
+) -> Result<Vec<FileJob>, String> {
     match name {
         TargetName::Docker => {
             let others: Vec<&str> = set
@@ -181,6 +251,17 @@ pub fn files_for(name: TargetName, set: &MirrorSet) -> Result<Vec<FileJob>, Stri
             });
             Ok(jobs)
         }
+        TargetName::Registries => Ok(vec![FileJob {
+            path: registries::dropin_path(),
+            kind: FileKind::RegistriesDropin,
+        }]),
+        TargetName::K3s => Ok(k3s::files(exists)
+            .into_iter()
+            .map(|path| FileJob {
+                path,
+                kind: FileKind::K3sYaml,
+            })
+            .collect()),
     }
 }
 

@@ -1,0 +1,634 @@
+//! k3s and rke2: `/etc/rancher/{k3s,rke2}/registries.yaml`, `mirrors.<registry>.endpoint`
+//! (full URLs, mirrorctl's first) and `configs."<host:port>".tls.insecure_skip_verify: true`
+//! for `--insecure` https mirrors.
+//!
+//! The file is validated strictly with `yaml-rust2` (a YAML 1.2 parser with line/column errors),
+//! then edited with `yaml-edit`, a lossless (rowan) syntax tree: the user's other mirrors,
+//! `configs` (auth, tls), `rewrite` rules, comments, quoting and indentation stay as written.
+//! `yaml-edit` recovers from syntax errors instead of reporting them, hence the strict parse
+//! first. Top-level keys mirrorctl adds to a block-style (or empty) document are appended as
+//! text, so they always come out in block style.
+
+use super::text::{reframe, unframe};
+use super::Planned;
+use crate::error::PlanError;
+use crate::mirror::{Mirror, MirrorSet};
+use yaml_edit::{Document, Mapping, MappingBuilder, ScalarValue, SequenceBuilder};
+use yaml_rust2::{Yaml, YamlLoader};
+
+pub const K3S_DIR: &str = "/etc/rancher/k3s";
+pub const RKE2_DIR: &str = "/etc/rancher/rke2";
+pub const K3S_YAML: &str = "/etc/rancher/k3s/registries.yaml";
+pub const RKE2_YAML: &str = "/etc/rancher/rke2/registries.yaml";
+
+/// The registries.yaml files to write: those of k3s and rke2 whose directory or binary exists,
+/// k3s alone when neither does (the target was named explicitly).
+pub fn files(exists: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let any = |ps: &[&str]| ps.iter().any(|p| exists(p));
+    if any(&[K3S_DIR, "/usr/local/bin/k3s", "/usr/bin/k3s"]) {
+        out.push(K3S_YAML.to_string());
+    }
+    if any(&[RKE2_DIR, "/usr/local/bin/rke2", "/usr/bin/rke2"]) {
+        out.push(RKE2_YAML.to_string());
+    }
+    if out.is_empty() {
+        out.push(K3S_YAML.to_string());
+    }
+    out
+}
+
+fn tok_key(k: &str) -> String {
+    format!("key:{k}")
+}
+fn tok_registry(r: &str) -> String {
+    format!("mirror:{r}")
+}
+fn tok_endpoint(r: &str, url: &str) -> String {
+    format!("endpoint:{r}={url}")
+}
+fn tok_config(hp: &str) -> String {
+    format!("config:{hp}")
+}
+fn tok_tls(hp: &str) -> String {
+    format!("tls:{hp}")
+}
+fn tok_skip(hp: &str) -> String {
+    format!("skip:{hp}")
+}
+
+fn norm_endpoint(s: &str) -> String {
+    Mirror::parse_lenient(s)
+        .map(|m| m.url())
+        .unwrap_or_else(|| s.trim().trim_end_matches('/').to_string())
+}
+
+/// Whether the text holds nothing but comments and blank lines.
+fn is_blank(body: &str) -> bool {
+    body.lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+}
+
+fn at_key(original: &str, key: &str, message: String) -> PlanError {
+    let at = original.find(&format!("{key}:")).unwrap_or(0);
+    PlanError::at_offset(original, at, message)
+}
+
+/// Strict parse and the shape checks k3s applies (it refuses to start otherwise).
+fn validate(original: &str, body: &str) -> Result<(), PlanError> {
+    if is_blank(body) {
+        return Ok(());
+    }
+    let docs = YamlLoader::load_from_str(body).map_err(|e| {
+        let m = e.marker();
+        PlanError::new(m.line(), m.col() + 1, format!("invalid YAML: {}", e.info()))
+    })?;
+    if docs.len() > 1 {
+        return Err(PlanError::whole(
+            "registries.yaml holds several YAML documents; k3s reads one",
+        ));
+    }
+    let root = &docs[0];
+    let Yaml::Hash(h) = root else {
+        if matches!(root, Yaml::Null) {
+            return Ok(());
+        }
+        return Err(PlanError::new(
+            1,
+            1,
+            "registries.yaml must be a mapping (`mirrors:` / `configs:`)",
+        ));
+    };
+    for (key, what) in [("mirrors", "registry names"), ("configs", "host:port")] {
+        match h.get(&Yaml::String(key.into())) {
+            None | Some(Yaml::Null) | Some(Yaml::Hash(_)) => {}
+            Some(_) => {
+                return Err(at_key(
+                    original,
+                    key,
+                    format!("`{key}` must be a mapping keyed by {what}"),
+                ))
+            }
+        }
+    }
+    if let Some(Yaml::Hash(m)) = h.get(&Yaml::String("mirrors".into())) {
+        for (reg, v) in m {
+            let name = reg.as_str().unwrap_or("?");
+            let ok = match v {
+                Yaml::Null => true,
+                Yaml::Hash(r) => match r.get(&Yaml::String("endpoint".into())) {
+                    None | Some(Yaml::Null) => true,
+                    Some(Yaml::Array(a)) => a.iter().all(|e| e.as_str().is_some()),
+                    Some(_) => false,
+                },
+                _ => false,
+            };
+            if !ok {
+                return Err(at_key(
+                    original,
+                    name,
+                    format!(
+                        "`mirrors.{name}` must be a mapping whose `endpoint` is a list of URLs"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Plan registries.yaml for `set`.
+pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<Planned, PlanError> {
+    let original = current.unwrap_or("");
+    let (framing, body) = unframe(original);
+    validate(original, &body)?;
+    let mut owned = Vec::new();
+
+    // Wanted: registry → endpoint URLs; insecure https mirrors → configs entries.
+    let want: Vec<(String, Vec<String>)> = set
+        .registries
+        .iter()
+        .map(|r| {
+            (
+                r.registry.clone(),
+                r.mirrors.iter().map(|m| m.url()).collect(),
+            )
+        })
+        .collect();
+    let mut skip: Vec<String> = Vec::new();
+    for m in set.all_mirrors() {
+        if !m.is_http() && set.insecure && !skip.contains(&m.host_port()) {
+            skip.push(m.host_port());
+        }
+    }
+
+    let mut text = body.clone();
+    // Missing top-level keys in an empty or block-style document: append them as text.
+    let doc = parse_edit(&text)?;
+    let block_root = doc
+        .as_ref()
+        .and_then(|d| d.as_mapping())
+        .map(|m| !m.is_flow_style())
+        .unwrap_or(true);
+    // A top-level key with no value (`mirrors:`) counts as missing; it is dropped before the
+    // key is appended with content.
+    let null_key = |k: &str| {
+        doc.as_ref()
+            .and_then(|d| d.as_mapping())
+            .and_then(|m| m.get(k))
+            .and_then(|v| v.as_scalar().map(|s| s.as_string()))
+            .is_some_and(|v| matches!(v.trim(), "" | "~" | "null" | "Null" | "NULL"))
+    };
+    let has = |k: &str| {
+        doc.as_ref()
+            .and_then(|d| d.as_mapping())
+            .is_some_and(|m| m.contains_key(k))
+            && !null_key(k)
+    };
+    let (mut appended_mirrors, mut appended_configs) = (false, false);
+    if block_root {
+        let drop: Vec<&str> = [("mirrors", !want.is_empty()), ("configs", !skip.is_empty())]
+            .into_iter()
+            .filter(|(k, wanted)| *wanted && null_key(k))
+            .map(|(k, _)| k)
+            .collect();
+        for k in drop {
+            text = drop_null_key_line(&text, k);
+        }
+        let mut add = String::new();
+        if !want.is_empty() && !has("mirrors") {
+            add.push_str("mirrors:\n");
+            owned.push(tok_key("mirrors"));
+            for (reg, eps) in &want {
+                add.push_str(&format!("  {}:\n    endpoint:\n", quote(reg)));
+                owned.push(tok_registry(reg));
+                for e in eps {
+                    add.push_str(&format!("      - {}\n", quote(e)));
+                    owned.push(tok_endpoint(reg, e));
+                }
+            }
+            appended_mirrors = true;
+        }
+        if !skip.is_empty() && !has("configs") {
+            add.push_str("configs:\n");
+            owned.push(tok_key("configs"));
+            for hp in &skip {
+                add.push_str(&format!(
+                    "  {}:\n    tls:\n      insecure_skip_verify: true\n",
+                    quote(hp)
+                ));
+                owned.push(tok_config(hp));
+            }
+            appended_configs = true;
+        }
+        if !add.is_empty() {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&add);
+        }
+    }
+    let doc = match parse_edit(&text)? {
+        Some(d) => d,
+        None => {
+            // Nothing wanted and nothing there.
+            return Ok(Planned {
+                text: original.to_string(),
+                owned,
+            });
+        }
+    };
+    let Some(root) = doc.as_mapping() else {
+        return Err(PlanError::new(1, 1, "registries.yaml must be a mapping"));
+    };
+
+    // mirrors
+    let mirrors = match appended_mirrors {
+        true => None,
+        false => ensure_mapping(&root, "mirrors", !want.is_empty(), prev, &mut owned),
+    };
+    if let Some(mirrors) = mirrors {
+        // Registries mirrorctl added before and no longer wants.
+        let names: Vec<String> = mirrors
+            .keys()
+            .filter_map(|k| k.as_scalar().map(|s| s.as_string()))
+            .collect();
+        for name in &names {
+            let wanted = want.iter().find(|(r, _)| r == name);
+            let Some(reg) = mirrors.get_mapping(name.as_str()) else {
+                if let Some((_, eps)) = wanted {
+                    // `docker.io:` with no value: give it an endpoint list.
+                    mirrors.set(
+                        ScalarValue::double_quoted(name.as_str()),
+                        MappingBuilder::new()
+                            .insert_sequence("endpoint", seq(eps))
+                            .build_document(),
+                    );
+                    for e in eps {
+                        owned.push(tok_endpoint(name, e));
+                    }
+                    // The entry had no value: it is mirrorctl's now, and goes on disarm.
+                    owned.push(tok_registry(name));
+                }
+                continue;
+            };
+            let eps: &[String] = wanted.map(|(_, e)| e.as_slice()).unwrap_or(&[]);
+            edit_endpoints(&reg, name, eps, prev, &mut owned);
+            let created = prev.contains(&tok_registry(name));
+            let empty = reg
+                .get_sequence("endpoint")
+                .map(|s| s.is_empty())
+                .unwrap_or(true);
+            if created && wanted.is_none() && empty {
+                mirrors.remove(name.as_str());
+            } else if created {
+                owned.push(tok_registry(name));
+            }
+        }
+        for (reg, eps) in &want {
+            if names.contains(reg) {
+                continue;
+            }
+            mirrors.set(
+                ScalarValue::double_quoted(reg.as_str()),
+                MappingBuilder::new()
+                    .insert_sequence("endpoint", seq(eps))
+                    .build_document(),
+            );
+            owned.push(tok_registry(reg));
+            for e in eps {
+                owned.push(tok_endpoint(reg, e));
+            }
+        }
+        if mirrors.is_empty() && prev.contains(&tok_key("mirrors")) {
+            root.remove("mirrors");
+            owned.retain(|t| *t != tok_key("mirrors"));
+        }
+    }
+
+    // configs
+    let configs = match appended_configs {
+        true => None,
+        false => ensure_mapping(&root, "configs", !skip.is_empty(), prev, &mut owned),
+    };
+    if let Some(configs) = configs {
+        let names: Vec<String> = configs
+            .keys()
+            .filter_map(|k| k.as_scalar().map(|s| s.as_string()))
+            .collect();
+        for hp in &names {
+            let wanted = skip.contains(hp);
+            if prev.contains(&tok_config(hp)) {
+                if wanted {
+                    owned.push(tok_config(hp));
+                } else {
+                    configs.remove(hp.as_str());
+                }
+                continue;
+            }
+            let Some(entry) = configs.get_mapping(hp.as_str()) else {
+                continue;
+            };
+            match entry.get_mapping("tls") {
+                Some(tls) => {
+                    if prev.contains(&tok_tls(hp)) && !wanted {
+                        entry.remove("tls");
+                    } else if prev.contains(&tok_tls(hp)) {
+                        owned.push(tok_tls(hp));
+                    } else if prev.contains(&tok_skip(hp)) && !wanted {
+                        tls.remove("insecure_skip_verify");
+                    } else if prev.contains(&tok_skip(hp)) {
+                        owned.push(tok_skip(hp));
+                    } else if wanted && !tls.contains_key("insecure_skip_verify") {
+                        tls.set("insecure_skip_verify", true);
+                        owned.push(tok_skip(hp));
+                    }
+                }
+                None if wanted => {
+                    entry.set(
+                        "tls",
+                        MappingBuilder::new()
+                            .pair("insecure_skip_verify", true)
+                            .build_document(),
+                    );
+                    owned.push(tok_tls(hp));
+                }
+                None => {}
+            }
+        }
+        for hp in &skip {
+            if names.contains(hp) {
+                continue;
+            }
+            configs.set(
+                ScalarValue::double_quoted(hp.as_str()),
+                MappingBuilder::new()
+                    .mapping("tls", |t| t.pair("insecure_skip_verify", true))
+                    .build_document(),
+            );
+            owned.push(tok_config(hp));
+        }
+        if configs.is_empty() && prev.contains(&tok_key("configs")) {
+            root.remove("configs");
+            owned.retain(|t| *t != tok_key("configs"));
+        }
+    }
+
+    let mut out = doc.to_string();
+    if root.is_empty() && !body.trim_start().starts_with('{') {
+        // Everything mirrorctl added is gone: no `{}` for a document that had none.
+        out = out
+            .split_inclusive('\n')
+            .filter(|l| l.trim() != "{}")
+            .collect();
+    }
+    if !out.is_empty() && !out.ends_with('\n') && (current.is_none() || body.ends_with('\n')) {
+        out.push('\n');
+    }
+    owned.sort();
+    owned.dedup();
+    Ok(Planned {
+        text: reframe(framing, &out),
+        owned,
+    })
+}
+
+/// Remove the line `key:` (no value, `~` or `null`, maybe a comment) at column 0.
+fn drop_null_key_line(text: &str, key: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let rest = line
+            .strip_prefix(key)
+            .or_else(|| line.strip_prefix(&format!("\"{key}\"")))
+            .and_then(|r| r.strip_prefix(':'));
+        let is_null = rest.is_some_and(|r| {
+            let v = r.split('#').next().unwrap_or("").trim();
+            matches!(v, "" | "~" | "null" | "Null" | "NULL")
+        });
+        if !is_null {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Parse for editing; `None` for a blank document.
+fn parse_edit(text: &str) -> Result<Option<Document>, PlanError> {
+    if is_blank(text) {
+        return Ok(None);
+    }
+    use std::str::FromStr;
+    Document::from_str(text)
+        .map(Some)
+        .map_err(|e| PlanError::whole(format!("invalid YAML: {e}")))
+}
+
+/// The mapping under `key`, created (and owned) when wanted and missing; `None` when absent and
+/// not wanted. A key with a null value is given an empty mapping.
+fn ensure_mapping(
+    root: &Mapping,
+    key: &str,
+    wanted: bool,
+    prev: &[String],
+    owned: &mut Vec<String>,
+) -> Option<Mapping> {
+    if let Some(m) = root.get_mapping(key) {
+        if prev.contains(&tok_key(key)) {
+            owned.push(tok_key(key));
+        }
+        return Some(m);
+    }
+    if !wanted {
+        return None;
+    }
+    root.set(key, MappingBuilder::new().build_document());
+    owned.push(tok_key(key));
+    root.get_mapping(key)
+}
+
+fn seq(items: &[String]) -> SequenceBuilder {
+    let mut s = SequenceBuilder::new();
+    for i in items {
+        s = s.item(ScalarValue::double_quoted(i.as_str()));
+    }
+    s
+}
+
+/// Double-quote a key or value for text we append.
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// `endpoint`: `eps` first, in order; endpoints mirrorctl added before and no longer wants
+/// removed; the user's endpoints kept.
+fn edit_endpoints(
+    reg: &Mapping,
+    name: &str,
+    eps: &[String],
+    prev: &[String],
+    owned: &mut Vec<String>,
+) {
+    let Some(seq_node) = reg.get_sequence("endpoint") else {
+        if eps.is_empty() {
+            return;
+        }
+        reg.set("endpoint", seq(eps).build_document());
+        for e in eps {
+            owned.push(tok_endpoint(name, e));
+        }
+        return;
+    };
+    let current: Vec<String> = seq_node
+        .values()
+        .map(|v| v.as_scalar().map(|s| s.as_string()).unwrap_or_default())
+        .collect();
+    let norm: Vec<String> = current.iter().map(|c| norm_endpoint(c)).collect();
+    let stale = |n: &str| !eps.iter().any(|e| e == n) && prev.contains(&tok_endpoint(name, n));
+    for e in eps {
+        let users = norm.iter().any(|n| n == e) && !prev.contains(&tok_endpoint(name, e));
+        if !users {
+            owned.push(tok_endpoint(name, e));
+        }
+    }
+    let already =
+        norm.len() >= eps.len() && norm[..eps.len()] == *eps && !norm.iter().any(|n| stale(n));
+    if already {
+        return;
+    }
+    // Remove wanted and stale entries (from the back), then insert the wanted ones in front.
+    for i in (0..norm.len()).rev() {
+        if eps.contains(&norm[i]) || stale(&norm[i]) {
+            seq_node.remove(i);
+        }
+    }
+    for (i, e) in eps.iter().enumerate() {
+        seq_node.insert(i, ScalarValue::double_quoted(e.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(urls: &[&str], insecure: bool) -> MirrorSet {
+        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
+        MirrorSet::from_args(&v, "docker.io", insecure).unwrap()
+    }
+
+    #[test]
+    fn fresh_file() {
+        let p = plan(None, &set(&["http://127.0.0.1:5000"], false), &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "mirrors:\n  \"docker.io\":\n    endpoint:\n      - \"http://127.0.0.1:5000\"\n"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_yaml_with_position() {
+        let e = plan(
+            Some("mirrors:\n  a: [\n"),
+            &set(&["http://a:1"], false),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.line >= 2, "{e}");
+        let e = plan(Some("mirrors: [1]\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 1), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod rearm_tests {
+    use super::*;
+
+    fn set(urls: &[&str], insecure: bool) -> MirrorSet {
+        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
+        MirrorSet::from_args(&v, "docker.io", insecure).unwrap()
+    }
+
+    const USER: &str = "# mine\nmirrors:\n  docker.io:\n    endpoint:\n      - \"https://user.example\" # keep\nconfigs:\n  \"user.example\":\n    auth:\n      username: u\n";
+
+    #[test]
+    fn rearm_replaces_only_mirrorctls_entries() {
+        let a = plan(Some(USER), &set(&["https://a.example:1"], true), &[]).unwrap();
+        assert!(a.text.contains("\"a.example:1\""), "{}", a.text);
+        let b = plan(
+            Some(&a.text),
+            &set(&["http://b.example:2"], false),
+            &a.owned,
+        )
+        .unwrap();
+        assert!(!b.text.contains("a.example"), "{}", b.text);
+        assert!(b.text.contains("\"http://b.example:2\""), "{}", b.text);
+        assert!(
+            b.text.contains("\"https://user.example\" # keep"),
+            "{}",
+            b.text
+        );
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&b.text), &empty, &b.owned).unwrap();
+        assert_eq!(back.text, USER);
+        assert!(back.owned.is_empty(), "{:?}", back.owned);
+    }
+
+    #[test]
+    fn users_endpoint_equal_to_the_mirror_is_not_owned() {
+        let p = plan(Some(USER), &set(&["https://user.example"], false), &[]).unwrap();
+        assert_eq!(p.text, USER);
+        assert!(p.owned.is_empty(), "{:?}", p.owned);
+    }
+
+    #[test]
+    fn insecure_on_users_tls_mapping() {
+        let cur = "configs:\n  \"m.example:5443\":\n    tls:\n      ca_file: /ca.pem\n";
+        let p = plan(Some(cur), &set(&["https://m.example:5443"], true), &[]).unwrap();
+        assert!(p.text.contains("ca_file: /ca.pem"), "{}", p.text);
+        assert!(p.text.contains("insecure_skip_verify: true"), "{}", p.text);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+        assert_eq!(back.text, cur);
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+
+    fn arm(cur: &str) -> Planned {
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let again = plan(Some(&p.text), &s, &p.owned).unwrap();
+        assert_eq!(again, p, "not idempotent for {cur:?}");
+        let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+        eprintln!("--- {cur:?}\n{}--- back\n{}", p.text, back.text);
+        p
+    }
+
+    #[test]
+    fn edge_cases() {
+        for cur in [
+            "mirrors:\n",
+            "mirrors:\n  docker.io:\n",
+            "---\nmirrors:\n  quay.io:\n    endpoint: []\n",
+            "mirrors:\n  \"docker.io\":\n    endpoint:\n      - http://a:1\n",
+            "configs:\n  x:\n    auth: {username: u}\n",
+            "{}\n",
+        ] {
+            let p = arm(cur);
+            let v = YamlLoader::load_from_str(&p.text).unwrap();
+            let eps = &v[0]["mirrors"]["docker.io"]["endpoint"];
+            assert_eq!(eps[0].as_str(), Some("http://a:1"), "{}", p.text);
+        }
+    }
+}

@@ -1,0 +1,489 @@
+//! containers-registries.conf(5), the file podman, CRI-O, skopeo and buildah share: a drop-in
+//! `/etc/containers/registries.conf.d/90-mirrorctl.conf` (v2 format) with one `[[registry]]`
+//! table per mirrored registry and its `[[registry.mirror]]` entries.
+//!
+//! Why a drop-in, and why `90-`: drop-ins are read after the main file in byte order of their
+//! names, and a `[[registry]]` with the same `prefix` in a later file **replaces** the earlier
+//! table as a whole (mirrors included). Distributions ship low numbers (`000-shortnames.conf`,
+//! `001-rhel-shortnames.conf`, `01-registries.conf`) and admins typically use 10–50, so `90-`
+//! comes after them and wins; a later drop-in (91–99, or a name sorting after ours) with the
+//! same prefix would silently undo mirrorctl's table, so the planner refuses that case.
+//!
+//! Because the drop-in replaces the whole table, the planner copies the settings and mirrors of
+//! the table with that prefix from `registries.conf` and the earlier drop-ins (the *context*
+//! texts the engine reads for it), mirrorctl's mirrors first. v1-format files
+//! (`[registries.search]` …) are refused: their settings cannot be copied faithfully.
+
+use super::text::{reframe, unframe};
+use super::Planned;
+use crate::error::PlanError;
+use crate::mirror::{Mirror, MirrorSet};
+use toml_edit::{value, ArrayOfTables, DocumentMut, Item, Table};
+
+pub const MAIN_CONF: &str = "/etc/containers/registries.conf";
+pub const DROPIN_DIR: &str = "/etc/containers/registries.conf.d";
+pub const DROPIN_NAME: &str = "90-mirrorctl.conf";
+
+pub fn dropin_path() -> String {
+    format!("{DROPIN_DIR}/{DROPIN_NAME}")
+}
+
+const HEADER: &str = "# Written by mirrorctl (`mirrorctl disarm` removes it). A [[registry]] here replaces the\n# table with the same prefix in registries.conf and earlier drop-ins, so their settings and\n# mirrors are copied below, after mirrorctl's.\n";
+
+fn tok_table(registry: &str) -> String {
+    format!("registry:{registry}")
+}
+fn tok_mirror(registry: &str, location: &str) -> String {
+    format!("mirror:{registry}={location}")
+}
+
+/// A `[[registry]]` table as read from another file.
+struct Source {
+    table: Table,
+}
+
+/// Parse TOML, mapping toml_edit's error span to line:col of the original text.
+fn parse(
+    original: &str,
+    body: &str,
+    framing: super::text::Framing,
+) -> Result<DocumentMut, PlanError> {
+    body.parse::<DocumentMut>().map_err(|e| {
+        let off = e.span().map(|s| s.start).unwrap_or(0);
+        let orig = super::text::original_offset(original, framing, off);
+        let msg = e.message().trim().to_string();
+        PlanError::at_offset(original, orig, format!("invalid TOML: {msg}"))
+    })
+}
+
+/// Refuse the v1 format (`[registries.search]`, `[registries.insecure]`, `[registries.block]`).
+fn refuse_v1(doc: &DocumentMut, original: &str, what: &str) -> Result<(), PlanError> {
+    if doc.contains_key("registries") {
+        let at = original
+            .find("[registries")
+            .or_else(|| original.find("registries"))
+            .unwrap_or(0);
+        let (line, col) = crate::error::line_col(original, at);
+        let msg = "uses the v1 registries.conf format (`[registries.search]`, `[registries.insecure]`, `[registries.block]`): mirrors need the v2 format, and containers/image refuses to mix v1 and v2. Convert it to v2 (`unqualified-search-registries = [...]` and `[[registry]]` tables with `insecure`/`blocked`), then rerun";
+        return Err(if what.is_empty() {
+            PlanError::new(line, col, msg)
+        } else {
+            PlanError::whole(format!(
+                "`{what}` (read to copy its [[registry]] tables), line {line}, column {col}: {msg}"
+            ))
+        });
+    }
+    Ok(())
+}
+
+/// The `[[registry]]` tables of a document, whether written as tables or as an inline array.
+fn registry_tables(doc: &DocumentMut) -> Vec<Table> {
+    match doc.get("registry") {
+        Some(Item::ArrayOfTables(a)) => a.iter().cloned().collect(),
+        Some(Item::Value(toml_edit::Value::Array(a))) => a
+            .iter()
+            .filter_map(|v| v.as_inline_table())
+            .map(|t| t.clone().into_table())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The prefix a `[[registry]]` table applies to (`prefix`, else `location`).
+fn prefix_of(t: &Table) -> Option<String> {
+    t.get("prefix")
+        .or_else(|| t.get("location"))
+        .and_then(|v| v.as_str())
+        .map(|s| s.trim().to_string())
+}
+
+/// A table's mirrors as tables, whichever way they are written.
+fn mirror_tables(t: &Table) -> Vec<Table> {
+    match t.get("mirror") {
+        Some(Item::ArrayOfTables(a)) => a.iter().cloned().collect(),
+        Some(Item::Value(toml_edit::Value::Array(a))) => a
+            .iter()
+            .filter_map(|v| v.as_inline_table())
+            .map(|t| t.clone().into_table())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn location_of(t: &Table) -> String {
+    t.get("location")
+        .and_then(|v| v.as_str())
+        .map(norm_location)
+        .unwrap_or_default()
+}
+
+fn norm_location(s: &str) -> String {
+    s.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// Plan the drop-in. `context` holds `(system path, text)` of `registries.conf` and every
+/// drop-in in `registries.conf.d` (the drop-in itself excluded); `dropin_name` is this file's
+/// name, to tell earlier drop-ins from later ones.
+pub fn plan(
+    current: Option<&str>,
+    set: &MirrorSet,
+    prev: &[String],
+    context: &[(String, String)],
+) -> Result<Planned, PlanError> {
+    let original = current.unwrap_or("");
+    let (framing, body) = unframe(original);
+    let mut doc = parse(original, &body, framing)?;
+    refuse_v1(&doc, original, "")?;
+
+    // What the other files say, in the order containers/image reads them: the main file, then
+    // drop-ins by name. Tables with the same prefix in a later file replace earlier ones.
+    let mut ctx: Vec<&(String, String)> = context.iter().collect();
+    ctx.sort_by_key(|(p, _)| (p != MAIN_CONF, file_name(p).to_string()));
+    let mut sources: Vec<(String, Source)> = Vec::new();
+    let mut later: Vec<(String, String)> = Vec::new();
+    for (path, text) in ctx {
+        let (f, b) = unframe(text);
+        let d = parse(text, &b, f).map_err(|e| {
+            PlanError::whole(format!(
+                "`{path}` (read to copy its [[registry]] tables), line {}, column {}: {}",
+                e.line, e.column, e.message
+            ))
+        })?;
+        refuse_v1(&d, text, path)?;
+        let is_later = path != MAIN_CONF && file_name(path) > DROPIN_NAME;
+        for t in registry_tables(&d) {
+            let Some(p) = prefix_of(&t) else { continue };
+            if is_later {
+                later.push((p, path.clone()));
+                continue;
+            }
+            sources.retain(|(sp, _)| *sp != p);
+            sources.push((p, Source { table: t }));
+        }
+    }
+    for r in &set.registries {
+        if let Some((_, path)) = later.iter().find(|(p, _)| *p == r.registry) {
+            return Err(PlanError::whole(format!(
+                "`{path}` sorts after `{DROPIN_NAME}` and has a [[registry]] with prefix \"{}\": it would replace mirrorctl's table (mirrors included) and the mirror would never be used. Move its settings into registries.conf or an earlier drop-in, then rerun",
+                r.registry
+            )));
+        }
+    }
+
+    let fresh = original.trim_start_matches('\u{feff}').trim().is_empty();
+    let mut owned = Vec::new();
+    if !doc.contains_key("registry") {
+        if set.registries.is_empty() {
+            return Ok(Planned {
+                text: original.to_string(),
+                owned,
+            });
+        }
+        let a = ArrayOfTables::new();
+        doc.insert("registry", Item::ArrayOfTables(a));
+    }
+    let Some(aot) = doc
+        .get_mut("registry")
+        .and_then(Item::as_array_of_tables_mut)
+    else {
+        let at = original.find("registry").unwrap_or(0);
+        return Err(PlanError::at_offset(
+            original,
+            at,
+            "`registry` must be written as [[registry]] tables for mirrorctl to edit it",
+        ));
+    };
+
+    // Tables mirrorctl owns: rebuilt from scratch (or dropped when no longer wanted).
+    let mut i = 0;
+    while i < aot.len() {
+        let t = aot.get(i).expect("in range");
+        let p = prefix_of(t).unwrap_or_default();
+        if prev.contains(&tok_table(&p)) {
+            match set.for_registry(&p) {
+                Some(r) => {
+                    let src = sources.iter().find(|(sp, _)| *sp == p).map(|(_, s)| s);
+                    let slot = aot.get_mut(i).expect("in range");
+                    let decor = slot.decor().clone();
+                    *slot = build_table(&p, &r.mirrors, set, src);
+                    *slot.decor_mut() = decor;
+                    owned.push(tok_table(&p));
+                    i += 1;
+                }
+                None => {
+                    aot.remove(i);
+                }
+            }
+            continue;
+        }
+        // The user's own table in this file: add/remove mirrorctl's mirrors, keep the rest.
+        let want: &[Mirror] = set
+            .for_registry(&p)
+            .map(|r| r.mirrors.as_slice())
+            .unwrap_or(&[]);
+        let t = aot.get_mut(i).expect("in range");
+        edit_user_table(t, &p, want, set, prev, &mut owned)?;
+        i += 1;
+    }
+    for r in &set.registries {
+        let exists = aot
+            .iter()
+            .any(|t| prefix_of(t).as_deref() == Some(r.registry.as_str()));
+        if !exists {
+            let src = sources
+                .iter()
+                .find(|(sp, _)| *sp == r.registry)
+                .map(|(_, s)| s);
+            aot.push(build_table(&r.registry, &r.mirrors, set, src));
+            owned.push(tok_table(&r.registry));
+        }
+    }
+    if aot.is_empty() {
+        doc.remove("registry");
+    }
+
+    let mut text = doc.to_string();
+    if fresh && !set.registries.is_empty() {
+        text = format!("{HEADER}\n{}", text.trim_start());
+    }
+    if !owned.iter().any(|t| t.starts_with("registry:")) && text.trim() == HEADER.trim() {
+        text.clear();
+    }
+    Ok(Planned {
+        text: reframe(framing, &text),
+        owned,
+    })
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn mirror_table(m: &Mirror, set: &MirrorSet) -> Table {
+    let mut t = Table::new();
+    t.insert("location", value(m.host_port()));
+    if set.needs_insecure(m) {
+        t.insert("insecure", value(true));
+    }
+    t
+}
+
+/// A `[[registry]]` for `prefix`: the copied settings (or `location = prefix`), mirrorctl's
+/// mirrors, then the copied mirrors not already listed.
+fn build_table(prefix: &str, mirrors: &[Mirror], set: &MirrorSet, src: Option<&Source>) -> Table {
+    let mut t = Table::new();
+    t.insert("prefix", value(prefix));
+    match src {
+        Some(s) => {
+            if !s.table.contains_key("location") {
+                t.insert("location", value(prefix));
+            }
+            for (k, v) in s.table.iter() {
+                if k == "prefix" || k == "mirror" {
+                    continue;
+                }
+                if let Some(v) = v.as_value() {
+                    let mut v = v.clone();
+                    v.decor_mut().clear();
+                    t.insert(k, Item::Value(v));
+                }
+            }
+        }
+        None => {
+            t.insert("location", value(prefix));
+        }
+    }
+    let mut aot = ArrayOfTables::new();
+    let mut seen: Vec<String> = Vec::new();
+    for m in mirrors {
+        seen.push(m.host_port());
+        aot.push(mirror_table(m, set));
+    }
+    if let Some(s) = src {
+        for mt in mirror_tables(&s.table) {
+            let loc = location_of(&mt);
+            if seen.contains(&loc) {
+                continue;
+            }
+            seen.push(loc);
+            let mut copy = Table::new();
+            for (k, v) in mt.iter() {
+                if let Some(v) = v.as_value() {
+                    let mut v = v.clone();
+                    v.decor_mut().clear();
+                    copy.insert(k, Item::Value(v));
+                }
+            }
+            aot.push(copy);
+        }
+    }
+    t.insert("mirror", Item::ArrayOfTables(aot));
+    t
+}
+
+/// A table the user wrote in this file: mirrorctl's mirrors first, stale ones removed.
+fn edit_user_table(
+    t: &mut Table,
+    prefix: &str,
+    want: &[Mirror],
+    set: &MirrorSet,
+    prev: &[String],
+    owned: &mut Vec<String>,
+) -> Result<(), PlanError> {
+    if want.is_empty()
+        && !prev
+            .iter()
+            .any(|p| p.starts_with(&format!("mirror:{prefix}=")))
+    {
+        return Ok(());
+    }
+    if !t.contains_key("mirror") {
+        if want.is_empty() {
+            return Ok(());
+        }
+        t.insert("mirror", Item::ArrayOfTables(ArrayOfTables::new()));
+    }
+    let Some(aot) = t.get_mut("mirror").and_then(Item::as_array_of_tables_mut) else {
+        return Err(PlanError::whole(format!(
+            "the [[registry]] for \"{prefix}\" writes `mirror` inline; write [[registry.mirror]] tables for mirrorctl to edit it"
+        )));
+    };
+    let wanted: Vec<String> = want.iter().map(|m| m.host_port()).collect();
+    let existing: Vec<Table> = aot.iter().cloned().collect();
+    let mut out = ArrayOfTables::new();
+    for m in want {
+        let hp = m.host_port();
+        let users = existing
+            .iter()
+            .find(|e| location_of(e) == hp)
+            .filter(|_| !prev.contains(&tok_mirror(prefix, &hp)));
+        match users {
+            Some(e) => out.push(e.clone()),
+            None => {
+                out.push(mirror_table(m, set));
+                owned.push(tok_mirror(prefix, &hp));
+            }
+        }
+    }
+    for e in existing {
+        let loc = location_of(&e);
+        if wanted.contains(&loc) || prev.contains(&tok_mirror(prefix, &loc)) {
+            continue;
+        }
+        out.push(e);
+    }
+    if out.is_empty() {
+        t.remove("mirror");
+    } else {
+        *aot = out;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(urls: &[&str], insecure: bool) -> MirrorSet {
+        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
+        MirrorSet::from_args(&v, "docker.io", insecure).unwrap()
+    }
+
+    #[test]
+    fn fresh_dropin_round_trips() {
+        let s = set(&["http://127.0.0.1:5000"], false);
+        let p = plan(None, &s, &[], &[]).unwrap();
+        assert!(
+            p.text
+                .contains("[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n"),
+            "{}",
+            p.text
+        );
+        assert!(
+            p.text
+                .contains("[[registry.mirror]]\nlocation = \"127.0.0.1:5000\"\ninsecure = true\n"),
+            "{}",
+            p.text
+        );
+        let again = plan(Some(&p.text), &s, &p.owned, &[]).unwrap();
+        assert_eq!(again, p);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&p.text), &empty, &p.owned, &[]).unwrap();
+        assert!(!back.text.contains("[[registry"), "{}", back.text);
+    }
+
+    #[test]
+    fn copies_main_table_and_mirrors() {
+        let main = "unqualified-search-registries = [\"docker.io\"]\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\nblocked = false\n\n[[registry.mirror]]\nlocation = \"corp.example:5000\"\n";
+        let ctx = vec![(MAIN_CONF.to_string(), main.to_string())];
+        let p = plan(None, &set(&["https://m.example"], false), &[], &ctx).unwrap();
+        let a = p.text.find("m.example\"").unwrap();
+        let b = p.text.find("corp.example:5000").unwrap();
+        assert!(a < b, "{}", p.text);
+        assert!(p.text.contains("blocked = false"));
+        assert!(!p.text.contains("unqualified-search-registries"));
+    }
+
+    #[test]
+    fn refuses_v1_and_later_dropins() {
+        let e = plan(
+            Some("[registries.search]\nregistries = []\n"),
+            &set(&["http://a:1"], false),
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (1, 1));
+        let later = vec![(
+            format!("{DROPIN_DIR}/99-x.conf"),
+            "[[registry]]\nlocation = \"docker.io\"\n".to_string(),
+        )];
+        let e = plan(None, &set(&["http://a:1"], false), &[], &later).unwrap_err();
+        assert!(e.message.contains("99-x.conf"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod rearm_tests {
+    use super::*;
+
+    fn set(urls: &[&str]) -> MirrorSet {
+        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
+        MirrorSet::from_args(&v, "docker.io", false).unwrap()
+    }
+
+    #[test]
+    fn rearm_follows_the_main_file_and_the_new_mirrors() {
+        let main1 = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n";
+        let ctx1 = vec![(MAIN_CONF.to_string(), main1.to_string())];
+        let a = plan(None, &set(&["http://a:1"]), &[], &ctx1).unwrap();
+        let main2 = format!("{main1}\n[[registry.mirror]]\nlocation = \"corp:5000\"\n");
+        let ctx2 = vec![(MAIN_CONF.to_string(), main2)];
+        let b = plan(Some(&a.text), &set(&["http://b:2"]), &a.owned, &ctx2).unwrap();
+        assert!(!b.text.contains("\"a:1\""), "{}", b.text);
+        let (ib, ic) = (
+            b.text.find("\"b:2\"").unwrap(),
+            b.text.find("corp:5000").unwrap(),
+        );
+        assert!(ib < ic, "{}", b.text);
+        assert!(b.text.starts_with("# Written by mirrorctl"), "{}", b.text);
+    }
+
+    #[test]
+    fn users_own_table_in_the_dropin_is_edited_in_place() {
+        let cur = "# mine\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"user:1\"\n";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        assert!(p.text.starts_with("# mine\n"), "{}", p.text);
+        assert!(p.text.find("\"a:1\"").unwrap() < p.text.find("user:1").unwrap());
+        assert_eq!(p.owned, vec![tok_mirror("docker.io", "a:1")]);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&p.text), &empty, &p.owned, &[]).unwrap();
+        assert_eq!(back.text, cur);
+    }
+}

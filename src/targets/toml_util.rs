@@ -1,0 +1,154 @@
+//! toml_edit helpers shared by the TOML planners: parsing with positions in the original file,
+//! string lists, and rendering new documents the way people write them by hand.
+
+use super::text::{original_offset, Framing};
+use crate::error::{line_col, PlanError};
+use toml_edit::{Array, DocumentMut, Item};
+
+/// Parse the unframed `body`; a syntax error points at its line and column in `original`.
+pub fn parse(original: &str, framing: Framing, body: &str) -> Result<DocumentMut, PlanError> {
+    body.parse::<DocumentMut>().map_err(|e| {
+        let at = e.span().map(|s| s.start).unwrap_or(0);
+        let msg = e.message().trim().to_string();
+        error_at(original, framing, Some(at), format!("invalid TOML: {msg}"))
+    })
+}
+
+/// A PlanError at a byte offset of the unframed body (or the whole file).
+pub fn error_at(
+    original: &str,
+    framing: Framing,
+    at: Option<usize>,
+    msg: impl Into<String>,
+) -> PlanError {
+    match at {
+        Some(off) => {
+            let (line, col) = line_col(original, original_offset(original, framing, off));
+            PlanError::new(line, col, msg)
+        }
+        None => PlanError::whole(msg),
+    }
+}
+
+/// Where a key is first written in the body (quoted or bare), to point errors at it.
+pub fn key_offset(body: &str, key: &str) -> Option<usize> {
+    body.find(&format!("\"{key}\"")).or_else(|| {
+        body.match_indices(key).map(|(i, _)| i).find(|&i| {
+            let before = body[..i].chars().next_back();
+            let after = body[i + key.len()..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+        })
+    })
+}
+
+/// The strings of an array item, `None` when it is not an array of strings.
+pub fn string_array(item: &Item) -> Option<Vec<String>> {
+    item.as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// A one-line array of strings.
+pub fn array(list: &[String]) -> Array {
+    let mut a = Array::new();
+    for s in list {
+        a.push(s.as_str());
+    }
+    a
+}
+
+/// Replace an array's strings, keeping its surrounding decoration (comments after it) and, for
+/// a multi-line array, one element per line with the first element's indentation.
+pub fn set_array(item: &mut Item, list: &[String]) {
+    let Some(a) = item.as_array_mut() else { return };
+    let multiline = a.to_string().contains('\n');
+    let indent = a
+        .iter()
+        .next()
+        .and_then(|v| {
+            v.decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "\n  ".to_string());
+    let trailing = a.trailing().as_str().map(str::to_string);
+    let had_comma = a.trailing_comma();
+    a.clear();
+    for s in list {
+        a.push(s.as_str());
+    }
+    if multiline {
+        for v in a.iter_mut() {
+            v.decor_mut().set_prefix(indent.clone());
+            v.decor_mut().set_suffix("");
+        }
+        a.set_trailing_comma(had_comma);
+        if let Some(t) = trailing {
+            a.set_trailing(t);
+        }
+    } else {
+        a.fmt();
+    }
+}
+
+/// Render a document; a new file gets a blank line between tables, none at the top.
+pub fn render(doc: &DocumentMut, fresh: bool) -> String {
+    let text = doc.to_string();
+    if fresh {
+        let t = text.trim_start_matches('\n').to_string();
+        if t.is_empty() || t.ends_with('\n') {
+            t
+        } else {
+            t + "\n"
+        }
+    } else {
+        text
+    }
+}
+
+/// The indentation one level of keys gets in this file: the indentation of the first key under a
+/// table header ("" when keys are not indented), or two spaces — the style of the clients' own
+/// documentation — when the file has no key under a header to learn from.
+pub fn key_indent(body: &str) -> String {
+    let mut header_indent: Option<&str> = None;
+    for line in body.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            header_indent = Some(&line[..line.len() - t.len()]);
+            continue;
+        }
+        if let Some(h) = header_indent {
+            if !t.is_empty() && !t.starts_with('#') {
+                let ind = &line[..line.len() - t.len()];
+                // One level: the key's indentation beyond its header's.
+                return ind.strip_prefix(h).unwrap_or(ind).to_string();
+            }
+        }
+    }
+    "  ".to_string()
+}
+
+/// Indent every key of a header table (not of dotted or inline ones).
+pub fn indent_keys(table: &mut toml_edit::Table, indent: &str) {
+    if indent.is_empty() || table.is_dotted() {
+        return;
+    }
+    let keys: Vec<String> = table.iter().map(|(k, _)| k.to_string()).collect();
+    for k in keys {
+        if let Some(mut key) = table.key_mut(&k) {
+            key.leaf_decor_mut().set_prefix(indent);
+        }
+    }
+}
+
+/// Replace a string value in place, keeping the comments and spacing around it.
+pub fn set_string(item: &mut Item, s: &str) {
+    if let Some(v) = item.as_value_mut() {
+        let decor = v.decor().clone();
+        *v = toml_edit::Value::from(s);
+        *v.decor_mut() = decor;
+    }
+}

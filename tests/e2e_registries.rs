@@ -1,0 +1,175 @@
+//! End to end for the `registries` target: the drop-in `mirrorctl arm --target registries`
+//! writes under `--root` is read by real skopeo 1.9 and podman 4.3 (each in a private mount
+//! namespace that sees `<root>/etc/containers` as `/etc/containers`), on loopback, with Docker
+//! Hub unreachable (proxy guard). The mirror's access log, with the client's user agent, proves
+//! where each pull went.
+//!
+//! It also proves the reason the planner copies the main file's table: a drop-in `[[registry]]`
+//! with the same prefix *replaces* the main file's table, mirrors included (a hand-written
+//! drop-in without the copy loses the user's working mirror; mirrorctl's keeps it).
+
+mod common;
+
+use common::containers::ContainersEnv;
+use common::proof::{self, UA_PODMAN, UA_SKOPEO};
+use common::registry::Registry;
+use common::AccessLogged;
+use common::{mirrorctl, run, Lab, Out, Workspace};
+use std::path::Path;
+
+const PROBE: &str = "docker.io/library/probe";
+const REPO: &str = "library/probe";
+const MAIN: &str = "etc/containers/registries.conf";
+const DROPIN: &str = "etc/containers/registries.conf.d/90-mirrorctl.conf";
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn through(out: &Out, mirror: &Registry, mark: usize, ua: &str, what: &str) {
+    proof::assert_through_mirror(out, mirror, mark, REPO, ua, what);
+}
+
+/// A main registries.conf whose docker.io table has one mirror (and a setting to copy).
+fn main_conf(mirror_host: &str) -> String {
+    format!(
+        "# the user's own file\nunqualified-search-registries = [\"docker.io\"]\n\n\
+         [[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\nblocked = false\n\n\
+         [[registry.mirror]]\nlocation = \"{mirror_host}\"\ninsecure = true\n"
+    )
+}
+
+#[test]
+fn skopeo_and_podman_pull_through_the_armed_dropin() {
+    if !common::require(&["docker-registry", "skopeo", "podman", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("registries");
+    let lab = Lab::start(&ws);
+    let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    let dead = format!("127.0.0.1:{}", common::free_port());
+    let main = main_conf(&dead);
+    write(&ws.root().join(MAIN), &main);
+    let latest = format!("{PROBE}:latest");
+
+    // Before: the user's only mirror is dead and Docker Hub is unreachable.
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(&latest, &[]);
+    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+
+    // Arm: mirrorctl's mirror first, the user's (dead) one copied after it.
+    run(mirrorctl(&ws)
+        .args(["arm", "--target", "registries", "--mirror"])
+        .arg(lab.mirror.url()))
+    .assert_ok();
+    let dropin = std::fs::read_to_string(ws.root().join(DROPIN)).unwrap();
+    let (ours, users) = (
+        dropin.find(&format!("\"{}\"", lab.mirror.host())).unwrap(),
+        dropin.find(&format!("\"{dead}\"")).unwrap(),
+    );
+    assert!(ours < users, "{dropin}");
+    assert!(dropin.contains("blocked = false"), "{dropin}");
+
+    for tag in ["latest", "multi", "v2s2"] {
+        let mark = lab.mirror.log_mark();
+        let out = env.skopeo_pull(&format!("{PROBE}:{tag}"), &[]);
+        through(&out, &lab.mirror, mark, UA_SKOPEO, &format!("skopeo {tag}"));
+    }
+    let mark = lab.mirror.log_mark();
+    let out = env.podman_pull(&latest, &[]);
+    through(&out, &lab.mirror, mark, UA_PODMAN, "podman latest");
+
+    // Disarm: the drop-in is gone, the main file byte-identical, pulls fail again.
+    run(mirrorctl(&ws).arg("disarm")).assert_ok();
+    assert!(!ws.root().join(DROPIN).exists());
+    assert_eq!(std::fs::read_to_string(ws.root().join(MAIN)).unwrap(), main);
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(&format!("{PROBE}:multi"), &[]);
+    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+}
+
+/// The copy matters: with the working mirror in the user's main file and a dead mirror armed,
+/// a hand-written drop-in (no copy) breaks pulls, mirrorctl's drop-in still pulls through the
+/// user's mirror after trying its own.
+#[test]
+fn the_users_mirrors_survive_because_the_dropin_copies_them() {
+    if !common::require(&["docker-registry", "skopeo", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("registries-copy");
+    let lab = Lab::start(&ws);
+    let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    write(&ws.root().join(MAIN), &main_conf(&lab.mirror.host()));
+    let latest = format!("{PROBE}:latest");
+    let dead = format!("127.0.0.1:{}", common::free_port());
+
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(&latest, &[]);
+    through(&out, &lab.mirror, mark, UA_SKOPEO, "the user's own config");
+
+    // Control: a drop-in with the same prefix and only the dead mirror replaces the table.
+    let hand = ws
+        .root()
+        .join("etc/containers/registries.conf.d/50-hand.conf");
+    write(
+        &hand,
+        &format!(
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n\
+             [[registry.mirror]]\nlocation = \"{dead}\"\ninsecure = true\n"
+        ),
+    );
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(&latest, &[]);
+    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+    std::fs::remove_file(&hand).unwrap();
+
+    run(mirrorctl(&ws)
+        .args(["arm", "--target", "registries", "--mirror"])
+        .arg(format!("http://{dead}")))
+    .assert_ok();
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(&latest, &[]);
+    through(
+        &out,
+        &lab.mirror,
+        mark,
+        UA_SKOPEO,
+        "the user's mirror copied after mirrorctl's dead one",
+    );
+    run(mirrorctl(&ws).arg("disarm")).assert_ok();
+    assert!(!ws.root().join(DROPIN).exists());
+}
+
+/// Not only Docker Hub: `--mirror quay.io=<mirror>` makes skopeo pull `quay.io/...` through
+/// the mirror (the lab mirror proxies any name to the upstream), and disarm takes it back.
+#[test]
+fn another_registry_through_the_dropin() {
+    if !common::require(&["docker-registry", "skopeo", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("registries-quay");
+    let lab = Lab::start(&ws);
+    let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    let reference = "quay.io/library/probe:latest";
+
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(reference, &[]);
+    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+
+    run(mirrorctl(&ws)
+        .args(["arm", "--target", "registries", "--mirror"])
+        .arg(format!("quay.io={}", lab.mirror.url())))
+    .assert_ok();
+    let dropin = std::fs::read_to_string(ws.root().join(DROPIN)).unwrap();
+    assert!(dropin.contains("prefix = \"quay.io\""), "{dropin}");
+    assert!(!dropin.contains("docker.io"), "{dropin}");
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(reference, &[]);
+    through(&out, &lab.mirror, mark, UA_SKOPEO, "skopeo quay.io");
+
+    run(mirrorctl(&ws).arg("disarm")).assert_ok();
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(reference, &[]);
+    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+}
