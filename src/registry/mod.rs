@@ -1,0 +1,735 @@
+//! A small registry client (distribution spec, pull side only) on reqwest: `GET /v2/`, manifests
+//! with the full `Accept` set, blobs streamed chunk by chunk with digest and size verification,
+//! token auth (Bearer realm/service/scope, anonymous or with credentials; Basic), and every
+//! response's status and headers kept as evidence.
+//!
+//! Failures are [`Diagnosis`] values: one sentence saying what went wrong and how to fix it.
+
+use crate::oci::{self, AuthChallenge, AuthScheme, Digest};
+use base64::Engine;
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::StatusCode;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The largest manifest accepted (the distribution spec suggests 4 MiB).
+const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+
+/// What went wrong, in one sentence with the fix, plus a short machine-readable kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnosis {
+    /// `refused`, `dns`, `timeout`, `tls`, `http-to-https`, `https-to-http`, `unauthorized`,
+    /// `not-found`, `rate-limited`, `server-error`, `digest-mismatch`, `size-mismatch`,
+    /// `bad-response`, `network`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Diagnosis {
+    pub fn new(kind: &'static str, message: impl Into<String>) -> Diagnosis {
+        Diagnosis {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diagnosis {}
+
+/// One HTTP response as evidence: what was asked and what came back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Exchange {
+    pub method: String,
+    pub url: String,
+    pub status: u16,
+    /// Header names lower-case, in the order received.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Exchange {
+    fn from_response(method: &str, resp: &reqwest::Response) -> Exchange {
+        Exchange {
+            method: method.to_string(),
+            url: resp.url().to_string(),
+            status: resp.status().as_u16(),
+            headers: header_pairs(resp.headers()),
+        }
+    }
+
+    /// The first value of a header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+}
+
+/// The first value of `name` (case-insensitive) in a header list.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn header_pairs(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The outcome of `GET /v2/`.
+#[derive(Debug, Clone)]
+pub struct Ping {
+    pub exchange: Exchange,
+    /// The challenge when the registry answered 401.
+    pub challenge: Option<AuthChallenge>,
+}
+
+/// A fetched manifest (or index).
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub exchange: Exchange,
+    pub media_type: String,
+    pub digest: Digest,
+    pub body: Vec<u8>,
+}
+
+/// A fetched, verified blob (its bytes were streamed and dropped).
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub exchange: Exchange,
+    pub bytes: u64,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    /// Base URL without a trailing slash.
+    base: String,
+    credentials: Option<(String, String)>,
+    /// `Authorization` values per repository (`""` for `/v2/`).
+    auth: Mutex<HashMap<String, String>>,
+}
+
+impl Client {
+    /// A client for the registry at `base` (`http://host:port`), `timeout` for connecting and
+    /// for each read (a large blob may take longer in total).
+    pub fn new(
+        base: &str,
+        credentials: Option<(String, String)>,
+        timeout: Duration,
+    ) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(
+                "mirrorctl/",
+                env!("CARGO_PKG_VERSION"),
+                " (verify)"
+            ))
+            .connect_timeout(timeout)
+            .read_timeout(timeout)
+            .build()?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            credentials,
+            auth: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /v2/`: 200, or 401 with a challenge, are both a registry.
+    pub async fn ping(&self) -> Result<Ping, Diagnosis> {
+        let url = format!("{}/v2/", self.base);
+        let resp = self.send_raw(&url, None, None).await?;
+        let exchange = Exchange::from_response("GET", &resp);
+        let status = resp.status();
+        let challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(AuthChallenge::parse);
+        let body = read_small(resp, &url).await.unwrap_or_default();
+        if status == StatusCode::UNAUTHORIZED {
+            return Ok(Ping {
+                exchange,
+                challenge,
+            });
+        }
+        if status.is_success() {
+            return Ok(Ping {
+                exchange,
+                challenge: None,
+            });
+        }
+        Err(status_diagnosis(status, &url, &body, &exchange.headers))
+    }
+
+    /// `GET /v2/<repo>/manifests/<reference>` with every manifest media type accepted.
+    pub async fn manifest(&self, repo: &str, reference: &str) -> Result<Manifest, Diagnosis> {
+        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
+        let resp = self
+            .send(repo, &url, Some(&oci::media::accept_header()))
+            .await?;
+        let exchange = Exchange::from_response("GET", &resp);
+        let status = resp.status();
+        let body = read_small(resp, &url).await?;
+        if !status.is_success() {
+            return Err(status_diagnosis(status, &url, &body, &exchange.headers));
+        }
+        let media_type = exchange
+            .header("content-type")
+            .map(|m| oci::media::base(m).to_string())
+            .filter(|m| !m.is_empty() && m != "application/json")
+            .or_else(|| {
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+            })
+            .unwrap_or_default();
+        let digest = match reference.parse::<Digest>() {
+            Ok(want) => {
+                let got = want.of_same_algorithm(&body);
+                if got != want {
+                    return Err(Diagnosis::new(
+                        "digest-mismatch",
+                        format!(
+                            "manifest {want} from {url} has digest {got}: the mirror served wrong bytes; purge it from the mirror's cache"
+                        ),
+                    ));
+                }
+                want
+            }
+            Err(_) => Digest::sha256_of(&body),
+        };
+        if let Some(claimed) = exchange.header("docker-content-digest") {
+            if let Ok(claimed) = claimed.parse::<Digest>() {
+                let got = claimed.of_same_algorithm(&body);
+                if got != claimed {
+                    return Err(Diagnosis::new(
+                        "digest-mismatch",
+                        format!(
+                            "manifest from {url} claims Docker-Content-Digest {claimed} but its bytes hash to {got}: the mirror served wrong bytes; purge it from the mirror's cache"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(Manifest {
+            exchange,
+            media_type,
+            digest,
+            body,
+        })
+    }
+
+    /// `GET /v2/<repo>/blobs/<digest>`, streamed: every chunk is hashed and counted, then
+    /// dropped. Fails when the size or the digest differ from the descriptor's.
+    pub async fn blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Blob, Diagnosis> {
+        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
+        let mut resp = self.send(repo, &url, None).await?;
+        let exchange = Exchange::from_response("GET", &resp);
+        let status = resp.status();
+        if !status.is_success() {
+            let body = read_small(resp, &url).await.unwrap_or_default();
+            return Err(status_diagnosis(status, &url, &body, &exchange.headers));
+        }
+        let mut verifier = digest.verifier();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    verifier.update(&chunk);
+                    progress(verifier.bytes());
+                    if verifier.bytes() > size {
+                        return Err(Diagnosis::new(
+                            "size-mismatch",
+                            format!(
+                                "blob {digest} from {url} is longer than its descriptor's {size} bytes: the mirror served wrong bytes; purge the blob from the mirror's cache"
+                            ),
+                        ));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(classify_error(&e, &url)),
+            }
+        }
+        let bytes = verifier.bytes();
+        if bytes != size {
+            return Err(Diagnosis::new(
+                "size-mismatch",
+                format!(
+                    "blob {digest} from {url} is {bytes} bytes, its descriptor says {size}: the mirror served a truncated or wrong blob; purge it from the mirror's cache"
+                ),
+            ));
+        }
+        let got = verifier.finish();
+        if &got != digest {
+            return Err(Diagnosis::new(
+                "digest-mismatch",
+                format!(
+                    "blob {digest} from {url} hashes to {got}: the mirror served wrong bytes; purge the blob from the mirror's cache"
+                ),
+            ));
+        }
+        Ok(Blob { exchange, bytes })
+    }
+
+    /// Send a GET for `repo`, answering an auth challenge once.
+    async fn send(
+        &self,
+        repo: &str,
+        url: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, Diagnosis> {
+        let cached = self.auth.lock().unwrap().get(repo).cloned();
+        let resp = self.send_raw(url, accept, cached.as_deref()).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let header = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let challenges = AuthChallenge::parse_all(&header);
+        let challenge = challenges
+            .iter()
+            .find(|c| c.scheme == AuthScheme::Bearer)
+            .or_else(|| challenges.iter().find(|c| c.scheme == AuthScheme::Basic))
+            .cloned();
+        let Some(challenge) = challenge else {
+            let exchange = Exchange::from_response("GET", &resp);
+            let body = read_small(resp, url).await.unwrap_or_default();
+            return Err(status_diagnosis(
+                StatusCode::UNAUTHORIZED,
+                url,
+                &body,
+                &exchange.headers,
+            ));
+        };
+        let authorization = self.authorize(&challenge, repo, url).await?;
+        let resp = self.send_raw(url, accept, Some(&authorization)).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            let exchange = Exchange::from_response("GET", &resp);
+            let body = read_small(resp, url).await.unwrap_or_default();
+            return Err(status_diagnosis(
+                StatusCode::UNAUTHORIZED,
+                url,
+                &body,
+                &exchange.headers,
+            ));
+        }
+        self.auth
+            .lock()
+            .unwrap()
+            .insert(repo.to_string(), authorization);
+        Ok(resp)
+    }
+
+    /// Turn a challenge into an `Authorization` header value.
+    async fn authorize(
+        &self,
+        challenge: &AuthChallenge,
+        repo: &str,
+        url: &str,
+    ) -> Result<String, Diagnosis> {
+        let basic = self.credentials.as_ref().map(|(u, p)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        });
+        if challenge.scheme == AuthScheme::Basic {
+            return basic.ok_or_else(|| {
+                Diagnosis::new(
+                    "unauthorized",
+                    format!(
+                        "{url} asks for a user name and password (Basic auth) and none was given: pass --username and --password-stdin, or log in with `docker login {}`",
+                        host_of(url)
+                    ),
+                )
+            });
+        }
+        let Some(realm) = challenge.realm() else {
+            return Err(Diagnosis::new(
+                "bad-response",
+                format!(
+                    "{url} sent a Bearer challenge without a realm: the registry is misconfigured"
+                ),
+            ));
+        };
+        let mut token_url = reqwest::Url::parse(realm).map_err(|_| {
+            Diagnosis::new(
+                "bad-response",
+                format!("{url} sent a Bearer challenge with an invalid realm `{realm}`"),
+            )
+        })?;
+        {
+            let mut q = token_url.query_pairs_mut();
+            if let Some(service) = challenge.service() {
+                q.append_pair("service", service);
+            }
+            let scope = challenge
+                .scope()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("repository:{repo}:pull"));
+            if !repo.is_empty() || challenge.scope().is_some() {
+                q.append_pair("scope", &scope);
+            }
+        }
+        let mut req = self.http.get(token_url.clone());
+        if let Some(b) = &basic {
+            req = req.header(AUTHORIZATION, b);
+        }
+        let token_str = token_url.to_string();
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| classify_error(&e, &token_str))?;
+        let status = resp.status();
+        let exchange = Exchange::from_response("GET", &resp);
+        let body = read_small(resp, &token_str).await?;
+        if !status.is_success() {
+            let mut d = status_diagnosis(status, &token_str, &body, &exchange.headers);
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                d = Diagnosis::new(
+                    "unauthorized",
+                    if basic.is_some() {
+                        format!("the token server {realm} refused the credentials given: check --username/--password-stdin or your docker login")
+                    } else {
+                        format!("the token server {realm} refuses anonymous pulls of `{repo}`: pass --username and --password-stdin, or log in with `docker login {}`", host_of(url))
+                    },
+                );
+            }
+            return Err(d);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
+            Diagnosis::new(
+                "bad-response",
+                format!("the token server {realm} did not answer with JSON"),
+            )
+        })?;
+        let token = v["token"]
+            .as_str()
+            .or_else(|| v["access_token"].as_str())
+            .ok_or_else(|| {
+                Diagnosis::new(
+                    "bad-response",
+                    format!("the token server {realm} answered without a token"),
+                )
+            })?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    async fn send_raw(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<reqwest::Response, Diagnosis> {
+        let mut req = self.http.get(url);
+        if let Some(a) = accept {
+            req = req.header(ACCEPT, a);
+        }
+        if let Some(a) = authorization {
+            req = req.header(AUTHORIZATION, a);
+        }
+        req.send().await.map_err(|e| classify_error(&e, url))
+    }
+}
+
+async fn read_small(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>, Diagnosis> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                out.extend_from_slice(&c);
+                if out.len() > MAX_MANIFEST {
+                    return Err(Diagnosis::new(
+                        "bad-response",
+                        format!("{url} answered with more than 4 MiB where a manifest or error was expected"),
+                    ));
+                }
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => return Err(classify_error(&e, url)),
+        }
+    }
+}
+
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| url.to_string())
+}
+
+/// The `errors[0]` code and message of an OCI error body, if it is one.
+pub fn oci_error(body: &[u8]) -> Option<(String, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let e = v["errors"].as_array()?.first()?;
+    Some((
+        e["code"].as_str().unwrap_or("").to_string(),
+        e["message"].as_str().unwrap_or("").to_string(),
+    ))
+}
+
+/// One sentence for a non-success status.
+pub fn status_diagnosis(
+    status: StatusCode,
+    url: &str,
+    body: &[u8],
+    headers: &[(String, String)],
+) -> Diagnosis {
+    let text = String::from_utf8_lossy(body);
+    let oci = oci_error(body)
+        .map(|(c, m)| format!(" ({c}: {m})"))
+        .unwrap_or_default();
+    let code = status.as_u16();
+    if code == 400 && text.contains("Client sent an HTTP request to an HTTPS server") {
+        return Diagnosis::new(
+            "https-to-http",
+            format!(
+                "{} speaks HTTPS but was given as http://: use --mirror https://{}",
+                host_of(url),
+                host_of(url)
+            ),
+        );
+    }
+    match code {
+        401 => Diagnosis::new(
+            "unauthorized",
+            format!(
+                "{url} answered 401 Unauthorized{oci} and no usable credentials were given: pass --username and --password-stdin, or log in with `docker login {}`",
+                host_of(url)
+            ),
+        ),
+        403 => Diagnosis::new(
+            "unauthorized",
+            format!("{url} answered 403 Forbidden{oci}: the credentials lack pull access to this repository"),
+        ),
+        404 => Diagnosis::new(
+            "not-found",
+            format!("{url} answered 404 Not Found{oci}: check the image name and tag (--image), and that the mirror proxies the image's registry"),
+        ),
+        429 => {
+            let reset = header(headers, "retry-after")
+                .map(|r| format!(" (Retry-After: {r})"))
+                .unwrap_or_default();
+            Diagnosis::new(
+                "rate-limited",
+                format!("{url} answered 429 Too Many Requests{oci}{reset}: the mirror or its upstream is rate limited; wait, or give the mirror Docker Hub credentials"),
+            )
+        }
+        500..=599 => Diagnosis::new(
+            "server-error",
+            format!("{url} answered {status}{oci}: the mirror (or its upstream) failed; check the mirror's log and its upstream connectivity"),
+        ),
+        _ => Diagnosis::new(
+            "bad-response",
+            format!("{url} answered {status}{oci}"),
+        ),
+    }
+}
+
+/// Classify a transport error into one sentence with the fix.
+pub fn classify_error(e: &reqwest::Error, url: &str) -> Diagnosis {
+    let mut chain = format!("{e}");
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    classify_chain(&chain, e.is_timeout(), e.is_connect(), url)
+}
+
+/// [`classify_error`] on the text of an error chain (separated for testing).
+pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> Diagnosis {
+    let lower = chain.to_ascii_lowercase();
+    let host = host_of(url);
+    let https = url.starts_with("https://");
+    if lower.contains("invalidcontenttype")
+        || lower.contains("corrupt message")
+        || (https && lower.contains("wrong version number"))
+    {
+        return Diagnosis::new(
+            "http-to-https",
+            format!("server gave HTTP response to HTTPS client: {host} speaks plain HTTP; use --mirror http://{host} (and arm it as an insecure/plain-HTTP mirror)"),
+        );
+    }
+    if !https
+        && (lower.contains("invalid http version")
+            || lower.contains("invalid status")
+            || lower.contains("received an invalid")
+            || lower.contains("\\x15\\x03"))
+    {
+        return Diagnosis::new(
+            "https-to-http",
+            format!("{host} did not answer in plain HTTP (it probably speaks HTTPS): use --mirror https://{host}"),
+        );
+    }
+    if lower.contains("connection refused") {
+        return Diagnosis::new(
+            "refused",
+            format!("connection to {host} refused: nothing listens there; start the mirror or fix the port in --mirror"),
+        );
+    }
+    if lower.contains("dns error")
+        || lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+        || lower.contains("no address associated")
+        || lower.contains("temporary failure in name resolution")
+    {
+        return Diagnosis::new(
+            "dns",
+            format!("cannot resolve the host name of {host}: fix the name in --mirror or this runner's DNS"),
+        );
+    }
+    if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("unknownissuer")
+    {
+        return Diagnosis::new(
+            "tls",
+            format!("TLS with {host} failed ({}): install the mirror's CA certificate on this runner, or fix the mirror's certificate", last_part(chain)),
+        );
+    }
+    if timeout || lower.contains("timed out") || lower.contains("deadline") {
+        return Diagnosis::new(
+            "timeout",
+            format!("{host} did not answer in time: check that the mirror is up and reachable from this runner (firewall?), or raise --timeout"),
+        );
+    }
+    if lower.contains("connection reset") || lower.contains("connection closed") {
+        return Diagnosis::new(
+            "network",
+            format!("{host} closed the connection ({}): if the mirror speaks HTTPS, use https:// in --mirror; otherwise check the mirror's log", last_part(chain)),
+        );
+    }
+    let what = if connect {
+        "cannot connect to"
+    } else {
+        "request to"
+    };
+    Diagnosis::new(
+        "network",
+        format!("{what} {url} failed: {}", last_part(chain)),
+    )
+}
+
+fn last_part(chain: &str) -> &str {
+    chain.rsplit(": ").next().unwrap_or(chain).trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_classify() {
+        let d = classify_chain(
+            "error sending request for url (https://127.0.0.1:5000/v2/): client error (Connect): received corrupt message of type InvalidContentType",
+            false,
+            true,
+            "https://127.0.0.1:5000/v2/",
+        );
+        assert_eq!(d.kind, "http-to-https");
+        assert!(d
+            .message
+            .contains("server gave HTTP response to HTTPS client"));
+        let d = classify_chain(
+            "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)",
+            false,
+            true,
+            "http://127.0.0.1:1/v2/",
+        );
+        assert_eq!(d.kind, "refused");
+        let d = classify_chain(
+            "error sending request: client error (Connect): dns error: failed to lookup address information: Name or service not known",
+            false,
+            true,
+            "http://nope.invalid/v2/",
+        );
+        assert_eq!(d.kind, "dns");
+        let d = classify_chain(
+            "error sending request: operation timed out",
+            true,
+            false,
+            "http://10.0.0.1/v2/",
+        );
+        assert_eq!(d.kind, "timeout");
+        let d = classify_chain(
+            "error sending request: client error (Connect): invalid peer certificate: UnknownIssuer",
+            false,
+            true,
+            "https://m/v2/",
+        );
+        assert_eq!(d.kind, "tls");
+        let d = classify_chain(
+            "error sending request: client error (SendRequest): connection error: received an invalid HTTP version",
+            false,
+            false,
+            "http://m:443/v2/",
+        );
+        assert_eq!(d.kind, "https-to-http");
+    }
+
+    #[test]
+    fn statuses_classify() {
+        let body = oci::error_body("MANIFEST_UNKNOWN", "manifest unknown", None);
+        let d = status_diagnosis(
+            StatusCode::NOT_FOUND,
+            "http://m/v2/x/manifests/y",
+            body.as_bytes(),
+            &[],
+        );
+        assert_eq!(d.kind, "not-found");
+        assert!(d.message.contains("MANIFEST_UNKNOWN"), "{d}");
+        let d = status_diagnosis(
+            StatusCode::BAD_REQUEST,
+            "http://m:5000/v2/",
+            b"Client sent an HTTP request to an HTTPS server.\n",
+            &[],
+        );
+        assert_eq!(d.kind, "https-to-http");
+        let d = status_diagnosis(
+            StatusCode::TOO_MANY_REQUESTS,
+            "http://m/v2/",
+            b"",
+            &[("retry-after".into(), "60".into())],
+        );
+        assert_eq!(d.kind, "rate-limited");
+        assert!(d.message.contains("Retry-After: 60"));
+        let d = status_diagnosis(StatusCode::BAD_GATEWAY, "http://m/v2/", b"", &[]);
+        assert_eq!(d.kind, "server-error");
+        let d = status_diagnosis(StatusCode::UNAUTHORIZED, "http://m/v2/", b"", &[]);
+        assert_eq!(d.kind, "unauthorized");
+    }
+}
