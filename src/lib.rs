@@ -13,6 +13,7 @@ pub mod registry;
 pub mod reload;
 pub mod serve;
 pub mod targets;
+pub mod verify;
 
 use anyhow::Result;
 use cli::{Cli, Command};
