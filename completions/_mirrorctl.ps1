@@ -36,6 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('disarm', 'disarm', [CompletionResultType]::ParameterValue, 'Revert exactly what `arm` did (byte for byte where the file was not touched since)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show, per target, whether it is armed, with which mirrors, and any drift')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove that pulls go through the mirror and that the mirror serves them from its cache')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -113,6 +114,28 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'mirrorctl;verify' {
+            [CompletionResult]::new('--mirror', '--mirror', [CompletionResultType]::ParameterName, 'The mirror to verify, scheme required (`http://host:port`, `https://host`)')
+            [CompletionResult]::new('--image', '--image', [CompletionResultType]::ParameterName, 'The probe image, pulled twice through the mirror')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Platform to pick from a multi-platform image [default: this host''s]')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds (or `30s`, `2m`) to wait for a connection and for each read')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)')
+            [CompletionResult]::new('--hosts-file', '--hosts-file', [CompletionResultType]::ParameterName, 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]')
+            [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color output (NO_COLOR is honoured)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password for --username from stdin')
+            [CompletionResult]::new('--block-upstream', '--block-upstream', [CompletionResultType]::ParameterName, 'Map the upstream registry''s host names to 0.0.0.0 and :: in the hosts file during pull #2')
+            [CompletionResult]::new('--cleanup', '--cleanup', [CompletionResultType]::ParameterName, 'Remove a hosts block left by an interrupted `verify --block-upstream`, then exit')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'mirrorctl;completions' {
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
@@ -130,6 +153,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('disarm', 'disarm', [CompletionResultType]::ParameterValue, 'Revert exactly what `arm` did (byte for byte where the file was not touched since)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show, per target, whether it is armed, with which mirrors, and any drift')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove that pulls go through the mirror and that the mirror serves them from its cache')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -144,6 +168,9 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             break
         }
         'mirrorctl;help;serve' {
+            break
+        }
+        'mirrorctl;help;verify' {
             break
         }
         'mirrorctl;help;completions' {

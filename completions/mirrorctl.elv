@@ -33,6 +33,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand disarm 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
             cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
+            cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -105,6 +106,27 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'mirrorctl;verify'= {
+            cand --mirror 'The mirror to verify, scheme required (`http://host:port`, `https://host`)'
+            cand --image 'The probe image, pulled twice through the mirror'
+            cand --platform 'Platform to pick from a multi-platform image [default: this host''s]'
+            cand --timeout 'Seconds (or `30s`, `2m`) to wait for a connection and for each read'
+            cand --username 'User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)'
+            cand --hosts-file 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]'
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand --password-stdin 'Read the password for --username from stdin'
+            cand --block-upstream 'Map the upstream registry''s host names to 0.0.0.0 and :: in the hosts file during pull #2'
+            cand --cleanup 'Remove a hosts block left by an interrupted `verify --block-upstream`, then exit'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'mirrorctl;completions'= {
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
@@ -121,6 +143,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand disarm 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
             cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
+            cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -131,6 +154,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         &'mirrorctl;help;status'= {
         }
         &'mirrorctl;help;serve'= {
+        }
+        &'mirrorctl;help;verify'= {
         }
         &'mirrorctl;help;completions'= {
         }

@@ -37,6 +37,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "arm" -d 'Point 
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "verify" -d 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l mirror -d 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
@@ -104,6 +105,24 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l json-log -
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l mirror -d 'The mirror to verify, scheme required (`http://host:port`, `https://host`)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l image -d 'The probe image, pulled twice through the mirror' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l platform -d 'Platform to pick from a multi-platform image [default: this host\'s]' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l timeout -d 'Seconds (or `30s`, `2m`) to wait for a connection and for each read' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l username -d 'User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l hosts-file -d 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l password-stdin -d 'Read the password for --username from stdin'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l block-upstream -d 'Map the upstream registry\'s host names to 0.0.0.0 and :: in the hosts file during pull #2'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l cleanup -d 'Remove a hosts block left by an interrupted `verify --block-upstream`, then exit'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s q -l quiet -d 'Print only errors'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -112,9 +131,10 @@ never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "verify" -d 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

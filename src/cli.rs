@@ -88,6 +88,16 @@ Every manifest and blob response carries an RFC 9211 `Cache-Status` header \
 Prometheus metrics are at /metrics.")]
     Serve(ServeArgs),
 
+    /// Prove that pulls go through the mirror and that the mirror serves them from its cache
+    #[command(after_help = "Examples:\n  \
+mirrorctl verify --mirror http://10.0.0.5:5000\n  \
+mirrorctl verify --mirror https://mirror.example --image ghcr.io/org/app:1.2 --json\n  \
+mirrorctl verify --mirror http://127.0.0.1:5000 --block-upstream\n  \
+mirrorctl verify --cleanup\n\n\
+Exit codes: 0 pull #2 was served from the mirror's cache (proven by a cache header, or inferred \
+from distribution's storage fingerprint after a miss on pull #1); 1 verification failed; 2 bad usage.")]
+    Verify(VerifyArgs),
+
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  mirrorctl completions bash > /etc/bash_completion.d/mirrorctl"
@@ -106,6 +116,7 @@ impl Command {
             Command::Arm(a) => a.common.json,
             Command::Disarm(a) => a.common.json,
             Command::Status(a) => a.json,
+            Command::Verify(a) => a.json,
             Command::Completions { .. } | Command::Serve(_) => false,
         }
     }
@@ -302,5 +313,69 @@ mod tests {
             panic!()
         };
         assert_eq!(a.targets, TargetName::all()[..3].to_vec());
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The mirror to verify, scheme required (`http://host:port`, `https://host`)
+    #[arg(long, value_name = "URL", required_unless_present = "cleanup")]
+    pub mirror: Option<String>,
+
+    /// The probe image, pulled twice through the mirror
+    #[arg(
+        long,
+        value_name = "REF",
+        default_value = "docker.io/library/alpine:latest"
+    )]
+    pub image: String,
+
+    /// Platform to pick from a multi-platform image [default: this host's]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+
+    /// Print one JSON document on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds (or `30s`, `2m`) to wait for a connection and for each read
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration_secs)]
+    pub timeout: u64,
+
+    /// User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Read the password for --username from stdin
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+
+    /// Map the upstream registry's host names to 0.0.0.0 and :: in the hosts file during pull #2
+    #[arg(long)]
+    pub block_upstream: bool,
+
+    /// Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]
+    #[arg(long, value_name = "PATH")]
+    pub hosts_file: Option<PathBuf>,
+
+    /// Remove a hosts block left by an interrupted `verify --block-upstream`, then exit
+    #[arg(long, conflicts_with_all = ["mirror", "block_upstream"])]
+    pub cleanup: bool,
+}
+
+/// `30`, `30s`, `2m`, `1h` → seconds.
+pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], 60),
+        Some((i, 'h')) => (&t[..i], 3600),
+        _ => (t, 1),
+    };
+    match num.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n * mul),
+        _ => Err(format!(
+            "`{s}` is not a duration; use seconds such as `30`, or `30s`, `2m`"
+        )),
     }
 }

@@ -21,6 +21,13 @@ use cli::{Cli, Command};
 /// Run a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
     output::init(&cli.global);
+    // A hosts block left behind by a killed `verify --block-upstream` goes first, whatever the
+    // command (best effort: a read-only root must not break `status`).
+    match verify::hosts::cleanup_stale(&cli.global.root) {
+        Ok(Some(note)) => output::note(&note),
+        Ok(None) => {}
+        Err(e) => output::warn(&format!("{e:#}")),
+    }
     match cli.command {
         Command::Completions { shell } => {
             output::completions(shell, &mut std::io::stdout());
@@ -30,5 +37,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Disarm(a) => commands::disarm(&cli.global, &a),
         Command::Status(a) => commands::status(&cli.global, &a),
         Command::Serve(a) => serve::run(&cli.global, &a),
+        Command::Verify(a) => verify::run(&cli.global, &a),
     }
 }
