@@ -1,0 +1,529 @@
+//! `mirrorctl verify` against real registries on loopback: CNCF distribution as a pull-through
+//! mirror of a seeded upstream (miss then hit), the upstream itself (no cache: not a hit), and
+//! failure diagnoses. A small in-test registry (axum on 127.0.0.1:0) covers what distribution
+//! cannot be made to do: serve wrong bytes, challenge for credentials, hang or fail on pull #2,
+//! and look at the hosts file while the upstream block is in place.
+
+mod common;
+
+use common::registry::lines;
+use common::{mirrorctl, run, AccessLogged, Lab, Out, Workspace};
+use sha2::{Digest as _, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BINS: &[&str] = &["docker-registry", "skopeo", "unshare"];
+
+fn json(out: &Out) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+}
+
+fn verify(ws: &Workspace, args: &[&str]) -> Out {
+    let mut c = mirrorctl(ws);
+    c.arg("verify").args(args);
+    common::run_timeout(&mut c, Duration::from_secs(120))
+}
+
+#[test]
+fn distribution_mirror_miss_then_hit_and_upstream_is_not_a_cache() {
+    if !common::require(BINS) {
+        return;
+    }
+    let ws = Workspace::new("verify-dist");
+    let lab = Lab::start(&ws);
+    let mirror = lab.mirror.url();
+    let mark = lab.mirror.log_mark();
+
+    // Multi-platform image: index → arm64 manifest → config + layer.
+    let out = verify(
+        &ws,
+        &[
+            "--mirror",
+            &mirror,
+            "--image",
+            "probe:multi",
+            "--platform",
+            "linux/arm64",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["ok"], true, "{out}");
+    assert_eq!(doc["mirror"], mirror.trim_end_matches('/'));
+    assert_eq!(doc["image"], "docker.io/library/probe:multi");
+    assert_eq!(doc["digest"], lab.image.index.digest.as_str(), "{out}");
+    assert_eq!(doc["preflight"]["ok"], true);
+    for key in [
+        "upstream_blocked",
+        "hosts_restored",
+        "clients",
+        "ratelimit",
+        "verdict",
+    ] {
+        assert!(doc.get(key).is_some(), "no `{key}` in {out}");
+    }
+    let pulls = doc["pulls"].as_array().unwrap();
+    assert_eq!(pulls.len(), 2);
+    assert_eq!(pulls[0]["cache"], "miss", "{out}");
+    assert_eq!(pulls[1]["cache"], "hit", "{out}");
+    assert_eq!(pulls[1]["strength"], "inferred", "{out}");
+    let kinds: Vec<&str> = pulls[1]["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["index", "platform-manifest", "config", "layer"]);
+    let layer = &pulls[1]["responses"][3];
+    assert_eq!(layer["digest"], lab.image.arm64.layer.digest.as_str());
+    assert!(
+        layer["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("Cache-Control: max-age=31536000"),
+        "{out}"
+    );
+    assert_eq!(
+        pulls[0]["bytes"].as_u64().unwrap(),
+        lab.image.index.size
+            + lab.image.arm64.manifest.size
+            + lab.image.arm64.config.size
+            + lab.image.arm64.layer.size
+    );
+    // The mirror really served it, to mirrorctl, by repository name without `docker.io/`.
+    let log = lab.mirror.requests_since(mark);
+    let blobs: Vec<_> = log
+        .iter()
+        .filter(|e| e.is_blob_of("library/probe") && e.user_agent.starts_with("mirrorctl/"))
+        .collect();
+    assert_eq!(blobs.len(), 4, "{}", lines(&log));
+
+    // Warm now: both pulls show the storage fingerprint, which a plain registry shows too.
+    let out = verify(&ws, &["--mirror", &mirror, "--image", "probe:latest"]);
+    assert_eq!(out.code(), Some(0), "cold tag `latest`: {out}");
+    let out = verify(&ws, &["--mirror", &mirror, "--image", "probe:latest"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stdout.contains("not proven"), "{out}");
+
+    // The upstream (a registry that caches nothing) given as the mirror: never a hit.
+    let out = verify(
+        &ws,
+        &[
+            "--mirror",
+            &lab.upstream.url(),
+            "--image",
+            "probe:v2s2",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code(), Some(1), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["ok"], false);
+    assert_ne!(doc["pulls"][0]["cache"], "miss", "{out}");
+    assert!(
+        doc["verdict"].as_str().unwrap().contains("not proven"),
+        "{out}"
+    );
+
+    // Unknown image: 404 with the OCI error code, exit 1.
+    let out = verify(&ws, &["--mirror", &mirror, "--image", "nope/nothing:here"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stdout.contains("404 Not Found"), "{out}");
+    assert!(out.stdout.contains("--image"), "{out}");
+
+    // https:// to the plain-HTTP mirror.
+    let https = mirror.replacen("http://", "https://", 1);
+    let out = verify(&ws, &["--mirror", &https, "--image", "probe:latest"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(
+        out.stdout
+            .contains("server gave HTTP response to HTTPS client"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(&format!("use --mirror {mirror}")),
+        "{out}"
+    );
+}
+
+#[test]
+fn dead_mirror_and_bad_usage() {
+    let ws = Workspace::new("verify-dead");
+    let port = common::free_port();
+    let out = verify(&ws, &["--mirror", &format!("http://127.0.0.1:{port}")]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stdout.contains("refused"), "{out}");
+    assert!(out.stdout.contains("start the mirror"), "{out}");
+    let out = verify(&ws, &["--mirror", &format!("127.0.0.1:{port}")]);
+    assert_eq!(out.code(), Some(2), "{out}");
+    let out = verify(
+        &ws,
+        &["--mirror", "http://127.0.0.1:9", "--image", "UPPER/case"],
+    );
+    assert_eq!(out.code(), Some(2), "{out}");
+    let out = verify(
+        &ws,
+        &["--mirror", "http://127.0.0.1:9", "--platform", "linux"],
+    );
+    assert_eq!(out.code(), Some(2), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The in-test registry.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Correct bytes; `Cache-Status: fake; fwd=uri-miss; stored` on a blob's first GET, `hit` after.
+    Good,
+    /// The layer's bytes are corrupted (same length).
+    WrongLayer,
+    /// Every request: 401 with a Basic challenge.
+    Unauthorized,
+    /// Blob GETs of pull #2 never answer.
+    HangPull2,
+    /// Blob GETs of pull #2 answer 500.
+    FailPull2,
+}
+
+struct Fake {
+    base: String,
+    state: Arc<FakeState>,
+}
+
+struct FakeState {
+    mode: Mode,
+    manifest: Vec<u8>,
+    config: (String, Vec<u8>),
+    layer: (String, Vec<u8>),
+    seen: Mutex<Vec<String>>,
+    hosts_file: Option<PathBuf>,
+    /// (blob digest, whether the hosts file held mirrorctl's block at that moment).
+    block_seen: Mutex<Vec<(String, bool)>>,
+    hanging: AtomicBool,
+    requests: AtomicUsize,
+}
+
+fn sha(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+impl Fake {
+    fn start(mode: Mode, hosts_file: Option<&Path>) -> Fake {
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec();
+        let layer: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(&layer), "size": layer.len()}],
+        }))
+        .unwrap();
+        let state = Arc::new(FakeState {
+            mode,
+            manifest,
+            config: (sha(&config), config),
+            layer: (sha(&layer), layer),
+            seen: Mutex::new(Vec::new()),
+            hosts_file: hosts_file.map(Path::to_path_buf),
+            block_seen: Mutex::new(Vec::new()),
+            hanging: AtomicBool::new(false),
+            requests: AtomicUsize::new(0),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new().fallback(handle).with_state(st);
+                axum::serve(l, app).await.unwrap();
+            });
+        });
+        Fake { base, state }
+    }
+}
+
+async fn handle(
+    axum::extract::State(st): axum::extract::State<Arc<FakeState>>,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    st.requests.fetch_add(1, Ordering::SeqCst);
+    let api = ("Docker-Distribution-Api-Version", "registry/2.0");
+    let path = uri.path().to_string();
+    if st.mode == Mode::Unauthorized {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"fake\"")],
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        )
+            .into_response();
+    }
+    if path == "/v2/" {
+        return ([api], "{}").into_response();
+    }
+    let manifest_digest = sha(&st.manifest);
+    if path == "/v2/library/probe/manifests/latest"
+        || path == format!("/v2/library/probe/manifests/{manifest_digest}")
+    {
+        return (
+            [
+                (
+                    header::CONTENT_TYPE.as_str(),
+                    "application/vnd.oci.image.manifest.v1+json",
+                ),
+                ("Docker-Content-Digest", manifest_digest.as_str()),
+                api,
+            ],
+            st.manifest.clone(),
+        )
+            .into_response();
+    }
+    if let Some(d) = path.strip_prefix("/v2/library/probe/blobs/") {
+        let d = d.to_string();
+        let mut body = if d == st.config.0 {
+            st.config.1.clone()
+        } else if d == st.layer.0 {
+            st.layer.1.clone()
+        } else {
+            return (
+                StatusCode::NOT_FOUND,
+                r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#,
+            )
+                .into_response();
+        };
+        if let Some(h) = &st.hosts_file {
+            let text = std::fs::read_to_string(h).unwrap_or_default();
+            st.block_seen
+                .lock()
+                .unwrap()
+                .push((d.clone(), text.contains("# BEGIN mirrorctl verify")));
+        }
+        let repeat = {
+            let mut seen = st.seen.lock().unwrap();
+            let r = seen.contains(&d);
+            seen.push(d.clone());
+            r
+        };
+        if repeat && st.mode == Mode::HangPull2 {
+            st.hanging.store(true, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(300)).await;
+        }
+        if repeat && st.mode == Mode::FailPull2 {
+            return (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response();
+        }
+        if st.mode == Mode::WrongLayer && d == st.layer.0 {
+            body[100] ^= 0xff;
+        }
+        let cs = if repeat {
+            "fake; hit"
+        } else {
+            "fake; fwd=uri-miss; stored"
+        };
+        return ([("Cache-Status", cs), api], body).into_response();
+    }
+    (
+        StatusCode::NOT_FOUND,
+        r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#,
+    )
+        .into_response()
+}
+
+#[test]
+fn cache_status_proves_a_hit() {
+    let ws = Workspace::new("verify-cs");
+    let fake = Fake::start(Mode::Good, None);
+    let out = verify(&ws, &["--mirror", &fake.base, "--image", "probe", "-v"]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(out.stdout.contains("Cache-Status: fake; hit"), "{out}");
+    assert!(
+        out.stdout
+            .contains("Cache-Status: fake; fwd=uri-miss; stored"),
+        "{out}"
+    );
+    let out = verify(&ws, &["--mirror", &fake.base, "--image", "probe", "--json"]);
+    let doc = json(&out);
+    // Warm: both pulls are hits, proven by the header.
+    assert_eq!(doc["pulls"][0]["cache"], "hit", "{out}");
+    assert_eq!(doc["pulls"][1]["strength"], "proven", "{out}");
+    assert_eq!(out.code(), Some(0), "{out}");
+}
+
+#[test]
+fn wrong_bytes_name_the_blob() {
+    let ws = Workspace::new("verify-bad");
+    let fake = Fake::start(Mode::WrongLayer, None);
+    let out = verify(&ws, &["--mirror", &fake.base, "--image", "probe", "--json"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    let doc = json(&out);
+    let err = &doc["pulls"][0]["error"];
+    assert_eq!(err["kind"], "digest-mismatch", "{out}");
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.contains(&fake.state.layer.0), "{out}");
+    assert!(msg.contains("purge"), "{out}");
+}
+
+#[test]
+fn unauthorized_without_credentials() {
+    let ws = Workspace::new("verify-401");
+    let fake = Fake::start(Mode::Unauthorized, None);
+    let mut c = mirrorctl(&ws);
+    // No docker config credentials from the developer's home.
+    c.env("DOCKER_CONFIG", ws.path())
+        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
+    let out = run(&mut c);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stdout.contains("auth: basic"), "{out}");
+    assert!(
+        out.stdout.contains("--username and --password-stdin"),
+        "{out}"
+    );
+}
+
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n# keep me\n10.1.2.3 registry-1.docker.io-not";
+
+fn hosts_file(ws: &Workspace) -> PathBuf {
+    let etc = ws.root().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    let p = etc.join("hosts");
+    std::fs::write(&p, HOSTS).unwrap();
+    p
+}
+
+#[test]
+fn block_upstream_present_during_pull_2_and_gone_after_success_and_failure() {
+    let ws = Workspace::new("verify-hosts");
+    let hosts = hosts_file(&ws);
+    let fake = Fake::start(Mode::Good, Some(&hosts));
+    let out = verify(
+        &ws,
+        &[
+            "--mirror",
+            &fake.base,
+            "--image",
+            "probe",
+            "--block-upstream",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["upstream_blocked"], true);
+    assert_eq!(doc["hosts_restored"], true);
+    assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
+    let seen = fake.state.block_seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(!seen[0].1 && !seen[1].1, "pull #1 ran blocked: {seen:?}");
+    assert!(seen[2].1 && seen[3].1, "pull #2 ran unblocked: {seen:?}");
+
+    // Failure during pull #2 (explicit --hosts-file this time).
+    let other = ws.path().join("hosts.private");
+    std::fs::write(&other, HOSTS).unwrap();
+    let fake = Fake::start(Mode::FailPull2, Some(&other));
+    let out = verify(
+        &ws,
+        &[
+            "--mirror",
+            &fake.base,
+            "--image",
+            "probe",
+            "--block-upstream",
+            "--hosts-file",
+            other.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stdout.contains("500"), "{out}");
+    assert!(fake.state.block_seen.lock().unwrap()[2].1);
+    assert_eq!(std::fs::read_to_string(&other).unwrap(), HOSTS);
+    assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
+}
+
+/// Start `verify --block-upstream` against a mirror that hangs on pull #2; returns when the
+/// block is in place and pull #2 is in flight.
+fn hung_verify(ws: &Workspace, hosts: &Path) -> (std::process::Child, Fake) {
+    let fake = Fake::start(Mode::HangPull2, Some(hosts));
+    let mut c = mirrorctl(ws);
+    c.args([
+        "verify",
+        "--mirror",
+        &fake.base,
+        "--image",
+        "probe",
+        "--block-upstream",
+        "--timeout",
+        "600",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let child = c.spawn().unwrap();
+    assert!(
+        common::wait_until(Duration::from_secs(60), || fake
+            .state
+            .hanging
+            .load(Ordering::SeqCst)),
+        "verify never reached pull #2"
+    );
+    let during = std::fs::read_to_string(hosts).unwrap();
+    assert!(during.starts_with(HOSTS), "{during}");
+    assert!(
+        during.contains(&format!("# BEGIN mirrorctl verify pid={}", child.id())),
+        "{during}"
+    );
+    assert!(
+        during.contains("0.0.0.0 registry-1.docker.io\n"),
+        "{during}"
+    );
+    assert!(during.contains(":: auth.docker.io\n"), "{during}");
+    (child, fake)
+}
+
+#[test]
+fn block_removed_on_sigterm_and_sigint() {
+    for (sig, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        let ws = Workspace::new("verify-sig");
+        let hosts = hosts_file(&ws);
+        let (mut child, _fake) = hung_verify(&ws, &hosts);
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "signal {sig}");
+        assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
+    }
+}
+
+#[test]
+fn block_left_by_kill_9_is_removed_by_the_next_run() {
+    let ws = Workspace::new("verify-kill");
+    let hosts = hosts_file(&ws);
+    let (mut child, _fake) = hung_verify(&ws, &hosts);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(std::fs::read_to_string(&hosts)
+        .unwrap()
+        .contains("# BEGIN mirrorctl verify"));
+    let out = run(mirrorctl(&ws).arg("status"));
+    assert!(out.stderr.contains("removed the upstream block"), "{out}");
+    assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
+
+    // And `verify --cleanup` removes one explicitly (even a live pid's).
+    let (mut child, _fake) = hung_verify(&ws, &hosts);
+    let out = run(mirrorctl(&ws).args(["verify", "--cleanup"]));
+    out.assert_ok();
+    assert!(out.stdout.contains("removed the upstream block"), "{out}");
+    assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
+}
