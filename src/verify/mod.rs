@@ -728,8 +728,13 @@ fn print_human(r: &Report) {
             Some(e) => println!("{} {head}{}", ko, e.message),
             None => {
                 let good = p.n == 1 || r.ok;
+                let strength = match (p.cache, p.strength) {
+                    (Cache::Unknown, _) | (_, Strength::None) => "",
+                    (_, Strength::Proven) => ", proven",
+                    (_, Strength::Inferred) => ", inferred",
+                };
                 println!(
-                    "{} {head}{} bytes in {:.2}s — {} ({})",
+                    "{} {head}{} bytes in {:.2}s — {}{strength} ({})",
                     mark(good),
                     p.bytes,
                     p.seconds,
