@@ -121,6 +121,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds (or `30s`, `2m`) to wait for a connection and for each read')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)')
             [CompletionResult]::new('--hosts-file', '--hosts-file', [CompletionResultType]::ParameterName, 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]')
+            [CompletionResult]::new('--client', '--client', [CompletionResultType]::ParameterName, 'Also pull the probe with this real client, after pull #2 and while the upstream is blocked (repeatable)')
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color output (NO_COLOR is honoured)')
@@ -132,8 +133,8 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
         'mirrorctl;completions' {

@@ -397,7 +397,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__verify)
-            opts="-q -v -h --mirror --image --platform --json --timeout --username --password-stdin --block-upstream --hosts-file --cleanup --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --mirror --image --platform --json --timeout --username --password-stdin --block-upstream --hosts-file --client --cleanup --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -425,6 +425,10 @@ _mirrorctl() {
                     ;;
                 --hosts-file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client)
+                    COMPREPLY=($(compgen -W "docker containerd" -- "${cur}"))
                     return 0
                     ;;
                 --root)

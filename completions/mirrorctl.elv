@@ -113,6 +113,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --timeout 'Seconds (or `30s`, `2m`) to wait for a connection and for each read'
             cand --username 'User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)'
             cand --hosts-file 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]'
+            cand --client 'Also pull the probe with this real client, after pull #2 and while the upstream is blocked (repeatable)'
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'
@@ -124,8 +125,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --quiet 'Print only errors'
             cand -v 'Print more detail (repeat for more)'
             cand --verbose 'Print more detail (repeat for more)'
-            cand -h 'Print help'
-            cand --help 'Print help'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
         }
         &'mirrorctl;completions'= {
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'

@@ -111,6 +111,8 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l platform 
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l timeout -d 'Seconds (or `30s`, `2m`) to wait for a connection and for each read' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l username -d 'User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l hosts-file -d 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l client -d 'Also pull the probe with this real client, after pull #2 and while the upstream is blocked (repeatable)' -r -f -a "docker\t'dockerd via the docker CLI (`DOCKER_HOST`, else `<root>/var/run/docker.sock` under a --root)'
+containerd\t'containerd via `ctr content fetch --hosts-dir <root>/etc/containerd/certs.d` (`CONTAINERD_ADDRESS`)'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -122,7 +124,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l block-ups
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l cleanup -d 'Remove a hosts block left by an interrupted `verify --block-upstream`, then exit'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s v -l verbose -d 'Print more detail (repeat for more)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''

@@ -358,6 +358,10 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "PATH")]
     pub hosts_file: Option<PathBuf>,
 
+    /// Also pull the probe with this real client, after pull #2 and while the upstream is blocked (repeatable)
+    #[arg(long = "client", value_enum, value_name = "NAME")]
+    pub clients: Vec<crate::verify::clients::ClientName>,
+
     /// Remove a hosts block left by an interrupted `verify --block-upstream`, then exit
     #[arg(long, conflicts_with_all = ["mirror", "block_upstream"])]
     pub cleanup: bool,

@@ -102,14 +102,28 @@ fn distribution_mirror_miss_then_hit_and_upstream_is_not_a_cache() {
         .collect();
     assert_eq!(blobs.len(), 4, "{}", lines(&log));
 
-    // Warm now: both pulls show the storage fingerprint, which a plain registry shows too.
+    // Warm now: both pulls show the storage fingerprint, which a plain registry shows too;
+    // the push probe tells them apart (distribution in proxy mode refuses pushes: 405).
     let out = verify(&ws, &["--mirror", &mirror, "--image", "probe:latest"]);
     assert_eq!(out.code(), Some(0), "cold tag `latest`: {out}");
-    let out = verify(&ws, &["--mirror", &mirror, "--image", "probe:latest"]);
-    assert_eq!(out.code(), Some(1), "{out}");
-    assert!(out.stdout.contains("not proven"), "{out}");
+    let out = verify(
+        &ws,
+        &["--mirror", &mirror, "--image", "probe:latest", "--json"],
+    );
+    assert_eq!(out.code(), Some(0), "warm: {out}");
+    let doc = json(&out);
+    assert_eq!(doc["pulls"][0]["cache"], "hit", "{out}");
+    assert!(
+        doc["push_probe"].as_str().unwrap().ends_with("405"),
+        "{out}"
+    );
+    assert!(
+        doc["verdict"].as_str().unwrap().contains("refuses pushes"),
+        "{out}"
+    );
 
     // The upstream (a registry that caches nothing) given as the mirror: never a hit.
+    let mark_up = lab.upstream.log_mark();
     let out = verify(
         &ws,
         &[
@@ -125,8 +139,16 @@ fn distribution_mirror_miss_then_hit_and_upstream_is_not_a_cache() {
     assert_eq!(doc["ok"], false);
     assert_ne!(doc["pulls"][0]["cache"], "miss", "{out}");
     assert!(
-        doc["verdict"].as_str().unwrap().contains("not proven"),
+        doc["verdict"].as_str().unwrap().contains("not a cache"),
         "{out}"
+    );
+    // The upload session the probe opened was cancelled.
+    let up = lab.upstream.requests_since(mark_up);
+    assert!(
+        up.iter()
+            .any(|e| e.method == "DELETE" && e.path.contains("/blobs/uploads/")),
+        "{}",
+        lines(&up)
     );
 
     // Unknown image: 404 with the OCI error code, exit 1.
@@ -526,4 +548,106 @@ fn block_left_by_kill_9_is_removed_by_the_next_run() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
+}
+
+/// `--client docker --client containerd` with a private dockerd and containerd: fail, naming
+/// the config file, before `arm`; pass after it.
+#[test]
+fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
+    if !common::require(&[
+        "docker-registry",
+        "skopeo",
+        "unshare",
+        "dockerd",
+        "docker",
+        "containerd",
+        "ctr",
+    ]) {
+        return;
+    }
+    use common::containerd::Containerd;
+    use common::dockerd::Dockerd;
+    let ws = Workspace::new("verify-cli");
+    let lab = Lab::start(&ws);
+    let mirror = lab.mirror.url();
+    let daemon_json = ws.under_root("etc/docker/daemon.json");
+    std::fs::create_dir_all(daemon_json.parent().unwrap()).unwrap();
+    std::fs::write(&daemon_json, "{}\n").unwrap();
+    let dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
+    let ctrd = Containerd::start(&ws.aux("containerd"));
+    let verify_clients = |image: &str| {
+        let mut c = mirrorctl(&ws);
+        c.env("DOCKER_HOST", dockerd.docker_host())
+            .env("DOCKER_CONFIG", ws.aux("docker-cli"))
+            .env("CONTAINERD_ADDRESS", &ctrd.socket)
+            .args([
+                "verify",
+                "--mirror",
+                &mirror,
+                "--image",
+                image,
+                "--client",
+                "docker",
+                "--client",
+                "containerd",
+                "--json",
+            ]);
+        common::run_timeout(&mut c, Duration::from_secs(300))
+    };
+
+    let out = verify_clients("probe:latest");
+    assert_eq!(out.code(), Some(1), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["pulls"][1]["cache"], "hit", "{out}");
+    let clients = doc["clients"].as_array().unwrap();
+    assert_eq!(clients.len(), 2, "{out}");
+    assert_eq!(clients[0]["name"], "docker");
+    assert_eq!(clients[0]["ok"], false, "{out}");
+    assert!(
+        clients[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("etc/docker/daemon.json"),
+        "{out}"
+    );
+    assert_eq!(clients[1]["name"], "containerd");
+    assert_eq!(clients[1]["ok"], false, "{out}");
+    assert!(
+        clients[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("hosts.toml"),
+        "{out}"
+    );
+
+    run(mirrorctl(&ws).args(["arm", "--mirror", &mirror, "--target", "docker,containerd"]))
+        .assert_ok();
+    let pid: i32 = std::fs::read_to_string(&dockerd.pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    let want = format!("{}/", mirror.trim_end_matches('/'));
+    dockerd
+        .wait_mirrors(&[want], Duration::from_secs(30))
+        .expect("dockerd reloaded the mirrors");
+
+    let mark = lab.mirror.log_mark();
+    let out = verify_clients("probe:v2s2");
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["ok"], true, "{out}");
+    for c in doc["clients"].as_array().unwrap() {
+        assert_eq!(c["ok"], true, "{out}");
+    }
+    let log = lab.mirror.requests_since(mark);
+    for ua in ["docker/", "containerd/"] {
+        assert!(
+            log.iter()
+                .any(|e| e.is_manifest_of("library/probe") && e.user_agent.starts_with(ua)),
+            "no {ua} request at the mirror:\n{}",
+            lines(&log)
+        );
+    }
 }

@@ -456,6 +456,35 @@ impl Client {
         }
         req.send().await.map_err(|e| classify_error(&e, url))
     }
+
+    /// Does the registry accept pushes to `repo`? `POST /v2/<repo>/blobs/uploads/`: a
+    /// pull-through cache refuses (distribution in proxy mode: 405 `UNSUPPORTED`), a plain
+    /// registry opens an upload session, which is cancelled at once (`DELETE` its Location).
+    /// Returns the POST's exchange. Sends the cached pull credentials, if any.
+    pub async fn probe_push(&self, repo: &str) -> Result<Exchange, Diagnosis> {
+        let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
+        let mut req = self.http.post(&url);
+        if let Some(a) = self.auth.lock().unwrap().get(repo).cloned() {
+            req = req.header(AUTHORIZATION, a);
+        }
+        let resp = req.send().await.map_err(|e| classify_error(&e, &url))?;
+        let exchange = Exchange::from_response("POST", &resp);
+        let _ = read_small(resp, &url).await;
+        if exchange.status == 202 {
+            if let Some(loc) = exchange.header("location") {
+                let target = reqwest::Url::parse(&url)
+                    .and_then(|u| u.join(loc))
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|_| loc.to_string());
+                let mut del = self.http.delete(&target);
+                if let Some(a) = self.auth.lock().unwrap().get(repo).cloned() {
+                    del = del.header(AUTHORIZATION, a);
+                }
+                let _ = del.send().await;
+            }
+        }
+        Ok(exchange)
+    }
 }
 
 async fn read_small(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>, Diagnosis> {

@@ -6,6 +6,7 @@
 //! inferred from distribution's storage fingerprint *after* pull #1 showed a miss (a plain
 //! registry, or a non-caching proxy in front of one, shows the fingerprint on both pulls).
 
+pub mod clients;
 pub mod evidence;
 pub mod hosts;
 
@@ -110,6 +111,10 @@ pub struct Report {
     pub preflight: Preflight,
     pub pulls: Vec<PullReport>,
     pub verdict: String,
+    /// When the storage fingerprint showed on both pulls: how the mirror answered a push
+    /// attempt (405 `UNSUPPORTED` = distribution in proxy mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push_probe: Option<String>,
     pub upstream_blocked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_unreachable: Option<bool>,
@@ -276,6 +281,12 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         .enable_all()
         .build()?;
     let block = a.block_upstream.then(|| hosts_path.clone());
+    let probes = ClientProbes {
+        names: a.clients.clone(),
+        root: ctx.root.clone(),
+        platform: a.platform.clone(),
+        timeout,
+    };
     let report = rt.block_on(async {
         let work = verify_flow(
             &client,
@@ -284,6 +295,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
             &platform,
             block,
             guard.clone(),
+            probes,
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -326,6 +338,14 @@ fn interrupted(guard: &Arc<Mutex<Option<hosts::HostsGuard>>>, code: i32) -> Opti
     std::process::exit(code)
 }
 
+/// What `--client` asked for.
+struct ClientProbes {
+    names: Vec<clients::ClientName>,
+    root: PathBuf,
+    platform: Option<String>,
+    timeout: Duration,
+}
+
 async fn verify_flow(
     client: &Client,
     mirror: &str,
@@ -333,6 +353,7 @@ async fn verify_flow(
     platform: &Platform,
     block: Option<PathBuf>,
     guard: Arc<Mutex<Option<hosts::HostsGuard>>>,
+    probes: ClientProbes,
 ) -> Result<Report> {
     let mut report = Report {
         ok: false,
@@ -349,6 +370,7 @@ async fn verify_flow(
         },
         pulls: Vec::new(),
         verdict: String::new(),
+        push_probe: None,
         upstream_blocked: false,
         upstream_unreachable: None,
         hosts_file: block.as_ref().map(|p| p.display().to_string()),
@@ -402,6 +424,21 @@ async fn verify_flow(
         *guard.lock().unwrap() = Some(g);
     }
     let pull2 = pull(client, reference, platform, 2).await;
+    for name in probes.names.iter().copied() {
+        let (root, m, r, p, t) = (
+            probes.root.clone(),
+            mirror.to_string(),
+            reference.clone(),
+            probes.platform.clone(),
+            probes.timeout,
+        );
+        let blocked = report.upstream_unreachable == Some(true);
+        let rep = tokio::task::spawn_blocking(move || {
+            clients::probe(name, &root, &m, &r, p.as_deref(), blocked, t)
+        })
+        .await?;
+        report.clients.push(rep);
+    }
     if let Some(mut g) = guard.lock().unwrap().take() {
         report.hosts_restored = Some(g.restore().is_ok());
     }
@@ -413,9 +450,38 @@ async fn verify_flow(
             }
         }
     }
-    let (ok, verdict) = decide(&report.pulls[0], &report.pulls[1]);
+    let push = if warm_fingerprint(&report.pulls[0], &report.pulls[1]) {
+        match client.probe_push(&reference.repository).await {
+            Ok(ex) => Some(PushProbe {
+                status: ex.status,
+                summary: format!("POST {} → {}", ex.url, ex.status),
+            }),
+            Err(d) => Some(PushProbe {
+                status: 0,
+                summary: d.message,
+            }),
+        }
+    } else {
+        None
+    };
+    report.push_probe = push.as_ref().map(|p| p.summary.clone());
+    let (ok, verdict) = decide(&report.pulls[0], &report.pulls[1], push.as_ref());
     report.ok = ok;
     report.verdict = verdict;
+    let failed: Vec<&str> = report
+        .clients
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !failed.is_empty() {
+        report.ok = false;
+        report.verdict = format!(
+            "{}; client(s) not pulling through the mirror: {}",
+            report.verdict,
+            failed.join(", ")
+        );
+    }
     Ok(report)
 }
 
@@ -437,8 +503,24 @@ fn upstream_unreachable(path: &Path, hosts: &[String]) -> Option<bool> {
     )
 }
 
+/// The answer to the push attempt made when the fingerprint is on both pulls.
+pub struct PushProbe {
+    pub status: u16,
+    pub summary: String,
+}
+
+/// Both pulls served every blob with distribution's storage fingerprint (and nothing else).
+fn warm_fingerprint(p1: &PullReport, p2: &PullReport) -> bool {
+    p1.ok
+        && p2.ok
+        && p1.cache == Cache::Hit
+        && p1.strength == Strength::Inferred
+        && p2.cache == Cache::Hit
+        && p2.strength == Strength::Inferred
+}
+
 /// The verdict on the two pulls.
-pub fn decide(p1: &PullReport, p2: &PullReport) -> (bool, String) {
+pub fn decide(p1: &PullReport, p2: &PullReport, push: Option<&PushProbe>) -> (bool, String) {
     if !p2.ok {
         return (
             false,
@@ -455,6 +537,22 @@ pub fn decide(p1: &PullReport, p2: &PullReport) -> (bool, String) {
                 (
                     true,
                     "pull #2 was served from the mirror's storage after pull #1 streamed from upstream (distribution fingerprint appeared)".into(),
+                )
+            } else if push.is_some_and(|p| p.status == 405) {
+                (
+                    true,
+                    format!(
+                        "pull #2 was served from the mirror's storage: the mirror was already warm, and it refuses pushes like distribution in proxy mode ({})",
+                        push.map(|p| p.summary.as_str()).unwrap_or("")
+                    ),
+                )
+            } else if push.is_some_and(|p| p.status == 202) {
+                (
+                    false,
+                    format!(
+                        "not a cache: the \"mirror\" serves blobs from its own storage and accepts pushes ({}, upload cancelled), so it is a plain registry, not a pull-through cache of the upstream",
+                        push.map(|p| p.summary.as_str()).unwrap_or("")
+                    ),
                 )
             } else {
                 (
@@ -767,6 +865,9 @@ fn print_human(r: &Report) {
                 r.hosts_file.as_deref().unwrap_or("?")
             );
         }
+    }
+    for c in &r.clients {
+        println!("{} {:<10} {}", mark(c.ok), c.name, c.detail);
     }
     if let Some(restored) = r.hosts_restored {
         println!(
