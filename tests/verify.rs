@@ -651,3 +651,66 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
         );
     }
 }
+
+/// `mirrorctl serve` as the mirror: its RFC 9211 `Cache-Status` proves miss then hit.
+#[test]
+fn mirrorctl_serve_cache_status_miss_then_hit() {
+    if !common::require(BINS) {
+        return;
+    }
+    let ws = Workspace::new("verify-serve");
+    let lab = Lab::start(&ws);
+    let cache = ws.aux("serve-cache");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(&cache)
+        .args(["--upstream", &lab.upstream.url()]);
+    common::guard(&mut cmd);
+    let mut serve = common::Daemon::spawn("mirrorctl-serve", cmd, &ws.aux("serve"));
+    serve
+        .wait_ready("address on stdout", Duration::from_secs(20), |d| {
+            d.stdout().contains('\n')
+        })
+        .unwrap();
+    let url = format!("http://{}", serve.stdout().lines().next().unwrap().trim());
+    let out = verify(
+        &ws,
+        &[
+            "--mirror",
+            &url,
+            "--image",
+            "probe:multi",
+            "--platform",
+            "linux/amd64",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["pulls"][0]["cache"], "miss", "{out}");
+    assert_eq!(doc["pulls"][0]["strength"], "proven", "{out}");
+    assert_eq!(doc["pulls"][1]["cache"], "hit", "{out}");
+    assert_eq!(doc["pulls"][1]["strength"], "proven", "{out}");
+    assert!(
+        doc["pulls"][1]["responses"][3]["evidence"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cache-Status: mirrorctl; hit"),
+        "{out}"
+    );
+    // Warm: still proven, no push probe needed.
+    let out = verify(
+        &ws,
+        &[
+            "--mirror",
+            &url,
+            "--image",
+            "probe:multi",
+            "--platform",
+            "linux/amd64",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(json(&out).get("push_probe").is_none(), "{out}");
+}
