@@ -209,6 +209,8 @@ enum Mode {
     HangPull2,
     /// Blob GETs of pull #2 answer 500.
     FailPull2,
+    /// Like `Good` behind Bearer token auth; the token server (`/token`) wants Basic `u:p`.
+    Bearer,
 }
 
 struct Fake {
@@ -279,12 +281,52 @@ impl Fake {
 async fn handle(
     axum::extract::State(st): axum::extract::State<Arc<FakeState>>,
     uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
 ) -> axum::response::Response {
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
     st.requests.fetch_add(1, Ordering::SeqCst);
     let api = ("Docker-Distribution-Api-Version", "registry/2.0");
     let path = uri.path().to_string();
+    let authz = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if st.mode == Mode::Bearer {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if path == "/token" {
+            let q = uri.query().unwrap_or("");
+            if !q.contains("service=fake")
+                || !q.contains("scope=repository%3Alibrary%2Fprobe%3Apull")
+            {
+                return (StatusCode::BAD_REQUEST, format!("bad query {q}")).into_response();
+            }
+            // base64("u:p")
+            if authz != "Basic dTpw" {
+                return (StatusCode::UNAUTHORIZED, "{}").into_response();
+            }
+            return r#"{"token":"tok-123","expires_in":300}"#.into_response();
+        }
+        if authz != "Bearer tok-123" {
+            let scope = if path == "/v2/" {
+                String::new()
+            } else {
+                ",scope=\"repository:library/probe:pull\"".to_string()
+            };
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer realm=\"http://{host}/token\",service=\"fake\"{scope}"),
+                )],
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            )
+                .into_response();
+        }
+    }
     if st.mode == Mode::Unauthorized {
         return (
             StatusCode::UNAUTHORIZED,
@@ -412,6 +454,64 @@ fn unauthorized_without_credentials() {
         out.stdout.contains("--username and --password-stdin"),
         "{out}"
     );
+}
+
+#[test]
+fn bearer_token_auth_anonymous_refused_then_with_credentials() {
+    let ws = Workspace::new("verify-bearer");
+    let fake = Fake::start(Mode::Bearer, None);
+    let mut c = mirrorctl(&ws);
+    c.env("DOCKER_CONFIG", ws.path())
+        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
+    let out = run(&mut c);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stdout.contains("auth: bearer"), "{out}");
+    assert!(out.stdout.contains("refuses anonymous pulls"), "{out}");
+
+    let mut c = mirrorctl(&ws);
+    c.env("DOCKER_CONFIG", ws.path())
+        .args([
+            "verify",
+            "--mirror",
+            &fake.base,
+            "--image",
+            "probe",
+            "--username",
+            "u",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"p\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(text.contains("Cache-Status: fake; hit"), "{text}");
+
+    // The same credentials from a docker config file.
+    let cfg = ws.aux("docker-config");
+    std::fs::write(
+        cfg.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"dTpw"}}}}}}"#,
+            fake.base.trim_start_matches("http://")
+        ),
+    )
+    .unwrap();
+    let mut c = mirrorctl(&ws);
+    c.env("DOCKER_CONFIG", &cfg)
+        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
+    let out = run(&mut c);
+    assert_eq!(out.code(), Some(0), "{out}");
 }
 
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n# keep me\n10.1.2.3 registry-1.docker.io-not";
