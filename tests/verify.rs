@@ -814,3 +814,75 @@ fn mirrorctl_serve_cache_status_miss_then_hit() {
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(json(&out).get("push_probe").is_none(), "{out}");
 }
+
+/// `verify --root /` in a private mount namespace whose `/etc/hosts` is a bind-mounted private
+/// file (as in a container): the block is written in place (a bind-mounted file cannot be
+/// renamed over), the resolver sees the upstream names at 0.0.0.0/::, and the file is
+/// byte-identical after success, failure and SIGTERM.
+#[test]
+fn bind_mounted_etc_hosts_in_a_private_namespace() {
+    if !common::require(&["unshare", "mount"]) {
+        return;
+    }
+    let ws = Workspace::new("verify-ns");
+    let file = ws.path().join("hosts.bound");
+    let text = format!("{}\n", HOSTS);
+    std::fs::write(&file, &text).unwrap();
+    let ns_verify = |fake: &Fake| {
+        let mut c = std::process::Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg("mount -n --bind \"$1\" /etc/hosts && shift && exec \"$@\"")
+            .arg("sh")
+            .arg(&file)
+            .arg(env!("CARGO_BIN_EXE_mirrorctl"))
+            .args(["--root", "/", "--state-dir"])
+            .arg(ws.state_dir())
+            .args([
+                "--color",
+                "never",
+                "verify",
+                "--mirror",
+                &fake.base,
+                "--image",
+                "probe",
+                "--block-upstream",
+                "--json",
+            ])
+            .env_remove("MIRRORCTL_ROOT")
+            .env_remove("MIRRORCTL_STATE_DIR");
+        common::guard(&mut c);
+        c
+    };
+
+    let fake = Fake::start(Mode::Good, Some(&file));
+    let out = common::run_timeout(&mut ns_verify(&fake), Duration::from_secs(60));
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["hosts_file"], "/etc/hosts", "{out}");
+    assert_eq!(doc["upstream_unreachable"], true, "{out}");
+    assert_eq!(doc["hosts_restored"], true, "{out}");
+    assert!(fake.state.block_seen.lock().unwrap()[2].1);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    let fake = Fake::start(Mode::FailPull2, Some(&file));
+    let out = common::run_timeout(&mut ns_verify(&fake), Duration::from_secs(60));
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    let fake = Fake::start(Mode::HangPull2, Some(&file));
+    let mut child = ns_verify(&fake)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(common::wait_until(Duration::from_secs(60), || fake
+        .state
+        .hanging
+        .load(Ordering::SeqCst)));
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("0.0.0.0 registry-1.docker.io"));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}

@@ -78,6 +78,59 @@ pub fn find(text: &str) -> Option<Found> {
     })
 }
 
+/// Whether `path` is itself a mount point (a bind-mounted file, as `/etc/hosts` is in a
+/// container): such a file cannot be replaced by `rename`, so it is rewritten in place.
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    info.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|mp| Path::new(&unescape_mountinfo(mp)) == real)
+    })
+}
+
+/// `\040` and friends in mountinfo paths.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Write the hosts file: atomically, or in place when it is a mount point.
+fn write_hosts(path: &Path, contents: &[u8]) -> Result<()> {
+    if is_mount_point(path) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .with_context(|| format!("opening `{}`", path.display()))?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        return Ok(());
+    }
+    fsutil::write_atomic(path, contents)
+}
+
 /// Whether a process with this pid exists.
 pub fn pid_alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
@@ -108,7 +161,7 @@ fn remove_if(path: &Path, pred: impl Fn(&Found) -> bool) -> Result<Option<String
     if found.created && found.restored.is_empty() {
         fsutil::remove_file(path)?;
     } else {
-        fsutil::write_atomic(path, found.restored.as_bytes())
+        write_hosts(path, found.restored.as_bytes())
             .with_context(|| format!("restoring `{}`", path.display()))?;
     }
     Ok(Some(format!(
@@ -176,7 +229,7 @@ impl HostsGuard {
                 );
             }
         }
-        fsutil::write_atomic(path, text.as_bytes())
+        write_hosts(path, text.as_bytes())
             .with_context(|| format!("writing the upstream block to `{}`", path.display()))?;
         Ok(HostsGuard {
             path: path.to_path_buf(),
@@ -268,6 +321,15 @@ mod tests {
         // Explicit cleanup removes it regardless.
         assert!(remove_block(&p).unwrap().is_some());
         assert_eq!(std::fs::read_to_string(&p).unwrap(), original);
+    }
+
+    #[test]
+    fn mountinfo_paths_unescape() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(unescape_mountinfo("/etc/hosts"), "/etc/hosts");
+        assert_eq!(unescape_mountinfo("/a\\040"), "/a ");
+        assert_eq!(unescape_mountinfo("/x\\"), "/x\\");
+        assert!(is_mount_point(Path::new("/")));
     }
 
     #[test]
