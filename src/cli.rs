@@ -350,6 +350,10 @@ pub struct VerifyArgs {
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
 
+    /// Also trust this CA certificate file (PEM) for an https mirror
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+
     /// Map the upstream registry's host names to 0.0.0.0 and :: in the hosts file during pull #2
     #[arg(long)]
     pub block_upstream: bool,

@@ -886,3 +886,88 @@ fn bind_mounted_etc_hosts_in_a_private_namespace() {
     assert_eq!(child.wait().unwrap().code(), Some(143));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
 }
+
+/// An https mirror (`mirrorctl serve --tls-cert`) whose CA is unknown: a TLS diagnosis naming
+/// `--ca-cert`; with `--ca-cert` the preflight passes; `http://` to it is the reverse scheme
+/// mismatch.
+#[test]
+fn tls_mirror_unknown_ca_then_ca_cert_and_http_to_https_port() {
+    if !common::require(&["openssl"]) {
+        return;
+    }
+    let ws = Workspace::new("verify-tls");
+    let d = ws.aux("tls");
+    let ossl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(&d)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    let split = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    let mut a = split("req -x509 -days 2 -subj /CN=verify-test-CA -keyout ca.key -out ca.pem");
+    a.extend(split(ec));
+    ossl(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut a = split("req -subj /CN=127.0.0.1 -keyout key.pem -out leaf.csr");
+    a.extend(split(ec));
+    ossl(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    std::fs::write(
+        d.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    ossl(&split(
+        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out cert.pem",
+    ).iter().map(String::as_str).collect::<Vec<_>>());
+
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(ws.aux("cache"))
+        .args(["--upstream", "http://127.0.0.1:9", "--tls-cert"])
+        .arg(d.join("cert.pem"))
+        .arg("--tls-key")
+        .arg(d.join("key.pem"));
+    common::guard(&mut cmd);
+    let mut serve = common::Daemon::spawn("mirrorctl-serve", cmd, &ws.aux("serve"));
+    serve
+        .wait_ready("address on stdout", Duration::from_secs(20), |d| {
+            d.stdout().contains('\n')
+        })
+        .unwrap();
+    let addr = serve.stdout().lines().next().unwrap().trim().to_string();
+
+    let out = verify(&ws, &["--mirror", &format!("https://{addr}"), "--json"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["preflight"]["error"]["kind"], "tls", "{out}");
+    assert!(out.stdout.contains("--ca-cert"), "{out}");
+
+    let ca = d.join("ca.pem");
+    let out = verify(
+        &ws,
+        &[
+            "--mirror",
+            &format!("https://{addr}"),
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    let doc = json(&out);
+    assert_eq!(doc["preflight"]["ok"], true, "{out}");
+    // The upstream is a closed port: pull #1 fails with the mirror's 5xx/404, exit 1.
+    assert_eq!(out.code(), Some(1), "{out}");
+
+    let out = verify(&ws, &["--mirror", &format!("http://{addr}")]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(
+        out.stdout.contains(&format!("https://{addr}")),
+        "no hint to use https: {out}"
+    );
+}

@@ -125,20 +125,32 @@ pub struct Client {
 impl Client {
     /// A client for the registry at `base` (`http://host:port`), `timeout` for connecting and
     /// for each read (a large blob may take longer in total).
+    /// `ca_pem`: extra trusted CA certificates (PEM), besides the built-in web roots.
     pub fn new(
         base: &str,
         credentials: Option<(String, String)>,
         timeout: Duration,
+        ca_pem: Option<&[u8]>,
     ) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!(
                 "mirrorctl/",
                 env!("CARGO_PKG_VERSION"),
                 " (verify)"
             ))
             .connect_timeout(timeout)
-            .read_timeout(timeout)
-            .build()?;
+            .read_timeout(timeout);
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| anyhow::anyhow!("the CA file is not PEM certificates: {e}"))?;
+            if certs.is_empty() {
+                anyhow::bail!("the CA file holds no PEM certificate");
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder.build()?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -647,7 +659,7 @@ pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> D
     {
         return Diagnosis::new(
             "tls",
-            format!("TLS with {host} failed ({}): install the mirror's CA certificate on this runner, or fix the mirror's certificate", last_part(chain)),
+            format!("TLS with {host} failed ({}): pass the mirror's CA certificate with --ca-cert PATH, or fix the mirror's certificate", last_part(chain)),
         );
     }
     if timeout || lower.contains("timed out") || lower.contains("deadline") {

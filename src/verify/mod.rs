@@ -272,7 +272,14 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         _ => docker_config_credentials(&host_port(&mirror)),
     };
     let timeout = Duration::from_secs(a.timeout);
-    let client = Client::new(&mirror, credentials, timeout)?;
+    let ca = match &a.ca_cert {
+        Some(p) => Some(
+            std::fs::read(p).map_err(|e| UserError(format!("--ca-cert `{}`: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let client = Client::new(&mirror, credentials, timeout, ca.as_deref())
+        .map_err(|e| UserError(format!("--ca-cert: {e:#}")))?;
     let armed = armed_check(&ctx.state_dir, &mirror);
     let guard: Arc<Mutex<Option<hosts::HostsGuard>>> = Arc::new(Mutex::new(None));
 
