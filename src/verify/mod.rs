@@ -7,6 +7,7 @@
 //! registry, or a non-caching proxy in front of one, shows the fingerprint on both pulls).
 
 pub mod clients;
+pub mod embedded;
 pub mod evidence;
 pub mod hosts;
 
@@ -123,6 +124,9 @@ pub struct Report {
     pub clients: Vec<ClientReport>,
     pub ratelimit: Option<RateLimit>,
     pub armed: Option<Armed>,
+    /// `--embedded`: the in-process server's upstream and temporary cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<embedded::EmbeddedReport>,
 }
 
 /// The mirror's base URL: scheme + authority, no path.
@@ -252,11 +256,40 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let mirror = parse_mirror(a.mirror.as_deref().unwrap_or_default())?;
     let reference: Reference = a
         .image
         .parse()
         .map_err(|e| UserError(format!("--image `{}`: {e}", a.image)))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if a.upstream.is_some() && !a.embedded {
+        return Err(UserError(
+            "--upstream is the upstream of --embedded's server; with --mirror, the mirror's own upstream is used".into(),
+        )
+        .into());
+    }
+    let embedded = match a.embedded {
+        true => {
+            let upstream = match &a.upstream {
+                Some(u) => {
+                    parse_mirror(u).map_err(|e| UserError(e.0.replace("--mirror", "--upstream")))?
+                }
+                None => oci::upstream_endpoint(&reference.registry),
+            };
+            Some(rt.block_on(embedded::Embedded::start(
+                &reference.registry,
+                &upstream,
+                &std::env::temp_dir(),
+            ))?)
+        }
+        false => None,
+    };
+    let mirror = match &embedded {
+        Some(e) => e.url(),
+        None => parse_mirror(a.mirror.as_deref().unwrap_or_default())?,
+    };
     let platform = match &a.platform {
         Some(p) => Platform::parse(p).map_err(UserError)?,
         None => Platform::host(),
@@ -280,13 +313,13 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
     };
     let client = Client::new(&mirror, credentials, timeout, ca.as_deref())
         .map_err(|e| UserError(format!("--ca-cert: {e:#}")))?;
-    let armed = armed_check(&ctx.state_dir, &mirror);
+    // The armed configs cannot name an embedded server's ephemeral port.
+    let armed = match embedded {
+        Some(_) => None,
+        None => armed_check(&ctx.state_dir, &mirror),
+    };
     let guard: Arc<Mutex<Option<hosts::HostsGuard>>> = Arc::new(Mutex::new(None));
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let block = a.block_upstream.then(|| hosts_path.clone());
     let probes = ClientProbes {
         names: a.clients.clone(),
@@ -319,6 +352,33 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         report.hosts_restored = Some(g.restore().is_ok());
     }
     report.armed = armed;
+    if let Some(e) = embedded {
+        report.embedded = Some(rt.block_on(e.stop()));
+        let proven = report
+            .pulls
+            .get(1)
+            .is_some_and(|p| p.ok && p.cache == Cache::Hit && p.strength == Strength::Proven);
+        if report.ok && !proven {
+            report.ok = false;
+            report.verdict = format!(
+                "the embedded server's pull #2 was not a Cache-Status hit: {}",
+                report.verdict
+            );
+        }
+        let upstream_down = report
+            .pulls
+            .first()
+            .and_then(|p| p.error.as_ref())
+            .is_some_and(|e| e.message.contains("upstream registry unreachable"));
+        if upstream_down {
+            let up = report.embedded.as_ref().map(|e| e.upstream.clone());
+            report.verdict = format!(
+                "the embedded server cannot reach its upstream {}: this machine needs access to it, or pass --upstream with a registry it can reach ({})",
+                up.unwrap_or_default(),
+                report.verdict
+            );
+        }
+    }
     let code = if report.ok { 0 } else { 1 };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -330,6 +390,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
 
 /// SIGINT/SIGTERM: remove the block, then exit with 128+signal.
 fn interrupted(guard: &Arc<Mutex<Option<hosts::HostsGuard>>>, code: i32) -> Option<Report> {
+    embedded::remove_live();
     let restored = match guard.lock().unwrap().take() {
         Some(mut g) => g.restore().is_ok(),
         None => true,
@@ -385,6 +446,7 @@ async fn verify_flow(
         clients: Vec::new(),
         ratelimit: None,
         armed: None,
+        embedded: None,
     };
     match client.ping().await {
         Ok(p) => {
@@ -794,6 +856,19 @@ fn print_human(r: &Report) {
     let warn = console::style("!").yellow().bold();
     let mark = |b: bool| if b { ok.clone() } else { ko.clone() };
     println!("verify {} through {}", r.image, r.mirror);
+    if let Some(e) = &r.embedded {
+        println!(
+            "{} embedded   mirrorctl serve in this process, upstream {}, cache {} {}",
+            mark(e.removed),
+            e.upstream,
+            e.cache_dir,
+            if e.removed {
+                "(removed)"
+            } else {
+                "(NOT removed)"
+            }
+        );
+    }
     match &r.preflight.error {
         None => println!(
             "{} preflight  GET {} → {} (auth: {})",
