@@ -88,6 +88,30 @@ fn cpu_secs(pid: u32) -> f64 {
     (tick(11) + tick(12)) / 100.0
 }
 
+/// CPU seconds per thread of `pid` so far, busiest first (`name:tid=secs`).
+fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let tid = e.file_name().to_string_lossy().into_owned();
+                    let s = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                    let name = s.split_once('(')?.1.rsplit_once(')')?.0.to_string();
+                    let secs = {
+                        let rest = s.rsplit_once(')')?.1;
+                        let f: Vec<&str> = rest.split_whitespace().collect();
+                        (f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0
+                    };
+                    Some((format!("{name}:{tid}"), secs))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+    v.truncate(4);
+    v
+}
+
 /// CPU seconds used by each of `pids` while `f` runs, and f's result.
 fn with_cpu<T>(pids: &[u32], f: impl FnOnce() -> T) -> (Vec<f64>, T) {
     let before: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
@@ -238,11 +262,12 @@ fn bench_serve_vs_distribution() {
             });
             assert_eq!(sizes, vec![size]);
             eprintln!(
-                "  {kind} cold {:.0} MiB/s; CPU s: upstream {:.2}, mirror {:.2}, client {:.2}; wall {t:.2} s ({cores} cores)",
+                "  {kind} cold {:.0} MiB/s; CPU s: upstream {:.2}, mirror {:.2}, client {:.2}; wall {t:.2} s ({cores} cores); busiest mirror threads {:?}",
                 mib / t,
                 cpu[0],
                 cpu[1],
-                cpu[2]
+                cpu[2],
+                thread_cpu(fresh.pid)
             );
             colds.push(t);
             if let Guard::Serve(d) = &fresh._guard {
