@@ -106,11 +106,23 @@ fn distribution_mirror_miss_then_hit_and_upstream_is_not_a_cache() {
     // the push probe tells them apart (distribution in proxy mode refuses pushes: 405).
     let out = verify(&ws, &["--mirror", &mirror, "--image", "probe:latest"]);
     assert_eq!(out.code(), Some(0), "cold tag `latest`: {out}");
+    // Off a terminal: one plain progress line per pull on stderr with the exact blob bytes
+    // counted while streaming, no bar, no escape sequence.
+    let blob_bytes = lab.image.amd64.config.size + lab.image.amd64.layer.size;
+    for n in [1, 2] {
+        let want = format!("pull #{n}: {blob_bytes} of {blob_bytes} blob bytes in 2 blob(s)");
+        assert!(out.stderr.contains(&want), "no `{want}` in {out}");
+    }
+    assert!(!out.stderr.contains('\x1b'), "{out}");
     let out = verify(
         &ws,
         &["--mirror", &mirror, "--image", "probe:latest", "--json"],
     );
     assert_eq!(out.code(), Some(0), "warm: {out}");
+    assert!(
+        !out.stderr.contains("pull #"),
+        "--json prints no progress: {out}"
+    );
     let doc = json(&out);
     assert_eq!(doc["pulls"][0]["cache"], "hit", "{out}");
     assert!(

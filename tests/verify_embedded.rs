@@ -176,3 +176,33 @@ fn embedded_cache_is_removed_on_sigterm() {
     assert!(tmp_entries(&ws).is_empty(), "{:?}", tmp_entries(&ws));
     drop(silent);
 }
+
+/// On a terminal (a pty from `script`), pulls draw indicatif bars on stderr.
+#[test]
+fn progress_bars_on_a_terminal() {
+    if !common::require(&["docker-registry", "skopeo", "script"]) {
+        return;
+    }
+    let ws = Workspace::new("verify-embedded-tty");
+    let image = common::image::ProbeImage::build(&ws.aux("image"), Some(32));
+    let upstream = Registry::upstream(&ws.aux("upstream"));
+    common::registry::seed_upstream(&upstream, &image, &ws.aux("seed"));
+    let cmdline = format!(
+        "TMPDIR={} {} verify --embedded --upstream {} --image probe:big --color always",
+        ws.aux("tmp").display(),
+        env!("CARGO_BIN_EXE_mirrorctl"),
+        upstream.url()
+    );
+    let typescript = ws.aux("tty").join("typescript");
+    let mut c = Command::new("script");
+    c.args(["-q", "-e", "-c", &cmdline]).arg(&typescript);
+    common::guard(&mut c);
+    let out = common::run_timeout(&mut c, Duration::from_secs(120));
+    assert_eq!(out.code(), Some(0), "{out}");
+    let tty = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(tty.contains("pull #1 ["), "no bar for pull #1: {tty:?}");
+    assert!(tty.contains("pull #2 ["), "no bar for pull #2: {tty:?}");
+    assert!(tty.contains("MiB"), "{tty:?}");
+    // Bars, not the plain lines used off a terminal.
+    assert!(!tty.contains("blob bytes in"), "{tty:?}");
+}

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod embedded;
 pub mod evidence;
 pub mod hosts;
+pub mod progress;
 
 use crate::cli::{Global, VerifyArgs};
 use crate::commands;
@@ -336,6 +337,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
             block,
             guard.clone(),
             probes,
+            a.json,
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -422,6 +424,7 @@ async fn verify_flow(
     block: Option<PathBuf>,
     guard: Arc<Mutex<Option<hosts::HostsGuard>>>,
     probes: ClientProbes,
+    json: bool,
 ) -> Result<Report> {
     let mut report = Report {
         ok: false,
@@ -466,7 +469,14 @@ async fn verify_flow(
             return Ok(report);
         }
     }
-    let pull1 = pull(client, reference, platform, 1).await;
+    let pull1 = pull(
+        client,
+        reference,
+        platform,
+        1,
+        &progress::Reporter::auto(1, json, output::quiet()),
+    )
+    .await;
     report.digest = pull1
         .responses
         .first()
@@ -492,7 +502,14 @@ async fn verify_flow(
         report.upstream_unreachable = upstream_unreachable(path, &hosts);
         *guard.lock().unwrap() = Some(g);
     }
-    let pull2 = pull(client, reference, platform, 2).await;
+    let pull2 = pull(
+        client,
+        reference,
+        platform,
+        2,
+        &progress::Reporter::auto(2, json, output::quiet()),
+    )
+    .await;
     for name in probes.names.iter().copied() {
         let (root, m, r, p, t) = (
             probes.root.clone(),
@@ -688,7 +705,13 @@ struct PlatformDesc {
     variant: Option<String>,
 }
 
-async fn pull(client: &Client, r: &Reference, platform: &Platform, n: u32) -> PullReport {
+async fn pull(
+    client: &Client,
+    r: &Reference,
+    platform: &Platform,
+    n: u32,
+    progress: &dyn progress::Progress,
+) -> PullReport {
     let start = Instant::now();
     let mut rep = PullReport {
         n,
@@ -701,11 +724,12 @@ async fn pull(client: &Client, r: &Reference, platform: &Platform, n: u32) -> Pu
         seconds: 0.0,
         error: None,
     };
-    if let Err(d) = pull_inner(client, r, platform, &mut rep).await {
+    if let Err(d) = pull_inner(client, r, platform, &mut rep, progress).await {
         rep.error = Some(d.into());
     } else {
         rep.ok = true;
     }
+    progress.finish(rep.ok);
     rep.seconds = (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     summarize(&mut rep);
     rep
@@ -716,6 +740,7 @@ async fn pull_inner(
     r: &Reference,
     platform: &Platform,
     rep: &mut PullReport,
+    progress: &dyn progress::Progress,
 ) -> Result<(), Diagnosis> {
     let repo = r.repository.as_str();
     let top = client.manifest(repo, &r.reference()).await?;
@@ -793,8 +818,16 @@ async fn pull_inner(
         serde_json::from_value(v["layers"].clone()).map_err(|e| bad(&manifest.exchange.url, e))?;
     let mut blobs = vec![("config", &config)];
     blobs.extend(layers.iter().map(|l| ("layer", l)));
+    progress.start(blobs.len(), blobs.iter().map(|(_, d)| d.size).sum());
     for (kind, d) in blobs {
-        let b = client.blob(repo, &d.digest, d.size, |_| {}).await?;
+        progress.blob(&d.digest);
+        let mut seen = 0u64;
+        let b = client
+            .blob(repo, &d.digest, d.size, |n| {
+                progress.advance(n - seen);
+                seen = n;
+            })
+            .await?;
         rep.bytes += b.bytes;
         rep.responses
             .push(response(kind, &b.exchange, true, Some(&d.digest)));
