@@ -327,6 +327,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         root: ctx.root.clone(),
         platform: a.platform.clone(),
         timeout,
+        json: a.json,
     };
     let report = rt.block_on(async {
         let work = verify_flow(
@@ -337,7 +338,6 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
             block,
             guard.clone(),
             probes,
-            a.json,
         );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -408,12 +408,13 @@ fn interrupted(guard: &Arc<Mutex<Option<hosts::HostsGuard>>>, code: i32) -> Opti
     std::process::exit(code)
 }
 
-/// What `--client` asked for.
+/// What `--client` asked for, and whether the output is JSON (then no progress on stderr).
 struct ClientProbes {
     names: Vec<clients::ClientName>,
     root: PathBuf,
     platform: Option<String>,
     timeout: Duration,
+    json: bool,
 }
 
 async fn verify_flow(
@@ -424,8 +425,8 @@ async fn verify_flow(
     block: Option<PathBuf>,
     guard: Arc<Mutex<Option<hosts::HostsGuard>>>,
     probes: ClientProbes,
-    json: bool,
 ) -> Result<Report> {
+    let json = probes.json;
     let mut report = Report {
         ok: false,
         mirror: mirror.to_string(),
