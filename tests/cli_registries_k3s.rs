@@ -71,7 +71,20 @@ impl FakeCrio {
     fn start(dir: &Path) -> FakeCrio {
         let bin = dir.join("crio");
         fs::copy("/bin/sleep", &bin).unwrap();
-        FakeCrio(Command::new(&bin).arg("300").spawn().unwrap())
+        // Another test thread may fork while our copy's write descriptor is still open;
+        // its child holds that descriptor until its exec, and exec of the copy meanwhile
+        // fails with ETXTBSY. The window is short: retry.
+        let mut tries = 0;
+        loop {
+            match Command::new(&bin).arg("300").spawn() {
+                Ok(child) => return FakeCrio(child),
+                Err(e) if e.raw_os_error() == Some(26) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("start {}: {e}", bin.display()),
+            }
+        }
     }
 }
 

@@ -1034,3 +1034,99 @@ fn tls_mirror_unknown_ca_then_ca_cert_and_http_to_https_port() {
         "no hint to use https: {out}"
     );
 }
+
+/// `--client podman --client skopeo`: fail before `arm --target registries` (naming
+/// registries.conf), pass after it, through the mirror (its access log), and fail again when a
+/// plain-HTTP mirror lacks `insecure = true`.
+#[test]
+fn clients_podman_and_skopeo_follow_registries_conf() {
+    if !common::require(&["docker-registry", "skopeo", "podman", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("vpc"); // short: podman limits --runroot length
+    let lab = Lab::start(&ws);
+    let mirror = lab.mirror.url();
+    let etc = ws.under_root("etc/containers");
+    std::fs::create_dir_all(&etc).unwrap();
+    let main_conf = "unqualified-search-registries = [\"docker.io\"]\n";
+    std::fs::write(etc.join("registries.conf"), main_conf).unwrap();
+    let verify_clients = || {
+        let mut c = mirrorctl(&ws);
+        c.args([
+            "verify",
+            "--mirror",
+            &mirror,
+            "--image",
+            "probe:multi",
+            "--client",
+            "podman",
+            "--client",
+            "skopeo",
+            "--json",
+        ]);
+        common::guard(&mut c);
+        common::run_timeout(&mut c, Duration::from_secs(300))
+    };
+    let out = verify_clients();
+    assert_eq!(out.code(), Some(1), "{out}");
+    let doc = json(&out);
+    for (i, name) in ["podman", "skopeo"].iter().enumerate() {
+        let c = &doc["clients"][i];
+        assert_eq!(c["name"], *name, "{out}");
+        assert_eq!(c["ok"], false, "{out}");
+        let d = c["detail"].as_str().unwrap();
+        assert!(d.contains("registries.conf"), "{out}");
+        assert!(d.contains("--target registries"), "{out}");
+    }
+
+    run(mirrorctl(&ws).args(["arm", "--mirror", &mirror, "--target", "registries"])).assert_ok();
+    let mark = lab.mirror.log_mark();
+    let out = verify_clients();
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    for c in doc["clients"].as_array().unwrap() {
+        assert_eq!(c["ok"], true, "{out}");
+        assert!(
+            c["detail"].as_str().unwrap().contains("90-mirrorctl.conf"),
+            "{out}"
+        );
+    }
+    let log = lab.mirror.requests_since(mark);
+    // podman identifies as containers/<containers-image version>, skopeo as skopeo/<version>.
+    for ua in ["containers/", "skopeo/"] {
+        assert!(
+            log.iter()
+                .any(|e| e.is_blob_of("library/probe") && e.user_agent.contains(ua)),
+            "no {ua} blob request at the mirror:\n{}",
+            lines(&log)
+        );
+    }
+    // Nothing of podman's storage or the namespaces is left in the root.
+    let left: Vec<_> = std::fs::read_dir(ws.root().join("etc/containers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left.iter()
+            .filter(|n| *n != "registries.conf" && *n != "registries.conf.d")
+            .count(),
+        0,
+        "{left:?}"
+    );
+
+    // A drop-in that lists the plain-HTTP mirror without `insecure = true` would make them
+    // try HTTPS and fall back: refused, naming that file.
+    let dropin = etc.join("registries.conf.d/90-mirrorctl.conf");
+    let text = std::fs::read_to_string(&dropin).unwrap();
+    std::fs::write(&dropin, text.replace("insecure = true", "insecure = false")).unwrap();
+    let out = verify_clients();
+    assert_eq!(out.code(), Some(1), "{out}");
+    let doc = json(&out);
+    for c in doc["clients"].as_array().unwrap() {
+        let d = c["detail"].as_str().unwrap();
+        assert!(
+            d.contains("insecure = true") && d.contains("90-mirrorctl.conf"),
+            "{out}"
+        );
+    }
+}

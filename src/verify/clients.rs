@@ -263,15 +263,16 @@ fn buildkit(
 struct TempDir(std::path::PathBuf);
 
 impl TempDir {
+    /// Short names (`mcv-<client>-<pid>-<n>`): podman refuses a run root over 50 characters.
     fn new(what: &str) -> Result<TempDir, String> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
         let d = std::env::temp_dir().join(format!(
-            "mirrorctl-verify-{what}-{}-{}",
+            "mcv-{what}-{}-{}",
             std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
+            N.fetch_add(1, Ordering::Relaxed)
         ));
+        let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         Ok(TempDir(d))
     }
@@ -348,13 +349,13 @@ fn containers(
     match name {
         ClientName::Podman => {
             if root != Path::new("/") {
-                for d in ["storage", "runroot"] {
+                for d in ["storage", "run"] {
                     let _ = std::fs::create_dir_all(tmp.0.join(d));
                 }
                 c.arg("--root")
                     .arg(tmp.0.join("storage"))
                     .arg("--runroot")
-                    .arg(tmp.0.join("runroot"))
+                    .arg(tmp.0.join("run"))
                     .arg("--tmpdir")
                     .arg(&tmp.0)
                     .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
