@@ -389,8 +389,62 @@ impl Rig {
                 self.ctrd()?.pull(&self.hosts_dir(), &reference, extra)
             }
             Client::Podman => self.containers.podman_pull(&reference, &[]),
-            Client::Skopeo => self.containers.skopeo_pull(&reference, &[]),
+            Client::Skopeo => {
+                // Into a dir of our own, to read what arrived.
+                let dest = self.skopeo_dest(tag);
+                let _ = std::fs::remove_dir_all(&dest);
+                let mut c = self.containers.skopeo();
+                c.args(["copy", "--quiet"])
+                    .arg(format!("docker://{reference}"))
+                    .arg(format!("dir:{}", dest.display()));
+                run_timeout(&mut c, Duration::from_secs(120))
+            }
         })
+    }
+
+    fn skopeo_dest(&self, tag: &str) -> PathBuf {
+        self.containers
+            .aux
+            .join("tmp")
+            .join(format!("matrix-{tag}"))
+    }
+
+    /// What the client now holds for `tag`, as text that names its manifest digest(s).
+    fn holds(&self, client: Client, tag: &str, pull: &Out) -> Result<String, String> {
+        let reference = format!("{PROBE}:{tag}");
+        let out = match client {
+            Client::Dockerd => {
+                let mut c = self.dockerd()?.docker();
+                c.args(["image", "inspect", "--format", "{{json .RepoDigests}}"])
+                    .arg(&reference);
+                run_timeout(&mut c, Duration::from_secs(60))
+            }
+            Client::Ctr => {
+                let mut c = self.ctrd()?.ctr();
+                c.args(["images", "ls"]).arg(format!("name=={reference}"));
+                run_timeout(&mut c, Duration::from_secs(60))
+            }
+            Client::Podman => {
+                let mut c = self.containers.podman();
+                c.args(["image", "inspect", "--format", "{{json .RepoDigests}}"])
+                    .arg(&reference);
+                run_timeout(&mut c, Duration::from_secs(60))
+            }
+            // The build log names the digest BuildKit resolved (`FROM …@sha256:…`).
+            Client::Buildkit => return Ok(pull.combined()),
+            Client::Skopeo => {
+                let m = std::fs::read(self.skopeo_dest(tag).join("manifest.json"))
+                    .map_err(|e| format!("skopeo wrote no manifest.json: {e}"))?;
+                return Ok(sha256(&m));
+            }
+        };
+        if !out.ok() {
+            return Err(format!(
+                "cannot inspect the pulled image: {}",
+                tail(&out, 3)
+            ));
+        }
+        Ok(out.stdout)
     }
 
     /// `mirrorctl verify --mirror <url> --image <probe> --client <client> --json`, with the
@@ -483,7 +537,13 @@ fn load(rig: &mut Rig, client: Client, want: &[String]) -> StepResult {
 }
 
 /// Run every cell of one target (arm, pulls, verify, disarm, pull after disarm) against `mirror`.
-fn run_target(rig: &mut Rig, mirror: Mirror, target: &str, cells: &mut [Cell]) {
+fn run_target(
+    rig: &mut Rig,
+    mirror: Mirror,
+    target: &str,
+    cells: &mut [Cell],
+    digests: &BTreeMap<&str, Vec<String>>,
+) {
     let url = mirror.url();
     let active: Vec<usize> = (0..cells.len())
         .filter(|&i| {
@@ -535,7 +595,17 @@ fn run_target(rig: &mut Rig, mirror: Mirror, target: &str, cells: &mut [Cell]) {
             let mark = mirror.log().log_mark();
             let r = attempt(|| {
                 let out = rig.pull(client, tag)?;
-                through_mirror(&out, mirror, mark, client.ua())
+                let proof = through_mirror(&out, mirror, mark, client.ua())?;
+                let held = rig.holds(client, tag, &out)?;
+                let want = &digests[tag];
+                match want.iter().find(|d| held.contains(d.as_str())) {
+                    Some(d) => Ok(format!("{proof}; got {}", &d[..19])),
+                    None => Err(format!(
+                        "pulled through the mirror, but the client holds none of the expected \
+                         digests {want:?}: {}",
+                        held.trim()
+                    )),
+                }
             });
             cells[i].steps.insert(col, r);
         }
@@ -645,6 +715,50 @@ fn render(cells: &[Cell], header: &str) -> String {
     s
 }
 
+fn sha256(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+}
+
+/// Per tag, the manifest digests a client may end up holding: `latest` its OCI manifest,
+/// `multi` the index or one of its platform manifests (skopeo without `--all` keeps only the
+/// host's), `v2s2` the Docker v2 schema 2 manifest the upstream holds (skopeo converted it when
+/// seeding; checked here to really be one).
+fn expected_digests(lab: &Lab, ws: &Workspace) -> BTreeMap<&'static str, Vec<String>> {
+    let scratch = ws.aux("skopeo-inspect");
+    let (tmp, home) = (scratch.join("tmp"), scratch.join("home"));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let mut c = common::registry::skopeo_cmd(&tmp, &home);
+    c.args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!(
+            "docker://{}/library/probe:v2s2",
+            lab.upstream.host()
+        ));
+    let out = run_timeout(&mut c, Duration::from_secs(60));
+    out.assert_ok();
+    let raw = out.stdout.as_bytes();
+    let v: serde_json::Value = serde_json::from_slice(raw).unwrap();
+    assert_eq!(
+        v["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
+        "the upstream's :v2s2 is not a Docker v2 schema 2 manifest: {}",
+        out.stdout
+    );
+    let img = &lab.image;
+    BTreeMap::from([
+        ("latest", vec![img.amd64.manifest.digest.clone()]),
+        (
+            "multi",
+            vec![
+                img.index.digest.clone(),
+                img.amd64.manifest.digest.clone(),
+                img.arm64.manifest.digest.clone(),
+            ],
+        ),
+        ("v2s2", vec![sha256(raw)]),
+    ])
+}
+
 fn report_path() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp.
     Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -731,6 +845,7 @@ fn every_client_through_every_mirror() {
         t0.elapsed().as_secs_f64()
     );
 
+    let digests = expected_digests(&lab, &ws);
     let mut unavailable: BTreeMap<&'static str, String> = BTreeMap::new();
     for client in Client::ALL {
         let missing: Vec<&str> = client
@@ -805,7 +920,7 @@ fn every_client_through_every_mirror() {
     }
     for mirror in mirror_list {
         for target in ["docker", "containerd", "registries"] {
-            run_target(&mut rig, mirror, target, &mut cells);
+            run_target(&mut rig, mirror, target, &mut cells, &digests);
             eprintln!(
                 "[{:>6.1}s] {} × --target {target} done",
                 t0.elapsed().as_secs_f64(),
