@@ -401,13 +401,17 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__verify)
-            opts="-q -v -h --mirror --image --platform --json --timeout --username --password-stdin --ca-cert --block-upstream --hosts-file --client --cleanup --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --mirror --embedded --upstream --image --platform --json --timeout --username --password-stdin --ca-cert --block-upstream --hosts-file --client --cleanup --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upstream)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -109,6 +109,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         }
         &'mirrorctl;verify'= {
             cand --mirror 'The mirror to verify, scheme required (`http://host:port`, `https://host`)'
+            cand --upstream 'Upstream of the --embedded server [default: the image''s registry, https://registry-1.docker.io for docker.io]'
             cand --image 'The probe image, pulled twice through the mirror'
             cand --platform 'Platform to pick from a multi-platform image [default: this host''s]'
             cand --timeout 'Seconds (or `30s`, `2m`) to wait for a connection and for each read'
@@ -119,6 +120,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --embedded 'Verify an in-process `mirrorctl serve` (free loopback port, temporary cache, all removed afterwards) instead of --mirror'
             cand --json 'Print one JSON document on stdout instead of text'
             cand --password-stdin 'Read the password for --username from stdin'
             cand --block-upstream 'Map the upstream registry''s host names to 0.0.0.0 and :: in the hosts file during pull #2'

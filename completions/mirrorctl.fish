@@ -107,6 +107,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s q -l quiet
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l mirror -d 'The mirror to verify, scheme required (`http://host:port`, `https://host`)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l upstream -d 'Upstream of the --embedded server [default: the image\'s registry, https://registry-1.docker.io for docker.io]' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l image -d 'The probe image, pulled twice through the mirror' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l platform -d 'Platform to pick from a multi-platform image [default: this host\'s]' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l timeout -d 'Seconds (or `30s`, `2m`) to wait for a connection and for each read' -r
@@ -120,6 +121,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l state-dir
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l embedded -d 'Verify an in-process `mirrorctl serve` (free loopback port, temporary cache, all removed afterwards) instead of --mirror'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l json -d 'Print one JSON document on stdout instead of text'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l password-stdin -d 'Read the password for --username from stdin'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l block-upstream -d 'Map the upstream registry\'s host names to 0.0.0.0 and :: in the hosts file during pull #2'

@@ -324,8 +324,16 @@ mod tests {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The mirror to verify, scheme required (`http://host:port`, `https://host`)
-    #[arg(long, value_name = "URL", required_unless_present = "cleanup")]
+    #[arg(long, value_name = "URL", required_unless_present_any = ["cleanup", "embedded"])]
     pub mirror: Option<String>,
+
+    /// Verify an in-process `mirrorctl serve` (free loopback port, temporary cache, all removed afterwards) instead of --mirror
+    #[arg(long, conflicts_with_all = ["mirror", "clients", "cleanup"])]
+    pub embedded: bool,
+
+    /// Upstream of the --embedded server [default: the image's registry, https://registry-1.docker.io for docker.io]
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
 
     /// The probe image, pulled twice through the mirror
     #[arg(

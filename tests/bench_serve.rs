@@ -78,6 +78,52 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU seconds (user + system) a process has used so far (`/proc/<pid>/stat`, 100 Hz ticks).
+fn cpu_secs(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// CPU seconds per thread of `pid` so far, busiest first (`name:tid=secs`).
+fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
+    let mut v: Vec<(String, f64)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let tid = e.file_name().to_string_lossy().into_owned();
+                    let s = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                    let name = s.split_once('(')?.1.rsplit_once(')')?.0.to_string();
+                    let secs = {
+                        let rest = s.rsplit_once(')')?.1;
+                        let f: Vec<&str> = rest.split_whitespace().collect();
+                        (f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0
+                    };
+                    Some((format!("{name}:{tid}"), secs))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+    v.truncate(4);
+    v
+}
+
+/// CPU seconds used by each of `pids` while `f` runs, and f's result.
+fn with_cpu<T>(pids: &[u32], f: impl FnOnce() -> T) -> (Vec<f64>, T) {
+    let before: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
+    let out = f();
+    let used = pids
+        .iter()
+        .zip(before)
+        .map(|(p, b)| cpu_secs(*p) - b)
+        .collect();
+    (used, out)
+}
+
 /// GET `url` with `n` concurrent clients, counting bytes; returns (wall seconds, bytes each).
 fn get_n(rt: &tokio::runtime::Runtime, url: &str, n: usize) -> (f64, Vec<u64>) {
     let c = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -164,10 +210,22 @@ fn bench_serve_vs_distribution() {
         .build()
         .unwrap();
 
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let me = std::process::id();
+    let up_pid = upstream.daemon.pid();
     // Upstream direct (median of 3).
     let mut direct = Vec::new();
     for _ in 0..3 {
-        direct.push(get_n(&rt, &format!("{}{blob_path}", upstream.url()), 1).0);
+        let (cpu, (t, _)) = with_cpu(&[up_pid, me], || {
+            get_n(&rt, &format!("{}{blob_path}", upstream.url()), 1)
+        });
+        eprintln!(
+            "  direct {:.0} MiB/s; CPU s: upstream {:.2}, client {:.2}; wall {t:.2} s ({cores} cores)",
+            mib / t,
+            cpu[0],
+            cpu[1]
+        );
+        direct.push(t);
     }
     direct.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let direct_mibs = mib / direct[1];
@@ -199,8 +257,18 @@ fn bench_serve_vs_distribution() {
             drop(m.take());
             let fresh = start(&format!("single{run}"));
             let mark = upstream.log_mark();
-            let (t, sizes) = get_n(&rt, &format!("{}{blob_path}", fresh.url), 1);
+            let (cpu, (t, sizes)) = with_cpu(&[up_pid, fresh.pid, me], || {
+                get_n(&rt, &format!("{}{blob_path}", fresh.url), 1)
+            });
             assert_eq!(sizes, vec![size]);
+            eprintln!(
+                "  {kind} cold {:.0} MiB/s; CPU s: upstream {:.2}, mirror {:.2}, client {:.2}; wall {t:.2} s ({cores} cores); busiest mirror threads {:?}",
+                mib / t,
+                cpu[0],
+                cpu[1],
+                cpu[2],
+                thread_cpu(fresh.pid)
+            );
             colds.push(t);
             if let Guard::Serve(d) = &fresh._guard {
                 let fetched = d
@@ -209,7 +277,7 @@ fn bench_serve_vs_distribution() {
                     .filter(|l| l.starts_with("fetched "))
                     .map(String::from)
                     .collect::<Vec<_>>();
-                eprintln!("  cold client {:.0} MiB/s; serve: {fetched:?}", mib / t);
+                eprintln!("  serve: {fetched:?}");
             }
             if run == 0 {
                 std::thread::sleep(Duration::from_secs(2)); // distribution's second fetch lands late

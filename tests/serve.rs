@@ -1247,3 +1247,267 @@ fn sigterm_mid_download_commits_nothing() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A token issuer for a real `docker-registry` in token-auth mode: RS256 JWTs signed with a
+/// self-signed key (by the `openssl` CLI), the cert in the header's `x5c`. Wants Basic
+/// `carol:token-secret-7`; counts every token request and records each scope asked for.
+struct TokenIssuer {
+    _rt: tokio::runtime::Runtime,
+    realm: String,
+    cert: PathBuf,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl TokenIssuer {
+    fn start(dir: &Path) -> TokenIssuer {
+        use axum::response::IntoResponse;
+        use std::sync::Arc;
+        let key = dir.join("token.key");
+        let cert = dir.join("token.crt");
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=mirrorctl-test-issuer", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&cert)
+            .output()
+            .unwrap()
+            .stdout;
+        let std_b64 = |b: &[u8]| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(b)
+        };
+        let url_b64 = |b: &[u8]| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+        };
+        let header = url_b64(
+            serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [std_b64(&der)]})
+                .to_string()
+                .as_bytes(),
+        );
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let rt = rt();
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let realm = format!("http://{}/token", listener.local_addr().unwrap());
+        let (seen, key2) = (requests.clone(), key.clone());
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let (seen, key, header) = (seen.clone(), key2.clone(), header.clone());
+            async move {
+                let q: Vec<(String, String)> = url::form_urlencoded::parse(
+                    req.uri().query().unwrap_or("").as_bytes(),
+                )
+                .into_owned()
+                .collect();
+                let scope = q
+                    .iter()
+                    .find(|(k, _)| k == "scope")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                seen.lock().unwrap().push(scope.clone());
+                let authz = req
+                    .headers()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if authz != format!("Basic {}", base64_of("carol:token-secret-7")) {
+                    return (axum::http::StatusCode::UNAUTHORIZED, "bad credentials")
+                        .into_response();
+                }
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let access: Vec<serde_json::Value> = scope
+                    .split(' ')
+                    .filter_map(|s| {
+                        let mut p = s.split(':');
+                        let (t, n, a) = (p.next()?, p.next()?, p.next()?);
+                        Some(serde_json::json!({"type": t, "name": n, "actions": a.split(',').collect::<Vec<_>>()}))
+                    })
+                    .collect();
+                let claims = serde_json::json!({
+                    "iss": "mirrorctl-test-issuer", "sub": "carol", "aud": "test-registry",
+                    "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", rand_id()),
+                    "access": access,
+                });
+                let signing_input = format!("{header}.{}", url_b64(claims.to_string().as_bytes()));
+                let sig = tokio::task::spawn_blocking(move || {
+                    use std::io::Write as _;
+                    let mut c = Command::new("openssl")
+                        .args(["dgst", "-sha256", "-sign"])
+                        .arg(&key)
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::piped())
+                        .spawn()
+                        .unwrap();
+                    c.stdin.take().unwrap().write_all(signing_input.as_bytes()).unwrap();
+                    let out = c.wait_with_output().unwrap();
+                    assert!(out.status.success());
+                    format!("{signing_input}.{}", url_b64(&out.stdout))
+                })
+                .await
+                .unwrap();
+                (
+                    [("content-type", "application/json")],
+                    serde_json::json!({"token": sig, "expires_in": 300}).to_string(),
+                )
+                    .into_response()
+            }
+        });
+        rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+        TokenIssuer {
+            _rt: rt,
+            realm,
+            cert,
+            requests,
+        }
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Upstream `docker-registry` with token auth (a real JWT-verifying registry; the issuer is the
+/// test's): serve follows the Bearer challenge with its configured credentials, caches the
+/// token per repository, and never shows credentials or tokens; without credentials the
+/// client gets a clear refusal and nothing is cached.
+#[test]
+fn token_auth_upstream() {
+    if !common::require(&["docker-registry", "skopeo", "openssl", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("serve-token");
+    let mut up = seeded_upstream(&ws, None);
+    up.upstream.daemon.stop();
+    let dir = ws.aux("upstream-token");
+    let issuer = TokenIssuer::start(&dir);
+    let port = common::free_port();
+    let cfg = format!(
+        "version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: x\nauth:\n  token:\n    realm: {}\n    service: test-registry\n\
+         \x20   issuer: mirrorctl-test-issuer\n    rootcertbundle: {}\n",
+        up.upstream.dir.join("data").display(),
+        issuer.realm,
+        issuer.cert.display()
+    );
+    std::fs::write(dir.join("config.yml"), cfg).unwrap();
+    let mut cmd = Command::new("docker-registry");
+    cmd.arg("serve").arg(dir.join("config.yml"));
+    common::guard(&mut cmd);
+    let mut reg = Daemon::spawn("registry-token", cmd, &dir);
+    let want = format!("listening on 127.0.0.1:{port}");
+    reg.wait_ready(&want, Duration::from_secs(30), |d| {
+        d.stderr().contains(&want)
+    })
+    .unwrap();
+    let upstream = format!("http://127.0.0.1:{port}");
+    // The registry really wants a token.
+    let r = get(
+        &format!("{upstream}/v2/library/probe/manifests/latest"),
+        &[],
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer realm="));
+
+    // Without credentials: the issuer refuses, the client sees a 401, nothing is cached.
+    let anon = Serve::start(
+        &ws.aux("serve-anon"),
+        &ws.aux("cache-anon"),
+        &["--upstream", &upstream],
+    );
+    let tag_url = format!("{}/v2/library/probe/manifests/latest", anon.url());
+    let r = get(&tag_url, &[("Accept", OCI_ACCEPT)]);
+    assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(r.body()));
+    assert!(
+        anon.daemon
+            .stderr()
+            .contains("refuses anonymous pulls of `library/probe`"),
+        "{}",
+        anon.daemon.stderr()
+    );
+    assert!(anon.committed_blobs().is_empty());
+    drop(anon);
+    issuer.requests.lock().unwrap().clear();
+
+    std::fs::write(ws.aux("pw").join("upstream"), "token-secret-7\n").unwrap();
+    let pwfile = ws.aux("pw").join("upstream");
+    let s = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("cache"),
+        &[
+            "--upstream",
+            &upstream,
+            "--upstream-username",
+            "carol",
+            "--upstream-password-file",
+            pwfile.to_str().unwrap(),
+        ],
+    );
+    let env = common::containers::ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    std::fs::write(
+        env.etc.join("registries.conf"),
+        format!(
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\
+             [[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
+            s.addr
+        ),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        env.skopeo_pull(
+            "docker.io/library/probe:latest",
+            &["--override-arch", "amd64"],
+        )
+        .assert_ok();
+    }
+    let blob = format!(
+        "{}/v2/library/probe/blobs/{}",
+        s.url(),
+        up.image.amd64.layer.digest
+    );
+    let r = get(&blob, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(sha256(r.body()), up.image.amd64.layer.digest);
+    // One token for the repository, reused for the manifest and every blob.
+    let scopes = issuer.requests.lock().unwrap().clone();
+    assert_eq!(
+        scopes,
+        vec!["repository:library/probe:pull".to_string()],
+        "token requests"
+    );
+    // Second pull: hits.
+    let hits = s
+        .log_with_cache_status()
+        .iter()
+        .filter(|(_, cs)| cs == "mirrorctl; hit")
+        .count();
+    assert!(hits >= 2, "{:?}", s.log_with_cache_status());
+    let logs = s.daemon.stdout() + &s.daemon.stderr();
+    assert!(!logs.contains("token-secret-7"), "{logs}");
+    assert!(!logs.contains(&base64_of("carol:token-secret-7")), "{logs}");
+    assert!(!logs.contains("eyJ"), "a token reached the log: {logs}");
+    let metrics = get(&format!("{}/metrics", s.url()), &[]);
+    let m = String::from_utf8_lossy(metrics.body()).to_string();
+    assert!(!m.contains("eyJ") && !m.contains("token-secret-7"));
+}

@@ -106,11 +106,23 @@ fn distribution_mirror_miss_then_hit_and_upstream_is_not_a_cache() {
     // the push probe tells them apart (distribution in proxy mode refuses pushes: 405).
     let out = verify(&ws, &["--mirror", &mirror, "--image", "probe:latest"]);
     assert_eq!(out.code(), Some(0), "cold tag `latest`: {out}");
+    // Off a terminal: one plain progress line per pull on stderr with the exact blob bytes
+    // counted while streaming, no bar, no escape sequence.
+    let blob_bytes = lab.image.amd64.config.size + lab.image.amd64.layer.size;
+    for n in [1, 2] {
+        let want = format!("pull #{n}: {blob_bytes} of {blob_bytes} blob bytes in 2 blob(s)");
+        assert!(out.stderr.contains(&want), "no `{want}` in {out}");
+    }
+    assert!(!out.stderr.contains('\x1b'), "{out}");
     let out = verify(
         &ws,
         &["--mirror", &mirror, "--image", "probe:latest", "--json"],
     );
     assert_eq!(out.code(), Some(0), "warm: {out}");
+    assert!(
+        !out.stderr.contains("pull #"),
+        "--json prints no progress: {out}"
+    );
     let doc = json(&out);
     assert_eq!(doc["pulls"][0]["cache"], "hit", "{out}");
     assert!(
@@ -673,11 +685,22 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
     let daemon_json = ws.under_root("etc/docker/daemon.json");
     std::fs::create_dir_all(daemon_json.parent().unwrap()).unwrap();
     std::fs::write(&daemon_json, "{}\n").unwrap();
-    let dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
+    let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
+    let docker_host = dockerd.docker_host();
     let ctrd = Containerd::start(&ws.aux("containerd"));
+    // The Debian CLI (20.10) builds with BuildKit by itself; a newer `docker` on PATH needs
+    // the buildx plugin, which is not installed here.
+    let bin = ws.aux("bin");
+    std::os::unix::fs::symlink(common::dockerd::docker_cli(), bin.join("docker")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let verify_clients = |image: &str| {
         let mut c = mirrorctl(&ws);
-        c.env("DOCKER_HOST", dockerd.docker_host())
+        c.env("PATH", &path)
+            .env("DOCKER_HOST", &docker_host)
             .env("DOCKER_CONFIG", ws.aux("docker-cli"))
             .env("CONTAINERD_ADDRESS", &ctrd.socket)
             .args([
@@ -690,6 +713,8 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
                 "docker",
                 "--client",
                 "containerd",
+                "--client",
+                "buildkit",
                 "--json",
             ]);
         common::run_timeout(&mut c, Duration::from_secs(300))
@@ -700,7 +725,7 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
     let doc = json(&out);
     assert_eq!(doc["pulls"][1]["cache"], "hit", "{out}");
     let clients = doc["clients"].as_array().unwrap();
-    assert_eq!(clients.len(), 2, "{out}");
+    assert_eq!(clients.len(), 3, "{out}");
     assert_eq!(clients[0]["name"], "docker");
     assert_eq!(clients[0]["ok"], false, "{out}");
     assert!(
@@ -719,6 +744,15 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
             .contains("hosts.toml"),
         "{out}"
     );
+    assert_eq!(clients[2]["name"], "buildkit");
+    assert_eq!(clients[2]["ok"], false, "{out}");
+    assert!(
+        clients[2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("etc/docker/daemon.json"),
+        "{out}"
+    );
 
     run(mirrorctl(&ws).args(["arm", "--mirror", &mirror, "--target", "docker,containerd"]))
         .assert_ok();
@@ -733,6 +767,26 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
         .wait_mirrors(&[want], Duration::from_secs(30))
         .expect("dockerd reloaded the mirrors");
 
+    // dockerd's built-in BuildKit took its registry hosts when dockerd started: a reload is
+    // not enough for it, and verify says so.
+    let out = verify_clients("probe:v2s2");
+    assert_eq!(out.code(), Some(1), "{out}");
+    let doc = json(&out);
+    let clients = doc["clients"].as_array().unwrap();
+    assert_eq!(clients[0]["ok"], true, "{out}");
+    assert_eq!(clients[1]["ok"], true, "{out}");
+    assert_eq!(clients[2]["ok"], false, "{out}");
+    assert!(
+        clients[2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("restart dockerd"),
+        "{out}"
+    );
+
+    dockerd.stop();
+    drop(dockerd);
+    let _dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     let mark = lab.mirror.log_mark();
     let out = verify_clients("probe:v2s2");
     assert_eq!(out.code(), Some(0), "{out}");
@@ -750,6 +804,15 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
             lines(&log)
         );
     }
+    // ctr and BuildKit's resolver (vendored containerd code) each announce a containerd/…
+    // user agent of their own; Docker Hub was unreachable (proxy guard), so BuildKit's base
+    // image came through the mirror.
+    let containerd_uas: std::collections::BTreeSet<&str> = log
+        .iter()
+        .filter(|e| e.is_manifest_of("library/probe") && e.user_agent.starts_with("containerd/"))
+        .map(|e| e.user_agent.as_str())
+        .collect();
+    assert_eq!(containerd_uas.len(), 2, "{}", lines(&log));
 }
 
 /// `mirrorctl serve` as the mirror: its RFC 9211 `Cache-Status` proves miss then hit.

@@ -6,13 +6,14 @@
 //! Failures are [`Diagnosis`] values: one sentence saying what went wrong and how to fix it.
 
 use crate::oci::{self, AuthChallenge, AuthScheme, Digest};
-use base64::Engine;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
+
+pub mod token;
 
 /// The largest manifest accepted (the distribution spec suggests 4 MiB).
 const MAX_MANIFEST: usize = 4 * 1024 * 1024;
@@ -33,6 +34,15 @@ impl Diagnosis {
             kind,
             message: message.into(),
         }
+    }
+
+    /// A transport failure (nothing answered, or not in the expected protocol), as opposed
+    /// to an HTTP answer the server gave.
+    pub fn is_transport(&self) -> bool {
+        matches!(
+            self.kind,
+            "http-to-https" | "https-to-http" | "refused" | "dns" | "tls" | "timeout" | "network"
+        )
     }
 }
 
@@ -365,12 +375,7 @@ impl Client {
         repo: &str,
         url: &str,
     ) -> Result<String, Diagnosis> {
-        let basic = self.credentials.as_ref().map(|(u, p)| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            )
-        });
+        let basic = self.credentials.as_ref().map(|(u, p)| token::basic(u, p));
         if challenge.scheme == AuthScheme::Basic {
             return basic.ok_or_else(|| {
                 Diagnosis::new(
@@ -382,75 +387,8 @@ impl Client {
                 )
             });
         }
-        let Some(realm) = challenge.realm() else {
-            return Err(Diagnosis::new(
-                "bad-response",
-                format!(
-                    "{url} sent a Bearer challenge without a realm: the registry is misconfigured"
-                ),
-            ));
-        };
-        let mut token_url = reqwest::Url::parse(realm).map_err(|_| {
-            Diagnosis::new(
-                "bad-response",
-                format!("{url} sent a Bearer challenge with an invalid realm `{realm}`"),
-            )
-        })?;
-        {
-            let mut q = token_url.query_pairs_mut();
-            if let Some(service) = challenge.service() {
-                q.append_pair("service", service);
-            }
-            let scope = challenge
-                .scope()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("repository:{repo}:pull"));
-            if !repo.is_empty() || challenge.scope().is_some() {
-                q.append_pair("scope", &scope);
-            }
-        }
-        let mut req = self.http.get(token_url.clone());
-        if let Some(b) = &basic {
-            req = req.header(AUTHORIZATION, b);
-        }
-        let token_str = token_url.to_string();
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| classify_error(&e, &token_str))?;
-        let status = resp.status();
-        let exchange = Exchange::from_response("GET", &resp);
-        let body = read_small(resp, &token_str).await?;
-        if !status.is_success() {
-            let mut d = status_diagnosis(status, &token_str, &body, &exchange.headers);
-            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                d = Diagnosis::new(
-                    "unauthorized",
-                    if basic.is_some() {
-                        format!("the token server {realm} refused the credentials given: check --username/--password-stdin or your docker login")
-                    } else {
-                        format!("the token server {realm} refuses anonymous pulls of `{repo}`: pass --username and --password-stdin, or log in with `docker login {}`", host_of(url))
-                    },
-                );
-            }
-            return Err(d);
-        }
-        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
-            Diagnosis::new(
-                "bad-response",
-                format!("the token server {realm} did not answer with JSON"),
-            )
-        })?;
-        let token = v["token"]
-            .as_str()
-            .or_else(|| v["access_token"].as_str())
-            .ok_or_else(|| {
-                Diagnosis::new(
-                    "bad-response",
-                    format!("the token server {realm} answered without a token"),
-                )
-            })?;
-        Ok(format!("Bearer {token}"))
+        let t = token::fetch(&self.http, challenge, repo, basic.as_deref(), url).await?;
+        Ok(t.authorization)
     }
 
     async fn send_raw(
@@ -499,7 +437,10 @@ impl Client {
     }
 }
 
-async fn read_small(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>, Diagnosis> {
+pub(crate) async fn read_small(
+    mut resp: reqwest::Response,
+    url: &str,
+) -> Result<Vec<u8>, Diagnosis> {
     let mut out = Vec::new();
     loop {
         match resp.chunk().await {
@@ -518,7 +459,7 @@ async fn read_small(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>, D
     }
 }
 
-fn host_of(url: &str) -> String {
+pub(crate) fn host_of(url: &str) -> String {
     reqwest::Url::parse(url)
         .ok()
         .and_then(|u| {

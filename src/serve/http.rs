@@ -593,57 +593,44 @@ async fn blob(
     headers: &HeaderMap,
 ) -> Response {
     let what = format!("blob {d}");
-    if method == Method::HEAD {
-        if let Some(r) = app.store.lookup(&d) {
-            app.metrics.request("blob", "hit");
-            let size = r.size;
-            return sized_blob_response(
-                app,
-                method,
-                headers,
-                &d,
-                size,
-                BodySource::File(r),
-                "mirrorctl; hit",
-            );
-        }
-        if app.flights.in_flight(&d).is_none() {
-            // Ask upstream with HEAD: download nothing.
-            return match up
-                .send(
-                    Method::HEAD,
-                    &format!("/v2/{repo}/blobs/{d}"),
-                    HeaderMap::new(),
-                    "blob",
-                )
-                .await
-            {
-                Ok(resp) if resp.status() == StatusCode::OK => {
-                    app.metrics.request("blob", "miss");
-                    let mut r = Response::new(Body::empty());
-                    blob_headers(&mut r, &d);
-                    // Not `content_length()`: for a HEAD that is the (empty) body's length.
-                    let n = resp
-                        .headers()
-                        .get(header::CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok());
-                    if let Some(n) = n {
-                        r.headers_mut()
-                            .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-                    }
-                    with_cache_status(r, "mirrorctl; fwd=uri-miss")
+    // HEAD of a blob neither stored nor downloading: ask upstream with HEAD, download nothing.
+    // Otherwise HEAD is answered like GET below, without the body.
+    let unknown = || app.store.lookup(&d).is_none() && app.flights.in_flight(&d).is_none();
+    if method == Method::HEAD && unknown() {
+        return match up
+            .send(
+                Method::HEAD,
+                &format!("/v2/{repo}/blobs/{d}"),
+                HeaderMap::new(),
+                "blob",
+            )
+            .await
+        {
+            Ok(resp) if resp.status() == StatusCode::OK => {
+                app.metrics.request("blob", "miss");
+                let mut r = Response::new(Body::empty());
+                blob_headers(&mut r, &d);
+                // Not `content_length()`: for a HEAD that is the (empty) body's length.
+                let n = resp
+                    .headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if let Some(n) = n {
+                    r.headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
                 }
-                Ok(resp) => {
-                    app.metrics.request("blob", "error");
-                    upstream_failure(&status_failure(resp).await, &what)
-                }
-                Err(e) => {
-                    app.metrics.request("blob", "error");
-                    upstream_failure(&Failure::Unreachable(e.0), &what)
-                }
-            };
-        }
+                with_cache_status(r, "mirrorctl; fwd=uri-miss")
+            }
+            Ok(resp) => {
+                app.metrics.request("blob", "error");
+                upstream_failure(&status_failure(resp).await, &what)
+            }
+            Err(e) => {
+                app.metrics.request("blob", "error");
+                upstream_failure(&Failure::Unreachable(e.0), &what)
+            }
+        };
     }
     let src = match app.flights.get(&app.store, &app.metrics, up, repo, &d) {
         Ok(s) => s,

@@ -3,14 +3,21 @@
 //! Every request to an upstream goes through [`Upstream::send`]. The credentials live here and
 //! nowhere else; they are never logged nor put in an error message.
 //!
-//! TODO(registry): the shared registry client (`src/registry/`, token auth with a per-scope
-//! token cache) is being written on the `verify` branch; once merged, `send` delegates to it.
-//! Until then this only speaks anonymous and Basic auth.
+//! Auth follows the upstream's `401` challenge: Bearer (the token is fetched from the realm by
+//! [`crate::registry::token`], anonymously or with the configured credentials, and cached per
+//! repository until shortly before its `expires_in`) or Basic (only with credentials, and then
+//! sent up front on every later request).
 
 use super::metrics::Metrics;
-use axum::http::{HeaderMap, HeaderValue, Method};
-use std::sync::Arc;
-use std::time::Duration;
+use crate::oci::{AuthChallenge, AuthScheme};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A cached token is dropped this long before the realm says it expires.
+const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 
 pub struct Upstream {
     /// Canonical registry name (`docker.io`, `ghcr.io`, `127.0.0.1:5000`).
@@ -19,6 +26,10 @@ pub struct Upstream {
     pub base: String,
     http: reqwest::Client,
     basic: Option<HeaderValue>,
+    /// The upstream asked for Basic auth once: send it up front from then on.
+    basic_wanted: AtomicBool,
+    /// Bearer tokens per repository (`""` for `/v2/`), with when to stop using them.
+    tokens: Mutex<HashMap<String, (HeaderValue, Instant)>>,
     metrics: Arc<Metrics>,
 }
 
@@ -58,16 +69,50 @@ impl Upstream {
             base: base.trim_end_matches('/').to_string(),
             http,
             basic,
+            basic_wanted: AtomicBool::new(false),
+            tokens: Mutex::new(HashMap::new()),
             metrics,
         })
     }
 
     /// Send `method path` (path starts with `/v2/`) with `headers`; `kind` labels the metric.
+    /// A `401` is answered once (token or Basic) and the request sent again; a `401` that
+    /// remains is returned as is.
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         headers: HeaderMap,
+        kind: &'static str,
+    ) -> Result<reqwest::Response, Unreachable> {
+        let repo = repo_of(path);
+        let auth = self.cached_auth(repo);
+        let resp = self
+            .send_once(method.clone(), path, headers.clone(), auth, kind)
+            .await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let challenges = resp
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(AuthChallenge::parse_all)
+            .collect::<Vec<_>>();
+        let Some(auth) = self.answer(&challenges, repo, path).await? else {
+            return Ok(resp);
+        };
+        self.send_once(method, path, headers, Some(auth), kind)
+            .await
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        auth: Option<HeaderValue>,
         kind: &'static str,
     ) -> Result<reqwest::Response, Unreachable> {
         let m: &'static str = if method == Method::HEAD {
@@ -80,8 +125,8 @@ impl Upstream {
             .http
             .request(method, format!("{}{path}", self.base))
             .headers(headers);
-        if let Some(b) = &self.basic {
-            req = req.header(axum::http::header::AUTHORIZATION, b.clone());
+        if let Some(a) = auth {
+            req = req.header(header::AUTHORIZATION, a);
         }
         req.send().await.map_err(|e| {
             // reqwest's Display includes the URL (no credentials: they are in a header).
@@ -94,5 +139,99 @@ impl Upstream {
             }
             Unreachable(msg)
         })
+    }
+
+    /// What to send up front for `repo`: Basic once the upstream asked for it, else a live token.
+    fn cached_auth(&self, repo: &str) -> Option<HeaderValue> {
+        if self.basic_wanted.load(Ordering::Relaxed) {
+            return self.basic.clone();
+        }
+        let mut tokens = self.tokens.lock().unwrap();
+        match tokens.get(repo) {
+            Some((v, until)) if Instant::now() < *until => Some(v.clone()),
+            Some(_) => {
+                tokens.remove(repo);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Answer a challenge: `None` when there is nothing to answer with (the 401 stands).
+    /// A token server that cannot be reached makes the upstream unreachable; one that refuses
+    /// leaves the 401 to the caller, and the refusal goes to the server log.
+    async fn answer(
+        &self,
+        challenges: &[AuthChallenge],
+        repo: &str,
+        path: &str,
+    ) -> Result<Option<HeaderValue>, Unreachable> {
+        let bearer = challenges.iter().find(|c| c.scheme == AuthScheme::Bearer);
+        let Some(challenge) = bearer else {
+            if challenges.iter().any(|c| c.scheme == AuthScheme::Basic) && self.basic.is_some() {
+                self.basic_wanted.store(true, Ordering::Relaxed);
+                return Ok(self.basic.clone());
+            }
+            return Ok(None);
+        };
+        let basic = self
+            .basic
+            .as_ref()
+            .and_then(|b| b.to_str().ok().map(str::to_string));
+        let url = format!("{}{path}", self.base);
+        self.metrics.upstream("GET", "token");
+        match crate::registry::token::fetch(&self.http, challenge, repo, basic.as_deref(), &url)
+            .await
+        {
+            Ok(t) => {
+                let Ok(mut v) = HeaderValue::from_str(&t.authorization) else {
+                    eprintln!("warning: upstream {}: the token server sent a token that is not a valid header value", self.registry);
+                    return Ok(None);
+                };
+                v.set_sensitive(true);
+                let until = Instant::now() + t.expires_in.saturating_sub(TOKEN_MARGIN);
+                self.tokens
+                    .lock()
+                    .unwrap()
+                    .insert(repo.to_string(), (v.clone(), until));
+                Ok(Some(v))
+            }
+            Err(d) if d.is_transport() => Err(Unreachable(format!(
+                "the token server of {} cannot be reached ({}): {}",
+                self.registry,
+                d.kind,
+                challenge.realm().unwrap_or("")
+            ))),
+            Err(d) => {
+                eprintln!("warning: upstream {}: {}", self.registry, d.message);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The repository a `/v2/<name>/(manifests|blobs|tags)/…` path is about (`""` for `/v2/`).
+fn repo_of(path: &str) -> &str {
+    let rest = path.trim_start_matches("/v2/");
+    let rest = rest.split('?').next().unwrap_or("");
+    for marker in ["/manifests/", "/blobs/", "/tags/"] {
+        if let Some(i) = rest.rfind(marker) {
+            return &rest[..i];
+        }
+    }
+    ""
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn repo_of_paths() {
+        assert_eq!(super::repo_of("/v2/"), "");
+        assert_eq!(
+            super::repo_of("/v2/library/alpine/manifests/latest"),
+            "library/alpine"
+        );
+        assert_eq!(super::repo_of("/v2/a/b/c/blobs/sha256:00"), "a/b/c");
+        assert_eq!(super::repo_of("/v2/x/tags/list?n=10"), "x");
     }
 }

@@ -487,3 +487,112 @@ mod rearm_tests {
         assert_eq!(back.text, cur);
     }
 }
+
+/// The `[[registry]]` table that decides how containers/image pulls `registry`, as the files
+/// under `root` define it: `registries.conf`, then the drop-ins in byte order, a later table
+/// with the same prefix replacing an earlier one.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Effective {
+    /// The file whose table wins (`None`: no table for this prefix).
+    pub file: Option<std::path::PathBuf>,
+    /// Its mirrors in order: (location without scheme, `insecure`).
+    pub mirrors: Vec<(String, bool)>,
+}
+
+/// See [`Effective`]. Fails, naming the file, on unreadable or malformed TOML.
+pub fn effective(root: &std::path::Path, registry: &str) -> Result<Effective, String> {
+    let main = crate::fsutil::under_root(root, MAIN_CONF);
+    let dir = crate::fsutil::under_root(root, DROPIN_DIR);
+    let mut files = Vec::new();
+    if main.exists() {
+        files.push(main);
+    }
+    if let Ok(rd) = std::fs::read_dir(&dir) {
+        let mut d: Vec<_> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+            .collect();
+        d.sort();
+        files.extend(d);
+    }
+    let want = norm_location(registry);
+    let mut out = Effective::default();
+    for f in files {
+        let text =
+            std::fs::read_to_string(&f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let (_, body) = unframe(&text);
+        let doc = body.parse::<DocumentMut>().map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| crate::error::line_col(&body, s.start))
+                .unwrap_or((1, 1));
+            format!(
+                "{} line {line}, column {col}: invalid TOML: {}",
+                f.display(),
+                e.message().trim()
+            )
+        })?;
+        for t in registry_tables(&doc) {
+            if prefix_of(&t).map(|p| norm_location(&p)) == Some(want.clone()) {
+                out.file = Some(f.clone());
+                out.mirrors = mirror_tables(&t)
+                    .iter()
+                    .map(|m| {
+                        let insecure = m
+                            .get("insecure")
+                            .and_then(|v| v.as_bool())
+                            .or_else(|| t.get("insecure").and_then(|v| v.as_bool()))
+                            .unwrap_or(false);
+                        (location_of(m), insecure)
+                    })
+                    .collect();
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod effective_tests {
+    #[test]
+    fn later_dropin_replaces_and_main_file_counts() {
+        let root = std::env::temp_dir().join(format!("mirrorctl-eff-{}", std::process::id()));
+        let d = root.join("etc/containers/registries.conf.d");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            root.join("etc/containers/registries.conf"),
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"main:5000\"\n",
+        )
+        .unwrap();
+        let e = super::effective(&root, "docker.io").unwrap();
+        assert_eq!(e.mirrors, vec![("main:5000".to_string(), false)]);
+        std::fs::write(
+            d.join("90-mirrorctl.conf"),
+            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"127.0.0.1:5000\"\ninsecure = true\n[[registry.mirror]]\nlocation = \"main:5000\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("10-other.conf"),
+            "[[registry]]\nprefix = \"quay.io\"\n",
+        )
+        .unwrap();
+        let e = super::effective(&root, "docker.io").unwrap();
+        assert_eq!(e.file, Some(d.join("90-mirrorctl.conf")));
+        assert_eq!(
+            e.mirrors,
+            vec![
+                ("127.0.0.1:5000".to_string(), true),
+                ("main:5000".to_string(), false)
+            ]
+        );
+        assert_eq!(
+            super::effective(&root, "ghcr.io").unwrap(),
+            Default::default()
+        );
+        std::fs::write(d.join("95-broken.conf"), "[[registry]\n").unwrap();
+        let err = super::effective(&root, "docker.io").unwrap_err();
+        assert!(err.contains("95-broken.conf line 1"), "{err}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}

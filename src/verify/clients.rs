@@ -1,6 +1,11 @@
-//! `--client docker|containerd`: pull the probe with the real client (while the upstream is
-//! blocked, when asked) after checking that its configuration names the mirror. A client that
-//! would fall back to the upstream fails here, naming the config file to fix.
+//! `--client docker|containerd|buildkit|podman|skopeo`: pull the probe with the real client
+//! (while the upstream is blocked, when asked) after checking that its configuration names the
+//! mirror. A client that would fall back to the upstream fails here, naming the config file to
+//! fix.
+//!
+//! podman and skopeo read `/etc/containers`: under a `--root` other than `/` they run in a
+//! private mount namespace (`unshare`, root only) that sees `<root>/etc/containers` there, with
+//! private storage and tmpfs on `/run` and `/var/lib`, so nothing outside a temp dir is written.
 
 use super::ClientReport;
 use crate::fsutil;
@@ -15,6 +20,12 @@ pub enum ClientName {
     Docker,
     /// containerd via `ctr content fetch --hosts-dir <root>/etc/containerd/certs.d` (`CONTAINERD_ADDRESS`)
     Containerd,
+    /// dockerd's built-in BuildKit: `DOCKER_BUILDKIT=1 docker build --pull` of `FROM <image>`
+    Buildkit,
+    /// `podman pull` with registries.conf and its drop-ins in effect
+    Podman,
+    /// `skopeo copy docker://<image> dir:<tmp>` with registries.conf and its drop-ins in effect
+    Skopeo,
 }
 
 impl ClientName {
@@ -22,6 +33,9 @@ impl ClientName {
         match self {
             ClientName::Docker => "docker",
             ClientName::Containerd => "containerd",
+            ClientName::Buildkit => "buildkit",
+            ClientName::Podman => "podman",
+            ClientName::Skopeo => "skopeo",
         }
     }
 }
@@ -81,6 +95,10 @@ pub fn probe(
     let r = match name {
         ClientName::Docker => docker(root, mirror, image, platform, timeout),
         ClientName::Containerd => containerd(root, mirror, image, platform, timeout),
+        ClientName::Buildkit => buildkit(root, mirror, image, platform, timeout),
+        ClientName::Podman | ClientName::Skopeo => {
+            containers(name, root, mirror, image, platform, timeout)
+        }
     };
     let (ok, mut detail) = match r {
         Ok(d) => (true, d),
@@ -98,6 +116,65 @@ pub fn probe(
     }
 }
 
+/// The docker CLI aimed at this root's dockerd (`DOCKER_HOST`, else the root's socket under a
+/// `--root`).
+struct DockerCli {
+    host: Option<String>,
+}
+
+impl DockerCli {
+    fn new(root: &Path) -> DockerCli {
+        let host = std::env::var("DOCKER_HOST").ok().or_else(|| {
+            (root != Path::new("/"))
+                .then(|| format!("unix://{}", root.join("var/run/docker.sock").display()))
+        });
+        DockerCli { host }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        if let Some(h) = &self.host {
+            c.arg("-H").arg(h);
+        }
+        c.args(args);
+        c
+    }
+
+    /// `docker info` lists `mirror` among the registry mirrors (dockerd and its BuildKit use
+    /// them for docker.io only).
+    fn check_mirror(
+        &self,
+        config: &Path,
+        mirror: &str,
+        image: &Reference,
+        target: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        if image.registry != crate::oci::DOCKER_HUB {
+            return Err(format!(
+                "dockerd's registry-mirrors only apply to docker.io, not {}: verify this registry with --client containerd",
+                image.registry
+            ));
+        }
+        let (ok, out) = output(
+            self.cmd(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]),
+            timeout,
+        )?;
+        if !ok {
+            return Err(format!("`docker info` failed: {}", last_line(&out)));
+        }
+        let mirrors: Vec<String> = serde_json::from_str(out.trim()).unwrap_or_default();
+        let want = mirror.trim_end_matches('/');
+        if !mirrors.iter().any(|m| m.trim_end_matches('/') == want) {
+            return Err(format!(
+                "dockerd's registry mirrors are {mirrors:?}, without {mirror}: a pull would go to Docker Hub; fix {} (`mirrorctl arm --mirror {mirror} --target {target} --reload`)",
+                config.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn docker(
     root: &Path,
     mirror: &str,
@@ -106,46 +183,15 @@ fn docker(
     timeout: Duration,
 ) -> Result<String, String> {
     let config = fsutil::under_root(root, "/etc/docker/daemon.json");
-    if image.registry != crate::oci::DOCKER_HUB {
-        return Err(format!(
-            "dockerd's registry-mirrors only apply to docker.io, not {}: verify this registry with --client containerd",
-            image.registry
-        ));
-    }
-    let host = std::env::var("DOCKER_HOST").ok().or_else(|| {
-        (root != Path::new("/"))
-            .then(|| format!("unix://{}", root.join("var/run/docker.sock").display()))
-    });
-    let docker = |args: &[&str]| {
-        let mut c = Command::new("docker");
-        if let Some(h) = &host {
-            c.arg("-H").arg(h);
-        }
-        c.args(args);
-        c
-    };
-    let (ok, out) = output(
-        docker(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]),
-        timeout,
-    )?;
-    if !ok {
-        return Err(format!("`docker info` failed: {}", last_line(&out)));
-    }
-    let mirrors: Vec<String> = serde_json::from_str(out.trim()).unwrap_or_default();
-    let want = mirror.trim_end_matches('/');
-    if !mirrors.iter().any(|m| m.trim_end_matches('/') == want) {
-        return Err(format!(
-            "dockerd's registry mirrors are {mirrors:?}, without {mirror}: a pull would go to Docker Hub; fix {} (`mirrorctl arm --mirror {mirror} --target docker --reload`)",
-            config.display()
-        ));
-    }
+    let docker = DockerCli::new(root);
+    docker.check_mirror(&config, mirror, image, "docker", timeout)?;
     let reference = format!("{image}");
     let mut args = vec!["pull", "--quiet"];
     if let Some(p) = platform {
         args.extend(["--platform", p]);
     }
     args.push(&reference);
-    let (ok, out) = output(docker(&args), timeout * 4)?;
+    let (ok, out) = output(docker.cmd(&args), timeout * 4)?;
     if !ok {
         return Err(format!(
             "`docker pull {reference}` failed although dockerd lists the mirror ({}): the mirror did not serve it and dockerd fell back to the upstream; check the mirror and {}",
@@ -156,6 +202,236 @@ fn docker(
     Ok(format!(
         "`docker info` lists {mirror} and `docker pull {reference}` succeeded"
     ))
+}
+
+/// dockerd's built-in BuildKit: build `FROM <image>` with `--pull`, so the base image is
+/// resolved and fetched through dockerd's registry mirrors.
+fn buildkit(
+    root: &Path,
+    mirror: &str,
+    image: &Reference,
+    platform: Option<&str>,
+    timeout: Duration,
+) -> Result<String, String> {
+    let config = fsutil::under_root(root, "/etc/docker/daemon.json");
+    let docker = DockerCli::new(root);
+    docker.check_mirror(&config, mirror, image, "docker", timeout)?;
+    let tmp = TempDir::new("buildkit")?;
+    let reference = format!("{image}");
+    std::fs::write(
+        tmp.0.join("Dockerfile"),
+        format!("FROM {reference}\nLABEL io.mirrorctl.verify=probe\n"),
+    )
+    .map_err(|e| format!("cannot write a Dockerfile in {}: {e}", tmp.0.display()))?;
+    let tag = format!("mirrorctl-verify-buildkit:{}", std::process::id());
+    let ctx = tmp.0.display().to_string();
+    let mut args = vec!["build", "--pull", "--no-cache", "-q", "-t", &tag];
+    if let Some(p) = platform {
+        args.extend(["--platform", p]);
+    }
+    args.push(&ctx);
+    let mut c = docker.cmd(&args);
+    c.env("DOCKER_BUILDKIT", "1");
+    let result = output(c, timeout * 4);
+    let _ = output(docker.cmd(&["rmi", "--force", &tag]), timeout);
+    let (ok, out) = result?;
+    if !ok && out.contains("buildx component is missing") {
+        return Err(
+            "the docker CLI on PATH (23 or later) builds with BuildKit only through the buildx plugin, which is missing: install it (Debian: docker-buildx) and rerun".into(),
+        );
+    }
+    if !ok && out.contains("registry-1.docker.io") {
+        return Err(format!(
+            "`docker info` lists {mirror}, but dockerd's built-in BuildKit went to registry-1.docker.io ({}): it reads registry-mirrors only when dockerd starts (a reload is not enough), so restart dockerd (`systemctl restart docker`); for a plain-HTTP mirror, also list it in {}'s insecure-registries",
+            last_line(&out),
+            config.display()
+        ));
+    }
+    if !ok {
+        return Err(format!(
+            "`DOCKER_BUILDKIT=1 docker build --pull` FROM {reference} failed although dockerd lists the mirror ({}): BuildKit did not get the base image through the mirror; check the mirror and {}",
+            last_line(&out),
+            config.display()
+        ));
+    }
+    Ok(format!(
+        "`docker info` lists {mirror} and BuildKit built FROM {reference} with --pull"
+    ))
+}
+
+/// A temp dir removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(what: &str) -> Result<TempDir, String> {
+        let d = std::env::temp_dir().join(format!(
+            "mirrorctl-verify-{what}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        Ok(TempDir(d))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// podman or skopeo: registries.conf (and drop-ins) must give the probe's registry a
+/// `[[registry.mirror]]` at the mirror, then a real pull.
+fn containers(
+    name: ClientName,
+    root: &Path,
+    mirror: &str,
+    image: &Reference,
+    platform: Option<&str>,
+    timeout: Duration,
+) -> Result<String, String> {
+    let prog = name.as_str();
+    let fix = format!("`mirrorctl arm --mirror {mirror} --target registries`");
+    let main = fsutil::under_root(root, crate::targets::registries::MAIN_CONF);
+    let eff = crate::targets::registries::effective(root, &image.registry)?;
+    let (host, plain_http) = match mirror.split_once("://") {
+        Some((scheme, rest)) => (
+            rest.trim_end_matches('/').to_ascii_lowercase(),
+            scheme == "http",
+        ),
+        None => (mirror.to_ascii_lowercase(), false),
+    };
+    let Some(file) = &eff.file else {
+        return Err(format!(
+            "no [[registry]] for {} in {} or its drop-ins: {prog} pulls from the upstream; run {fix}",
+            image.registry,
+            main.display()
+        ));
+    };
+    let Some((_, insecure)) = eff.mirrors.iter().find(|(l, _)| *l == host) else {
+        return Err(format!(
+            "{} decides how {prog} pulls {} and lists no mirror {host}: {prog} pulls from the upstream; run {fix}",
+            file.display(),
+            image.registry
+        ));
+    };
+    if plain_http && !insecure {
+        return Err(format!(
+            "{} lists mirror {host} without `insecure = true`, but the mirror speaks plain HTTP: {prog} would try HTTPS, fail and fall back to the upstream; run {fix}",
+            file.display()
+        ));
+    }
+    if root == Path::new("/") {
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        if let Some(user) = home.map(|h| h.join(".config/containers/registries.conf")) {
+            if user.exists() {
+                return Err(format!(
+                    "{} exists, so {prog} ignores {} and its drop-ins for this user; add the mirror there or remove it",
+                    user.display(),
+                    main.display()
+                ));
+            }
+        }
+    }
+    let tmp = TempDir::new(prog)?;
+    let reference = format!("{image}");
+    let mut c = containers_cmd(root, &tmp.0, prog);
+    // A tree without a signature policy (a bare --root) gets a permissive one for this pull.
+    let policy = (!fsutil::under_root(root, "/etc/containers/policy.json").exists()).then(|| {
+        let p = tmp.0.join("policy.json");
+        let _ = std::fs::write(&p, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#);
+        p
+    });
+    match name {
+        ClientName::Podman => {
+            if root != Path::new("/") {
+                for d in ["storage", "runroot"] {
+                    let _ = std::fs::create_dir_all(tmp.0.join(d));
+                }
+                c.arg("--root")
+                    .arg(tmp.0.join("storage"))
+                    .arg("--runroot")
+                    .arg(tmp.0.join("runroot"))
+                    .arg("--tmpdir")
+                    .arg(&tmp.0)
+                    .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+                    .args(["--events-backend", "file"]);
+            }
+            c.args(["pull", "--quiet"]);
+            if let Some(p) = &policy {
+                c.arg("--signature-policy").arg(p);
+            }
+            if let Some(p) = platform {
+                c.args(["--platform", p]);
+            }
+            c.arg(&reference);
+        }
+        _ => {
+            if let Some(p) = &policy {
+                c.arg("--policy").arg(p);
+            }
+            c.args(["copy", "--quiet"]);
+            if let Some(p) = platform {
+                let mut parts = p.split('/');
+                if let Some(os) = parts.next() {
+                    c.args(["--override-os", os]);
+                }
+                if let Some(arch) = parts.next() {
+                    c.args(["--override-arch", arch]);
+                }
+                if let Some(variant) = parts.next() {
+                    c.args(["--override-variant", variant]);
+                }
+            }
+            c.arg(format!("docker://{reference}"))
+                .arg(format!("dir:{}", tmp.0.join("copy").display()));
+        }
+    }
+    let (ok, out) = output(c, timeout * 4)?;
+    if !ok {
+        return Err(format!(
+            "`{prog}` could not pull {reference} although {} lists the mirror {host} ({}): the mirror did not serve it; check the mirror and {}",
+            file.display(),
+            last_line(&out),
+            file.display()
+        ));
+    }
+    Ok(format!(
+        "{} lists mirror {host} for {} and `{prog}` pulled {reference}",
+        file.display(),
+        image.registry
+    ))
+}
+
+/// `prog` reading `<root>/etc/containers` as `/etc/containers`: itself on the real root, else
+/// inside a private mount namespace with tmpfs on `/run` and `/var/lib` and a private HOME.
+fn containers_cmd(root: &Path, tmp: &Path, prog: &str) -> Command {
+    if root == Path::new("/") {
+        return Command::new(prog);
+    }
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg(
+            "set -e; mount -n --bind \"$1\" /etc/containers; mount -n -t tmpfs tmpfs /run; \
+             mount -n -t tmpfs tmpfs /var/lib; shift; exec \"$@\"",
+        )
+        .arg("sh")
+        .arg(fsutil::under_root(root, "/etc/containers"))
+        .arg(prog);
+    let home = tmp.join("home");
+    let _ = std::fs::create_dir_all(&home);
+    // Private HOME (no user registries.conf or auth); DOCKER_CONFIG pointing at a dir without
+    // config.json makes podman fail.
+    c.env("HOME", home)
+        .env("TMPDIR", tmp)
+        .env_remove("CONTAINERS_REGISTRIES_CONF")
+        .env_remove("CONTAINERS_STORAGE_CONF")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE");
+    c
 }
 
 fn containerd(

@@ -7,8 +7,10 @@
 //! registry, or a non-caching proxy in front of one, shows the fingerprint on both pulls).
 
 pub mod clients;
+pub mod embedded;
 pub mod evidence;
 pub mod hosts;
+pub mod progress;
 
 use crate::cli::{Global, VerifyArgs};
 use crate::commands;
@@ -123,6 +125,9 @@ pub struct Report {
     pub clients: Vec<ClientReport>,
     pub ratelimit: Option<RateLimit>,
     pub armed: Option<Armed>,
+    /// `--embedded`: the in-process server's upstream and temporary cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedded: Option<embedded::EmbeddedReport>,
 }
 
 /// The mirror's base URL: scheme + authority, no path.
@@ -252,11 +257,40 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         }
         return Ok(0);
     }
-    let mirror = parse_mirror(a.mirror.as_deref().unwrap_or_default())?;
     let reference: Reference = a
         .image
         .parse()
         .map_err(|e| UserError(format!("--image `{}`: {e}", a.image)))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if a.upstream.is_some() && !a.embedded {
+        return Err(UserError(
+            "--upstream is the upstream of --embedded's server; with --mirror, the mirror's own upstream is used".into(),
+        )
+        .into());
+    }
+    let embedded = match a.embedded {
+        true => {
+            let upstream = match &a.upstream {
+                Some(u) => {
+                    parse_mirror(u).map_err(|e| UserError(e.0.replace("--mirror", "--upstream")))?
+                }
+                None => oci::upstream_endpoint(&reference.registry),
+            };
+            Some(rt.block_on(embedded::Embedded::start(
+                &reference.registry,
+                &upstream,
+                &std::env::temp_dir(),
+            ))?)
+        }
+        false => None,
+    };
+    let mirror = match &embedded {
+        Some(e) => e.url(),
+        None => parse_mirror(a.mirror.as_deref().unwrap_or_default())?,
+    };
     let platform = match &a.platform {
         Some(p) => Platform::parse(p).map_err(UserError)?,
         None => Platform::host(),
@@ -280,19 +314,20 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
     };
     let client = Client::new(&mirror, credentials, timeout, ca.as_deref())
         .map_err(|e| UserError(format!("--ca-cert: {e:#}")))?;
-    let armed = armed_check(&ctx.state_dir, &mirror);
+    // The armed configs cannot name an embedded server's ephemeral port.
+    let armed = match embedded {
+        Some(_) => None,
+        None => armed_check(&ctx.state_dir, &mirror),
+    };
     let guard: Arc<Mutex<Option<hosts::HostsGuard>>> = Arc::new(Mutex::new(None));
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let block = a.block_upstream.then(|| hosts_path.clone());
     let probes = ClientProbes {
         names: a.clients.clone(),
         root: ctx.root.clone(),
         platform: a.platform.clone(),
         timeout,
+        json: a.json,
     };
     let report = rt.block_on(async {
         let work = verify_flow(
@@ -319,6 +354,33 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         report.hosts_restored = Some(g.restore().is_ok());
     }
     report.armed = armed;
+    if let Some(e) = embedded {
+        report.embedded = Some(rt.block_on(e.stop()));
+        let proven = report
+            .pulls
+            .get(1)
+            .is_some_and(|p| p.ok && p.cache == Cache::Hit && p.strength == Strength::Proven);
+        if report.ok && !proven {
+            report.ok = false;
+            report.verdict = format!(
+                "the embedded server's pull #2 was not a Cache-Status hit: {}",
+                report.verdict
+            );
+        }
+        let upstream_down = report
+            .pulls
+            .first()
+            .and_then(|p| p.error.as_ref())
+            .is_some_and(|e| e.message.contains("upstream registry unreachable"));
+        if upstream_down {
+            let up = report.embedded.as_ref().map(|e| e.upstream.clone());
+            report.verdict = format!(
+                "the embedded server cannot reach its upstream {}: this machine needs access to it, or pass --upstream with a registry it can reach ({})",
+                up.unwrap_or_default(),
+                report.verdict
+            );
+        }
+    }
     let code = if report.ok { 0 } else { 1 };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -330,6 +392,7 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
 
 /// SIGINT/SIGTERM: remove the block, then exit with 128+signal.
 fn interrupted(guard: &Arc<Mutex<Option<hosts::HostsGuard>>>, code: i32) -> Option<Report> {
+    embedded::remove_live();
     let restored = match guard.lock().unwrap().take() {
         Some(mut g) => g.restore().is_ok(),
         None => true,
@@ -345,12 +408,13 @@ fn interrupted(guard: &Arc<Mutex<Option<hosts::HostsGuard>>>, code: i32) -> Opti
     std::process::exit(code)
 }
 
-/// What `--client` asked for.
+/// What `--client` asked for, and whether the output is JSON (then no progress on stderr).
 struct ClientProbes {
     names: Vec<clients::ClientName>,
     root: PathBuf,
     platform: Option<String>,
     timeout: Duration,
+    json: bool,
 }
 
 async fn verify_flow(
@@ -362,6 +426,7 @@ async fn verify_flow(
     guard: Arc<Mutex<Option<hosts::HostsGuard>>>,
     probes: ClientProbes,
 ) -> Result<Report> {
+    let json = probes.json;
     let mut report = Report {
         ok: false,
         mirror: mirror.to_string(),
@@ -385,6 +450,7 @@ async fn verify_flow(
         clients: Vec::new(),
         ratelimit: None,
         armed: None,
+        embedded: None,
     };
     match client.ping().await {
         Ok(p) => {
@@ -404,7 +470,14 @@ async fn verify_flow(
             return Ok(report);
         }
     }
-    let pull1 = pull(client, reference, platform, 1).await;
+    let pull1 = pull(
+        client,
+        reference,
+        platform,
+        1,
+        &progress::Reporter::auto(1, json, output::quiet()),
+    )
+    .await;
     report.digest = pull1
         .responses
         .first()
@@ -430,7 +503,14 @@ async fn verify_flow(
         report.upstream_unreachable = upstream_unreachable(path, &hosts);
         *guard.lock().unwrap() = Some(g);
     }
-    let pull2 = pull(client, reference, platform, 2).await;
+    let pull2 = pull(
+        client,
+        reference,
+        platform,
+        2,
+        &progress::Reporter::auto(2, json, output::quiet()),
+    )
+    .await;
     for name in probes.names.iter().copied() {
         let (root, m, r, p, t) = (
             probes.root.clone(),
@@ -626,7 +706,13 @@ struct PlatformDesc {
     variant: Option<String>,
 }
 
-async fn pull(client: &Client, r: &Reference, platform: &Platform, n: u32) -> PullReport {
+async fn pull(
+    client: &Client,
+    r: &Reference,
+    platform: &Platform,
+    n: u32,
+    progress: &dyn progress::Progress,
+) -> PullReport {
     let start = Instant::now();
     let mut rep = PullReport {
         n,
@@ -639,11 +725,12 @@ async fn pull(client: &Client, r: &Reference, platform: &Platform, n: u32) -> Pu
         seconds: 0.0,
         error: None,
     };
-    if let Err(d) = pull_inner(client, r, platform, &mut rep).await {
+    if let Err(d) = pull_inner(client, r, platform, &mut rep, progress).await {
         rep.error = Some(d.into());
     } else {
         rep.ok = true;
     }
+    progress.finish(rep.ok);
     rep.seconds = (start.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     summarize(&mut rep);
     rep
@@ -654,6 +741,7 @@ async fn pull_inner(
     r: &Reference,
     platform: &Platform,
     rep: &mut PullReport,
+    progress: &dyn progress::Progress,
 ) -> Result<(), Diagnosis> {
     let repo = r.repository.as_str();
     let top = client.manifest(repo, &r.reference()).await?;
@@ -731,8 +819,16 @@ async fn pull_inner(
         serde_json::from_value(v["layers"].clone()).map_err(|e| bad(&manifest.exchange.url, e))?;
     let mut blobs = vec![("config", &config)];
     blobs.extend(layers.iter().map(|l| ("layer", l)));
+    progress.start(blobs.len(), blobs.iter().map(|(_, d)| d.size).sum());
     for (kind, d) in blobs {
-        let b = client.blob(repo, &d.digest, d.size, |_| {}).await?;
+        progress.blob(&d.digest);
+        let mut seen = 0u64;
+        let b = client
+            .blob(repo, &d.digest, d.size, |n| {
+                progress.advance(n - seen);
+                seen = n;
+            })
+            .await?;
         rep.bytes += b.bytes;
         rep.responses
             .push(response(kind, &b.exchange, true, Some(&d.digest)));
@@ -794,6 +890,19 @@ fn print_human(r: &Report) {
     let warn = console::style("!").yellow().bold();
     let mark = |b: bool| if b { ok.clone() } else { ko.clone() };
     println!("verify {} through {}", r.image, r.mirror);
+    if let Some(e) = &r.embedded {
+        println!(
+            "{} embedded   mirrorctl serve in this process, upstream {}, cache {} {}",
+            mark(e.removed),
+            e.upstream,
+            e.cache_dir,
+            if e.removed {
+                "(removed)"
+            } else {
+                "(NOT removed)"
+            }
+        );
+    }
     match &r.preflight.error {
         None => println!(
             "{} preflight  GET {} → {} (auth: {})",

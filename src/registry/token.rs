@@ -1,0 +1,172 @@
+//! Bearer token auth (the distribution token spec): answer a `WWW-Authenticate: Bearer
+//! realm=…,service=…,scope=…` challenge by asking the realm for a token, anonymously or with
+//! Basic credentials. Shared by `verify`'s registry client and `serve`'s upstream side.
+//!
+//! Nothing here puts a credential or a token into an error message.
+
+use super::{classify_error, read_small, status_diagnosis, Diagnosis, Exchange};
+use crate::oci::AuthChallenge;
+use base64::Engine;
+use reqwest::header::AUTHORIZATION;
+use reqwest::StatusCode;
+use std::time::Duration;
+
+/// A token from the realm, ready to send.
+#[derive(Clone)]
+pub struct Token {
+    /// `Bearer <token>`.
+    pub authorization: String,
+    /// How long the realm says the token stays valid (`expires_in`, default 60 s per the spec).
+    pub expires_in: Duration,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("authorization", &"Bearer <redacted>")
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// `Basic base64(user:password)`.
+pub fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// The scope to ask for: the challenge's own, else `repository:<repo>:pull`; none for `/v2/`.
+pub fn scope_for(challenge: &AuthChallenge, repo: &str) -> Option<String> {
+    challenge
+        .scope()
+        .map(str::to_string)
+        .or_else(|| (!repo.is_empty()).then(|| format!("repository:{repo}:pull")))
+}
+
+/// Ask the challenge's realm for a token for `repo` (pull). `basic`: an `Authorization: Basic`
+/// value to send to the realm, if credentials are configured. `url`: the request that was
+/// challenged, for messages.
+pub async fn fetch(
+    http: &reqwest::Client,
+    challenge: &AuthChallenge,
+    repo: &str,
+    basic: Option<&str>,
+    url: &str,
+) -> Result<Token, Diagnosis> {
+    let Some(realm) = challenge.realm() else {
+        return Err(Diagnosis::new(
+            "bad-response",
+            format!("{url} sent a Bearer challenge without a realm: the registry is misconfigured"),
+        ));
+    };
+    let mut token_url = reqwest::Url::parse(realm).map_err(|_| {
+        Diagnosis::new(
+            "bad-response",
+            format!("{url} sent a Bearer challenge with an invalid realm `{realm}`"),
+        )
+    })?;
+    {
+        let mut q = token_url.query_pairs_mut();
+        if let Some(service) = challenge.service() {
+            q.append_pair("service", service);
+        }
+        if let Some(scope) = scope_for(challenge, repo) {
+            q.append_pair("scope", &scope);
+        }
+    }
+    let mut req = http.get(token_url.clone());
+    if let Some(b) = basic {
+        req = req.header(AUTHORIZATION, b);
+    }
+    let token_str = token_url.to_string();
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| classify_error(&e, &token_str))?;
+    let status = resp.status();
+    let exchange = Exchange::from_response("GET", &resp);
+    let body = read_small(resp, &token_str).await?;
+    if !status.is_success() {
+        let mut d = status_diagnosis(status, &token_str, &body, &exchange.headers);
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            d = Diagnosis::new(
+                "unauthorized",
+                if basic.is_some() {
+                    format!("the token server {realm} refused the credentials given: check the user name and password")
+                } else {
+                    format!(
+                        "the token server {realm} refuses anonymous pulls of `{repo}`: credentials are needed for {}",
+                        super::host_of(url)
+                    )
+                },
+            );
+        }
+        return Err(d);
+    }
+    parse_response(&body, realm)
+}
+
+/// The realm's JSON answer: `token` (or OAuth2's `access_token`) and `expires_in`.
+pub fn parse_response(body: &[u8], realm: &str) -> Result<Token, Diagnosis> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
+        Diagnosis::new(
+            "bad-response",
+            format!("the token server {realm} did not answer with JSON"),
+        )
+    })?;
+    let token = v["token"]
+        .as_str()
+        .or_else(|| v["access_token"].as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Diagnosis::new(
+                "bad-response",
+                format!("the token server {realm} answered without a token"),
+            )
+        })?;
+    let expires_in = v["expires_in"].as_u64().filter(|&s| s > 0).unwrap_or(60);
+    Ok(Token {
+        authorization: format!("Bearer {token}"),
+        expires_in: Duration::from_secs(expires_in),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_token_and_expiry() {
+        let t = parse_response(br#"{"token":"abc","expires_in":300}"#, "r").unwrap();
+        assert_eq!(t.authorization, "Bearer abc");
+        assert_eq!(t.expires_in, Duration::from_secs(300));
+        let t = parse_response(br#"{"access_token":"xyz"}"#, "r").unwrap();
+        assert_eq!(t.authorization, "Bearer xyz");
+        assert_eq!(t.expires_in, Duration::from_secs(60));
+        assert!(parse_response(br#"{"token":""}"#, "r").is_err());
+        assert!(parse_response(b"<html>", "r").is_err());
+        assert!(!format!("{t:?}").contains("xyz"));
+    }
+
+    #[test]
+    fn scope_defaults_to_repository_pull() {
+        let c = AuthChallenge::parse(r#"Bearer realm="https://a/t",service="s""#).unwrap();
+        assert_eq!(
+            scope_for(&c, "library/alpine").as_deref(),
+            Some("repository:library/alpine:pull")
+        );
+        assert_eq!(scope_for(&c, ""), None);
+        let c = AuthChallenge::parse(
+            r#"Bearer realm="https://a/t",service="s",scope="repository:x/y:pull""#,
+        )
+        .unwrap();
+        assert_eq!(scope_for(&c, "").as_deref(), Some("repository:x/y:pull"));
+    }
+
+    #[test]
+    fn basic_header() {
+        assert_eq!(basic("u", "p"), "Basic dTpw");
+    }
+}
