@@ -452,22 +452,9 @@ impl Rig {
     /// own `ok: true`.
     fn verify(&self, client: Client, url: &str) -> StepResult {
         let name = client.verify_name();
-        let mut c = match client {
-            // podman and skopeo must see `<root>/etc/containers` as /etc/containers.
-            Client::Podman | Client::Skopeo => {
-                let mut c = self.containers.ns(env!("CARGO_BIN_EXE_mirrorctl"));
-                c.env_remove("MIRRORCTL_ROOT")
-                    .env_remove("MIRRORCTL_STATE_DIR")
-                    .env("NO_COLOR", "1")
-                    .arg("--root")
-                    .arg(self.ws.root())
-                    .arg("--state-dir")
-                    .arg(self.ws.state_dir())
-                    .args(["--color", "never"]);
-                c
-            }
-            _ => mirrorctl(&self.ws),
-        };
+        // As a user runs it: verify itself runs podman/skopeo in a private mount namespace that
+        // sees `<root>/etc/containers` when --root is not `/`.
+        let mut c = mirrorctl(&self.ws);
         if let Ok(d) = &self.dockerd {
             c.env("DOCKER_HOST", d.docker_host())
                 .env("DOCKER_CONFIG", d.aux.join("cli"));

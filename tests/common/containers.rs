@@ -54,9 +54,8 @@ impl ContainersEnv {
         }
     }
 
-    /// `program` (podman, skopeo, or a program that runs them) inside the private namespace;
-    /// add its args.
-    pub fn ns(&self, program: &str) -> Command {
+    /// `program` (podman or skopeo) inside the private namespace; add its args.
+    fn ns(&self, program: &str) -> Command {
         let mut c = Command::new("unshare");
         c.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
             .arg(
