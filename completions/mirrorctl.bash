@@ -440,7 +440,7 @@ _mirrorctl() {
                     return 0
                     ;;
                 --client)
-                    COMPREPLY=($(compgen -W "docker containerd" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "docker containerd buildkit podman skopeo" -- "${cur}"))
                     return 0
                     ;;
                 --root)

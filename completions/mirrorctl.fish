@@ -115,7 +115,10 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l username 
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l ca-cert -d 'Also trust this CA certificate file (PEM) for an https mirror' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l hosts-file -d 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l client -d 'Also pull the probe with this real client, after pull #2 and while the upstream is blocked (repeatable)' -r -f -a "docker\t'dockerd via the docker CLI (`DOCKER_HOST`, else `<root>/var/run/docker.sock` under a --root)'
-containerd\t'containerd via `ctr content fetch --hosts-dir <root>/etc/containerd/certs.d` (`CONTAINERD_ADDRESS`)'"
+containerd\t'containerd via `ctr content fetch --hosts-dir <root>/etc/containerd/certs.d` (`CONTAINERD_ADDRESS`)'
+buildkit\t'dockerd\'s built-in BuildKit: `DOCKER_BUILDKIT=1 docker build --pull` of `FROM <image>`'
+podman\t'`podman pull` with registries.conf and its drop-ins in effect'
+skopeo\t'`skopeo copy docker://<image> dir:<tmp>` with registries.conf and its drop-ins in effect'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
