@@ -826,13 +826,26 @@ fn every_client_through_every_mirror() {
     }
 
     let ws = Workspace::new("matrix");
-    let lab = Lab::start(&ws);
+    // The upstream, the distribution mirror and the probe: without them no cell can run.
+    let (lab, digests) = match attempt(|| {
+        let lab = Lab::start(&ws);
+        let digests = expected_digests(&lab, &ws);
+        Ok((lab, digests))
+    }) {
+        Ok(x) => x,
+        Err(e) => {
+            for c in &mut cells {
+                c.steps
+                    .insert("arm", Err(format!("the lab did not start: {e}")));
+            }
+            return finish(&cells, " — the lab did not start");
+        }
+    };
     eprintln!(
         "[{:>6.1}s] upstream + distribution mirror up, probe seeded",
         t0.elapsed().as_secs_f64()
     );
 
-    let digests = expected_digests(&lab, &ws);
     let mut unavailable: BTreeMap<&'static str, String> = BTreeMap::new();
     for client in Client::ALL {
         let missing: Vec<&str> = client
