@@ -2,7 +2,9 @@
 //!
 //! dockerd's `registry-mirrors` apply to docker.io only. dockerd 28 and later also read
 //! containerd-format `hosts.toml` files from `/etc/docker/certs.d/<host>/` (for its containerd
-//! image store and its built-in BuildKit), for any registry; so with dockerd ≥ 28 the `docker`
+//! image store and its built-in BuildKit; per pull, no restart), for any registry (Docker's
+//! "Registry host configuration" docs; the first version is from the team's client research,
+//! not checked against a real dockerd 28 here); so with dockerd ≥ 28 the `docker`
 //! target mirrors other registries through `/etc/docker/certs.d/<host>/hosts.toml`, written by
 //! the same planner as containerd's `certs.d`. Older dockerd skips them with a reason.
 //!

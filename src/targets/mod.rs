@@ -302,7 +302,7 @@ pub fn partial_note(
     }
     if dockerd.reads_certs_d() {
         return Some(format!(
-            "{}: {} mirrored through {}/<host>/hosts.toml (read by dockerd's containerd image store and built-in BuildKit)",
+            "{}: {} mirrored through {}/<host>/hosts.toml, read per pull by dockerd's containerd image store (`features.containerd-snapshotter`) and built-in BuildKit; with the classic image store `docker pull` ignores it",
             dockerd.describe,
             others.join(", "),
             dockerd_version::DOCKER_CERTS_D
