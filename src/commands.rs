@@ -335,6 +335,21 @@ fn reload_after(
     }
     let report = match t {
         TargetName::Docker => {
+            // dockerd ≥ 28 reads /etc/docker/certs.d/<host>/hosts.toml on every pull; only a
+            // daemon.json change needs a reload.
+            let daemon_json_changed = changes
+                .iter()
+                .any(|c| matches!(c.kind, FileKind::DaemonJson) && c.writes())
+                || pending.iter().any(|p| p == targets::DAEMON_JSON);
+            if !daemon_json_changed {
+                clear_pending(ctx, journal, t)?;
+                return Ok(Some(ReloadReport {
+                    needed: false,
+                    done: false,
+                    action: "none".into(),
+                    detail: "dockerd reads /etc/docker/certs.d/<host>/hosts.toml on every pull: no reload needed".into(),
+                }));
+            }
             let Some(pid) = reload::dockerd_pid(ctx) else {
                 clear_pending(ctx, journal, t)?;
                 return Ok(Some(ReloadReport {

@@ -79,6 +79,36 @@ fn dockerd_28_gets_certs_d_hosts_toml_and_disarm_removes_it_with_its_dirs() {
         "{hosts}"
     );
 
+    // Another registry only: no daemon.json change, so nothing for dockerd to reload (it
+    // reads hosts.toml on every pull).
+    let doc = json(&mirrorctl(
+        tmp.path(),
+        &[
+            "arm",
+            "--target",
+            "docker",
+            "--dockerd-version",
+            "28.0.1",
+            "--mirror",
+            "http://127.0.0.1:5001",
+            "--mirror",
+            "ghcr.io=http://127.0.0.1:5003",
+            "--mirror",
+            "quay.io=http://127.0.0.1:5004",
+            "--reload",
+            "--json",
+        ],
+    ));
+    let t = &doc["targets"][0];
+    assert!(
+        t["reload"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no reload needed"),
+        "{doc:#}"
+    );
+    assert!(etc_docker.join("certs.d/quay.io/hosts.toml").is_file());
+
     let o = mirrorctl(tmp.path(), &["disarm", "--json"]);
     assert!(o.status.success(), "{o:?}");
     assert!(
