@@ -45,6 +45,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--mirror', '--mirror', [CompletionResultType]::ParameterName, 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)')
             [CompletionResult]::new('--registry', '--registry', [CompletionResultType]::ParameterName, 'Registry that `--mirror` values without `REGISTRY=` apply to')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Targets to configure, comma-separated or repeated [default: every target found under --root]')
+            [CompletionResult]::new('--dockerd-version', '--dockerd-version', [CompletionResultType]::ParameterName, 'Plan the docker target for this dockerd version instead of asking `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Seconds to wait for another mirrorctl run to release the lock')
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')

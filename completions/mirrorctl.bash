@@ -91,7 +91,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__arm)
-            opts="-q -v -h --mirror --registry --target --insecure --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --mirror --registry --target --insecure --dockerd-version --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,6 +107,10 @@ _mirrorctl() {
                     ;;
                 --target)
                     COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s" -- "${cur}"))
+                    return 0
+                    ;;
+                --dockerd-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --lock-timeout)

@@ -41,6 +41,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --mirror 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
             cand --registry 'Registry that `--mirror` values without `REGISTRY=` apply to'
             cand --target 'Targets to configure, comma-separated or repeated [default: every target found under --root]'
+            cand --dockerd-version 'Plan the docker target for this dockerd version instead of asking `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)'
             cand --lock-timeout 'Seconds to wait for another mirrorctl run to release the lock'
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'

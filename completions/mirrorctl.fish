@@ -47,6 +47,7 @@ buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
 containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'
 registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
 k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dockerd-version -d 'Plan the docker target for this dockerd version instead of asking `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l lock-timeout -d 'Seconds to wait for another mirrorctl run to release the lock' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F

@@ -194,6 +194,11 @@ pub struct ArmArgs {
     #[arg(long)]
     pub insecure: bool,
 
+    /// Plan the docker target for this dockerd version instead of asking `dockerd --version`
+    /// (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)
+    #[arg(long, value_name = "X.Y", env = "MIRRORCTL_DOCKERD_VERSION")]
+    pub dockerd_version: Option<String>,
+
     #[command(flatten)]
     pub common: WriteOpts,
 }

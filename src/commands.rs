@@ -120,6 +120,14 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
     } else {
         dedup(a.targets.clone())
     };
+    let dockerd = if targets.contains(&TargetName::Docker) {
+        targets::dockerd_version::detect(a.dockerd_version.as_deref())?
+    } else {
+        targets::dockerd_version::DockerdVersion {
+            version: None,
+            describe: String::new(),
+        }
+    };
     let _lock = lock(&ctx, a.common.dry_run, a.common.lock_timeout)?;
     let mut journal = Journal::load(&ctx.state_dir)?;
 
@@ -127,7 +135,7 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
     let mut planned: Vec<(TargetName, Result<Vec<Change>, String>)> = Vec::new();
     for t in &targets {
         let exists = |p: &str| ctx.resolve(p).map(|f| f.exists()).unwrap_or(false);
-        match targets::files_for(*t, &set, &exists) {
+        match targets::files_for(*t, &set, &exists, &dockerd) {
             Ok(jobs) => {
                 if *t == TargetName::Docker {
                     refuse_dockerd_flags(&ctx, &set)?;
@@ -168,7 +176,7 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
             Ok(c) => c,
         };
         let mut rep = target_report(t, &changes, false);
-        if let Some(n) = targets::partial_note(t, &set) {
+        if let Some(n) = targets::partial_note(t, &set, &dockerd) {
             rep.notes.push(n);
         }
         rep.reload = apply_and_reload(
@@ -327,6 +335,21 @@ fn reload_after(
     }
     let report = match t {
         TargetName::Docker => {
+            // dockerd ≥ 28 reads /etc/docker/certs.d/<host>/hosts.toml on every pull; only a
+            // daemon.json change needs a reload.
+            let daemon_json_changed = changes
+                .iter()
+                .any(|c| matches!(c.kind, FileKind::DaemonJson) && c.writes())
+                || pending.iter().any(|p| p == targets::DAEMON_JSON);
+            if !daemon_json_changed {
+                clear_pending(ctx, journal, t)?;
+                return Ok(Some(ReloadReport {
+                    needed: false,
+                    done: false,
+                    action: "none".into(),
+                    detail: "dockerd reads /etc/docker/certs.d/<host>/hosts.toml on every pull: no reload needed".into(),
+                }));
+            }
             let Some(pid) = reload::dockerd_pid(ctx) else {
                 clear_pending(ctx, journal, t)?;
                 return Ok(Some(ReloadReport {

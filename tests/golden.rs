@@ -169,6 +169,9 @@ fn run(env: &Env, args: &[&str]) -> Output {
         .args(args)
         .env_remove("MIRRORCTL_ROOT")
         .env_remove("MIRRORCTL_STATE_DIR")
+        // The docker target depends on the dockerd version: pin it (a case's args may override
+        // it with --dockerd-version).
+        .env("MIRRORCTL_DOCKERD_VERSION", "20.10.24")
         .output()
         .unwrap()
 }

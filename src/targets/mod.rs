@@ -13,6 +13,7 @@
 pub mod buildkit;
 pub mod containerd;
 pub mod docker;
+pub mod dockerd_version;
 pub mod k3s;
 mod list;
 pub mod registries;
@@ -200,30 +201,41 @@ pub struct FileJob {
 }
 
 /// The files a target edits for `set`, or why it is skipped. `exists` tells whether a system
-/// path exists under the root (for targets whose file list depends on what is installed).
+/// path exists under the root (for targets whose file list depends on what is installed);
+/// `dockerd` is the dockerd version the docker target plans for (≥ 28 also reads
+/// `/etc/docker/certs.d/<host>/hosts.toml` for registries other than docker.io).
 pub fn files_for(
     name: TargetName,
     set: &MirrorSet,
     exists: &dyn Fn(&str) -> bool,
+    dockerd: &dockerd_version::DockerdVersion,
 ) -> Result<Vec<FileJob>, String> {
     match name {
         TargetName::Docker => {
-            let others: Vec<&str> = set
-                .registries
-                .iter()
-                .map(|r| r.registry.as_str())
-                .filter(|r| *r != crate::oci::DOCKER_HUB)
-                .collect();
-            if set.for_registry(crate::oci::DOCKER_HUB).is_none() {
-                return Err(format!(
-                    "dockerd's registry-mirrors apply to docker.io only, not {}",
-                    others.join(", ")
-                ));
+            let others = non_hub(set);
+            let mut jobs = Vec::new();
+            if set.for_registry(crate::oci::DOCKER_HUB).is_some() {
+                jobs.push(FileJob {
+                    path: DAEMON_JSON.into(),
+                    kind: FileKind::DaemonJson,
+                });
             }
-            Ok(vec![FileJob {
-                path: DAEMON_JSON.into(),
-                kind: FileKind::DaemonJson,
-            }])
+            if dockerd.reads_certs_d() {
+                jobs.extend(others.iter().map(|r| FileJob {
+                    path: format!(
+                        "{}/{}/hosts.toml",
+                        dockerd_version::DOCKER_CERTS_D,
+                        containerd::host_dir_name(r)
+                    ),
+                    kind: FileKind::ContainerdHosts {
+                        registry: r.to_string(),
+                    },
+                }));
+            }
+            if jobs.is_empty() {
+                return Err(dockerd.skip_reason(&others));
+            }
+            Ok(jobs)
         }
         TargetName::Buildkit => Ok(vec![FileJob {
             path: BUILDKITD_TOML.into(),
@@ -265,21 +277,39 @@ pub fn files_for(
     }
 }
 
-/// A note about registries a target cannot mirror although it was armed for others.
-pub fn partial_note(name: TargetName, set: &MirrorSet) -> Option<String> {
-    if name == TargetName::Docker && set.for_registry(crate::oci::DOCKER_HUB).is_some() {
-        let others: Vec<&str> = set
-            .registries
-            .iter()
-            .map(|r| r.registry.as_str())
-            .filter(|r| *r != crate::oci::DOCKER_HUB)
-            .collect();
-        if !others.is_empty() {
-            return Some(format!(
-                "dockerd mirrors docker.io only; {} not configured for dockerd",
-                others.join(", ")
-            ));
-        }
+/// The registries of `set` other than docker.io.
+fn non_hub(set: &MirrorSet) -> Vec<&str> {
+    set.registries
+        .iter()
+        .map(|r| r.registry.as_str())
+        .filter(|r| *r != crate::oci::DOCKER_HUB)
+        .collect()
+}
+
+/// A note about registries a target cannot mirror although it was armed for others, or mirrors
+/// through another file.
+pub fn partial_note(
+    name: TargetName,
+    set: &MirrorSet,
+    dockerd: &dockerd_version::DockerdVersion,
+) -> Option<String> {
+    if name != TargetName::Docker {
+        return None;
+    }
+    let others = non_hub(set);
+    if others.is_empty() {
+        return None;
+    }
+    if dockerd.reads_certs_d() {
+        return Some(format!(
+            "{}: {} mirrored through {}/<host>/hosts.toml, read per pull by dockerd's containerd image store (`features.containerd-snapshotter`) and built-in BuildKit; with the classic image store `docker pull` ignores it",
+            dockerd.describe,
+            others.join(", "),
+            dockerd_version::DOCKER_CERTS_D
+        ));
+    }
+    if set.for_registry(crate::oci::DOCKER_HUB).is_some() {
+        return Some(dockerd.skip_reason(&others));
     }
     None
 }

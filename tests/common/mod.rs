@@ -20,6 +20,7 @@
 //!   pid file and socket live under a mirrorctl `--root`.
 //! * [`proof`]: [`AccessLogged`], `assert_through_mirror` / `assert_not_through_mirror`
 //!   (by user agent: `UA_DOCKERD`, `UA_CONTAINERD`, `UA_PODMAN`, `UA_SKOPEO`).
+//! * [`serve::Serve`]: `mirrorctl serve` as a mirror, its access log (+ `Cache-Status`) parsed.
 //! * [`Lab`]: upstream + mirror seeded with the probe, in one call.
 //! * [`mirrorctl`] / [`run`] / [`Out`]: run commands and get readable assertion messages.
 //!
@@ -45,6 +46,7 @@ pub mod dockerd;
 pub mod image;
 pub mod proof;
 pub mod registry;
+pub mod serve;
 
 pub use daemon::{wait_until, Daemon};
 pub use proof::AccessLogged;
