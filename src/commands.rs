@@ -359,10 +359,13 @@ fn reload_after(
                     detail: "dockerd is not running; it reads daemon.json when it starts".into(),
                 }));
             };
+            let buildkit = reload::buildkit_restart_note(reload::running_dockerd_version(ctx, pid))
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default();
             if !reload {
                 return Ok(Some(ReloadReport::todo(
                     format!("SIGHUP dockerd (pid {pid})"),
-                    "registry-mirrors reload live: rerun with --reload, or `systemctl reload docker`",
+                    format!("registry-mirrors reload live: rerun with --reload, or `systemctl reload docker`{buildkit}"),
                 )));
             }
             // dockerd reloads only keys present in the file and keeps what it loaded for a
@@ -395,7 +398,7 @@ fn reload_after(
                 needed: true,
                 done: true,
                 action: format!("SIGHUP dockerd (pid {pid})"),
-                detail,
+                detail: format!("{detail}{buildkit}"),
             }
         }
         TargetName::Buildkit => reload::restart_unit(ctx, "buildkit", "buildkitd", reload),

@@ -4,6 +4,7 @@
 
 use crate::apply::Ctx;
 use crate::mirror::Mirror;
+use crate::targets::dockerd_version;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::{Read, Write};
@@ -160,6 +161,46 @@ pub fn hup_dockerd(ctx: &Ctx, pid: i32, expected: &[String]) -> Result<String> {
     }
 }
 
+/// The first dockerd major version whose built-in BuildKit asks the daemon for registry hosts
+/// on every resolve (moby#45992, in 25.0). Before it, BuildKit keeps the hosts computed when
+/// dockerd started, so a SIGHUP reaches `docker pull` but not `docker build` (seen with 20.10
+/// here: tests/verify.rs `--client buildkit`). 25 and later are taken from the source, not
+/// checked against a real dockerd here.
+pub const BUILDKIT_LIVE_MIRRORS_SINCE: u32 = 25;
+
+/// The version of the dockerd running as `pid`: its API's `ServerVersion`, else the binary's
+/// `--version`.
+pub fn running_dockerd_version(ctx: &Ctx, pid: i32) -> Option<(u32, u32)> {
+    let sock = docker_socket(ctx);
+    if sock.exists() {
+        if let Some(v) = docker_info(&sock)
+            .ok()
+            .and_then(|i| i["ServerVersion"].as_str().and_then(dockerd_version::parse))
+        {
+            return Some(v);
+        }
+    }
+    let out = std::process::Command::new(format!("/proc/{pid}/exe"))
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    dockerd_version::parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// What a dockerd reload does not reach: its built-in BuildKit before version 25.
+pub fn buildkit_restart_note(version: Option<(u32, u32)>) -> Option<String> {
+    let why = match version {
+        Some((major, _)) if major >= BUILDKIT_LIVE_MIRRORS_SINCE => return None,
+        Some((major, minor)) => format!("dockerd {major}.{minor}'s"),
+        None => "before dockerd 25, its".into(),
+    };
+    Some(format!(
+        "`docker build`: {why} built-in BuildKit keeps the registry-mirrors it read when dockerd started; restart dockerd (`systemctl restart docker`) for builds to use the mirror"
+    ))
+}
+
 /// Restart a systemd unit when systemd manages the real root; otherwise say what to run.
 pub fn restart_unit(ctx: &Ctx, unit: &str, daemon: &str, reload: bool) -> ReloadReport {
     let cmd = format!("systemctl restart {unit}");
@@ -270,5 +311,23 @@ pub fn restart_k3s(ctx: &Ctx, changed: &[String], reload: bool) -> ReloadReport 
             .map(|r| r.detail.as_str())
             .collect::<Vec<_>>()
             .join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buildkit_note_only_before_dockerd_25() {
+        let n = buildkit_restart_note(Some((20, 10))).unwrap();
+        assert!(n.contains("dockerd 20.10's built-in BuildKit"), "{n}");
+        assert!(n.contains("restart dockerd"), "{n}");
+        assert!(buildkit_restart_note(Some((24, 0))).is_some());
+        assert!(buildkit_restart_note(None)
+            .unwrap()
+            .contains("before dockerd 25"));
+        assert_eq!(buildkit_restart_note(Some((25, 0))), None);
+        assert_eq!(buildkit_restart_note(Some((28, 2))), None);
     }
 }

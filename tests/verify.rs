@@ -754,18 +754,36 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
         "{out}"
     );
 
-    run(mirrorctl(&ws).args(["arm", "--mirror", &mirror, "--target", "docker,containerd"]))
-        .assert_ok();
-    let pid: i32 = std::fs::read_to_string(&dockerd.pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    unsafe { libc::kill(pid, libc::SIGHUP) };
+    // arm --reload SIGHUPs dockerd and says that its BuildKit needs a restart.
+    let arm = run(mirrorctl(&ws).args([
+        "arm",
+        "--mirror",
+        &mirror,
+        "--target",
+        "docker,containerd",
+        "--reload",
+        "--json",
+    ]));
+    arm.assert_ok();
     let want = format!("{}/", mirror.trim_end_matches('/'));
     dockerd
         .wait_mirrors(&[want], Duration::from_secs(30))
         .expect("dockerd reloaded the mirrors");
+    let doc = json(&arm);
+    let docker = doc["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "docker")
+        .unwrap_or_else(|| panic!("no docker target: {arm}"));
+    assert_eq!(docker["reload"]["done"], true, "{arm}");
+    let detail = docker["reload"]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("reloaded")
+            && detail.contains("'s built-in BuildKit keeps the registry-mirrors")
+            && detail.contains("restart dockerd"),
+        "{arm}"
+    );
 
     // dockerd's built-in BuildKit took its registry hosts when dockerd started: a reload is
     // not enough for it, and verify says so.
