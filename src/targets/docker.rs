@@ -33,19 +33,25 @@ fn norm_mirror(s: &str) -> String {
         .unwrap_or_else(|| s.trim().trim_end_matches('/').to_string())
 }
 
-/// Normalise an `insecure-registries` entry (dockerd strips a scheme with a warning).
+/// Normalise an `insecure-registries` entry for comparison. The scheme is kept: dockerd strips
+/// it (with a warning) and treats `h:p`, `http://h:p` and `https://h:p` alike, but its built-in
+/// BuildKit does not (see [`plan`]), so they are different entries here.
 fn norm_insecure(s: &str) -> String {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"))
-        .unwrap_or(s);
-    s.trim_end_matches('/').to_ascii_lowercase()
+    s.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
-/// Plan daemon.json: `mirrors` first in `registry-mirrors` (in order), their `host:port` in
-/// `insecure-registries` when plain HTTP or `insecure`; entries owned before but not wanted now
-/// are removed. With no mirrors this removes everything mirrorctl owns.
+/// Plan daemon.json: `mirrors` first in `registry-mirrors` (in order), and in
+/// `insecure-registries` when plain HTTP or `insecure`, as `scheme://host:port`; entries owned
+/// before but not wanted now are removed. With no mirrors this removes everything mirrorctl owns.
+///
+/// Why the scheme in `insecure-registries`: dockerd accepts `http://h:p` there (it strips the
+/// scheme and logs a warning), and dockerd's built-in BuildKit (20.10 … 24) speaks plain HTTP to
+/// a mirror only when its entry parses as a URL with scheme `http`. A bare `10.0.0.5:5000` is
+/// not a URL to Go's parser, `mirror.lan:5000` parses as scheme `mirror.lan`: with either,
+/// `docker build` tries HTTPS, fails ("server gave HTTP response to HTTPS client") and silently
+/// pulls from Docker Hub instead (tests/lan_mirror.rs shows it on a non-loopback address).
+/// Ours are appended after the user's entries: BuildKit keys its table by host and the last
+/// entry for a host wins.
 pub fn plan(
     current: Option<&str>,
     mirrors: &[Mirror],
@@ -64,7 +70,7 @@ pub fn plan(
     let want_insecure: Vec<String> = mirrors
         .iter()
         .filter(|m| m.is_http() || insecure)
-        .map(|m| m.host_port())
+        .map(|m| m.url())
         .collect();
 
     let mut owned = Vec::new();
@@ -301,7 +307,7 @@ mod tests {
         let p = plan(None, &[m("http://127.0.0.1:5001")], false, &[]).unwrap();
         assert_eq!(
             p.text,
-            "{\n  \"registry-mirrors\": [\n    \"http://127.0.0.1:5001\"\n  ],\n  \"insecure-registries\": [\n    \"127.0.0.1:5001\"\n  ]\n}\n"
+            "{\n  \"registry-mirrors\": [\n    \"http://127.0.0.1:5001\"\n  ],\n  \"insecure-registries\": [\n    \"http://127.0.0.1:5001\"\n  ]\n}\n"
         );
         let again = plan(
             Some(&p.text),
@@ -314,6 +320,50 @@ mod tests {
         assert_eq!(again.owned, p.owned);
         let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
         assert_eq!(back.text.trim(), "{}");
+    }
+
+    #[test]
+    fn insecure_entries_carry_the_scheme_after_the_users() {
+        // The user's bare entry for the same host stays, ours comes after it (BuildKit: the
+        // last entry for a host wins); https with --insecure gets `https://`.
+        let cur = "{\"insecure-registries\": [\"10.0.0.5:5000\", \"other:1\"]}";
+        let p = plan(
+            Some(cur),
+            &[m("http://10.0.0.5:5000"), m("https://m.lan")],
+            true,
+            &[],
+        )
+        .unwrap();
+        assert!(
+            p.text.contains(
+                "\"insecure-registries\": [\"10.0.0.5:5000\", \"other:1\", \"http://10.0.0.5:5000\", \"https://m.lan\"]"
+            ),
+            "{}",
+            p.text
+        );
+        let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+        assert!(
+            back.text
+                .contains("\"insecure-registries\": [\"10.0.0.5:5000\", \"other:1\"]")
+                && !back.text.contains("://"),
+            "{}",
+            back.text
+        );
+        // A file armed by an earlier mirrorctl (bare `host:port`, owned) is upgraded in place.
+        let old = "{\n  \"registry-mirrors\": [\"http://10.0.0.5:5000\"],\n  \"insecure-registries\": [\"10.0.0.5:5000\"]\n}\n";
+        let owned = vec![
+            tok_mirror("http://10.0.0.5:5000"),
+            tok_insecure("10.0.0.5:5000"),
+            tok_key(MIRRORS_KEY),
+            tok_key(INSECURE_KEY),
+        ];
+        let q = plan(Some(old), &[m("http://10.0.0.5:5000")], false, &owned).unwrap();
+        assert_eq!(
+            q.text,
+            "{\n  \"registry-mirrors\": [\"http://10.0.0.5:5000\"],\n  \"insecure-registries\": [\"http://10.0.0.5:5000\"]\n}\n"
+        );
+        let gone = plan(Some(&q.text), &[], false, &q.owned).unwrap();
+        assert_eq!(gone.text.trim(), "{}");
     }
 
     #[test]
@@ -350,7 +400,7 @@ mod tests {
         let q = plan(Some(&p.text), &[m("http://c:3")], false, &p.owned).unwrap();
         assert_eq!(
             q.text,
-            "{\n  \"debug\": true,\n  \"registry-mirrors\": [\n    \"http://c:3\"\n  ],\n  \"insecure-registries\": [\n    \"c:3\"\n  ]\n}\n"
+            "{\n  \"debug\": true,\n  \"registry-mirrors\": [\n    \"http://c:3\"\n  ],\n  \"insecure-registries\": [\n    \"http://c:3\"\n  ]\n}\n"
         );
     }
 

@@ -216,6 +216,17 @@ fn buildkit(
     let config = fsutil::under_root(root, "/etc/docker/daemon.json");
     let docker = DockerCli::new(root);
     docker.check_mirror(&config, mirror, image, "docker", timeout)?;
+    let version = output(
+        docker.cmd(&["info", "--format", "{{json .ServerVersion}}"]),
+        timeout,
+    )
+    .ok()
+    .filter(|(ok, _)| *ok)
+    .and_then(|(_, out)| {
+        let v: String = serde_json::from_str(out.trim()).ok()?;
+        crate::targets::dockerd_version::parse(&v)
+    });
+    buildkit_plain_http_entry(&config, mirror, version)?;
     let tmp = TempDir::new("buildkit")?;
     let reference = format!("{image}");
     std::fs::write(
@@ -242,7 +253,7 @@ fn buildkit(
     }
     if !ok && out.contains("registry-1.docker.io") {
         return Err(format!(
-            "`docker info` lists {mirror}, but dockerd's built-in BuildKit went to registry-1.docker.io ({}): it reads registry-mirrors only when dockerd starts (a reload is not enough), so restart dockerd (`systemctl restart docker`); for a plain-HTTP mirror, also list it in {}'s insecure-registries",
+            "`docker info` lists {mirror}, but dockerd's built-in BuildKit went to registry-1.docker.io ({}): it reads registry-mirrors only when dockerd starts (a reload is not enough), so restart dockerd (`systemctl restart docker`); for a plain-HTTP mirror, also list it with its scheme (`http://host:port`) in {}'s insecure-registries",
             last_line(&out),
             config.display()
         ));
@@ -256,6 +267,63 @@ fn buildkit(
     }
     Ok(format!(
         "`docker info` lists {mirror} and BuildKit built FROM {reference} with --pull"
+    ))
+}
+
+/// dockerd before 25 hands its built-in BuildKit a registry table built from
+/// `insecure-registries` in which only an entry that parses as a URL with scheme `http` makes a
+/// host plain HTTP (`10.0.0.5:5000` does not parse, `mirror.lan:5000` parses as scheme
+/// `mirror.lan`). Without `http://host:port` there, `docker build` tries HTTPS on a plain-HTTP
+/// mirror, fails and pulls from Docker Hub. Loopback mirrors are always plain HTTP to it.
+fn buildkit_plain_http_entry(
+    config: &Path,
+    mirror: &str,
+    version: Option<(u32, u32)>,
+) -> Result<(), String> {
+    let Ok(m) = crate::mirror::Mirror::parse(mirror) else {
+        return Ok(());
+    };
+    let host = m.host_port();
+    let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+    let loopback = bare == "localhost"
+        || bare
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !m.is_http()
+        || loopback
+        || version.is_some_and(|(major, _)| major >= crate::reload::BUILDKIT_LIVE_MIRRORS_SINCE)
+    {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(config).unwrap_or_default();
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(text.trim_start_matches('\u{feff}'))
+    else {
+        return Ok(());
+    };
+    let listed: Vec<String> = doc["insecure-registries"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let want = m.url();
+    if listed
+        .iter()
+        .any(|e| e.trim().trim_end_matches('/').eq_ignore_ascii_case(&want))
+    {
+        return Ok(());
+    }
+    let which = match version {
+        Some((major, minor)) => format!("dockerd {major}.{minor}'s"),
+        None => "dockerd's (before 25)".into(),
+    };
+    Err(format!(
+        "{which} built-in BuildKit speaks plain HTTP to {want} only when {}'s insecure-registries lists it with its scheme, \"{want}\" (it lists {listed:?}); without it `docker build` tries HTTPS, fails and pulls from Docker Hub. Rerun `mirrorctl arm --mirror {want} --target docker`, then restart dockerd",
+        config.display()
     ))
 }
 

@@ -60,13 +60,15 @@ use std::time::Duration;
 
 /// The proxy guard: any request that is not to loopback goes to a closed port on loopback.
 /// Both spellings, since Go reads both and some tools only one.
+/// `NO_PROXY` also names 10.77.0.1, the "LAN" mirror address that `tests/lan_mirror.rs` adds
+/// to `lo` inside a network namespace of its own (nothing else uses it).
 pub const GUARD_ENV: [(&str, &str); 6] = [
     ("HTTP_PROXY", "http://127.0.0.1:9"),
     ("HTTPS_PROXY", "http://127.0.0.1:9"),
-    ("NO_PROXY", "127.0.0.1,localhost,::1"),
+    ("NO_PROXY", "127.0.0.1,localhost,::1,10.77.0.1"),
     ("http_proxy", "http://127.0.0.1:9"),
     ("https_proxy", "http://127.0.0.1:9"),
-    ("no_proxy", "127.0.0.1,localhost,::1"),
+    ("no_proxy", "127.0.0.1,localhost,::1,10.77.0.1"),
 ];
 
 /// Apply [`GUARD_ENV`] to a command.

@@ -1,0 +1,201 @@
+//! A plain-HTTP mirror on a LAN address, not loopback: every client treats 127.0.0.0/8 as
+//! plain HTTP by itself, so only a non-loopback address shows whether the armed config really
+//! tells each client to speak HTTP to the mirror. dockerd's built-in BuildKit (20.10 … 24)
+//! derives that from `insecure-registries`, and only from an entry with an `http://` scheme.
+//!
+//! The test runs in a network namespace of its own: it re-executes itself under
+//! `unshare --net`, brings `lo` up there and adds 10.77.0.1/32 to it; the mirror is reached on
+//! 10.77.0.1 through a forwarder to the loopback registry. Nothing leaves the namespace.
+
+mod common;
+
+use common::dockerd::Dockerd;
+use common::proof::AccessLogged;
+use common::{mirrorctl, run, Lab, Workspace};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+const LAN_IP: &str = "10.77.0.1";
+const IN_NETNS: &str = "MIRRORCTL_TEST_IN_NETNS";
+
+/// Re-run `test` in a fresh network namespace; true when the caller is already inside it.
+fn in_private_netns(test: &str) -> bool {
+    if std::env::var_os(IN_NETNS).is_some() {
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("run ip");
+            assert!(out.status.success(), "ip {args:?}: {out:?}");
+        };
+        ip(&["link", "set", "lo", "up"]);
+        ip(&["addr", "add", &format!("{LAN_IP}/32"), "dev", "lo"]);
+        return true;
+    }
+    let out = Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(IN_NETNS, "1")
+        .output()
+        .expect("run unshare --net");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "in the network namespace: {text}");
+    assert!(
+        text.contains("1 passed"),
+        "the test did not run in the namespace: {text}"
+    );
+    false
+}
+
+/// Forward `<LAN_IP>:<port>` to `target` (a loopback address), one thread per direction.
+fn forward(target: String) -> u16 {
+    let l = TcpListener::bind((LAN_IP, 0)).expect("bind the LAN address");
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(client) = c else { continue };
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64 * 1024];
+                    loop {
+                        match from.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if to.write_all(&buf[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            };
+            pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+            pipe(server, client);
+        }
+    });
+    port
+}
+
+#[test]
+fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
+    if !common::require(&[
+        "docker-registry",
+        "skopeo",
+        "unshare",
+        "ip",
+        "dockerd",
+        "docker",
+        "containerd",
+    ]) {
+        return;
+    }
+    if !in_private_netns("buildkit_and_docker_pull_through_a_plain_http_lan_mirror") {
+        return;
+    }
+    let ws = Workspace::new("lan-mirror");
+    let lab = Lab::start(&ws);
+    let port = forward(lab.mirror.host());
+    let mirror = format!("http://{LAN_IP}:{port}");
+    let daemon_json = ws.under_root("etc/docker/daemon.json");
+    std::fs::create_dir_all(daemon_json.parent().unwrap()).unwrap();
+    // What people write by hand (and mirrorctl wrote before): the mirror's host:port without
+    // a scheme in insecure-registries. `docker pull` is happy with it; BuildKit is not.
+    let by_hand = format!(
+        "{{\n  \"registry-mirrors\": [\"{mirror}\"],\n  \"insecure-registries\": [\"{LAN_IP}:{port}\"]\n}}\n"
+    );
+    std::fs::write(&daemon_json, &by_hand).unwrap();
+
+    let bin = ws.aux("bin");
+    std::os::unix::fs::symlink(common::dockerd::docker_cli(), bin.join("docker")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let verify = |dockerd: &Dockerd| {
+        let mut c = mirrorctl(&ws);
+        c.env("PATH", &path)
+            .env("DOCKER_HOST", dockerd.docker_host())
+            .env("DOCKER_CONFIG", ws.aux("docker-cli"))
+            .args([
+                "verify",
+                "--mirror",
+                &mirror,
+                "--image",
+                "probe:v2s2",
+                "--client",
+                "docker",
+                "--client",
+                "buildkit",
+                "--json",
+            ]);
+        common::run_timeout(&mut c, Duration::from_secs(300))
+    };
+
+    let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
+    // The real BuildKit with the hand-written file: HTTPS to the plain-HTTP mirror.
+    let ctx = common::dockerd::write_from_dockerfile(
+        &ws.aux("build-ctx"),
+        "docker.io/library/probe:v2s2",
+    );
+    let build = dockerd.build(&ctx, "lan-probe:1");
+    assert!(!build.ok(), "{build}");
+    assert!(
+        build
+            .combined()
+            .contains("server gave HTTP response to HTTPS client"),
+        "{build}"
+    );
+    // verify says why, from the file, before building.
+    let out = verify(&dockerd);
+    assert_eq!(out.code(), Some(1), "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["clients"][0]["ok"], true, "{out}");
+    assert_eq!(doc["clients"][1]["ok"], false, "{out}");
+    let detail = doc["clients"][1]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("lists it with its scheme, \"{mirror}\"")),
+        "{out}"
+    );
+
+    // arm keeps the user's entry and adds the scheme one after it; BuildKit reads it at start.
+    let arm = run(mirrorctl(&ws).args(["arm", "--mirror", &mirror, "--target", "docker"]));
+    arm.assert_ok();
+    let armed = std::fs::read_to_string(&daemon_json).unwrap();
+    assert!(
+        armed.contains(&format!("\"{LAN_IP}:{port}\", \"{mirror}\"")),
+        "{armed}"
+    );
+    dockerd.stop();
+    drop(dockerd);
+    // A fresh store, so both clients must fetch the blobs.
+    let dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd2"));
+    let mark = lab.mirror.log_mark();
+    let out = verify(&dockerd);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "daemon.json:\n{armed}\n{out}\n{}",
+        dockerd.daemon.tail(40)
+    );
+    let log = lab.mirror.requests_since(mark);
+    for ua in ["docker/", "containerd/"] {
+        assert!(
+            log.iter()
+                .any(|e| e.is_blob_of("library/probe") && e.user_agent.contains(ua)),
+            "no {ua} blob request at the mirror:\n{log:?}"
+        );
+    }
+    // disarm gives the hand-written bytes back.
+    run(mirrorctl(&ws).args(["disarm"])).assert_ok();
+    assert_eq!(std::fs::read_to_string(&daemon_json).unwrap(), by_hand);
+}
