@@ -199,3 +199,69 @@ fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
     run(mirrorctl(&ws).args(["disarm"])).assert_ok();
     assert_eq!(std::fs::read_to_string(&daemon_json).unwrap(), by_hand);
 }
+
+#[test]
+fn containerd_podman_skopeo_pull_through_a_plain_http_lan_mirror() {
+    if !common::require(&[
+        "docker-registry",
+        "skopeo",
+        "podman",
+        "unshare",
+        "ip",
+        "containerd",
+        "ctr",
+    ]) {
+        return;
+    }
+    if !in_private_netns("containerd_podman_skopeo_pull_through_a_plain_http_lan_mirror") {
+        return;
+    }
+    use common::containerd::Containerd;
+    let ws = Workspace::new("lan2"); // short: podman limits --runroot length
+    let lab = Lab::start(&ws);
+    let port = forward(lab.mirror.host());
+    let mirror = format!("http://{LAN_IP}:{port}");
+    let etc = ws.under_root("etc/containers");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("registries.conf"),
+        "unqualified-search-registries = [\"docker.io\"]\n",
+    )
+    .unwrap();
+    let arm = run(mirrorctl(&ws).args([
+        "arm",
+        "--mirror",
+        &mirror,
+        "--target",
+        "containerd,registries",
+    ]));
+    arm.assert_ok();
+    let ctrd = Containerd::start(&ws.aux("containerd"));
+    let mark = lab.mirror.log_mark();
+    let mut c = mirrorctl(&ws);
+    c.env("CONTAINERD_ADDRESS", &ctrd.socket).args([
+        "verify",
+        "--mirror",
+        &mirror,
+        "--image",
+        "probe:multi",
+        "--client",
+        "containerd",
+        "--client",
+        "podman",
+        "--client",
+        "skopeo",
+        "--json",
+    ]);
+    let out = common::run_timeout(&mut c, Duration::from_secs(300));
+    assert_eq!(out.code(), Some(0), "{arm}\n{out}");
+    let log = lab.mirror.requests_since(mark);
+    // containerd, podman (containers/<c/image version>), skopeo.
+    for ua in ["containerd/", "containers/", "skopeo/"] {
+        assert!(
+            log.iter()
+                .any(|e| e.is_blob_of("library/probe") && e.user_agent.contains(ua)),
+            "no {ua} blob request at the mirror:\n{log:?}"
+        );
+    }
+}
