@@ -278,6 +278,31 @@ fn bench_serve_vs_distribution() {
                     .map(String::from)
                     .collect::<Vec<_>>();
                 eprintln!("  serve: {fetched:?}");
+                let metrics = rt.block_on(async {
+                    reqwest::Client::builder()
+                        .no_proxy()
+                        .build()
+                        .unwrap()
+                        .get(format!("{}/metrics", fresh.url))
+                        .send()
+                        .await
+                        .unwrap()
+                        .text()
+                        .await
+                        .unwrap()
+                });
+                let value = |name: &str| {
+                    metrics
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                        .unwrap_or(f64::NAN)
+                };
+                eprintln!(
+                    "  serve: {:.0} of {:.0} MiB sent from the download's memory, the rest read from the cache file",
+                    value("mirrorctl_served_memory_bytes_total") / (1 << 20) as f64,
+                    value("mirrorctl_served_bytes_total") / (1 << 20) as f64
+                );
             }
             if run == 0 {
                 std::thread::sleep(Duration::from_secs(2)); // distribution's second fetch lands late

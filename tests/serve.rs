@@ -620,6 +620,7 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
         "{m}"
     );
     assert!(m.contains("mirrorctl_inflight_fetches 0"), "{m}");
+    assert!(m.contains("\nmirrorctl_served_memory_bytes_total "), "{m}");
 }
 
 // ---------------------------------------------------------------- a misbehaving upstream

@@ -473,6 +473,7 @@ pub fn body_stream(
                 if let Some(b) = flight.recent_slice(pos, limit) {
                     let n = b.len() as u64;
                     metrics.served_bytes.fetch_add(n, Ordering::Relaxed);
+                    metrics.served_memory_bytes.fetch_add(n, Ordering::Relaxed);
                     return Some((Ok(b), (Ok(origin), pos + n, false)));
                 }
             }

@@ -13,6 +13,8 @@ pub struct Metrics {
     upstream: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     pub upstream_bytes: AtomicU64,
     pub served_bytes: AtomicU64,
+    /// Of `served_bytes`, those sent from a download's in-memory recent chunks.
+    pub served_memory_bytes: AtomicU64,
     pub inflight: AtomicU64,
     pub cache_bytes: AtomicU64,
     pub cache_blobs: AtomicU64,
@@ -70,7 +72,7 @@ impl Metrics {
                 "mirrorctl_upstream_requests_total{{method=\"{m}\",kind=\"{k}\"}} {n}"
             );
         }
-        let gauges: [(&str, &str, &str, &AtomicU64); 7] = [
+        let gauges: [(&str, &str, &str, &AtomicU64); 8] = [
             (
                 "mirrorctl_upstream_bytes_total",
                 "counter",
@@ -82,6 +84,12 @@ impl Metrics {
                 "counter",
                 "Blob bytes sent to clients.",
                 &self.served_bytes,
+            ),
+            (
+                "mirrorctl_served_memory_bytes_total",
+                "counter",
+                "Of the blob bytes sent, those taken from a download's recent chunks in memory (the rest were read from the cache file).",
+                &self.served_memory_bytes,
             ),
             (
                 "mirrorctl_inflight_fetches",
