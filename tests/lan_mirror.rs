@@ -114,13 +114,7 @@ fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
     );
     std::fs::write(&daemon_json, &by_hand).unwrap();
 
-    let bin = ws.aux("bin");
-    std::os::unix::fs::symlink(common::dockerd::docker_cli(), bin.join("docker")).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = common::dockerd::path_with_docker_cli(&ws.aux("bin"));
     let verify = |dockerd: &Dockerd| {
         let mut c = mirrorctl(&ws);
         c.env("PATH", &path)

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::registry::{parse_access_line, AccessEntry, Registry};
+use common::registry::{AccessEntry, Registry};
 use common::{AccessLogged, Daemon, Workspace};
 use sha2::{Digest as _, Sha256};
 use std::path::{Path, PathBuf};
@@ -45,16 +45,7 @@ impl Serve {
 
     /// (request, Cache-Status) for every access log line.
     fn log_with_cache_status(&self) -> Vec<(AccessEntry, String)> {
-        self.daemon
-            .stderr()
-            .lines()
-            .filter_map(|l| {
-                let e = parse_access_line(l)?;
-                // `… "ua" "cache status" 1.234ms`
-                let cs = l.rsplit_once(" \"")?.1.split('"').next()?.to_string();
-                Some((e, cs))
-            })
-            .collect()
+        common::serve::access_log_with_cache_status(&self.daemon.stderr())
     }
 
     fn committed_blobs(&self) -> Vec<String> {

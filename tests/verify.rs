@@ -688,15 +688,7 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
     let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     let docker_host = dockerd.docker_host();
     let ctrd = Containerd::start(&ws.aux("containerd"));
-    // The Debian CLI (20.10) builds with BuildKit by itself; a newer `docker` on PATH needs
-    // the buildx plugin, which is not installed here.
-    let bin = ws.aux("bin");
-    std::os::unix::fs::symlink(common::dockerd::docker_cli(), bin.join("docker")).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = common::dockerd::path_with_docker_cli(&ws.aux("bin"));
     let verify_clients = |image: &str| {
         let mut c = mirrorctl(&ws);
         c.env("PATH", &path)

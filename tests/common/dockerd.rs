@@ -43,6 +43,19 @@ pub fn docker_cli() -> PathBuf {
     }
 }
 
+/// A `PATH` whose first entry is `bin_dir` holding `docker` → [`docker_cli`]: the Debian CLI
+/// (20.10) builds with BuildKit by itself, a newer `docker` on PATH needs the buildx plugin,
+/// which is not installed here.
+pub fn path_with_docker_cli(bin_dir: &Path) -> String {
+    std::fs::create_dir_all(bin_dir).unwrap();
+    std::os::unix::fs::symlink(docker_cli(), bin_dir.join("docker")).unwrap();
+    format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// Write `<dir>/Dockerfile` with `FROM <image>` plus a label (so the build produces an image of
 /// its own), creating `dir`. Returns `dir`.
 pub fn write_from_dockerfile(dir: &Path, image: &str) -> PathBuf {

@@ -57,17 +57,21 @@ impl Serve {
 
     /// (request, `Cache-Status` of the response; empty when none) for every access log line.
     pub fn log_with_cache_status(&self) -> Vec<(AccessEntry, String)> {
-        self.daemon
-            .stderr()
-            .lines()
-            .filter_map(|l| {
-                let e = parse_access_line(l)?;
-                // `… "ua" "cache status" 1.234ms`
-                let cs = l.rsplit_once(" \"")?.1.split('"').next()?.to_string();
-                Some((e, cs))
-            })
-            .collect()
+        access_log_with_cache_status(&self.daemon.stderr())
     }
+}
+
+/// (request, `Cache-Status`) for every access log line of a `mirrorctl serve` stderr.
+pub fn access_log_with_cache_status(stderr: &str) -> Vec<(AccessEntry, String)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let e = parse_access_line(l)?;
+            // `… "ua" "cache status" 1.234ms`
+            let cs = l.rsplit_once(" \"")?.1.split('"').next()?.to_string();
+            Some((e, cs))
+        })
+        .collect()
 }
 
 impl AccessLogged for Serve {
