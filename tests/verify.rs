@@ -150,6 +150,7 @@ fn distribution_mirror_miss_then_hit_and_upstream_is_not_a_cache() {
     let doc = json(&out);
     assert_eq!(doc["ok"], false);
     assert_ne!(doc["pulls"][0]["cache"], "miss", "{out}");
+    assert_eq!(doc["pulls"][1]["cache"], "unknown", "{out}");
     assert!(
         doc["verdict"].as_str().unwrap().contains("not a cache"),
         "{out}"
@@ -1139,4 +1140,87 @@ fn clients_podman_and_skopeo_follow_registries_conf() {
             "{out}"
         );
     }
+}
+
+/// A real nginx caching proxy (`proxy_cache` + `X-Cache-Status`) in front of the upstream:
+/// pull #1 MISS, pull #2 HIT, proven by the header. The same nginx without `proxy_cache` (a
+/// plain reverse proxy that passes the registry's own storage fingerprint through) is never
+/// reported as a cache.
+#[test]
+fn nginx_caching_proxy_and_plain_reverse_proxy() {
+    let mut bins = BINS.to_vec();
+    bins.push("nginx");
+    if !common::require(&bins) {
+        return;
+    }
+    use common::nginx::Nginx;
+    let ws = Workspace::new("verify-nginx");
+    let lab = Lab::start(&ws);
+
+    let caching = Nginx::start(&ws.aux("nginx-cache"), &lab.upstream.host(), true);
+    let mark = lab.upstream.log_mark();
+    let out = verify(
+        &ws,
+        &[
+            "--mirror",
+            &caching.url(),
+            "--image",
+            "probe:multi",
+            "--json",
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["pulls"][0]["cache"], "miss", "{out}");
+    assert_eq!(doc["pulls"][1]["cache"], "hit", "{out}");
+    assert_eq!(doc["pulls"][1]["strength"], "proven", "{out}");
+    for r in doc["pulls"][1]["responses"].as_array().unwrap() {
+        assert_eq!(r["cache"], "hit", "{r} in {out}");
+        assert!(
+            r["evidence"]
+                .as_str()
+                .unwrap()
+                .contains("X-Cache-Status: HIT"),
+            "{r} in {out}"
+        );
+    }
+    assert!(
+        doc["pulls"][0]["responses"][0]["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("X-Cache-Status: MISS"),
+        "{out}"
+    );
+    // Pull #2 never reached the upstream: each blob went there once.
+    let up = lab.upstream.requests_since(mark);
+    for d in [
+        &lab.image.amd64.config.digest,
+        &lab.image.amd64.layer.digest,
+    ] {
+        let n = up
+            .iter()
+            .filter(|e| e.method == "GET" && e.path.ends_with(d.as_str()))
+            .count();
+        assert_eq!(n, 1, "{d}: {}", lines(&up));
+    }
+
+    let plain = Nginx::start(&ws.aux("nginx-plain"), &lab.upstream.host(), false);
+    let out = verify(
+        &ws,
+        &["--mirror", &plain.url(), "--image", "probe:multi", "--json"],
+    );
+    assert_eq!(out.code(), Some(1), "{out}");
+    let doc = json(&out);
+    for n in [0, 1] {
+        assert_eq!(doc["pulls"][n]["cache"], "unknown", "{out}");
+    }
+    assert!(
+        doc["verdict"].as_str().unwrap().contains("not a cache"),
+        "{out}"
+    );
+    // The human summary says the same.
+    let text = verify(&ws, &["--mirror", &plain.url(), "--image", "probe:multi"]);
+    assert_eq!(text.code(), Some(1), "{text}");
+    assert!(text.stdout.contains("— unknown ("), "{text}");
+    assert!(text.stdout.contains("✗ not a cache"), "{text}");
 }

@@ -553,6 +553,14 @@ async fn verify_flow(
     };
     report.push_probe = push.as_ref().map(|p| p.summary.clone());
     let (ok, verdict) = decide(&report.pulls[0], &report.pulls[1], push.as_ref());
+    if let Some(p) = push.as_ref().filter(|p| p.status != 405) {
+        // The fingerprint was on both pulls and the push probe did not confirm a proxy: a
+        // plain registry (or a non-caching proxy in front of one) looks the same, so these
+        // pulls are not reported as hits.
+        for pull in &mut report.pulls {
+            demote_fingerprint(pull, &p.summary);
+        }
+    }
     report.ok = ok;
     report.verdict = verdict;
     let failed: Vec<&str> = report
@@ -588,6 +596,25 @@ fn upstream_unreachable(path: &Path, hosts: &[String]) -> Option<bool> {
                 Err(_) => true,
             }),
     )
+}
+
+/// Turn a hit inferred from distribution's storage fingerprint into `unknown`: the push probe
+/// (`probe`) could not tell a warm distribution mirror from a plain registry.
+fn demote_fingerprint(pull: &mut PullReport, probe: &str) {
+    if pull.cache == Cache::Hit && pull.strength == Strength::Inferred {
+        pull.cache = Cache::Unknown;
+        pull.strength = Strength::None;
+        pull.reason = format!(
+            "{}; but a plain registry shows it too, and the push probe did not show a proxy ({probe})",
+            pull.reason
+        );
+    }
+    for r in &mut pull.responses {
+        if r.cache == Cache::Hit && r.strength == Strength::Inferred {
+            r.cache = Cache::Unknown;
+            r.strength = Strength::None;
+        }
+    }
 }
 
 /// The answer to the push attempt made when the fingerprint is on both pulls.
@@ -637,7 +664,7 @@ pub fn decide(p1: &PullReport, p2: &PullReport, push: Option<&PushProbe>) -> (bo
                 (
                     false,
                     format!(
-                        "not a cache: the \"mirror\" serves blobs from its own storage and accepts pushes ({}, upload cancelled), so it is a plain registry, not a pull-through cache of the upstream",
+                        "not a cache: the \"mirror\" serves blobs from its own storage and accepts pushes ({}, upload cancelled), so it is a plain registry (or a non-caching proxy in front of one), not a pull-through cache",
                         push.map(|p| p.summary.as_str()).unwrap_or("")
                     ),
                 )

@@ -44,6 +44,7 @@ pub mod containers;
 pub mod daemon;
 pub mod dockerd;
 pub mod image;
+pub mod nginx;
 pub mod proof;
 pub mod registry;
 pub mod serve;
