@@ -226,7 +226,7 @@ fn buildkit(
         let v: String = serde_json::from_str(out.trim()).ok()?;
         crate::targets::dockerd_version::parse(&v)
     });
-    buildkit_plain_http_entry(&config, mirror, version)?;
+    buildkit_plain_http_entry(root, &config, mirror, version)?;
     let tmp = TempDir::new("buildkit")?;
     let reference = format!("{image}");
     std::fs::write(
@@ -276,6 +276,7 @@ fn buildkit(
 /// `mirror.lan`). Without `http://host:port` there, `docker build` tries HTTPS on a plain-HTTP
 /// mirror, fails and pulls from Docker Hub. Loopback mirrors are always plain HTTP to it.
 fn buildkit_plain_http_entry(
+    root: &Path,
     config: &Path,
     mirror: &str,
     version: Option<(u32, u32)>,
@@ -302,7 +303,7 @@ fn buildkit_plain_http_entry(
     else {
         return Ok(());
     };
-    let listed: Vec<String> = doc["insecure-registries"]
+    let mut listed: Vec<String> = doc["insecure-registries"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -310,6 +311,15 @@ fn buildkit_plain_http_entry(
                 .collect()
         })
         .unwrap_or_default();
+    // dockerd may have them as flags instead (it refuses both at once).
+    let pidfile = fsutil::under_root(root, "/var/run/docker.pid");
+    if let Some(pid) = std::fs::read_to_string(pidfile)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+    {
+        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        listed.extend(insecure_flags(&raw));
+    }
     let want = m.url();
     if listed
         .iter()
@@ -325,6 +335,24 @@ fn buildkit_plain_http_entry(
         "{which} built-in BuildKit speaks plain HTTP to {want} only when {}'s insecure-registries lists it with its scheme, \"{want}\" (it lists {listed:?}); without it `docker build` tries HTTPS, fails and pulls from Docker Hub. Rerun `mirrorctl arm --mirror {want} --target docker`, then restart dockerd",
         config.display()
     ))
+}
+
+/// The values of `--insecure-registry` in a NUL-separated command line.
+fn insecure_flags(cmdline: &[u8]) -> Vec<String> {
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix("--insecure-registry=") {
+            out.push(v.to_string());
+        } else if a == "--insecure-registry" {
+            out.extend(it.next().cloned());
+        }
+    }
+    out
 }
 
 /// A temp dir removed on drop.
@@ -598,4 +626,48 @@ fn config_path_covers(text: &str, certs: &Path, root: &Path) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insecure_registry_flags_both_spellings() {
+        let raw = b"/usr/bin/dockerd\0--insecure-registry=http://10.0.0.5:5000\0-H\0fd://\0--insecure-registry\0m.lan:5000\0--insecure-registry";
+        assert_eq!(
+            insecure_flags(raw),
+            vec!["http://10.0.0.5:5000".to_string(), "m.lan:5000".to_string()]
+        );
+        assert!(insecure_flags(b"").is_empty());
+    }
+
+    #[test]
+    fn plain_http_entry_needed_only_for_a_non_loopback_http_mirror_before_25() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = d.path().join("daemon.json");
+        std::fs::write(&conf, r#"{"insecure-registries": ["10.0.0.5:5000"]}"#).unwrap();
+        let root = d.path();
+        let e = buildkit_plain_http_entry(root, &conf, "http://10.0.0.5:5000", Some((20, 10)))
+            .unwrap_err();
+        assert!(e.contains("\"http://10.0.0.5:5000\""), "{e}");
+        assert!(e.contains("dockerd 20.10's"), "{e}");
+        for ok in [
+            ("http://127.0.0.1:5000", Some((20, 10))),
+            ("http://localhost:5000", None),
+            ("https://10.0.0.5:5000", None),
+            ("http://10.0.0.5:5000", Some((25, 0))),
+        ] {
+            assert!(
+                buildkit_plain_http_entry(root, &conf, ok.0, ok.1).is_ok(),
+                "{ok:?}"
+            );
+        }
+        std::fs::write(
+            &conf,
+            r#"{"insecure-registries": ["10.0.0.5:5000", "HTTP://10.0.0.5:5000/"]}"#,
+        )
+        .unwrap();
+        assert!(buildkit_plain_http_entry(root, &conf, "http://10.0.0.5:5000", None).is_ok());
+    }
 }
