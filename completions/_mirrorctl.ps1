@@ -121,7 +121,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--image', '--image', [CompletionResultType]::ParameterName, 'The probe image, pulled twice through the mirror')
             [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Platform to pick from a multi-platform image [default: this host''s]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Seconds (or `30s`, `2m`) to wait for a connection and for each read')
-            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'User name for the mirror (default: the docker config''s credential helper or auths, else anonymous)')
             [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Also trust this CA certificate file (PEM) for an https mirror')
             [CompletionResult]::new('--hosts-file', '--hosts-file', [CompletionResultType]::ParameterName, 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]')
             [CompletionResult]::new('--client', '--client', [CompletionResultType]::ParameterName, 'Also pull the probe with this real client, after pull #2 and while the upstream is blocked (repeatable)')

@@ -113,7 +113,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --image 'The probe image, pulled twice through the mirror'
             cand --platform 'Platform to pick from a multi-platform image [default: this host''s]'
             cand --timeout 'Seconds (or `30s`, `2m`) to wait for a connection and for each read'
-            cand --username 'User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)'
+            cand --username 'User name for the mirror (default: the docker config''s credential helper or auths, else anonymous)'
             cand --ca-cert 'Also trust this CA certificate file (PEM) for an https mirror'
             cand --hosts-file 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]'
             cand --client 'Also pull the probe with this real client, after pull #2 and while the upstream is blocked (repeatable)'

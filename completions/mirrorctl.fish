@@ -111,7 +111,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l upstream 
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l image -d 'The probe image, pulled twice through the mirror' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l platform -d 'Platform to pick from a multi-platform image [default: this host\'s]' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l timeout -d 'Seconds (or `30s`, `2m`) to wait for a connection and for each read' -r
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l username -d 'User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l username -d 'User name for the mirror (default: the docker config\'s credential helper or auths, else anonymous)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l ca-cert -d 'Also trust this CA certificate file (PEM) for an https mirror' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l hosts-file -d 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l client -d 'Also pull the probe with this real client, after pull #2 and while the upstream is blocked (repeatable)' -r -f -a "docker\t'dockerd via the docker CLI (`DOCKER_HOST`, else `<root>/var/run/docker.sock` under a --root)'

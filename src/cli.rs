@@ -355,7 +355,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration_secs)]
     pub timeout: u64,
 
-    /// User name for the mirror (default: `~/.docker/config.json` auths, else anonymous)
+    /// User name for the mirror (default: the docker config's credential helper or auths, else anonymous)
     #[arg(long, value_name = "USER")]
     pub username: Option<String>,
 

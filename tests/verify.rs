@@ -293,8 +293,10 @@ impl Fake {
 
 async fn handle(
     axum::extract::State(st): axum::extract::State<Arc<FakeState>>,
+    method: axum::http::Method,
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
 ) -> axum::response::Response {
     use axum::http::{header, StatusCode};
     use axum::response::IntoResponse;
@@ -310,6 +312,20 @@ async fn handle(
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        if path == "/token" && method == axum::http::Method::POST {
+            // The OAuth2 refresh-token grant, for an identity token from the docker config.
+            let form = String::from_utf8_lossy(&body);
+            let want = [
+                "grant_type=refresh_token",
+                "refresh_token=rt-secret",
+                "service=fake",
+                "scope=repository%3Alibrary%2Fprobe%3Apull",
+            ];
+            if want.iter().all(|w| form.split('&').any(|p| p == *w)) {
+                return r#"{"access_token":"tok-123","expires_in":300}"#.into_response();
+            }
+            return (StatusCode::UNAUTHORIZED, "{}").into_response();
+        }
         if path == "/token" {
             let q = uri.query().unwrap_or("");
             if !q.contains("service=fake")
@@ -525,6 +541,68 @@ fn bearer_token_auth_anonymous_refused_then_with_credentials() {
         .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
     let out = run(&mut c);
     assert_eq!(out.code(), Some(0), "{out}");
+
+    // From a credential helper (`credHelpers.<host>`, as ECR's `ecr-login`), asked for this
+    // host on stdin; the same helper as `credsStore`.
+    let host = fake.base.trim_start_matches("http://").to_string();
+    let bin = ws.aux("helper-bin");
+    let asked = ws.aux("helper").join("asked");
+    let helper = bin.join("docker-credential-mctest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 3\nread -r server\necho \"$server\" >> {}\n\
+             [ \"$server\" = \"{host}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\n\
+             echo '{{\"ServerURL\":\"{host}\",\"Username\":\"u\",\"Secret\":\"p\"}}'\n",
+            asked.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let with_config = |config: String| {
+        std::fs::write(cfg.join("config.json"), config).unwrap();
+        let mut c = mirrorctl(&ws);
+        c.env("DOCKER_CONFIG", &cfg)
+            .env("PATH", &path)
+            .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
+        run(&mut c)
+    };
+    let out = with_config(format!(r#"{{"credHelpers":{{"{host}":"mctest"}}}}"#));
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&asked).unwrap().trim(),
+        host,
+        "the helper is asked for the mirror's host:port"
+    );
+    let out = with_config(r#"{"credsStore":"mctest","auths":{}}"#.to_string());
+    assert_eq!(out.code(), Some(0), "{out}");
+    // A helper for another registry only: anonymous here, refused.
+    let out = with_config(r#"{"credHelpers":{"other.example":"mctest"}}"#.to_string());
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stdout.contains("refuses anonymous pulls"), "{out}");
+    // A helper that cannot be run is named, and verify goes on without credentials.
+    let out = with_config(format!(r#"{{"credHelpers":{{"{host}":"nosuch"}}}}"#));
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stderr.contains("docker-credential-nosuch"), "{out}");
+    // An identity token (`docker login` with OAuth): the refresh-token grant at the realm.
+    let out = with_config(format!(
+        r#"{{"auths":{{"{host}":{{"auth":"","identitytoken":"rt-secret"}}}}}}"#
+    ));
+    assert_eq!(out.code(), Some(0), "{out}");
+    let out = with_config(format!(
+        r#"{{"auths":{{"{host}":{{"identitytoken":"wrong"}}}}}}"#
+    ));
+    assert_eq!(out.code(), Some(1), "{out}");
+    assert!(out.stdout.contains("refused the identity token"), "{out}");
+    assert!(
+        !out.stdout.contains("wrong") && !out.stderr.contains("wrong"),
+        "{out}"
+    );
 }
 
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n# keep me\n10.1.2.3 registry-1.docker.io-not";

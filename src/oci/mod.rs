@@ -1,9 +1,10 @@
 //! OCI vocabulary shared by the config editors, the registry client (`verify`) and the cache
 //! server (`serve`): registry host names, image references, digests, media types, platforms and
-//! `WWW-Authenticate` challenges.
+//! `WWW-Authenticate` challenges, and the credentials a docker client config holds.
 
 mod auth;
 mod digest;
+pub mod docker_config;
 mod reference;
 
 pub use auth::{AuthChallenge, AuthScheme};

@@ -375,6 +375,24 @@ impl Client {
         repo: &str,
         url: &str,
     ) -> Result<String, Diagnosis> {
+        if let Some((_, identity)) = self
+            .credentials
+            .as_ref()
+            .filter(|(u, _)| u == crate::oci::docker_config::IDENTITY_TOKEN_USER)
+        {
+            if challenge.scheme != AuthScheme::Bearer {
+                return Err(Diagnosis::new(
+                    "unauthorized",
+                    format!(
+                        "{url} asks for a user name and password, but the docker config holds an identity token for {}: pass --username and --password-stdin",
+                        host_of(url)
+                    ),
+                ));
+            }
+            let t = token::fetch_with_identity_token(&self.http, challenge, repo, identity, url)
+                .await?;
+            return Ok(t.authorization);
+        }
         let basic = self.credentials.as_ref().map(|(u, p)| token::basic(u, p));
         if challenge.scheme == AuthScheme::Basic {
             return basic.ok_or_else(|| {

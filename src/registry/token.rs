@@ -108,6 +108,64 @@ pub async fn fetch(
     parse_response(&body, realm)
 }
 
+/// Exchange an identity token (an OAuth2 refresh token, what `docker login` stores under the
+/// user name `<token>`) for an access token: `POST <realm>` with `grant_type=refresh_token`.
+pub async fn fetch_with_identity_token(
+    http: &reqwest::Client,
+    challenge: &AuthChallenge,
+    repo: &str,
+    identity_token: &str,
+    url: &str,
+) -> Result<Token, Diagnosis> {
+    let Some(realm) = challenge.realm() else {
+        return Err(Diagnosis::new(
+            "bad-response",
+            format!("{url} sent a Bearer challenge without a realm: the registry is misconfigured"),
+        ));
+    };
+    let mut form: Vec<(&str, String)> = vec![
+        ("grant_type", "refresh_token".into()),
+        ("client_id", "mirrorctl".into()),
+        ("refresh_token", identity_token.into()),
+    ];
+    if let Some(service) = challenge.service() {
+        form.push(("service", service.into()));
+    }
+    if let Some(scope) = scope_for(challenge, repo) {
+        form.push(("scope", scope));
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish();
+    let resp = http
+        .post(realm)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| classify_error(&e, realm))?;
+    let status = resp.status();
+    let exchange = Exchange::from_response("POST", &resp);
+    let answer = read_small(resp, realm).await?;
+    if !status.is_success() {
+        let mut d = status_diagnosis(status, realm, &answer, &exchange.headers);
+        if status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::FORBIDDEN
+            || status == StatusCode::BAD_REQUEST
+        {
+            d = Diagnosis::new(
+                "unauthorized",
+                format!("the token server {realm} refused the identity token from the docker config ({status}): log in again with `docker login {}`", super::host_of(url)),
+            );
+        }
+        return Err(d);
+    }
+    parse_response(&answer, realm)
+}
+
 /// The realm's JSON answer: `token` (or OAuth2's `access_token`) and `expires_in`.
 pub fn parse_response(body: &[u8], realm: &str) -> Result<Token, Diagnosis> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| {

@@ -163,32 +163,16 @@ fn host_port(base: &str) -> String {
         .to_string()
 }
 
-/// Credentials for `host` from a docker config (`auths.<host>.auth`, base64 `user:pass`).
+/// Credentials for the mirror from the docker config (credential helpers, `credsStore`,
+/// `auths`); a helper that fails is reported and verify goes on without credentials.
 fn docker_config_credentials(host: &str) -> Option<(String, String)> {
-    use base64::Engine;
-    let path = std::env::var_os("DOCKER_CONFIG")
-        .map(|d| PathBuf::from(d).join("config.json"))
-        .or_else(|| dirs::home_dir().map(|h| h.join(".docker/config.json")))?;
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    let auths = v["auths"].as_object()?;
-    for (k, entry) in auths {
-        let key = k
-            .split_once("://")
-            .map(|(_, r)| r)
-            .unwrap_or(k)
-            .trim_end_matches('/');
-        let key = key.split('/').next().unwrap_or(key);
-        if key.eq_ignore_ascii_case(host) {
-            let raw = entry["auth"].as_str()?;
-            let dec = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
-            let (u, p) = String::from_utf8(dec)
-                .ok()?
-                .split_once(':')
-                .map(|(u, p)| (u.to_string(), p.to_string()))?;
-            return Some((u, p));
+    match crate::oci::docker_config::lookup(host) {
+        Ok(found) => found.map(|f| (f.username, f.secret)),
+        Err(e) => {
+            eprintln!("warning: {e}; going on without credentials for {host}");
+            None
         }
     }
-    None
 }
 
 fn read_password_stdin() -> Result<String> {
