@@ -45,6 +45,16 @@ pub fn scope_for(challenge: &AuthChallenge, repo: &str) -> Option<String> {
         .or_else(|| (!repo.is_empty()).then(|| format!("repository:{repo}:pull")))
 }
 
+/// The challenge's realm, or why there is none.
+fn realm_of<'a>(challenge: &'a AuthChallenge, url: &str) -> Result<&'a str, Diagnosis> {
+    challenge.realm().ok_or_else(|| {
+        Diagnosis::new(
+            "bad-response",
+            format!("{url} sent a Bearer challenge without a realm: the registry is misconfigured"),
+        )
+    })
+}
+
 /// Ask the challenge's realm for a token for `repo` (pull). `basic`: an `Authorization: Basic`
 /// value to send to the realm, if credentials are configured. `url`: the request that was
 /// challenged, for messages.
@@ -55,12 +65,7 @@ pub async fn fetch(
     basic: Option<&str>,
     url: &str,
 ) -> Result<Token, Diagnosis> {
-    let Some(realm) = challenge.realm() else {
-        return Err(Diagnosis::new(
-            "bad-response",
-            format!("{url} sent a Bearer challenge without a realm: the registry is misconfigured"),
-        ));
-    };
+    let realm = realm_of(challenge, url)?;
     let mut token_url = reqwest::Url::parse(realm).map_err(|_| {
         Diagnosis::new(
             "bad-response",
@@ -117,12 +122,7 @@ pub async fn fetch_with_identity_token(
     identity_token: &str,
     url: &str,
 ) -> Result<Token, Diagnosis> {
-    let Some(realm) = challenge.realm() else {
-        return Err(Diagnosis::new(
-            "bad-response",
-            format!("{url} sent a Bearer challenge without a realm: the registry is misconfigured"),
-        ));
-    };
+    let realm = realm_of(challenge, url)?;
     let mut form: Vec<(&str, String)> = vec![
         ("grant_type", "refresh_token".into()),
         ("client_id", "mirrorctl".into()),
