@@ -179,6 +179,9 @@ pub fn arm(g: &Global, a: &ArmArgs) -> Result<i32> {
         if let Some(n) = targets::partial_note(t, &set, &dockerd) {
             rep.notes.push(n);
         }
+        if let Some(n) = targets::insecure_scheme_note(t, &set, &changes) {
+            rep.notes.push(n);
+        }
         rep.reload = apply_and_reload(
             &ctx,
             &mut journal,

@@ -164,6 +164,12 @@ fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
     // arm keeps the user's entry and adds the scheme one after it; BuildKit reads it at start.
     let arm = run(mirrorctl(&ws).args(["arm", "--mirror", &mirror, "--target", "docker"]));
     arm.assert_ok();
+    assert!(
+        arm.stdout.contains(&format!(
+            "insecure-registries lists {mirror} with the scheme"
+        )),
+        "the diff's extra entry is explained: {arm}"
+    );
     let armed = std::fs::read_to_string(&daemon_json).unwrap();
     assert!(
         armed.contains(&format!("\"{LAN_IP}:{port}\", \"{mirror}\"")),

@@ -288,6 +288,36 @@ fn non_hub(set: &MirrorSet) -> Vec<&str> {
 
 /// A note about registries a target cannot mirror although it was armed for others, or mirrors
 /// through another file.
+/// Why daemon.json's `insecure-registries` gets `http://host:port` (with the scheme), said when
+/// this run writes daemon.json for a mirror that needs an insecure entry.
+pub fn insecure_scheme_note(
+    name: TargetName,
+    set: &MirrorSet,
+    changes: &[crate::apply::Change],
+) -> Option<String> {
+    if name != TargetName::Docker
+        || !changes
+            .iter()
+            .any(|c| matches!(c.kind, FileKind::DaemonJson) && c.writes())
+    {
+        return None;
+    }
+    let hub = set.for_registry(crate::oci::DOCKER_HUB)?;
+    let entries: Vec<String> = hub
+        .mirrors
+        .iter()
+        .filter(|m| set.needs_insecure(m))
+        .map(|m| m.url())
+        .collect();
+    if entries.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "insecure-registries lists {} with the scheme: dockerd strips it (and logs a warning), and its built-in BuildKit before dockerd 25 needs it to speak plain HTTP to the mirror (a bare host:port makes `docker build` try HTTPS and fall back to Docker Hub)",
+        entries.join(", ")
+    ))
+}
+
 pub fn partial_note(
     name: TargetName,
     set: &MirrorSet,
