@@ -284,8 +284,7 @@ fn buildkit_plain_http_entry(
     let Ok(m) = crate::mirror::Mirror::parse(mirror) else {
         return Ok(());
     };
-    let host = m.host_port();
-    let bare = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+    let bare = m.host.as_str();
     let loopback = bare == "localhost"
         || bare
             .trim_start_matches('[')
@@ -655,6 +654,8 @@ mod tests {
         for ok in [
             ("http://127.0.0.1:5000", Some((20, 10))),
             ("http://localhost:5000", None),
+            ("http://[::1]", None),
+            ("http://[::1]:5000", None),
             ("https://10.0.0.5:5000", None),
             ("http://10.0.0.5:5000", Some((25, 0))),
         ] {
