@@ -446,6 +446,23 @@ fn cache_status_proves_a_hit() {
             .contains("Cache-Status: fake; fwd=uri-miss; stored"),
         "{out}"
     );
+    // The docker config's credential helper is only run when the mirror asks for credentials:
+    // this one never does, so a broken helper is never noticed.
+    let cfg = ws.aux("docker-config");
+    std::fs::write(
+        cfg.join("config.json"),
+        format!(
+            r#"{{"credHelpers":{{"{}":"nosuch"}}}}"#,
+            fake.base.trim_start_matches("http://")
+        ),
+    )
+    .unwrap();
+    let mut c = mirrorctl(&ws);
+    c.env("DOCKER_CONFIG", &cfg)
+        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
+    let out = run(&mut c);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(!out.stderr.contains("docker-credential-nosuch"), "{out}");
     let out = verify(&ws, &["--mirror", &fake.base, "--image", "probe", "--json"]);
     let doc = json(&out);
     // Warm: both pulls are hits, proven by the header.

@@ -88,8 +88,12 @@ pub fn lookup_in(v: &serde_json::Value, host: &str, file: &str) -> Result<Option
         .or_else(|| v["credsStore"].as_str())
         .filter(|h| !h.is_empty());
     if let Some(h) = helper {
-        if let Some(found) = run_helper(h, &server_key(host))? {
-            return Ok(Some(found));
+        match run_helper(h, &server_key(host)) {
+            Ok(Some(found)) => return Ok(Some(found)),
+            Ok(None) => {}
+            // A helper that cannot answer (say `credsStore: desktop` copied to a CI runner
+            // without Docker Desktop): credentials in `auths` still count; else say why.
+            Err(e) => return from_auths(v, &want, file)?.map(Some).ok_or(e),
         }
     }
     from_auths(v, &want, file)
@@ -235,5 +239,13 @@ mod tests {
         assert!(e.contains("docker-credential-nosuch-mirrorctl-test"), "{e}");
         // Another registry does not use that helper.
         assert!(lookup_in(&v, "other:1", "cfg").unwrap().is_none());
+        // With the same credentials in `auths`, those are used.
+        let v: serde_json::Value = serde_json::from_str(
+            r#"{"credsStore": "nosuch-mirrorctl-test", "auths": {"m.lan:5000": {"auth": "dTpw"}}}"#,
+        )
+        .unwrap();
+        let f = lookup_in(&v, "m.lan:5000", "cfg").unwrap().unwrap();
+        assert_eq!((f.username.as_str(), f.secret.as_str()), ("u", "p"));
+        assert!(lookup_in(&v, "other:1", "cfg").is_err());
     }
 }

@@ -123,11 +123,25 @@ pub struct Blob {
     pub bytes: u64,
 }
 
+/// Where the client's credentials come from.
+#[derive(Clone)]
+pub enum Credentials {
+    /// Anonymous.
+    None,
+    /// `(user, password)` given on the command line.
+    Given(String, String),
+    /// Looked up in the docker config for this `host[:port]` when the registry first asks
+    /// (a credential helper such as `ecr-login` may be slow or need the network).
+    DockerConfig(String),
+}
+
 pub struct Client {
     http: reqwest::Client,
     /// Base URL without a trailing slash.
     base: String,
-    credentials: Option<(String, String)>,
+    credentials: Credentials,
+    /// What `credentials` resolved to, once asked.
+    resolved: tokio::sync::OnceCell<Option<(String, String)>>,
     /// `Authorization` values per repository (`""` for `/v2/`).
     auth: Mutex<HashMap<String, String>>,
 }
@@ -138,7 +152,7 @@ impl Client {
     /// `ca_pem`: extra trusted CA certificates (PEM), besides the built-in web roots.
     pub fn new(
         base: &str,
-        credentials: Option<(String, String)>,
+        credentials: Credentials,
         timeout: Duration,
         ca_pem: Option<&[u8]>,
     ) -> anyhow::Result<Client> {
@@ -165,12 +179,41 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_string(),
             credentials,
+            resolved: tokio::sync::OnceCell::new(),
             auth: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The credentials to answer a challenge with (looked up once, on the first challenge).
+    async fn credentials(&self) -> Option<&(String, String)> {
+        self.resolved
+            .get_or_init(|| async {
+                match &self.credentials {
+                    Credentials::None => None,
+                    Credentials::Given(u, p) => Some((u.clone(), p.clone())),
+                    Credentials::DockerConfig(host) => {
+                        let host = host.clone();
+                        let found = tokio::task::spawn_blocking(move || {
+                            crate::oci::docker_config::lookup(&host).map_err(|e| (host, e))
+                        })
+                        .await
+                        .ok()?;
+                        match found {
+                            Ok(f) => f.map(|f| (f.username, f.secret)),
+                            Err((host, e)) => {
+                                eprintln!("warning: {e}; going on without credentials for {host}");
+                                None
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+            .as_ref()
     }
 
     /// `GET /v2/`: 200, or 401 with a challenge, are both a registry.
@@ -375,10 +418,9 @@ impl Client {
         repo: &str,
         url: &str,
     ) -> Result<String, Diagnosis> {
-        if let Some((_, identity)) = self
-            .credentials
-            .as_ref()
-            .filter(|(u, _)| u == crate::oci::docker_config::IDENTITY_TOKEN_USER)
+        let credentials = self.credentials().await;
+        if let Some((_, identity)) =
+            credentials.filter(|(u, _)| u == crate::oci::docker_config::IDENTITY_TOKEN_USER)
         {
             if challenge.scheme != AuthScheme::Bearer {
                 return Err(Diagnosis::new(
@@ -393,7 +435,7 @@ impl Client {
                 .await?;
             return Ok(t.authorization);
         }
-        let basic = self.credentials.as_ref().map(|(u, p)| token::basic(u, p));
+        let basic = credentials.map(|(u, p)| token::basic(u, p));
         if challenge.scheme == AuthScheme::Basic {
             return basic.ok_or_else(|| {
                 Diagnosis::new(

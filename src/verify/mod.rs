@@ -18,7 +18,7 @@ use crate::error::UserError;
 use crate::journal::Journal;
 use crate::oci::{self, Digest, Platform, Reference};
 use crate::output;
-use crate::registry::{Client, Diagnosis, Exchange};
+use crate::registry::{Client, Credentials, Diagnosis, Exchange};
 use anyhow::{Context, Result};
 use evidence::{Cache, Evidence, RateLimit, Strength};
 use serde::Serialize;
@@ -163,18 +163,6 @@ fn host_port(base: &str) -> String {
         .to_string()
 }
 
-/// Credentials for the mirror from the docker config (credential helpers, `credsStore`,
-/// `auths`); a helper that fails is reported and verify goes on without credentials.
-fn docker_config_credentials(host: &str) -> Option<(String, String)> {
-    match crate::oci::docker_config::lookup(host) {
-        Ok(found) => found.map(|f| (f.username, f.secret)),
-        Err(e) => {
-            eprintln!("warning: {e}; going on without credentials for {host}");
-            None
-        }
-    }
-}
-
 fn read_password_stdin() -> Result<String> {
     use std::io::Read;
     let mut s = String::new();
@@ -280,14 +268,14 @@ pub fn run(g: &Global, a: &VerifyArgs) -> Result<i32> {
         None => Platform::host(),
     };
     let credentials = match (&a.username, a.password_stdin) {
-        (Some(u), true) => Some((u.clone(), read_password_stdin()?)),
+        (Some(u), true) => Credentials::Given(u.clone(), read_password_stdin()?),
         (Some(_), false) => {
             return Err(UserError(
                 "--username needs --password-stdin (the password is read from stdin)".into(),
             )
             .into())
         }
-        _ => docker_config_credentials(&host_port(&mirror)),
+        _ => Credentials::DockerConfig(host_port(&mirror)),
     };
     let timeout = Duration::from_secs(a.timeout);
     let ca = match &a.ca_cert {
