@@ -21,6 +21,17 @@ fn json(out: &Out) -> serde_json::Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
 }
 
+/// Exit 0, pull #1 a miss and pull #2 a hit, both proven by a header; the JSON document.
+fn proven_miss_then_hit(out: &Out) -> serde_json::Value {
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(out);
+    for (n, cache) in [(0, "miss"), (1, "hit")] {
+        assert_eq!(doc["pulls"][n]["cache"], cache, "{out}");
+        assert_eq!(doc["pulls"][n]["strength"], "proven", "{out}");
+    }
+    doc
+}
+
 fn verify(ws: &Workspace, args: &[&str]) -> Out {
     let mut c = mirrorctl(ws);
     c.arg("verify").args(args);
@@ -954,12 +965,7 @@ fn mirrorctl_serve_cache_status_miss_then_hit() {
             "--json",
         ],
     );
-    assert_eq!(out.code(), Some(0), "{out}");
-    let doc = json(&out);
-    assert_eq!(doc["pulls"][0]["cache"], "miss", "{out}");
-    assert_eq!(doc["pulls"][0]["strength"], "proven", "{out}");
-    assert_eq!(doc["pulls"][1]["cache"], "hit", "{out}");
-    assert_eq!(doc["pulls"][1]["strength"], "proven", "{out}");
+    let doc = proven_miss_then_hit(&out);
     assert!(
         doc["pulls"][1]["responses"][3]["evidence"]
             .as_str()
@@ -1264,11 +1270,7 @@ fn nginx_caching_proxy_and_plain_reverse_proxy() {
             "--json",
         ],
     );
-    assert_eq!(out.code(), Some(0), "{out}");
-    let doc = json(&out);
-    assert_eq!(doc["pulls"][0]["cache"], "miss", "{out}");
-    assert_eq!(doc["pulls"][1]["cache"], "hit", "{out}");
-    assert_eq!(doc["pulls"][1]["strength"], "proven", "{out}");
+    let doc = proven_miss_then_hit(&out);
     for r in doc["pulls"][1]["responses"].as_array().unwrap() {
         assert_eq!(r["cache"], "hit", "{r} in {out}");
         assert!(
