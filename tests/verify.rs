@@ -32,6 +32,25 @@ fn proven_miss_then_hit(out: &Out) -> serde_json::Value {
     doc
 }
 
+/// `verify --mirror <mirror> --image probe` with `config` as the docker config (and `path` as
+/// PATH, for credential helpers).
+fn verify_with_docker_config(
+    ws: &Workspace,
+    mirror: &str,
+    config: &str,
+    path: Option<&str>,
+) -> Out {
+    let cfg = ws.aux("docker-config");
+    std::fs::write(cfg.join("config.json"), config).unwrap();
+    let mut c = mirrorctl(ws);
+    c.env("DOCKER_CONFIG", &cfg)
+        .args(["verify", "--mirror", mirror, "--image", "probe"]);
+    if let Some(p) = path {
+        c.env("PATH", p);
+    }
+    run(&mut c)
+}
+
 fn verify(ws: &Workspace, args: &[&str]) -> Out {
     let mut c = mirrorctl(ws);
     c.arg("verify").args(args);
@@ -459,19 +478,13 @@ fn cache_status_proves_a_hit() {
     );
     // The docker config's credential helper is only run when the mirror asks for credentials:
     // this one never does, so a broken helper is never noticed.
-    let cfg = ws.aux("docker-config");
-    std::fs::write(
-        cfg.join("config.json"),
-        format!(
-            r#"{{"credHelpers":{{"{}":"nosuch"}}}}"#,
-            fake.base.trim_start_matches("http://")
-        ),
-    )
-    .unwrap();
-    let mut c = mirrorctl(&ws);
-    c.env("DOCKER_CONFIG", &cfg)
-        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
-    let out = run(&mut c);
+    let host = fake.base.trim_start_matches("http://");
+    let out = verify_with_docker_config(
+        &ws,
+        &fake.base,
+        &format!(r#"{{"credHelpers":{{"{host}":"nosuch"}}}}"#),
+        None,
+    );
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(!out.stderr.contains("docker-credential-nosuch"), "{out}");
     let out = verify(&ws, &["--mirror", &fake.base, "--image", "probe", "--json"]);
@@ -555,24 +568,17 @@ fn bearer_token_auth_anonymous_refused_then_with_credentials() {
     assert!(text.contains("Cache-Status: fake; hit"), "{text}");
 
     // The same credentials from a docker config file.
-    let cfg = ws.aux("docker-config");
-    std::fs::write(
-        cfg.join("config.json"),
-        format!(
-            r#"{{"auths":{{"{}":{{"auth":"dTpw"}}}}}}"#,
-            fake.base.trim_start_matches("http://")
-        ),
-    )
-    .unwrap();
-    let mut c = mirrorctl(&ws);
-    c.env("DOCKER_CONFIG", &cfg)
-        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
-    let out = run(&mut c);
+    let host = fake.base.trim_start_matches("http://").to_string();
+    let out = verify_with_docker_config(
+        &ws,
+        &fake.base,
+        &format!(r#"{{"auths":{{"{host}":{{"auth":"dTpw"}}}}}}"#),
+        None,
+    );
     assert_eq!(out.code(), Some(0), "{out}");
 
     // From a credential helper (`credHelpers.<host>`, as ECR's `ecr-login`), asked for this
     // host on stdin; the same helper as `credsStore`.
-    let host = fake.base.trim_start_matches("http://").to_string();
     let bin = ws.aux("helper-bin");
     let asked = ws.aux("helper").join("asked");
     let helper = bin.join("docker-credential-mctest");
@@ -592,14 +598,8 @@ fn bearer_token_auth_anonymous_refused_then_with_credentials() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let with_config = |config: String| {
-        std::fs::write(cfg.join("config.json"), config).unwrap();
-        let mut c = mirrorctl(&ws);
-        c.env("DOCKER_CONFIG", &cfg)
-            .env("PATH", &path)
-            .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
-        run(&mut c)
-    };
+    let with_config =
+        |config: String| verify_with_docker_config(&ws, &fake.base, &config, Some(&path));
     let out = with_config(format!(r#"{{"credHelpers":{{"{host}":"mctest"}}}}"#));
     assert_eq!(out.code(), Some(0), "{out}");
     assert_eq!(
