@@ -265,3 +265,50 @@ fn containerd_podman_skopeo_pull_through_a_plain_http_lan_mirror() {
         );
     }
 }
+
+/// A mirror name that does not resolve, checked for real in the namespace (its resolver
+/// reaches nothing outside it): one sentence naming DNS, exit 1.
+#[test]
+fn a_mirror_name_that_does_not_resolve() {
+    if !common::require(&["unshare", "ip"]) {
+        return;
+    }
+    if !in_private_netns("a_mirror_name_that_does_not_resolve") {
+        return;
+    }
+    let ws = Workspace::new("lan-dns");
+    let verify = |proxied: bool| {
+        let mut c = mirrorctl(&ws);
+        if !proxied {
+            for (k, _) in common::GUARD_ENV {
+                c.env_remove(k);
+            }
+        }
+        c.args([
+            "verify",
+            "--mirror",
+            "http://mirror.invalid:5000",
+            "--timeout",
+            "5",
+            "--json",
+        ]);
+        let out = common::run_timeout(&mut c, Duration::from_secs(60));
+        assert_eq!(out.code(), Some(1), "{out}");
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        (out, doc["preflight"]["error"].clone())
+    };
+    let (out, err) = verify(false);
+    assert_eq!(err["kind"], "dns", "{out}");
+    let msg = err["message"].as_str().unwrap();
+    assert!(msg.contains("mirror.invalid"), "{out}");
+    assert!(!msg.contains("proxy"), "{out}");
+    // Through a proxy (the tests' guard, a closed port), the failure is the proxy's: say so.
+    let (out, err) = verify(true);
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.contains("through the proxy http://127.0.0.1:9 from $HTTP_PROXY")
+            || msg.contains("through the proxy http://127.0.0.1:9 from $http_proxy"),
+        "{out}"
+    );
+    assert!(msg.contains("add mirror.invalid to NO_PROXY"), "{out}");
+}

@@ -608,7 +608,52 @@ pub fn classify_error(e: &reqwest::Error, url: &str) -> Diagnosis {
         chain.push_str(&s.to_string());
         src = s.source();
     }
-    classify_chain(&chain, e.is_timeout(), e.is_connect(), url)
+    let mut d = classify_chain(&chain, e.is_timeout(), e.is_connect(), url);
+    if matches!(d.kind, "refused" | "dns" | "timeout" | "network" | "tls") {
+        if let Some((proxy, var)) = proxy_for(url, |k| std::env::var(k).ok()) {
+            d.message = format!(
+                "{} (note: this request went through the proxy {proxy} from ${var}, so the failure may be the proxy's; add {} to NO_PROXY to connect directly)",
+                d.message,
+                host_of(url).split(':').next().unwrap_or_default()
+            );
+        }
+    }
+    d
+}
+
+/// The proxy reqwest uses for `url` from the environment (`http_proxy`/`HTTP_PROXY`,
+/// `https_proxy`/`HTTPS_PROXY`, `all_proxy`/`ALL_PROXY`, minus `no_proxy`/`NO_PROXY`), and the
+/// variable it came from. `NO_PROXY`: `*`, host names (suffix match, leading dot optional) and
+/// IP addresses.
+pub fn proxy_for(url: &str, env: impl Fn(&str) -> Option<String>) -> Option<(String, String)> {
+    let u = reqwest::Url::parse(url).ok()?;
+    let host = u
+        .host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let get = |names: &[&str]| {
+        names.iter().find_map(|n| {
+            env(n)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (v, n.to_string()))
+        })
+    };
+    let no_proxy = get(&["no_proxy", "NO_PROXY"])
+        .map(|(v, _)| v)
+        .unwrap_or_default();
+    for entry in no_proxy.split(',').map(|e| e.trim().to_ascii_lowercase()) {
+        let e = entry.trim_start_matches('.');
+        if entry == "*" || (!e.is_empty() && (host == e || host.ends_with(&format!(".{e}")))) {
+            return None;
+        }
+    }
+    let scheme_vars: &[&str] = if u.scheme() == "https" {
+        &["https_proxy", "HTTPS_PROXY"]
+    } else {
+        &["http_proxy", "HTTP_PROXY"]
+    };
+    get(scheme_vars).or_else(|| get(&["all_proxy", "ALL_PROXY"]))
 }
 
 /// [`classify_error`] on the text of an error chain (separated for testing).
@@ -720,6 +765,40 @@ mod tests {
             "http://nope.invalid/v2/",
         );
         assert_eq!(d.kind, "dns");
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let proxied = env(&[
+            ("HTTP_PROXY", "http://p:3128"),
+            ("NO_PROXY", "localhost,.corp.example,10.0.0.5"),
+        ]);
+        assert_eq!(
+            proxy_for("http://m.lan:5000/v2/", proxied),
+            Some(("http://p:3128".into(), "HTTP_PROXY".into()))
+        );
+        for direct in [
+            "http://a.corp.example/v2/",
+            "http://corp.example/v2/",
+            "http://10.0.0.5:5000/v2/",
+            "https://m.lan/v2/",
+        ] {
+            assert_eq!(proxy_for(direct, proxied), None, "{direct}");
+        }
+        assert_eq!(
+            proxy_for("https://m.lan/v2/", env(&[("ALL_PROXY", "socks5://s:1")])),
+            Some(("socks5://s:1".into(), "ALL_PROXY".into()))
+        );
+        assert_eq!(
+            proxy_for(
+                "http://m.lan/",
+                env(&[("HTTP_PROXY", "http://p"), ("no_proxy", "*")])
+            ),
+            None
+        );
         let d = classify_chain(
             "error sending request: operation timed out",
             true,
