@@ -668,6 +668,38 @@ fn block_upstream_present_during_pull_2_and_gone_after_success_and_failure() {
     assert_eq!(seen.len(), 4, "{seen:?}");
     assert!(!seen[0].1 && !seen[1].1, "pull #1 ran blocked: {seen:?}");
     assert!(seen[2].1 && seen[3].1, "pull #2 ran unblocked: {seen:?}");
+    // The tests' environment has a proxy for everything but loopback: a client inheriting it
+    // would reach Docker Hub past the hosts block, and the report says so.
+    assert_eq!(doc["upstream_unreachable"], false, "{out}");
+    assert!(
+        doc["upstream_proxies"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("registry-1.docker.io via http://127.0.0.1:9 ($HTTPS_PROXY)")
+            || doc["upstream_proxies"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("registry-1.docker.io via http://127.0.0.1:9 ($https_proxy)"),
+        "{out}"
+    );
+    let mut c = mirrorctl(&ws);
+    for (k, _) in common::GUARD_ENV {
+        c.env_remove(k);
+    }
+    c.args([
+        "verify",
+        "--mirror",
+        &fake.base,
+        "--image",
+        "probe",
+        "--block-upstream",
+        "--json",
+    ]);
+    let out = run(&mut c);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    assert!(doc.get("upstream_proxies").is_none(), "{out}");
+    assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
 
     // Failure during pull #2 (explicit --hosts-file this time).
     let other = ws.path().join("hosts.private");

@@ -109,6 +109,14 @@ pub fn probe(
             "; the upstream was not blocked, so a silent fallback to it is not ruled out (add --block-upstream)",
         );
     }
+    if ok && blocked && matches!(name, ClientName::Docker | ClientName::Buildkit) {
+        if let Some(p) = DockerCli::new(root).upstream_proxy(image, timeout) {
+            detail.push_str(&format!(
+                "; but dockerd itself sends {} requests through the proxy {p} (`docker info`), which the hosts block does not stop, so a fallback through it is not ruled out",
+                image.registry
+            ));
+        }
+    }
     ClientReport {
         name: name.as_str().to_string(),
         ok,
@@ -138,6 +146,17 @@ impl DockerCli {
         }
         c.args(args);
         c
+    }
+
+    /// The proxy dockerd (its own environment, shown by `docker info`) would use for the
+    /// image's upstream, if any.
+    fn upstream_proxy(&self, image: &Reference, timeout: Duration) -> Option<String> {
+        let (ok, out) = output(self.cmd(&["info", "--format", "{{json .}}"]), timeout).ok()?;
+        if !ok {
+            return None;
+        }
+        let info: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+        proxy_from_docker_info(&info, &image.registry)
     }
 
     /// `docker info` lists `mirror` among the registry mirrors (dockerd and its BuildKit use
@@ -334,6 +353,20 @@ fn buildkit_plain_http_entry(
         "{which} built-in BuildKit speaks plain HTTP to {want} only when {}'s insecure-registries lists it with its scheme, \"{want}\" (it lists {listed:?}); without it `docker build` tries HTTPS, fails and pulls from Docker Hub. Rerun `mirrorctl arm --mirror {want} --target docker`, then restart dockerd",
         config.display()
     ))
+}
+
+/// The proxy `docker info` (`HttpsProxy`, `HttpProxy`, `NoProxy`: dockerd's own environment)
+/// shows for `registry`'s upstream.
+fn proxy_from_docker_info(info: &serde_json::Value, registry: &str) -> Option<String> {
+    let field = |k: &str| info[k].as_str().map(String::from);
+    let host = crate::oci::upstream_hosts(registry).into_iter().next()?;
+    crate::registry::proxy_for(&format!("https://{host}/v2/"), |k| match k {
+        "HTTPS_PROXY" => field("HttpsProxy"),
+        "HTTP_PROXY" => field("HttpProxy"),
+        "NO_PROXY" => field("NoProxy"),
+        _ => None,
+    })
+    .map(|(p, _)| p)
 }
 
 /// The values of `--insecure-registry` in a NUL-separated command line.
@@ -630,6 +663,19 @@ fn config_path_covers(text: &str, certs: &Path, root: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dockerd_proxy_from_docker_info() {
+        let info = serde_json::json!({"HttpsProxy": "http://p:3128", "HttpProxy": "", "NoProxy": "localhost,10.0.0.0"});
+        assert_eq!(
+            proxy_from_docker_info(&info, "docker.io").as_deref(),
+            Some("http://p:3128")
+        );
+        let info = serde_json::json!({"HttpsProxy": "http://p:3128", "NoProxy": ".docker.io"});
+        assert_eq!(proxy_from_docker_info(&info, "docker.io"), None);
+        let info = serde_json::json!({"HttpsProxy": "", "HttpProxy": "http://p:1"});
+        assert_eq!(proxy_from_docker_info(&info, "docker.io"), None);
+    }
 
     #[test]
     fn insecure_registry_flags_both_spellings() {

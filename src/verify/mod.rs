@@ -120,6 +120,10 @@ pub struct Report {
     pub upstream_blocked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_unreachable: Option<bool>,
+    /// With `--block-upstream`: proxies (from this process's environment) that would carry a
+    /// client's request to the upstream past the hosts block.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upstream_proxies: Vec<String>,
     pub hosts_file: Option<String>,
     pub hosts_restored: Option<bool>,
     pub clients: Vec<ClientReport>,
@@ -417,6 +421,7 @@ async fn verify_flow(
         push_probe: None,
         upstream_blocked: false,
         upstream_unreachable: None,
+        upstream_proxies: Vec::new(),
         hosts_file: block.as_ref().map(|p| p.display().to_string()),
         hosts_restored: None,
         clients: Vec::new(),
@@ -473,6 +478,18 @@ async fn verify_flow(
         let g = hosts::HostsGuard::install(path, &hosts)?;
         report.upstream_blocked = true;
         report.upstream_unreachable = upstream_unreachable(path, &hosts);
+        // A proxy resolves the upstream's name itself: the hosts block does not stop clients
+        // that inherit this environment (ctr, podman, skopeo, our own client).
+        report.upstream_proxies = hosts
+            .iter()
+            .filter_map(|h| {
+                crate::registry::proxy_for(&format!("https://{h}/v2/"), |k| std::env::var(k).ok())
+                    .map(|(p, var)| format!("{h} via {p} (${var})"))
+            })
+            .collect();
+        if !report.upstream_proxies.is_empty() {
+            report.upstream_unreachable = Some(false);
+        }
         *guard.lock().unwrap() = Some(g);
     }
     let pull2 = pull(
@@ -971,6 +988,10 @@ fn print_human(r: &Report) {
         if r.upstream_blocked && p.n == 1 {
             let check = match r.upstream_unreachable {
                 Some(true) => "; upstream names now resolve to 0.0.0.0/::".to_string(),
+                Some(false) if !r.upstream_proxies.is_empty() => format!(
+                    "; but a proxy from the environment still reaches the upstream ({}): add its names to NO_PROXY for the block to hold",
+                    r.upstream_proxies.join(", ")
+                ),
                 Some(false) => "; but an upstream name still resolves elsewhere".to_string(),
                 None => String::new(),
             };
