@@ -188,13 +188,7 @@ fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
         dockerd.daemon.tail(40)
     );
     let log = lab.mirror.requests_since(mark);
-    for ua in ["docker/", "containerd/"] {
-        assert!(
-            log.iter()
-                .any(|e| e.is_blob_of("library/probe") && e.user_agent.contains(ua)),
-            "no {ua} blob request at the mirror:\n{log:?}"
-        );
-    }
+    common::proof::assert_blob_requests_by(&log, "library/probe", &["docker/", "containerd/"]);
     // disarm gives the hand-written bytes back.
     run(mirrorctl(&ws).args(["disarm"])).assert_ok();
     assert_eq!(std::fs::read_to_string(&daemon_json).unwrap(), by_hand);
@@ -257,13 +251,11 @@ fn containerd_podman_skopeo_pull_through_a_plain_http_lan_mirror() {
     assert_eq!(out.code(), Some(0), "{arm}\n{out}");
     let log = lab.mirror.requests_since(mark);
     // containerd, podman (containers/<c/image version>), skopeo.
-    for ua in ["containerd/", "containers/", "skopeo/"] {
-        assert!(
-            log.iter()
-                .any(|e| e.is_blob_of("library/probe") && e.user_agent.contains(ua)),
-            "no {ua} blob request at the mirror:\n{log:?}"
-        );
-    }
+    common::proof::assert_blob_requests_by(
+        &log,
+        "library/probe",
+        &["containerd/", "containers/", "skopeo/"],
+    );
 }
 
 /// A mirror name that does not resolve, checked for real in the namespace (its resolver

@@ -1228,14 +1228,7 @@ fn clients_podman_and_skopeo_follow_registries_conf() {
     }
     let log = lab.mirror.requests_since(mark);
     // podman identifies as containers/<containers-image version>, skopeo as skopeo/<version>.
-    for ua in ["containers/", "skopeo/"] {
-        assert!(
-            log.iter()
-                .any(|e| e.is_blob_of("library/probe") && e.user_agent.contains(ua)),
-            "no {ua} blob request at the mirror:\n{}",
-            lines(&log)
-        );
-    }
+    common::proof::assert_blob_requests_by(&log, "library/probe", &["containers/", "skopeo/"]);
     // Nothing of podman's storage or the namespaces is left in the root.
     let left: Vec<_> = std::fs::read_dir(ws.root().join("etc/containers"))
         .unwrap()

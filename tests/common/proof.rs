@@ -51,6 +51,19 @@ pub fn repo_requests(
         .collect()
 }
 
+/// Assert that `log` holds, for each of `uas`, a blob request for `repo` from a client whose
+/// user agent contains it.
+pub fn assert_blob_requests_by(log: &[AccessEntry], repo: &str, uas: &[&str]) {
+    for ua in uas {
+        assert!(
+            log.iter()
+                .any(|e| e.is_blob_of(repo) && e.user_agent.contains(ua)),
+            "no {ua} blob request at the mirror:\n{}",
+            lines(log)
+        );
+    }
+}
+
 /// Assert the pull `out` succeeded and the mirror answered a manifest request for `repo` with
 /// 200 to a client whose user agent starts with `ua` (since `mark`). For containerd-based
 /// clients also assert every request carries `?ns=docker.io`. `what` names the pull in messages.
