@@ -9,6 +9,7 @@ pub mod journal;
 pub mod mirror;
 pub mod oci;
 pub mod output;
+pub mod process;
 pub mod registry;
 pub mod reload;
 pub mod serve;

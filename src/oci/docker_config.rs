@@ -12,10 +12,9 @@
 //! name of `<token>` marks the secret as an identity (OAuth2 refresh) token, as with the CLI.
 //! Docker Hub is stored under `https://index.docker.io/v1/`. Nothing here logs a secret.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// The user name docker uses to mark an identity token.
 pub const IDENTITY_TOKEN_USER: &str = "<token>";
@@ -146,39 +145,13 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 /// `docker-credential-<name> get` for `server`.
 fn run_helper(name: &str, server: &str) -> Result<Option<Found>, String> {
     let bin = format!("docker-credential-{name}");
-    let mut child = Command::new(&bin)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            format!("the docker config names the credential helper `{name}`, but `{bin}` cannot be run: {e}")
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(server.as_bytes());
-    }
-    let deadline = Instant::now() + HELPER_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "the credential helper `{bin}` did not answer within {}s",
-                    HELPER_TIMEOUT.as_secs()
-                ));
-            }
-        }
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("`{bin} get`: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut c = Command::new(&bin);
+    c.arg("get");
+    let out = crate::process::run(c, Some(server.as_bytes()), HELPER_TIMEOUT)
+        .map_err(|e| format!("the docker config names the credential helper `{name}`: {e}"))?;
+    let stdout = &out.stdout;
     if !out.status.success() {
-        let said = format!("{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        let said = format!("{stdout} {}", out.stderr);
         if said.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
         }

@@ -40,42 +40,13 @@ impl ClientName {
     }
 }
 
-fn output(mut c: Command, timeout: Duration) -> Result<(bool, String), String> {
-    use std::io::Read;
-    use std::process::Stdio;
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let prog = c.get_program().to_string_lossy().into_owned();
-    let mut child = c.spawn().map_err(|e| format!("cannot run `{prog}`: {e}"))?;
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = std::time::Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if std::time::Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("`{prog}` did not finish in {}s", timeout.as_secs()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(format!("waiting for `{prog}`: {e}")),
-        }
-    };
-    let so = t_out.join().unwrap_or_default();
-    let se = t_err.join().unwrap_or_default();
-    Ok((status.success(), format!("{so}{se}").trim().to_string()))
+/// Run `c` (stdin closed) under `timeout`: whether it succeeded, and its stdout then stderr.
+fn output(c: Command, timeout: Duration) -> Result<(bool, String), String> {
+    let f = crate::process::run(c, None, timeout)?;
+    Ok((
+        f.status.success(),
+        format!("{}{}", f.stdout, f.stderr).trim().to_string(),
+    ))
 }
 
 fn last_line(s: &str) -> &str {
