@@ -614,7 +614,10 @@ pub fn classify_error(e: &reqwest::Error, url: &str) -> Diagnosis {
             d.message = format!(
                 "{} (note: this request went through the proxy {proxy} from ${var}, so the failure may be the proxy's; add {} to NO_PROXY to connect directly)",
                 d.message,
-                host_of(url).split(':').next().unwrap_or_default()
+                reqwest::Url::parse(url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(String::from))
+                    .unwrap_or_default()
             );
         }
     }
