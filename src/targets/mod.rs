@@ -286,8 +286,6 @@ fn non_hub(set: &MirrorSet) -> Vec<&str> {
         .collect()
 }
 
-/// A note about registries a target cannot mirror although it was armed for others, or mirrors
-/// through another file.
 /// Why daemon.json's `insecure-registries` gets `http://host:port` (with the scheme), said when
 /// this run writes daemon.json for a mirror that needs an insecure entry.
 pub fn insecure_scheme_note(
@@ -318,6 +316,8 @@ pub fn insecure_scheme_note(
     ))
 }
 
+/// A note about registries a target cannot mirror although it was armed for others, or mirrors
+/// through another file.
 pub fn partial_note(
     name: TargetName,
     set: &MirrorSet,
