@@ -63,10 +63,12 @@ pub fn probe(
     blocked: bool,
     timeout: Duration,
 ) -> ClientReport {
+    // One `docker info` serves the docker and buildkit checks below.
+    let dockerd = DockerCli::new(root);
     let r = match name {
-        ClientName::Docker => docker(root, mirror, image, platform, timeout),
+        ClientName::Docker => docker(&dockerd, root, mirror, image, platform, timeout),
         ClientName::Containerd => containerd(root, mirror, image, platform, timeout),
-        ClientName::Buildkit => buildkit(root, mirror, image, platform, timeout),
+        ClientName::Buildkit => buildkit(&dockerd, root, mirror, image, platform, timeout),
         ClientName::Podman | ClientName::Skopeo => {
             containers(name, root, mirror, image, platform, timeout)
         }
@@ -81,7 +83,7 @@ pub fn probe(
         );
     }
     if ok && blocked && matches!(name, ClientName::Docker | ClientName::Buildkit) {
-        if let Some(p) = DockerCli::new(root).upstream_proxy(image, timeout) {
+        if let Some(p) = dockerd.upstream_proxy(image, timeout) {
             detail.push_str(&format!(
                 "; but dockerd itself sends {} requests through the proxy {p} (`docker info`), which the hosts block does not stop, so a fallback through it is not ruled out",
                 image.registry
@@ -99,6 +101,8 @@ pub fn probe(
 /// `--root`).
 struct DockerCli {
     host: Option<String>,
+    /// `docker info` as JSON, run once.
+    info: std::cell::OnceCell<Result<serde_json::Value, String>>,
 }
 
 impl DockerCli {
@@ -107,7 +111,31 @@ impl DockerCli {
             (root != Path::new("/"))
                 .then(|| format!("unix://{}", root.join("var/run/docker.sock").display()))
         });
-        DockerCli { host }
+        DockerCli {
+            host,
+            info: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// `docker info --format '{{json .}}'` (run once): mirrors, server version, proxies.
+    fn info(&self, timeout: Duration) -> Result<&serde_json::Value, String> {
+        self.info
+            .get_or_init(|| {
+                let (ok, out) = output(self.cmd(&["info", "--format", "{{json .}}"]), timeout)?;
+                if !ok {
+                    return Err(format!("`docker info` failed: {}", last_line(&out)));
+                }
+                serde_json::from_str(out.trim())
+                    .map_err(|e| format!("`docker info` did not print JSON: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The `major.minor` of the dockerd answering (`docker info`'s `ServerVersion`).
+    fn server_version(&self, timeout: Duration) -> Option<(u32, u32)> {
+        let info = self.info(timeout).ok()?;
+        crate::targets::dockerd_version::parse(info["ServerVersion"].as_str()?)
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
@@ -122,12 +150,7 @@ impl DockerCli {
     /// The proxy dockerd (its own environment, shown by `docker info`) would use for the
     /// image's upstream, if any.
     fn upstream_proxy(&self, image: &Reference, timeout: Duration) -> Option<String> {
-        let (ok, out) = output(self.cmd(&["info", "--format", "{{json .}}"]), timeout).ok()?;
-        if !ok {
-            return None;
-        }
-        let info: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
-        proxy_from_docker_info(&info, &image.registry)
+        proxy_from_docker_info(self.info(timeout).ok()?, &image.registry)
     }
 
     /// `docker info` lists `mirror` among the registry mirrors (dockerd and its BuildKit use
@@ -146,14 +169,9 @@ impl DockerCli {
                 image.registry
             ));
         }
-        let (ok, out) = output(
-            self.cmd(&["info", "--format", "{{json .RegistryConfig.Mirrors}}"]),
-            timeout,
-        )?;
-        if !ok {
-            return Err(format!("`docker info` failed: {}", last_line(&out)));
-        }
-        let mirrors: Vec<String> = serde_json::from_str(out.trim()).unwrap_or_default();
+        let info = self.info(timeout)?;
+        let mirrors: Vec<String> =
+            serde_json::from_value(info["RegistryConfig"]["Mirrors"].clone()).unwrap_or_default();
         let want = mirror.trim_end_matches('/');
         if !mirrors.iter().any(|m| m.trim_end_matches('/') == want) {
             return Err(format!(
@@ -166,6 +184,7 @@ impl DockerCli {
 }
 
 fn docker(
+    docker: &DockerCli,
     root: &Path,
     mirror: &str,
     image: &Reference,
@@ -173,7 +192,6 @@ fn docker(
     timeout: Duration,
 ) -> Result<String, String> {
     let config = fsutil::under_root(root, "/etc/docker/daemon.json");
-    let docker = DockerCli::new(root);
     docker.check_mirror(&config, mirror, image, "docker", timeout)?;
     let reference = format!("{image}");
     let mut args = vec!["pull", "--quiet"];
@@ -197,6 +215,7 @@ fn docker(
 /// dockerd's built-in BuildKit: build `FROM <image>` with `--pull`, so the base image is
 /// resolved and fetched through dockerd's registry mirrors.
 fn buildkit(
+    docker: &DockerCli,
     root: &Path,
     mirror: &str,
     image: &Reference,
@@ -204,19 +223,8 @@ fn buildkit(
     timeout: Duration,
 ) -> Result<String, String> {
     let config = fsutil::under_root(root, "/etc/docker/daemon.json");
-    let docker = DockerCli::new(root);
     docker.check_mirror(&config, mirror, image, "docker", timeout)?;
-    let version = output(
-        docker.cmd(&["info", "--format", "{{json .ServerVersion}}"]),
-        timeout,
-    )
-    .ok()
-    .filter(|(ok, _)| *ok)
-    .and_then(|(_, out)| {
-        let v: String = serde_json::from_str(out.trim()).ok()?;
-        crate::targets::dockerd_version::parse(&v)
-    });
-    buildkit_plain_http_entry(root, &config, mirror, version)?;
+    buildkit_plain_http_entry(root, &config, mirror, docker.server_version(timeout))?;
     let tmp = TempDir::new("buildkit")?;
     let reference = format!("{image}");
     std::fs::write(
