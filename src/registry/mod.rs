@@ -610,7 +610,7 @@ pub fn classify_error(e: &reqwest::Error, url: &str) -> Diagnosis {
     }
     let mut d = classify_chain(&chain, e.is_timeout(), e.is_connect(), url);
     if matches!(d.kind, "refused" | "dns" | "timeout" | "network" | "tls") {
-        if let Some((proxy, var)) = proxy_for(url, |k| std::env::var(k).ok()) {
+        if let Some((proxy, var)) = env_proxy_for(url) {
             d.message = format!(
                 "{} (note: this request went through the proxy {proxy} from ${var}, so the failure may be the proxy's; add {} to NO_PROXY to connect directly)",
                 d.message,
@@ -622,6 +622,11 @@ pub fn classify_error(e: &reqwest::Error, url: &str) -> Diagnosis {
         }
     }
     d
+}
+
+/// [`proxy_for`] with this process's environment.
+pub fn env_proxy_for(url: &str) -> Option<(String, String)> {
+    proxy_for(url, |k| std::env::var(k).ok())
 }
 
 /// The proxy reqwest uses for `url` from the environment (`http_proxy`/`HTTP_PROXY`,

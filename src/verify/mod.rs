@@ -483,7 +483,7 @@ async fn verify_flow(
         report.upstream_proxies = hosts
             .iter()
             .filter_map(|h| {
-                crate::registry::proxy_for(&format!("https://{h}/v2/"), |k| std::env::var(k).ok())
+                crate::registry::env_proxy_for(&format!("https://{h}/v2/"))
                     .map(|(p, var)| format!("{h} via {p} (${var})"))
             })
             .collect();
@@ -542,7 +542,7 @@ async fn verify_flow(
     };
     report.push_probe = push.as_ref().map(|p| p.summary.clone());
     let (ok, verdict) = decide(&report.pulls[0], &report.pulls[1], push.as_ref());
-    if let Some(p) = push.as_ref().filter(|p| p.status != 405) {
+    if let Some(p) = push.as_ref().filter(|p| !p.refused_like_a_proxy()) {
         // The fingerprint was on both pulls and the push probe did not confirm a proxy: a
         // plain registry (or a non-caching proxy in front of one) looks the same, so these
         // pulls are not reported as hits.
@@ -612,6 +612,13 @@ pub struct PushProbe {
     pub summary: String,
 }
 
+impl PushProbe {
+    /// 405, as distribution in proxy mode refuses pushes: the mirror is a pull-through cache.
+    pub fn refused_like_a_proxy(&self) -> bool {
+        self.status == 405
+    }
+}
+
 /// Both pulls served every blob with distribution's storage fingerprint (and nothing else).
 fn warm_fingerprint(p1: &PullReport, p2: &PullReport) -> bool {
     p1.ok
@@ -641,7 +648,7 @@ pub fn decide(p1: &PullReport, p2: &PullReport, push: Option<&PushProbe>) -> (bo
                     true,
                     "pull #2 was served from the mirror's storage after pull #1 streamed from upstream (distribution fingerprint appeared)".into(),
                 )
-            } else if push.is_some_and(|p| p.status == 405) {
+            } else if push.is_some_and(PushProbe::refused_like_a_proxy) {
                 (
                     true,
                     format!(
