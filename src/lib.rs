@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod diag;
 pub mod error;
 pub mod fsutil;
 pub mod journal;

@@ -2,10 +2,8 @@
 //! the `error: … / caused by: … / hint: …` shape, and completion scripts.
 
 use crate::cli::{Cli, ColorChoice, Global};
+use crate::diag;
 use clap::CommandFactory;
-use std::sync::atomic::{AtomicU8, Ordering};
-
-static LEVEL: AtomicU8 = AtomicU8::new(1);
 
 /// Apply the global flags: color choice and verbosity.
 pub fn init(g: &Global) {
@@ -16,35 +14,17 @@ pub fn init(g: &Global) {
         ColorChoice::Auto => !no_color && console::Term::stdout().is_term(),
     };
     console::set_colors_enabled(color);
-    console::set_colors_enabled_stderr(match g.color {
+    let stderr_color = match g.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => !no_color && console::Term::stderr().is_term(),
-    });
-    let level = if g.quiet { 0 } else { 1 + g.verbose };
-    LEVEL.store(level, Ordering::Relaxed);
+    };
+    console::set_colors_enabled_stderr(stderr_color);
+    diag::set_color(stderr_color);
+    diag::set_level(g.quiet, g.verbose);
 }
 
-pub fn quiet() -> bool {
-    LEVEL.load(Ordering::Relaxed) == 0
-}
-
-pub fn verbose() -> bool {
-    LEVEL.load(Ordering::Relaxed) >= 2
-}
-
-/// A progress or warning line on stderr (suppressed by `-q`).
-pub fn note(msg: &str) {
-    if !quiet() {
-        eprintln!("{msg}");
-    }
-}
-
-pub fn warn(msg: &str) {
-    if !quiet() {
-        eprintln!("{} {msg}", console::style("warning:").yellow().bold());
-    }
-}
+pub use diag::{note, quiet, verbose, warn};
 
 /// Print an error chain on stderr.
 pub fn print_error(err: &anyhow::Error) {

@@ -205,7 +205,9 @@ impl Client {
                         match found {
                             Ok(f) => f.map(|f| (f.username, f.secret)),
                             Err((host, e)) => {
-                                eprintln!("warning: {e}; going on without credentials for {host}");
+                                crate::diag::warn(&format!(
+                                    "{e}; going on without credentials for {host}"
+                                ));
                                 None
                             }
                         }

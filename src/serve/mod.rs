@@ -143,7 +143,7 @@ impl Tags {
                 .and_then(|_| std::fs::rename(&tmp, &self.path))
                 .is_err()
             {
-                eprintln!("warning: cannot save `{}`", self.path.display());
+                crate::diag::warn(&format!("cannot save `{}`", self.path.display()));
             }
         }
     }

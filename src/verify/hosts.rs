@@ -255,7 +255,7 @@ impl HostsGuard {
 impl Drop for HostsGuard {
     fn drop(&mut self) {
         if let Err(e) = self.restore() {
-            eprintln!("mirrorctl: error: could not remove the upstream block: {e:#}");
+            crate::diag::error(&format!("could not remove the upstream block: {e:#}"));
         }
     }
 }
