@@ -5,6 +5,7 @@
 mod auth;
 mod digest;
 pub mod docker_config;
+pub mod manifest;
 mod reference;
 
 pub use auth::{AuthChallenge, AuthScheme};

@@ -711,24 +711,6 @@ fn response(
     }
 }
 
-#[derive(serde::Deserialize)]
-struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    _media_type: String,
-    digest: Digest,
-    size: u64,
-    #[serde(default)]
-    platform: Option<PlatformDesc>,
-}
-
-#[derive(serde::Deserialize)]
-struct PlatformDesc {
-    os: String,
-    architecture: String,
-    #[serde(default)]
-    variant: Option<String>,
-}
-
 async fn pull(
     client: &Client,
     r: &Reference,
@@ -777,32 +759,18 @@ async fn pull_inner(
     ));
     rep.bytes += top.body.len() as u64;
     let manifest = if is_index {
-        let v: serde_json::Value =
-            serde_json::from_slice(&top.body).map_err(|e| bad(&top.exchange.url, e))?;
-        let list: Vec<Descriptor> = serde_json::from_value(v["manifests"].clone())
-            .map_err(|e| bad(&top.exchange.url, e))?;
-        let pick = list
-            .iter()
-            .find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| platform.matches(&p.os, &p.architecture, p.variant.as_deref()))
-            })
-            .ok_or_else(|| {
-                let have: Vec<String> = list
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref())
-                    .map(|p| format!("{}/{}", p.os, p.architecture))
-                    .collect();
-                Diagnosis::new(
-                    "not-found",
-                    format!(
-                        "{} has no {platform} image (it has {}): pass --platform",
-                        r,
-                        have.join(", ")
-                    ),
-                )
-            })?;
+        let index =
+            oci::manifest::Index::parse(&top.body).map_err(|e| bad(&top.exchange.url, e))?;
+        let pick = index.pick(platform).map_err(|have| {
+            Diagnosis::new(
+                "not-found",
+                format!(
+                    "{} has no {platform} image (it has {}): pass --platform",
+                    r,
+                    have.join(", ")
+                ),
+            )
+        })?;
         let m = client.manifest(repo, &pick.digest.to_string()).await?;
         if m.body.len() as u64 != pick.size {
             return Err(Diagnosis::new(
@@ -826,22 +794,26 @@ async fn pull_inner(
     } else {
         top
     };
-    let v: serde_json::Value =
-        serde_json::from_slice(&manifest.body).map_err(|e| bad(&manifest.exchange.url, e))?;
-    if v["schemaVersion"].as_u64() == Some(1) {
-        return Err(Diagnosis::new(
+    let image = match oci::manifest::ImageManifest::parse(&manifest.body) {
+        Ok(m) => m,
+        Err(oci::manifest::ManifestError::SchemaV1) => return Err(Diagnosis::new(
             "bad-response",
             format!(
                 "{r} is a schema 1 manifest, which mirrorctl does not verify; use another --image"
             ),
-        ));
-    }
-    let config: Descriptor =
-        serde_json::from_value(v["config"].clone()).map_err(|e| bad(&manifest.exchange.url, e))?;
-    let layers: Vec<Descriptor> =
-        serde_json::from_value(v["layers"].clone()).map_err(|e| bad(&manifest.exchange.url, e))?;
-    let mut blobs = vec![("config", &config)];
-    blobs.extend(layers.iter().map(|l| ("layer", l)));
+        )),
+        Err(e) => return Err(bad(&manifest.exchange.url, e)),
+    };
+    let blobs: Vec<(&'static str, &oci::manifest::Descriptor)> = image
+        .blobs()
+        .map(|(k, d)| {
+            let kind = match k {
+                oci::manifest::BlobKind::Config => "config",
+                oci::manifest::BlobKind::Layer => "layer",
+            };
+            (kind, d)
+        })
+        .collect();
     progress.start(blobs.len(), blobs.iter().map(|(_, d)| d.size).sum());
     for (kind, d) in blobs {
         progress.blob(&d.digest);
@@ -859,7 +831,7 @@ async fn pull_inner(
     Ok(())
 }
 
-fn bad(url: &str, e: serde_json::Error) -> Diagnosis {
+fn bad(url: &str, e: impl std::fmt::Display) -> Diagnosis {
     Diagnosis::new(
         "bad-response",
         format!("{url} returned a manifest mirrorctl cannot read ({e})"),
