@@ -41,8 +41,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --mirror 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
             cand --registry 'Registry that `--mirror` values without `REGISTRY=` apply to'
             cand --target 'Targets to configure, comma-separated or repeated [default: every target found under --root]'
-            cand --dockerd-version 'Plan the docker target for this dockerd version instead of asking `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)'
-            cand --lock-timeout 'Seconds to wait for another mirrorctl run to release the lock'
+            cand --dockerd-version 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root''s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)'
+            cand --lock-timeout 'How long to wait for another mirrorctl run to release the lock (seconds, or `30s`, `2m`)'
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'
@@ -59,7 +59,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         }
         &'mirrorctl;disarm'= {
             cand --target 'Targets to revert, comma-separated or repeated [default: every armed target]'
-            cand --lock-timeout 'Seconds to wait for another mirrorctl run to release the lock'
+            cand --lock-timeout 'How long to wait for another mirrorctl run to release the lock (seconds, or `30s`, `2m`)'
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'
@@ -108,11 +108,11 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --help 'Print help'
         }
         &'mirrorctl;verify'= {
-            cand --mirror 'The mirror to verify, scheme required (`http://host:port`, `https://host`)'
+            cand --mirror 'The mirror to verify, scheme required (`http://host:port`, `https://host`; a `/v2/` path and `user:password@` are accepted)'
             cand --upstream 'Upstream of the --embedded server [default: the image''s registry, https://registry-1.docker.io for docker.io]'
             cand --image 'The probe image, pulled twice through the mirror'
             cand --platform 'Platform to pick from a multi-platform image [default: this host''s]'
-            cand --timeout 'Seconds (or `30s`, `2m`) to wait for a connection and for each read'
+            cand --timeout 'How long to wait for a connection and for each read (seconds, or `30s`, `2m`)'
             cand --username 'User name for the mirror (default: the docker config''s credential helper or auths, else anonymous)'
             cand --ca-cert 'Also trust this CA certificate file (PEM) for an https mirror'
             cand --hosts-file 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]'

@@ -47,8 +47,8 @@ buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
 containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'
 registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
 k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dockerd-version -d 'Plan the docker target for this dockerd version instead of asking `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)' -r
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l lock-timeout -d 'Seconds to wait for another mirrorctl run to release the lock' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dockerd-version -d 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root\'s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l lock-timeout -d 'How long to wait for another mirrorctl run to release the lock (seconds, or `30s`, `2m`)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -66,7 +66,7 @@ buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
 containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'
 registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
 k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l lock-timeout -d 'Seconds to wait for another mirrorctl run to release the lock' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l lock-timeout -d 'How long to wait for another mirrorctl run to release the lock (seconds, or `30s`, `2m`)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -106,11 +106,11 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l json-log -
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l mirror -d 'The mirror to verify, scheme required (`http://host:port`, `https://host`)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l mirror -d 'The mirror to verify, scheme required (`http://host:port`, `https://host`; a `/v2/` path and `user:password@` are accepted)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l upstream -d 'Upstream of the --embedded server [default: the image\'s registry, https://registry-1.docker.io for docker.io]' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l image -d 'The probe image, pulled twice through the mirror' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l platform -d 'Platform to pick from a multi-platform image [default: this host\'s]' -r
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l timeout -d 'Seconds (or `30s`, `2m`) to wait for a connection and for each read' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l timeout -d 'How long to wait for a connection and for each read (seconds, or `30s`, `2m`)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l username -d 'User name for the mirror (default: the docker config\'s credential helper or auths, else anonymous)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l ca-cert -d 'Also trust this CA certificate file (PEM) for an https mirror' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l hosts-file -d 'Hosts file for --block-upstream and --cleanup [default: <root>/etc/hosts]' -r -F

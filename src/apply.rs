@@ -3,10 +3,11 @@
 //! `--dry-run` — writes atomically and records the change in the journal. No format knowledge
 //! lives here; safety (locking, atomicity, modes, links, journaling) is proven once for all.
 
-use crate::cli::TargetName;
+use crate::ctx::Ctx;
 use crate::fsutil;
 use crate::journal::{FileRecord, Journal};
 use crate::mirror::MirrorSet;
+use crate::targets::TargetName;
 use crate::targets::{ContextSource, FileJob, FileKind};
 use anyhow::Result;
 use serde::Serialize;
@@ -76,19 +77,34 @@ impl Change {
     }
 }
 
-/// What running a command against `--root` needs.
-pub struct Ctx {
-    pub root: PathBuf,
-    pub state_dir: PathBuf,
+/// A writing run's hold on the state: the lock (none in a dry run, which writes nothing, not
+/// even the lock file), the journal, and what was recovered from a run killed mid-way.
+pub struct Session {
+    pub journal: Journal,
+    /// One line per thing finished or undone for a killed run (see [`Journal::recover`]).
+    pub recovered: Vec<String>,
+    _lock: Option<fsutil::Lock>,
 }
 
-impl Ctx {
-    pub fn resolve(&self, sys_path: &str) -> Result<PathBuf> {
-        fsutil::resolve_in_root(&self.root, sys_path)
-    }
-
-    pub fn is_real_root(&self) -> bool {
-        self.root == Path::new("/")
+impl Session {
+    /// Lock (waiting up to `lock_timeout`), load the journal and finish what a killed run left,
+    /// before anything is planned. A dry run only reads.
+    pub fn open(ctx: &Ctx, dry_run: bool, lock_timeout: std::time::Duration) -> Result<Session> {
+        if dry_run {
+            return Ok(Session {
+                journal: Journal::load(&ctx.state_dir)?,
+                recovered: Vec::new(),
+                _lock: None,
+            });
+        }
+        let lock = ctx.lock(lock_timeout)?;
+        let mut journal = Journal::load(&ctx.state_dir)?;
+        let recovered = journal.recover(&ctx.state_dir)?;
+        Ok(Session {
+            journal,
+            recovered,
+            _lock: Some(lock),
+        })
     }
 }
 
@@ -114,10 +130,12 @@ pub fn plan_arm(
             .map_err(|e| e.in_file(&file))?;
 
         // What to put back on disarm: the first arm's original when the file is as mirrorctl
-        // left it; when the user edited it since, their version without mirrorctl's entries.
+        // left it, or still (again) as it was before the first arm (a run killed before its
+        // write); when the user edited it since, their version without mirrorctl's entries.
         let original = match rec {
             None => before.clone(),
             Some(r) if before.as_deref() == Some(r.written.as_str()) => r.original.clone(),
+            Some(r) if before == r.original => r.original.clone(),
             Some(r) => match &before {
                 None => None,
                 Some(b) => Some(
@@ -134,6 +152,7 @@ pub fn plan_arm(
             (Some(_), false) => FileStatus::Changed,
         };
         let mirrors = mirrors_for(&job.kind, set);
+        let reload_now = status != FileStatus::Unchanged && !job.kind.applies_without_reload();
         let record = FileRecord {
             target,
             kind: job.kind.clone(),
@@ -143,8 +162,7 @@ pub fn plan_arm(
             owned: planned.owned,
             created_dirs: rec.map(|r| r.created_dirs.clone()).unwrap_or_default(),
             mirrors,
-            reload_pending: rec.is_some_and(|r| r.reload_pending)
-                || status != FileStatus::Unchanged,
+            reload_pending: rec.is_some_and(|r| r.reload_pending) || reload_now,
         };
         changes.push(Change {
             target,
@@ -217,6 +235,13 @@ pub fn plan_disarm_file(ctx: &Ctx, sys_path: &str, rec: &FileRecord) -> Result<C
             Some(orig) if orig == cur => (Some(orig.clone()), FileStatus::Unchanged, None),
             Some(orig) => (Some(orig.clone()), FileStatus::Restored, None),
         },
+        // Already byte-identical to what it was before arm (an arm killed before its write,
+        // or the user put it back): never rewritten.
+        Some(cur) if rec.original.as_deref() == Some(cur.as_str()) => (
+            Some(cur.clone()),
+            FileStatus::Unchanged,
+            Some("already as it was before arm".to_string()),
+        ),
         Some(cur) => {
             let planned = rec
                 .kind
@@ -288,8 +313,9 @@ pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<Ve
                 rec.created_dirs.extend(created);
                 journal.files.insert(ch.sys_path.clone(), rec);
                 journal.save(&ctx.state_dir)?;
-                let after = ch.after.as_deref().expect("arm always has text");
-                fsutil::write_atomic(&ch.file, after.as_bytes())?;
+                if let Some(after) = ch.after.as_deref() {
+                    fsutil::write_atomic(&ch.file, after.as_bytes())?;
+                }
             }
             (Some(rec), false) => {
                 if journal.files.get(&ch.sys_path) != Some(rec) {
@@ -311,6 +337,10 @@ pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<Ve
                             dirs_to_prune.extend(created);
                         }
                     }
+                } else if ch.before.is_none() {
+                    // The file is gone (never written by a killed arm, or deleted since):
+                    // the directories arm made for it go too, when empty.
+                    dirs_to_prune.extend(created);
                 }
                 if journal.files.remove(&ch.sys_path).is_some() {
                     journal.save(&ctx.state_dir)?;
@@ -328,11 +358,6 @@ pub fn prune_dirs(mut dirs: Vec<PathBuf>) {
     for d in &dirs {
         let _ = std::fs::remove_dir(d);
     }
-}
-
-/// Write one text to a file without touching the journal (dockerd's intermediate reload step).
-pub fn write_transient(file: &Path, text: &str) -> Result<()> {
-    fsutil::write_atomic(file, text.as_bytes())
 }
 
 #[cfg(test)]
@@ -354,10 +379,7 @@ mod tests {
     #[test]
     fn a_crash_between_journal_and_file_is_reconciled() {
         let t = tempfile::tempdir().unwrap();
-        let ctx = Ctx {
-            root: t.path().to_path_buf(),
-            state_dir: t.path().join("state"),
-        };
+        let ctx = Ctx::new(t.path(), Some(&t.path().join("state"))).unwrap();
         let f = ctx.resolve(crate::targets::DAEMON_JSON).unwrap();
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::write(&f, "{\"debug\": true}\n").unwrap();
@@ -386,10 +408,7 @@ mod tests {
     #[test]
     fn a_file_deleted_since_arm_is_nothing_to_revert() {
         let t = tempfile::tempdir().unwrap();
-        let ctx = Ctx {
-            root: t.path().to_path_buf(),
-            state_dir: t.path().join("state"),
-        };
+        let ctx = Ctx::new(t.path(), Some(&t.path().join("state"))).unwrap();
         let mut journal = Journal::default();
         let changes = plan_arm(
             &ctx,

@@ -1,8 +1,12 @@
 //! The command line, defined once: `--help`, the README's flag lists and `completions/` all come
 //! from these definitions.
 
+use crate::mirror::{self, Mirror, MirrorArg, UrlCredentials};
+use crate::targets::TargetName;
+use crate::units;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -122,63 +126,14 @@ impl Command {
     }
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetName {
-    /// dockerd: /etc/docker/daemon.json (docker.io only)
-    Docker,
-    /// BuildKit: /etc/buildkit/buildkitd.toml
-    Buildkit,
-    /// containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path
-    Containerd,
-    /// podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf
-    Registries,
-    /// k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml
-    K3s,
-}
-
-impl TargetName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetName::Docker => "docker",
-            TargetName::Buildkit => "buildkit",
-            TargetName::Containerd => "containerd",
-            TargetName::Registries => "registries",
-            TargetName::K3s => "k3s",
-        }
-    }
-
-    pub fn all() -> [TargetName; 5] {
-        [
-            TargetName::Docker,
-            TargetName::Buildkit,
-            TargetName::Containerd,
-            TargetName::Registries,
-            TargetName::K3s,
-        ]
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct ArmArgs {
     /// Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)
-    #[arg(long = "mirror", value_name = "[REGISTRY=]URL", required = true)]
-    pub mirrors: Vec<String>,
+    #[arg(long = "mirror", value_name = "[REGISTRY=]URL", required = true, value_parser = MirrorArg::arm)]
+    pub mirrors: Vec<MirrorArg>,
 
     /// Registry that `--mirror` values without `REGISTRY=` apply to
-    #[arg(long, value_name = "HOST", default_value = "docker.io")]
+    #[arg(long, value_name = "HOST", default_value = "docker.io", value_parser = mirror::registry_name)]
     pub registry: String,
 
     /// Targets to configure, comma-separated or repeated [default: every target found under --root]
@@ -194,9 +149,9 @@ pub struct ArmArgs {
     #[arg(long)]
     pub insecure: bool,
 
-    /// Plan the docker target for this dockerd version instead of asking `dockerd --version`
+    /// Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root's `dockerd --version`
     /// (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)
-    #[arg(long, value_name = "X.Y", env = "MIRRORCTL_DOCKERD_VERSION")]
+    #[arg(long, value_name = "X.Y")]
     pub dockerd_version: Option<String>,
 
     #[command(flatten)]
@@ -232,9 +187,9 @@ pub struct WriteOpts {
     #[arg(long)]
     pub json: bool,
 
-    /// Seconds to wait for another mirrorctl run to release the lock
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    pub lock_timeout: u64,
+    /// How long to wait for another mirrorctl run to release the lock (seconds, or `30s`, `2m`)
+    #[arg(long, value_name = "DUR", default_value = "30", value_parser = units::any_duration)]
+    pub lock_timeout: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -244,20 +199,20 @@ pub struct ServeArgs {
     pub listen: String,
 
     /// Upstream registry URL; `REGISTRY=URL` adds one chosen by containerd's `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]
-    #[arg(long = "upstream", value_name = "[REGISTRY=]URL")]
-    pub upstreams: Vec<String>,
+    #[arg(long = "upstream", value_name = "[REGISTRY=]URL", value_parser = MirrorArg::upstream)]
+    pub upstreams: Vec<MirrorArg>,
 
     /// Cache directory [default: <state dir>/cache]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
     /// Evict least recently used blobs above this size (K, M, G, T = powers of 1024)
-    #[arg(long, value_name = "SIZE")]
-    pub max_size: Option<String>,
+    #[arg(long, value_name = "SIZE", value_parser = units::parse_size)]
+    pub max_size: Option<u64>,
 
     /// How long a tag's digest is trusted before revalidating upstream with HEAD (s, m, h, d)
-    #[arg(long, value_name = "DUR", default_value = "5m")]
-    pub tag_ttl: String,
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = units::any_duration)]
+    pub tag_ttl: Duration,
 
     /// User name for the default upstream
     #[arg(long, value_name = "USER", requires = "upstream_password_file")]
@@ -323,17 +278,17 @@ mod tests {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The mirror to verify, scheme required (`http://host:port`, `https://host`)
-    #[arg(long, value_name = "URL", required_unless_present_any = ["cleanup", "embedded"])]
-    pub mirror: Option<String>,
+    /// The mirror to verify, scheme required (`http://host:port`, `https://host`; a `/v2/` path and `user:password@` are accepted)
+    #[arg(long, value_name = "URL", required_unless_present_any = ["cleanup", "embedded"], value_parser = mirror::verify_mirror)]
+    pub mirror: Option<(Mirror, Option<UrlCredentials>)>,
 
     /// Verify an in-process `mirrorctl serve` (free loopback port, temporary cache, all removed afterwards) instead of --mirror
     #[arg(long, conflicts_with_all = ["mirror", "clients", "cleanup"])]
     pub embedded: bool,
 
     /// Upstream of the --embedded server [default: the image's registry, https://registry-1.docker.io for docker.io]
-    #[arg(long, value_name = "URL")]
-    pub upstream: Option<String>,
+    #[arg(long, value_name = "URL", value_parser = mirror::upstream_url)]
+    pub upstream: Option<Mirror>,
 
     /// The probe image, pulled twice through the mirror
     #[arg(
@@ -351,9 +306,9 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Seconds (or `30s`, `2m`) to wait for a connection and for each read
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_duration_secs)]
-    pub timeout: u64,
+    /// How long to wait for a connection and for each read (seconds, or `30s`, `2m`)
+    #[arg(long, value_name = "DUR", default_value = "30", value_parser = units::positive_duration)]
+    pub timeout: Duration,
 
     /// User name for the mirror (default: the docker config's credential helper or auths, else anonymous)
     #[arg(long, value_name = "USER")]
@@ -382,21 +337,4 @@ pub struct VerifyArgs {
     /// Remove a hosts block left by an interrupted `verify --block-upstream`, then exit
     #[arg(long, conflicts_with_all = ["mirror", "block_upstream"])]
     pub cleanup: bool,
-}
-
-/// `30`, `30s`, `2m`, `1h` → seconds.
-pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mul) = match t.char_indices().last() {
-        Some((i, 's')) => (&t[..i], 1),
-        Some((i, 'm')) => (&t[..i], 60),
-        Some((i, 'h')) => (&t[..i], 3600),
-        _ => (t, 1),
-    };
-    match num.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n * mul),
-        _ => Err(format!(
-            "`{s}` is not a duration; use seconds such as `30`, or `30s`, `2m`"
-        )),
-    }
 }

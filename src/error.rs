@@ -113,14 +113,111 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// The exit code an error chain maps to.
-pub fn exit_code(err: &anyhow::Error) -> i32 {
-    for cause in err.chain() {
-        if cause.is::<UserError>() || cause.is::<PlanError>() || cause.is::<FileError>() {
-            return 2;
+/// An error with what to do about it, attached by the caller that knows its own flags
+/// ([`HintExt::hint`]). It shows as the error it wraps (`{:#}` prints no hint); the hint is
+/// printed after the error and its causes as `hint: …`, and in the JSON error document.
+#[derive(Debug)]
+pub struct Hinted {
+    pub hint: String,
+    pub error: anyhow::Error,
+}
+
+impl fmt::Display for Hinted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Only the wrapped error's own message: its causes follow in the chain.
+        match self.error.chain().next() {
+            Some(top) => write!(f, "{top}"),
+            None => Ok(()),
         }
     }
-    1
+}
+
+impl std::error::Error for Hinted {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.chain().nth(1)
+    }
+}
+
+/// Attach a hint to an error result.
+pub trait HintExt<T> {
+    fn hint(self, hint: impl Into<String>) -> anyhow::Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> HintExt<T> for Result<T, E> {
+    fn hint(self, hint: impl Into<String>) -> anyhow::Result<T> {
+        self.map_err(|e| {
+            anyhow::Error::new(Hinted {
+                hint: hint.into(),
+                error: e.into(),
+            })
+        })
+    }
+}
+
+/// The error's messages, outermost first (hints are not messages).
+pub fn messages(err: &anyhow::Error) -> Vec<String> {
+    err.chain().map(|c| c.to_string()).collect()
+}
+
+/// The hints attached to an error, outermost first.
+pub fn hints(err: &anyhow::Error) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in err.chain() {
+        let mut next = c.downcast_ref::<Hinted>();
+        while let Some(h) = next {
+            out.push(h.hint.clone());
+            next = h.error.downcast_ref::<Hinted>();
+        }
+    }
+    out
+}
+
+/// The error kinds a chain holds, looking through [`Hinted`] wrappers: whether `f` holds for
+/// one of them.
+fn any_cause(err: &anyhow::Error, f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool) -> bool {
+    err.chain().any(|c| {
+        f(c) || c
+            .downcast_ref::<Hinted>()
+            .is_some_and(|h| any_cause(&h.error, f))
+    })
+}
+
+/// An error that ends the program with a given exit code (a signal: 128 + its number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitWith {
+    pub code: i32,
+    pub message: String,
+}
+
+impl fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+/// The exit code an error chain maps to.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if let Some(e) = find::<ExitWith>(err) {
+        return e.code;
+    }
+    let usage = any_cause(err, &|c| {
+        c.is::<UserError>() || c.is::<PlanError>() || c.is::<FileError>()
+    });
+    if usage {
+        2
+    } else {
+        1
+    }
+}
+
+/// The first `T` in the chain, looking through [`Hinted`] wrappers.
+fn find<T: std::error::Error + 'static>(err: &anyhow::Error) -> Option<&T> {
+    err.chain().find_map(|c| {
+        c.downcast_ref::<T>()
+            .or_else(|| c.downcast_ref::<Hinted>().and_then(|h| find::<T>(&h.error)))
+    })
 }
 
 #[cfg(test)]
@@ -132,6 +229,30 @@ mod tests {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
         assert_eq!(line_col("é\nx", 3), (2, 1));
+    }
+
+    #[test]
+    fn hints_ride_along_but_are_not_the_message() {
+        let r: Result<(), UserError> = Err(UserError("bad".into()));
+        let e = r.hint("pass --x").unwrap_err().context("while arming");
+        assert_eq!(
+            messages(&e),
+            vec!["while arming".to_string(), "bad".to_string()]
+        );
+        assert_eq!(format!("{e:#}"), "while arming: bad");
+        assert_eq!(hints(&e), vec!["pass --x".to_string()]);
+        assert_eq!(exit_code(&e), 2);
+        let inner = anyhow::Error::new(UserError("deep".into())).context("cause");
+        let twice: anyhow::Result<()> = Err::<(), _>(inner).hint("one").hint("two");
+        let e = twice.unwrap_err();
+        assert_eq!(messages(&e), vec!["cause".to_string(), "deep".to_string()]);
+        assert_eq!(hints(&e), vec!["two".to_string(), "one".to_string()]);
+        assert_eq!(exit_code(&e), 2);
+        let sig = anyhow::Error::new(ExitWith {
+            code: 143,
+            message: "stopped".into(),
+        });
+        assert_eq!(exit_code(&sig), 143);
     }
 
     #[test]

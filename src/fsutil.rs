@@ -15,6 +15,47 @@ pub fn under_root(root: &Path, sys_path: &str) -> PathBuf {
     root.join(sys_path.trim_start_matches('/'))
 }
 
+/// The tree every system path is taken from (`--root`, `/` by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root(PathBuf);
+
+impl Root {
+    pub fn new(dir: impl Into<PathBuf>) -> Root {
+        Root(dir.into())
+    }
+
+    /// The real root of this machine.
+    pub fn system() -> Root {
+        Root(PathBuf::from("/"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Whether this is the machine's own `/` (then running daemons, systemd and environment
+    /// variables such as `DOCKER_HOST` describe it).
+    pub fn is_real(&self) -> bool {
+        self.0 == Path::new("/")
+    }
+
+    /// A system path under the root, links not followed (for paths only read, or reported).
+    pub fn join(&self, sys_path: &str) -> PathBuf {
+        under_root(&self.0, sys_path)
+    }
+
+    /// A system path under the root with every link followed inside it ([`resolve_in_root`]):
+    /// the file that is really read or written.
+    pub fn resolve(&self, sys_path: &str) -> Result<PathBuf> {
+        resolve_in_root(&self.0, sys_path)
+    }
+
+    /// Whether a system path exists under the root (links followed inside it).
+    pub fn exists(&self, sys_path: &str) -> bool {
+        self.resolve(sys_path).is_ok_and(|p| p.exists())
+    }
+}
+
 /// Resolve a system path under `root` the way a chroot would: every symlink on the way is
 /// followed, and an absolute link target is taken relative to `root`, so a link never leads out
 /// of the root. Components that do not exist yet are appended as they are.
@@ -130,7 +171,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .as_ref()
         .map(|m| m.mode() & 0o7777)
         .unwrap_or(0o644);
-    let tmp = dir.join(format!(".{name}.mirrorctl-{}.tmp", std::process::id()));
+    let tmp = dir.join(temp_name(&name, std::process::id()));
     let result = (|| -> Result<()> {
         let mut f = OpenOptions::new()
             .write(true)
@@ -171,6 +212,50 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The temp file [`write_atomic`] writes next to `name`: `.<name>.mirrorctl-<pid>.tmp`.
+fn temp_name(name: &str, pid: u32) -> String {
+    format!(".{name}.mirrorctl-{pid}.tmp")
+}
+
+/// The pid in a [`write_atomic`] temp file name, if `file_name` is one.
+fn temp_owner(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, pid) = rest.rsplit_once(".mirrorctl-")?;
+    pid.parse().ok()
+}
+
+/// Remove the [`write_atomic`] temp files in `dir` whose writer is gone (a run killed between
+/// creating its temp file and the rename). Returns the files removed.
+pub fn remove_stale_temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(rd) = fs::read_dir(dir) else {
+        return removed;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_owner(&name) else {
+            continue;
+        };
+        if pid != std::process::id() && !pid_alive(pid) && fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    removed
+}
+
+/// Whether a process with this pid exists (signal 0).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(p) = i32::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(p, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Remove a file and fsync its directory; a missing file is fine.
@@ -216,6 +301,7 @@ pub struct Lock {
 
 impl Lock {
     pub fn acquire(state_dir: &Path, timeout: Duration) -> Result<Lock> {
+        let timeout = timeout.min(Duration::from_secs(366 * 24 * 3600));
         create_dirs(state_dir)?;
         let path = state_dir.join("lock");
         let mut file = OpenOptions::new()
@@ -249,7 +335,7 @@ impl Lock {
                 );
             }
             if !told {
-                crate::output::note(&format!(
+                crate::diag::note(&format!(
                     "waiting for another mirrorctl run (pid {}) to release `{}`…",
                     if holder.is_empty() { "?" } else { holder },
                     path.display()
@@ -311,6 +397,23 @@ mod tests {
             2,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn stale_temp_files_of_dead_writers_are_removed() {
+        let t = tempfile::tempdir().unwrap();
+        // pid_max is at most 2^22 on Linux: this writer is gone.
+        let dead = t.path().join(temp_name("daemon.json", 4_194_304 + 7));
+        let mine = t.path().join(temp_name("daemon.json", std::process::id()));
+        let live = t.path().join(temp_name("x.toml", 1));
+        let other = t.path().join(".daemon.json.swp");
+        for f in [&dead, &mine, &live, &other] {
+            fs::write(f, "x").unwrap();
+        }
+        assert_eq!(remove_stale_temp_files(t.path()), vec![dead.clone()]);
+        assert!(!dead.exists() && mine.exists() && live.exists() && other.exists());
+        assert_eq!(temp_owner(".a.b.mirrorctl-12.tmp"), Some(12));
+        assert_eq!(temp_owner("a.mirrorctl-12.tmp"), None);
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! absent), the bytes mirrorctl wrote, and the entries mirrorctl owns in it. It is what makes
 //! `disarm` byte-exact, re-`arm` replace only mirrorctl's own entries, and `status` see drift.
 
-use crate::cli::TargetName;
 use crate::fsutil;
 use crate::targets::FileKind;
+use crate::targets::TargetName;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -18,6 +18,19 @@ pub struct Journal {
     pub version: u32,
     /// Keyed by system path (`/etc/docker/daemon.json`).
     pub files: BTreeMap<String, FileRecord>,
+    /// A file holding a temporary text (dockerd's reload with explicit empty lists) that must
+    /// be put back: set before the temporary write, cleared after the restore; a run killed in
+    /// between leaves it here and the next run restores the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transient: Option<Transient>,
+}
+
+/// A temporary text written to `file`, and the bytes to put back (`None`: remove the file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transient {
+    pub file: PathBuf,
+    pub text: String,
+    pub restore: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +77,7 @@ impl Journal {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Journal {
                 version: VERSION,
-                files: BTreeMap::new(),
+                ..Journal::default()
             }),
             Err(e) => Err(e).with_context(|| format!("failed to read `{}`", path.display())),
         }
@@ -89,5 +102,45 @@ impl Journal {
 
     pub fn for_target(&self, t: TargetName) -> impl Iterator<Item = (&String, &FileRecord)> {
         self.files.iter().filter(move |(_, r)| r.target == t)
+    }
+
+    /// Finish what a run killed mid-way left (call with the lock held, before planning):
+    /// a transient text still in a file is replaced by the bytes it stood in for, and the temp
+    /// files of dead writers next to journaled files (and in the state dir) are removed.
+    /// Returns one line per thing done, for the user.
+    pub fn recover(&mut self, state_dir: &Path) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        if let Some(t) = self.transient.clone() {
+            let cur = std::fs::read(&t.file).ok();
+            if cur.as_deref() == Some(t.text.as_bytes()) {
+                match &t.restore {
+                    Some(text) => fsutil::write_atomic(&t.file, text.as_bytes())?,
+                    None => fsutil::remove_file(&t.file)?,
+                }
+                done.push(format!(
+                    "put back `{}` (an interrupted reload left a temporary version)",
+                    t.file.display()
+                ));
+            }
+            self.transient = None;
+            self.save(state_dir)?;
+        }
+        let mut dirs: Vec<PathBuf> = self
+            .files
+            .values()
+            .filter_map(|r| r.file.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.push(state_dir.to_path_buf());
+        dirs.sort();
+        dirs.dedup();
+        for d in dirs {
+            for f in fsutil::remove_stale_temp_files(&d) {
+                done.push(format!(
+                    "removed `{}` (left by an interrupted run)",
+                    f.display()
+                ));
+            }
+        }
+        Ok(done)
     }
 }

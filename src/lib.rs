@@ -1,11 +1,28 @@
 //! mirrorctl: wire container clients to a registry pull-through cache, verify it, serve one.
+//!
+//! Layers, arrows pointing down only (a module imports from its own layer or below, never
+//! above; `layering` below checks it on every `cargo test`):
+//!
+//! ```text
+//! 5  lib::run                                  dispatch
+//! 4  commands/* · cli · output                 clap adapters, rendering, exit codes
+//! 3  ctx · journal · apply · reload            the engine: --root, lock, atomic writes, journal, reload policy
+//!    registry · serve · verify                 the OCI client, the cache, the proof (own option structs)
+//! 2  host/{dockerd,containerd,containers,systemd}  facts about running daemons (pid+comm, socket,
+//!                                              /info, cmdline, version), every child with a deadline
+//! 1  targets/* · mirror · units · oci          pure planners and value types (one parser per concept)
+//! 0  error · process · fsutil · diag           foundations: errors with hints, children with a
+//!                                              deadline, file helpers, the stderr sink
+//! ```
 
 pub mod apply;
 pub mod cli;
 pub mod commands;
+pub mod ctx;
 pub mod diag;
 pub mod error;
 pub mod fsutil;
+pub mod host;
 pub mod journal;
 pub mod mirror;
 pub mod oci;
@@ -15,7 +32,11 @@ pub mod registry;
 pub mod reload;
 pub mod serve;
 pub mod targets;
+pub mod units;
 pub mod verify;
+
+#[cfg(test)]
+mod layering;
 
 use anyhow::Result;
 use cli::{Cli, Command};
@@ -25,20 +46,26 @@ pub fn run(cli: Cli) -> Result<i32> {
     output::init(&cli.global);
     // A hosts block left behind by a killed `verify --block-upstream` goes first, whatever the
     // command (best effort: a read-only root must not break `status`).
-    match verify::hosts::cleanup_stale(&cli.global.root) {
-        Ok(Some(note)) => output::note(&note),
-        Ok(None) => {}
-        Err(e) => output::warn(&format!("{e:#}")),
-    }
+    let swept = match verify::hosts::cleanup_stale(&cli.global.root) {
+        Ok(Some(note)) => {
+            output::note(&note);
+            Some(note)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            output::warn(&format!("{e:#}"));
+            None
+        }
+    };
     match cli.command {
         Command::Completions { shell } => {
             output::completions(shell, &mut std::io::stdout());
             Ok(0)
         }
-        Command::Arm(a) => commands::arm(&cli.global, &a),
-        Command::Disarm(a) => commands::disarm(&cli.global, &a),
-        Command::Status(a) => commands::status(&cli.global, &a),
-        Command::Serve(a) => serve::run(&cli.global, &a),
-        Command::Verify(a) => verify::run(&cli.global, &a),
+        Command::Arm(a) => commands::arm::run(&cli.global, &a),
+        Command::Disarm(a) => commands::disarm::run(&cli.global, &a),
+        Command::Status(a) => commands::status::run(&cli.global, &a),
+        Command::Serve(a) => commands::serve::run(&cli.global, &a),
+        Command::Verify(a) => commands::verify::run(&cli.global, &a, swept),
     }
 }

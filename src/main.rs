@@ -10,8 +10,7 @@ fn main() {
             mirrorctl::output::print_error(&err);
             let code = mirrorctl::error::exit_code(&err);
             if json {
-                let doc = serde_json::json!({ "ok": false, "error": format!("{err:#}"), "exit_code": code });
-                println!("{doc}");
+                println!("{}", mirrorctl::output::error_document(&err, code));
             }
             code
         }

@@ -22,14 +22,75 @@ pub struct Mirror {
     pub port: Option<u16>,
 }
 
+/// What a command accepts in a mirror URL beyond `scheme://host[:port][/]`. One parser serves
+/// every command; each says what it tolerates:
+///
+/// | command | credentials in the URL | a `/v2` or `/v2/` path |
+/// |---|---|---|
+/// | `arm` | refused (no client reads them from a mirror URL) | refused |
+/// | `verify --mirror` | used as `--username`/password | accepted, dropped |
+/// | `serve --upstream`, `verify --upstream` | refused (they have their own flags) | accepted, dropped |
+///
+/// Every command refuses other paths, queries and fragments, and schemes other than http(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    pub credentials: bool,
+    pub v2_path: bool,
+}
+
+impl Rules {
+    /// `arm`: exactly what every client can be given.
+    pub const ARM: Rules = Rules {
+        credentials: false,
+        v2_path: false,
+    };
+    /// `verify --mirror`: a URL copied from a registry UI or a `curl` line works.
+    pub const VERIFY: Rules = Rules {
+        credentials: true,
+        v2_path: true,
+    };
+    /// `serve --upstream`, `verify --upstream`: credentials have their own flags.
+    pub const UPSTREAM: Rules = Rules {
+        credentials: false,
+        v2_path: true,
+    };
+}
+
+/// User name and password given in a URL (`https://user:pass@host`). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UrlCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for UrlCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UrlCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 impl Mirror {
-    /// Parse and normalise a mirror URL as users type it.
+    /// Parse and normalise a mirror URL as `arm` takes it ([`Rules::ARM`]).
     pub fn parse(input: &str) -> Result<Mirror, UserError> {
+        Mirror::parse_with(input, Rules::ARM).map(|(m, _)| m)
+    }
+
+    /// Parse and normalise a mirror URL under `rules`; returns the credentials it held when the
+    /// rules accept them.
+    pub fn parse_with(
+        input: &str,
+        rules: Rules,
+    ) -> Result<(Mirror, Option<UrlCredentials>), UserError> {
         let s = input.trim();
-        let bad = |why: &str| UserError(format!("mirror URL `{input}` {why}"));
+        // Never echo a password back: the message shows the URL without its userinfo.
+        let shown = redact(s);
+        let bad = |why: &str| UserError(format!("mirror URL `{shown}` {why}"));
         if !s.contains("://") {
             return Err(bad(&format!(
-                "has no scheme: write `http://{s}` for a plain-HTTP mirror or `https://{s}`"
+                "has no scheme: write `http://{shown}` for a plain-HTTP mirror or `https://{shown}`"
             )));
         }
         let url = url::Url::parse(s).map_err(|e| bad(&format!("is not a valid URL ({e})")))?;
@@ -38,18 +99,32 @@ impl Mirror {
             "https" => Scheme::Https,
             other => return Err(bad(&format!("has scheme `{other}`; use http or https"))),
         };
-        if !url.username().is_empty() || url.password().is_some() {
+        let credentials = if url.username().is_empty() && url.password().is_none() {
+            None
+        } else if rules.credentials {
+            let dec = |p: &str| {
+                percent_encoding::percent_decode_str(p)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            Some(UrlCredentials {
+                username: dec(url.username()),
+                password: dec(url.password().unwrap_or("")),
+            })
+        } else {
             return Err(bad(
                 "contains credentials; clients do not read them from a mirror URL (configure registry auth instead)",
             ));
-        }
+        };
         if url.query().is_some() {
             return Err(bad("has a query string, which no client accepts"));
         }
         if url.fragment().is_some() {
             return Err(bad("has a fragment, which no client accepts"));
         }
-        if !matches!(url.path(), "" | "/") {
+        let v2 = matches!(url.path(), "/v2" | "/v2/");
+        let root_path = matches!(url.path(), "" | "/");
+        if !(root_path || rules.v2_path && v2) {
             return Err(bad(
                 "has a path; dockerd, containerd, BuildKit and podman each read a mirror path differently (`/p/v2/…` vs `/v2/p/…`), so mirrorctl refuses rather than write a config that misroutes: give the mirror's root URL",
             ));
@@ -60,11 +135,14 @@ impl Mirror {
             Some(url::Host::Ipv6(a)) => format!("[{a}]"),
             None => return Err(bad("has no host")),
         };
-        Ok(Mirror {
-            scheme,
-            host,
-            port: url.port(),
-        })
+        Ok((
+            Mirror {
+                scheme,
+                host,
+                port: url.port(),
+            },
+            credentials,
+        ))
     }
 
     pub fn is_http(&self) -> bool {
@@ -122,10 +200,76 @@ pub struct MirrorSet {
     pub insecure: bool,
 }
 
+/// One `--mirror [REGISTRY=]URL` (or `--upstream [REGISTRY=]URL`) value: the registry it is
+/// for (`None`: the command's default) and the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorArg {
+    pub registry: Option<String>,
+    pub mirror: Mirror,
+    pub credentials: Option<UrlCredentials>,
+}
+
+impl MirrorArg {
+    /// Parse `[REGISTRY=]URL` under `rules`: the registry before `=` is validated (and folded,
+    /// `index.docker.io` → `docker.io`); an empty one is refused.
+    pub fn parse(arg: &str, rules: Rules) -> Result<MirrorArg, UserError> {
+        let (registry, url) = split_registry_prefix(arg)?;
+        let registry = registry
+            .map(oci::validate_registry)
+            .transpose()
+            .map_err(|e| UserError(format!("`{}`: {e}", redact(arg))))?;
+        let (mirror, credentials) = Mirror::parse_with(url, rules)?;
+        Ok(MirrorArg {
+            registry,
+            mirror,
+            credentials,
+        })
+    }
+
+    /// clap value parser for `arm --mirror`.
+    pub fn arm(arg: &str) -> Result<MirrorArg, UserError> {
+        MirrorArg::parse(arg, Rules::ARM)
+    }
+
+    /// clap value parser for `serve --upstream`.
+    pub fn upstream(arg: &str) -> Result<MirrorArg, UserError> {
+        MirrorArg::parse(arg, Rules::UPSTREAM)
+    }
+}
+
+/// clap value parser for a URL without a `REGISTRY=` prefix under [`Rules::VERIFY`].
+pub fn verify_mirror(arg: &str) -> Result<(Mirror, Option<UrlCredentials>), UserError> {
+    Mirror::parse_with(arg, Rules::VERIFY)
+}
+
+/// clap value parser for `verify --upstream` (no prefix, [`Rules::UPSTREAM`]).
+pub fn upstream_url(arg: &str) -> Result<Mirror, UserError> {
+    Mirror::parse_with(arg, Rules::UPSTREAM).map(|(m, _)| m)
+}
+
+/// clap value parser for `--registry HOST`.
+pub fn registry_name(arg: &str) -> Result<String, UserError> {
+    oci::validate_registry(arg).map_err(UserError)
+}
+
 impl MirrorSet {
-    /// Build from `--mirror [REGISTRY=]URL` values and the default `--registry`.
+    /// Build from `--mirror [REGISTRY=]URL` values (unparsed) and the default `--registry`.
     pub fn from_args(
         mirrors: &[String],
+        default_registry: &str,
+        insecure: bool,
+    ) -> Result<MirrorSet, UserError> {
+        let parsed = mirrors
+            .iter()
+            .map(|m| MirrorArg::arm(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        MirrorSet::new(&parsed, default_registry, insecure)
+    }
+
+    /// Build from parsed `--mirror` values: grouped by registry (in first-seen order), each
+    /// registry's mirrors in the order given, duplicates dropped.
+    pub fn new(
+        mirrors: &[MirrorArg],
         default_registry: &str,
         insecure: bool,
     ) -> Result<MirrorSet, UserError> {
@@ -135,24 +279,21 @@ impl MirrorSet {
         }
         let mut registries: Vec<RegistryMirrors> = Vec::new();
         for m in mirrors {
-            let (registry, url) = split_registry_prefix(m);
-            let registry = match registry {
-                Some(r) => oci::validate_registry(r).map_err(UserError)?,
-                None => default_registry.clone(),
-            };
-            let mirror = Mirror::parse(url)?;
-            let slot = match registries.iter_mut().position(|r| r.registry == registry) {
-                Some(i) => &mut registries[i],
+            let registry = m.registry.as_deref().unwrap_or(&default_registry);
+            let i = match registries.iter().position(|r| r.registry == registry) {
+                Some(i) => i,
                 None => {
                     registries.push(RegistryMirrors {
-                        registry: registry.clone(),
+                        registry: registry.to_string(),
                         mirrors: Vec::new(),
                     });
-                    registries.last_mut().unwrap()
+                    registries.len() - 1
                 }
             };
-            if !slot.mirrors.contains(&mirror) {
-                slot.mirrors.push(mirror);
+            if let Some(slot) = registries.get_mut(i) {
+                if !slot.mirrors.contains(&m.mirror) {
+                    slot.mirrors.push(m.mirror.clone());
+                }
             }
         }
         Ok(MirrorSet {
@@ -184,11 +325,34 @@ impl MirrorSet {
     }
 }
 
-/// `ghcr.io=http://x:5000` → (`Some("ghcr.io")`, `http://x:5000`).
-pub fn split_registry_prefix(arg: &str) -> (Option<&str>, &str) {
+/// `ghcr.io=http://x:5000` → (`Some("ghcr.io")`, `http://x:5000`); a URL alone → (`None`, URL).
+/// The prefix is what comes before the first `=` when that part holds no `://` (a password in
+/// a URL may contain `=`). An empty prefix (`=http://x`) is refused.
+pub fn split_registry_prefix(arg: &str) -> Result<(Option<&str>, &str), UserError> {
     match arg.split_once('=') {
-        Some((r, u)) if !r.contains("://") && !r.is_empty() => (Some(r), u),
-        _ => (None, arg),
+        Some((r, _)) if r.contains("://") => Ok((None, arg)),
+        Some((r, u)) if r.trim().is_empty() => Err(UserError(format!(
+            "`{}`: the registry before `=` is empty; write `REGISTRY=URL` (e.g. `ghcr.io={}`) or the URL alone",
+            redact(arg),
+            redact(u)
+        ))),
+        Some((r, u)) => Ok((Some(r.trim()), u)),
+        None => Ok((None, arg)),
+    }
+}
+
+/// A URL for messages: its userinfo (`user:password@`) replaced by `…@`.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://…@{host}{path}"),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
     }
 }
 
@@ -227,6 +391,60 @@ mod tests {
         }
         let e = Mirror::parse("m.example:5000").unwrap_err().0;
         assert!(e.contains("http://m.example:5000"), "{e}");
+        let e = Mirror::parse("http://u:hunter2@m").unwrap_err().0;
+        assert!(!e.contains("hunter2") && e.contains("credentials"), "{e}");
+    }
+
+    #[test]
+    fn one_parser_three_rule_sets() {
+        // verify: `/v2` and credentials accepted; the credentials come back, decoded.
+        let (m, c) =
+            Mirror::parse_with("https://u%40x:p%3Dq@M.example/v2/", Rules::VERIFY).unwrap();
+        assert_eq!(m.url(), "https://m.example");
+        let c = c.unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("u@x", "p=q"));
+        assert!(!format!("{c:?}").contains("p=q"));
+        // serve/verify --upstream: `/v2` yes, credentials no.
+        assert!(Mirror::parse_with("http://h:5000/v2", Rules::UPSTREAM).is_ok());
+        assert!(Mirror::parse_with("http://u:p@h", Rules::UPSTREAM).is_err());
+        // arm: neither.
+        assert!(Mirror::parse_with("http://h/v2", Rules::ARM).is_err());
+        // Nobody takes another path, a query or a fragment.
+        for rules in [Rules::ARM, Rules::VERIFY, Rules::UPSTREAM] {
+            for bad in [
+                "http://h/p",
+                "http://h/v2/x",
+                "http://h/?a=1",
+                "http://h/#f",
+                "h:5000",
+                "ftp://h",
+            ] {
+                assert!(Mirror::parse_with(bad, rules).is_err(), "{bad} {rules:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn registry_prefixes() {
+        let a = MirrorArg::arm("GHCR.io=http://m:1").unwrap();
+        assert_eq!(a.registry.as_deref(), Some("ghcr.io"));
+        assert_eq!(a.mirror.url(), "http://m:1");
+        assert_eq!(MirrorArg::arm("http://m:1").unwrap().registry, None);
+        assert_eq!(
+            MirrorArg::arm("index.docker.io=http://m")
+                .unwrap()
+                .registry
+                .as_deref(),
+            Some("docker.io")
+        );
+        let e = MirrorArg::upstream("=http://x").unwrap_err().0;
+        assert!(e.contains("registry before `=` is empty"), "{e}");
+        assert!(MirrorArg::arm("bad/reg=http://x").is_err());
+        // A password holding `=` is not a prefix.
+        let (_, c) = verify_mirror("https://u:a=b@h").unwrap();
+        assert_eq!(c.unwrap().password, "a=b");
+        assert_eq!(redact("https://u:secret@h:1/v2"), "https://…@h:1/v2");
+        assert_eq!(redact("http://h"), "http://h");
     }
 
     #[test]

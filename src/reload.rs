@@ -1,198 +1,390 @@
-//! Making daemons apply what was written: dockerd reloads `registry-mirrors` and
-//! `insecure-registries` on SIGHUP (confirmed through its API); BuildKit and containerd need a
-//! restart, done with systemd when it runs the real root, else printed as the exact command.
+//! The reload policy, in one place for doing it and for saying it is still to do: what each
+//! target's daemon needs after its files changed (nothing, a SIGHUP, a restart), whether that
+//! daemon runs, and — with `--reload` — doing it and confirming it where the daemon can tell.
+//!
+//! dockerd reloads `registry-mirrors` and `insecure-registries` on SIGHUP (confirmed through
+//! its API); CRI-O reloads registries.conf on SIGHUP; BuildKit, containerd's `config.toml` and
+//! k3s/rke2 need a restart, done with systemd when it runs the real root, else printed as the
+//! exact command. Files read on every use (`hosts.toml`) need nothing.
 
-use crate::apply::Ctx;
-use crate::mirror::Mirror;
-use crate::targets::dockerd_version;
-use anyhow::{bail, Context, Result};
+use crate::apply::Change;
+use crate::ctx::Ctx;
+use crate::fsutil;
+use crate::host::{self, dockerd};
+use crate::journal::{Journal, Transient};
+use crate::targets::{self, docker, dockerd_version, k3s, FileKind, TargetName};
+use anyhow::Result;
 use serde::Serialize;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::fmt;
+
+/// What applies a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadAction {
+    /// Nothing: the client reads the file when it next runs.
+    None,
+    /// SIGHUP to a running daemon.
+    Signal { daemon: &'static str, pid: i32 },
+    /// `systemctl restart` of these units, in order.
+    Restart { units: Vec<&'static str> },
+}
+
+impl fmt::Display for ReloadAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReloadAction::None => f.write_str("none"),
+            ReloadAction::Signal { daemon, pid } => write!(f, "SIGHUP {daemon} (pid {pid})"),
+            ReloadAction::Restart { units } => {
+                let cmds: Vec<String> = units
+                    .iter()
+                    .map(|u| format!("systemctl restart {u}"))
+                    .collect();
+                f.write_str(&cmds.join("; "))
+            }
+        }
+    }
+}
+
+impl Serialize for ReloadAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ReloadReport {
     /// The daemon must reload or restart before the change takes effect.
     pub needed: bool,
-    /// mirrorctl did it (and confirmed it where it can).
+    /// mirrorctl did it.
     pub done: bool,
     /// What applies the change (`SIGHUP dockerd (pid 42)`, `systemctl restart containerd`).
-    pub action: String,
+    pub action: ReloadAction,
     pub detail: String,
+    /// The reload was attempted and failed, or was done and could not be confirmed: the run
+    /// fails (exit 1).
+    pub failed: bool,
 }
 
 impl ReloadReport {
-    pub fn todo(action: impl Into<String>, detail: impl Into<String>) -> ReloadReport {
+    fn not_needed(detail: impl Into<String>) -> ReloadReport {
+        ReloadReport {
+            needed: false,
+            done: false,
+            action: ReloadAction::None,
+            detail: detail.into(),
+            failed: false,
+        }
+    }
+
+    fn todo(action: ReloadAction, detail: impl Into<String>) -> ReloadReport {
         ReloadReport {
             needed: true,
             done: false,
-            action: action.into(),
+            action,
             detail: detail.into(),
+            failed: false,
+        }
+    }
+
+    fn done(action: ReloadAction, detail: impl Into<String>) -> ReloadReport {
+        ReloadReport {
+            needed: true,
+            done: true,
+            action,
+            detail: detail.into(),
+            failed: false,
+        }
+    }
+
+    fn failed(action: ReloadAction, detail: impl Into<String>, done: bool) -> ReloadReport {
+        ReloadReport {
+            needed: true,
+            done,
+            action,
+            detail: detail.into(),
+            failed: true,
         }
     }
 }
 
-/// The pid of a running daemon from `<root>/var/run/<stem>.pid` (or `<root>/run/<stem>.pid`),
-/// checked against `/proc/<pid>/comm` so a stale pid file never gets a signal sent to a stranger.
-pub fn daemon_pid(ctx: &Ctx, stem: &str, comm: &str) -> Option<i32> {
-    for p in [format!("/var/run/{stem}.pid"), format!("/run/{stem}.pid")] {
-        let pid = ctx
-            .resolve(&p)
-            .ok()
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|t| t.trim().parse::<i32>().ok());
-        if let Some(pid) = pid.filter(|p| *p > 1) {
-            let running = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if running.trim() == comm {
-                return Some(pid);
+/// What the run does about reloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `--dry-run`: say what would be needed.
+    DryRun,
+    /// Say what is needed, do nothing.
+    Report,
+    /// `--reload`: do it.
+    Apply,
+}
+
+/// A target's need after a change, decided once.
+enum Need {
+    Nothing(String),
+    Signal {
+        daemon: &'static str,
+        pid: i32,
+        /// Shown when it is left to do.
+        todo: String,
+        /// Shown in a dry run.
+        dry: &'static str,
+    },
+    Restart {
+        /// (unit, daemon) pairs.
+        units: Vec<(&'static str, &'static str)>,
+        dry: &'static str,
+    },
+}
+
+/// The system paths among `changes` (written now) and the journal's records of `t` that are
+/// still waiting for a reload, of files that need one.
+fn reload_paths(journal: &Journal, t: TargetName, changes: &[Change]) -> Vec<String> {
+    let mut paths: Vec<String> = changes
+        .iter()
+        .filter(|c| c.writes() && !c.kind.applies_without_reload())
+        .map(|c| c.sys_path.clone())
+        .collect();
+    for (p, r) in journal.for_target(t) {
+        if r.reload_pending && !paths.contains(p) {
+            paths.push(p.clone());
+        }
+    }
+    paths
+}
+
+fn need(ctx: &Ctx, t: TargetName, paths: &[String]) -> Need {
+    match t {
+        TargetName::Docker => {
+            if !paths.iter().any(|p| p == targets::DAEMON_JSON) {
+                return Need::Nothing(
+                    "dockerd reads /etc/docker/certs.d/<host>/hosts.toml on every pull: no reload needed".into(),
+                );
+            }
+            let Some(pid) = dockerd::pid(&ctx.root) else {
+                return Need::Nothing(
+                    "dockerd is not running; it reads daemon.json when it starts".into(),
+                );
+            };
+            let buildkit = buildkit_restart_note(dockerd::running_version(&ctx.root, pid))
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default();
+            Need::Signal {
+                daemon: "dockerd",
+                pid,
+                todo: format!("registry-mirrors reload live: rerun with --reload, or `systemctl reload docker`{buildkit}"),
+                dry: "would reload dockerd",
+            }
+        }
+        TargetName::Buildkit => Need::Restart {
+            units: vec![("buildkit", "buildkitd")],
+            dry: "buildkitd reads its config only at start",
+        },
+        TargetName::Containerd => {
+            if !paths.iter().any(|p| p == targets::CONTAINERD_CONFIG) {
+                return Need::Nothing(
+                    "containerd reads hosts.toml on every pull: no restart needed".into(),
+                );
+            }
+            Need::Restart {
+                units: vec![("containerd", "containerd")],
+                dry: "config.toml changes need a containerd restart",
+            }
+        }
+        TargetName::Registries => match host::containers::crio_pid(&ctx.root) {
+            None => Need::Nothing(
+                "podman, skopeo and buildah read registries.conf per command; CRI-O is not running"
+                    .into(),
+            ),
+            Some(pid) => Need::Signal {
+                daemon: "crio",
+                pid,
+                todo: "CRI-O reloads registries.conf on SIGHUP: rerun with --reload, or `systemctl reload crio`".into(),
+                dry: "would reload CRI-O; podman, skopeo and buildah read the file per command",
+            },
+        },
+        TargetName::K3s => {
+            let mut units: Vec<(&'static str, &'static str)> = Vec::new();
+            for p in paths {
+                let d = k3s::distro_of(p);
+                if !units.contains(&(d.unit, d.name)) {
+                    units.push((d.unit, d.name));
+                }
+            }
+            if units.is_empty() {
+                let d = k3s::distro_of(k3s::K3S_YAML);
+                units.push((d.unit, d.name));
+            }
+            Need::Restart {
+                units,
+                dry: "k3s and rke2 read registries.yaml only at start",
             }
         }
     }
-    None
 }
 
-/// The pid of a running dockerd (`<root>/var/run/docker.pid`).
-pub fn dockerd_pid(ctx: &Ctx) -> Option<i32> {
-    daemon_pid(ctx, "docker", "dockerd")
+/// After `changes` to target `t` were committed (or planned, in a dry run): what its daemon
+/// needs, done when `mode` is [`Mode::Apply`]. The journal's `reload_pending` marks are
+/// cleared once nothing is left to do. `None`: nothing changed and nothing was pending.
+pub fn after(
+    ctx: &Ctx,
+    journal: &mut Journal,
+    t: TargetName,
+    changes: &[Change],
+    mode: Mode,
+) -> Result<Option<ReloadReport>> {
+    let paths = reload_paths(journal, t, changes);
+    let wrote = changes.iter().any(Change::writes);
+    if !wrote && paths.is_empty() {
+        return Ok(None);
+    }
+    let report = match (need(ctx, t, &paths), mode) {
+        (Need::Nothing(why), _) => ReloadReport::not_needed(why),
+        (
+            Need::Signal {
+                daemon, pid, dry, ..
+            },
+            Mode::DryRun,
+        ) => ReloadReport::todo(ReloadAction::Signal { daemon, pid }, dry),
+        (
+            Need::Signal {
+                daemon, pid, todo, ..
+            },
+            Mode::Report,
+        ) => ReloadReport::todo(ReloadAction::Signal { daemon, pid }, todo),
+        (Need::Signal { daemon, pid, .. }, Mode::Apply) => signal(ctx, journal, daemon, pid)?,
+        (Need::Restart { units, dry }, Mode::DryRun) => {
+            ReloadReport::todo(restart_action(&units), dry)
+        }
+        (Need::Restart { units, .. }, mode) => restart(ctx, &units, mode == Mode::Apply),
+    };
+    if mode != Mode::DryRun && (report.done || !report.needed) && !report.failed {
+        clear_pending(ctx, journal, t)?;
+    }
+    Ok(Some(report))
 }
 
-/// dockerd's command line flags that conflict with daemon.json keys mirrorctl writes.
-/// dockerd refuses to start (or to reload) when a key is both a flag and in the file.
-pub fn dockerd_conflicting_flags(pid: i32, writes_insecure: bool) -> Vec<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    raw.split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).to_string())
-        .filter(|a| {
-            a.starts_with("--registry-mirror")
-                || (writes_insecure && a.starts_with("--insecure-registry"))
-        })
-        .collect()
+fn restart_action(units: &[(&'static str, &'static str)]) -> ReloadAction {
+    ReloadAction::Restart {
+        units: units.iter().map(|(u, _)| *u).collect(),
+    }
 }
 
-/// dockerd's API socket under the root (`DOCKER_HOST=unix://…` is honoured on the real root).
-pub fn docker_socket(ctx: &Ctx) -> PathBuf {
-    if ctx.is_real_root() {
-        if let Ok(h) = std::env::var("DOCKER_HOST") {
-            if let Some(p) = h.strip_prefix("unix://") {
-                return PathBuf::from(p);
-            }
+fn signal(
+    ctx: &Ctx,
+    journal: &mut Journal,
+    daemon: &'static str,
+    pid: i32,
+) -> Result<ReloadReport> {
+    let action = ReloadAction::Signal { daemon, pid };
+    if daemon != "dockerd" {
+        return Ok(match host::sighup(pid, daemon) {
+            Ok(()) => ReloadReport::done(
+                action,
+                "sent SIGHUP; CRI-O reloads registries.conf (podman, skopeo, buildah read it per command)",
+            ),
+            Err(e) => ReloadReport::failed(action, format!("{e:#}"), false),
+        });
+    }
+    let buildkit = buildkit_restart_note(dockerd::running_version(&ctx.root, pid))
+        .map(|n| format!("; {n}"))
+        .unwrap_or_default();
+    Ok(match reload_dockerd(ctx, journal, pid)? {
+        Ok(dockerd::Reloaded::Confirmed(d)) => ReloadReport::done(action, format!("{d}{buildkit}")),
+        Ok(dockerd::Reloaded::Unconfirmed(d)) => {
+            ReloadReport::failed(action, format!("{d}{buildkit}"), true)
+        }
+        Err(e) => ReloadReport::failed(action, format!("{e:#}"), false),
+    })
+}
+
+/// SIGHUP dockerd so it loads daemon.json as it is now. dockerd reloads only the keys present
+/// in the file and keeps what it loaded for a deleted key: when a key (or the file) is gone,
+/// it first reloads once with explicit empty lists, so it forgets mirrorctl's mirrors, and then
+/// the exact final bytes go back. That temporary text is journaled first, so a run killed in
+/// between has it put back by the next run. The outer `Result` is the engine's (journal, file
+/// I/O); the inner one the reload's.
+fn reload_dockerd(ctx: &Ctx, journal: &mut Journal, pid: i32) -> Result<Result<dockerd::Reloaded>> {
+    let file = ctx.resolve(targets::DAEMON_JSON)?;
+    let current = fsutil::read_optional(&file)?;
+    let text = current.clone().unwrap_or_default();
+    let explicit = docker::with_explicit_keys(&text).map_err(|e| e.in_file(&file))?;
+    let expected = docker::listed_mirrors(&explicit);
+    if explicit == text {
+        return Ok(dockerd::reload(&ctx.root, pid, &expected));
+    }
+    journal.transient = Some(Transient {
+        file: file.clone(),
+        text: explicit.clone(),
+        restore: current.clone(),
+    });
+    journal.save(&ctx.state_dir)?;
+    let made = match file.parent() {
+        Some(d) => fsutil::create_dirs(d)?,
+        None => Vec::new(),
+    };
+    fsutil::write_atomic(&file, explicit.as_bytes())?;
+    let r = dockerd::reload(&ctx.root, pid, &expected);
+    match &current {
+        Some(t) => fsutil::write_atomic(&file, t.as_bytes())?,
+        None => {
+            fsutil::remove_file(&file)?;
+            fsutil::remove_empty_dirs(&made);
         }
     }
-    ctx.resolve("/var/run/docker.sock")
-        .unwrap_or_else(|_| ctx.root.join("var/run/docker.sock"))
+    journal.transient = None;
+    journal.save(&ctx.state_dir)?;
+    Ok(r)
 }
 
-/// `GET /info` over dockerd's unix socket.
-pub fn docker_info(sock: &Path) -> Result<serde_json::Value> {
-    let mut s = UnixStream::connect(sock)
-        .with_context(|| format!("cannot reach dockerd at `{}`", sock.display()))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(b"GET /info HTTP/1.0\r\nHost: docker\r\n\r\n")?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .context("dockerd sent a malformed HTTP response")?;
-    if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1) != Some("200") {
-        bail!(
-            "dockerd answered /info with `{}`",
-            head.lines().next().unwrap_or("")
+/// Restart each unit when systemd manages the real root (`apply`); otherwise say what to run.
+fn restart(ctx: &Ctx, units: &[(&'static str, &'static str)], apply: bool) -> ReloadReport {
+    let reports: Vec<ReloadReport> = units
+        .iter()
+        .map(|(unit, daemon)| restart_one(ctx, unit, daemon, apply))
+        .collect();
+    let detail = reports
+        .iter()
+        .map(|r| r.detail.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    ReloadReport {
+        needed: true,
+        done: reports.iter().all(|r| r.done),
+        action: restart_action(units),
+        detail,
+        failed: false,
+    }
+}
+
+fn restart_one(ctx: &Ctx, unit: &'static str, daemon: &str, apply: bool) -> ReloadReport {
+    let action = ReloadAction::Restart { units: vec![unit] };
+    if !apply {
+        return ReloadReport::todo(
+            action,
+            format!("{daemon} reads this file only at start: restart it (or rerun with --reload)"),
         );
     }
-    serde_json::from_str(body).context("dockerd's /info is not JSON")
-}
-
-/// The mirrors dockerd has loaded, normalised.
-pub fn loaded_mirrors(info: &serde_json::Value) -> Vec<String> {
-    info.pointer("/RegistryConfig/Mirrors")
-        .and_then(|m| m.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str())
-                .map(|s| {
-                    Mirror::parse_lenient(s)
-                        .map(|m| m.url())
-                        .unwrap_or_else(|| s.to_string())
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Send SIGHUP to dockerd and wait until its API reports `expected` mirrors (when the socket
-/// can be reached). Returns what was confirmed.
-pub fn hup_dockerd(ctx: &Ctx, pid: i32, expected: &[String]) -> Result<String> {
-    // SAFETY: kill(2) with a pid checked to be dockerd.
-    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("failed to send SIGHUP to dockerd (pid {pid})"));
+    if !ctx.is_real_root() {
+        return ReloadReport::todo(
+            action,
+            format!("not restarting {daemon}: --root is not /; restart it on the system that uses these files"),
+        );
     }
-    let sock = docker_socket(ctx);
-    if !sock.exists() {
-        return Ok(format!(
-            "sent SIGHUP to dockerd (pid {pid}); its socket `{}` is not there to confirm",
-            sock.display()
-        ));
+    if !host::systemd::manages(&ctx.root) {
+        return ReloadReport::todo(
+            action,
+            format!("systemd is not running here: restart {daemon} the way it was started"),
+        );
     }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut last: Vec<String>;
-    loop {
-        last = docker_info(&sock)
-            .map(|i| loaded_mirrors(&i))
-            .unwrap_or_default();
-        if last == expected {
-            return Ok(format!(
-                "dockerd (pid {pid}) reloaded; `docker info` lists mirrors [{}]",
-                expected.join(", ")
-            ));
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "sent SIGHUP to dockerd (pid {pid}) but after 15 s `docker info` lists mirrors [{}], expected [{}]; check dockerd's log for `Error reloading configuration`",
-                last.join(", "),
-                expected.join(", ")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    match host::systemd::restart(unit) {
+        Ok(()) => ReloadReport::done(action, format!("{daemon} restarted")),
+        Err(e) => ReloadReport::todo(action, format!("{e:#}")),
     }
-}
-
-/// The first dockerd major version whose built-in BuildKit asks the daemon for registry hosts
-/// on every resolve (moby#45992, in 25.0). Before it, BuildKit keeps the hosts computed when
-/// dockerd started, so a SIGHUP reaches `docker pull` but not `docker build` (seen with 20.10
-/// here: tests/verify.rs `--client buildkit`). 25 and later are taken from the source, not
-/// checked against a real dockerd here.
-pub const BUILDKIT_LIVE_MIRRORS_SINCE: u32 = 25;
-
-/// The version of the dockerd running as `pid`: its API's `ServerVersion`, else the binary's
-/// `--version`.
-pub fn running_dockerd_version(ctx: &Ctx, pid: i32) -> Option<(u32, u32)> {
-    let sock = docker_socket(ctx);
-    if sock.exists() {
-        if let Some(v) = docker_info(&sock)
-            .ok()
-            .and_then(|i| i["ServerVersion"].as_str().and_then(dockerd_version::parse))
-        {
-            return Some(v);
-        }
-    }
-    let out = std::process::Command::new(format!("/proc/{pid}/exe"))
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    dockerd_version::parse(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// What a dockerd reload does not reach: its built-in BuildKit before version 25.
 pub fn buildkit_restart_note(version: Option<(u32, u32)>) -> Option<String> {
     let why = match version {
-        Some((major, _)) if major >= BUILDKIT_LIVE_MIRRORS_SINCE => return None,
+        Some((major, _)) if major >= dockerd_version::BUILDKIT_LIVE_MIRRORS_SINCE => return None,
         Some((major, minor)) => format!("dockerd {major}.{minor}'s"),
         None => "before dockerd 25, its".into(),
     };
@@ -201,117 +393,23 @@ pub fn buildkit_restart_note(version: Option<(u32, u32)>) -> Option<String> {
     ))
 }
 
-/// Restart a systemd unit when systemd manages the real root; otherwise say what to run.
-pub fn restart_unit(ctx: &Ctx, unit: &str, daemon: &str, reload: bool) -> ReloadReport {
-    let cmd = format!("systemctl restart {unit}");
-    if !reload {
-        return ReloadReport::todo(
-            cmd,
-            format!("{daemon} reads this file only at start: restart it (or rerun with --reload)"),
-        );
-    }
-    if !ctx.is_real_root() {
-        return ReloadReport::todo(
-            cmd,
-            format!("not restarting {daemon}: --root is not /; restart it on the system that uses these files"),
-        );
-    }
-    if !Path::new("/run/systemd/system").exists() {
-        return ReloadReport::todo(
-            cmd,
-            format!("systemd is not running here: restart {daemon} the way it was started"),
-        );
-    }
-    match std::process::Command::new("systemctl")
-        .args(["restart", unit])
-        .status()
-    {
-        Ok(s) if s.success() => ReloadReport {
-            needed: true,
-            done: true,
-            action: cmd,
-            detail: format!("{daemon} restarted"),
-        },
-        Ok(s) => ReloadReport::todo(cmd, format!("`systemctl restart {unit}` failed ({s})")),
-        Err(e) => ReloadReport::todo(cmd, format!("could not run systemctl: {e}")),
-    }
-}
-
-/// The pid of a running CRI-O (`<root>/var/run/crio.pid`, checked to be `crio`).
-pub fn crio_pid(ctx: &Ctx) -> Option<i32> {
-    daemon_pid(ctx, "crio", "crio")
-}
-
-/// registries.conf: CRI-O reloads it on SIGHUP; podman, skopeo and buildah read it per command.
-pub fn hup_crio(ctx: &Ctx, reload: bool) -> Result<ReloadReport> {
-    let Some(pid) = crio_pid(ctx) else {
-        return Ok(ReloadReport {
-            needed: false,
-            done: false,
-            action: "none".into(),
-            detail:
-                "podman, skopeo and buildah read registries.conf per command; CRI-O is not running"
-                    .into(),
-        });
-    };
-    let action = format!("SIGHUP crio (pid {pid})");
-    if !reload {
-        return Ok(ReloadReport::todo(
-            action,
-            "CRI-O reloads registries.conf on SIGHUP: rerun with --reload, or `systemctl reload crio`",
-        ));
-    }
-    // SAFETY: kill(2) with a pid checked to be crio.
-    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("failed to send SIGHUP to crio (pid {pid})"));
-    }
-    Ok(ReloadReport {
-        needed: true,
-        done: true,
-        action,
-        detail: "sent SIGHUP; CRI-O reloads registries.conf (podman, skopeo, buildah read it per command)".into(),
-    })
-}
-
-/// k3s and rke2 read registries.yaml only at start: restart the service owning each changed
-/// file (`k3s` for /etc/rancher/k3s, `rke2-server` for /etc/rancher/rke2).
-pub fn restart_k3s(ctx: &Ctx, changed: &[String], reload: bool) -> ReloadReport {
-    let mut units: Vec<(&str, &str)> = Vec::new();
-    for p in changed {
-        let u = if p.starts_with("/etc/rancher/rke2/") {
-            ("rke2-server", "rke2")
-        } else {
-            ("k3s", "k3s")
-        };
-        if !units.contains(&u) {
-            units.push(u);
+fn clear_pending(ctx: &Ctx, journal: &mut Journal, t: TargetName) -> Result<()> {
+    let mut dirty = false;
+    for r in journal.files.values_mut().filter(|r| r.target == t) {
+        if r.reload_pending {
+            r.reload_pending = false;
+            dirty = true;
         }
     }
-    if units.is_empty() {
-        units.push(("k3s", "k3s"));
+    if dirty {
+        journal.save(&ctx.state_dir)?;
     }
-    let reports: Vec<ReloadReport> = units
-        .iter()
-        .map(|(unit, daemon)| restart_unit(ctx, unit, daemon, reload))
-        .collect();
-    if reports.len() == 1 {
-        return reports.into_iter().next().expect("one");
-    }
-    ReloadReport {
-        needed: true,
-        done: reports.iter().all(|r| r.done),
-        action: reports
-            .iter()
-            .map(|r| r.action.as_str())
-            .collect::<Vec<_>>()
-            .join("; "),
-        detail: reports
-            .iter()
-            .map(|r| r.detail.as_str())
-            .collect::<Vec<_>>()
-            .join("; "),
-    }
+    Ok(())
+}
+
+/// Whether a journaled file still waits for its daemon (for `status`).
+pub fn waits_for_reload(kind: &FileKind, pending: bool) -> bool {
+    pending && !kind.applies_without_reload()
 }
 
 #[cfg(test)]
@@ -329,5 +427,25 @@ mod tests {
             .contains("before dockerd 25"));
         assert_eq!(buildkit_restart_note(Some((25, 0))), None);
         assert_eq!(buildkit_restart_note(Some((28, 2))), None);
+    }
+
+    #[test]
+    fn actions_render_as_before() {
+        assert_eq!(ReloadAction::None.to_string(), "none");
+        assert_eq!(
+            ReloadAction::Signal {
+                daemon: "dockerd",
+                pid: 42
+            }
+            .to_string(),
+            "SIGHUP dockerd (pid 42)"
+        );
+        assert_eq!(
+            ReloadAction::Restart {
+                units: vec!["k3s", "rke2-server"]
+            }
+            .to_string(),
+            "systemctl restart k3s; systemctl restart rke2-server"
+        );
     }
 }

@@ -1,15 +1,18 @@
 //! OCI vocabulary shared by the config editors, the registry client (`verify`) and the cache
 //! server (`serve`): registry host names, image references, digests, media types, platforms and
-//! `WWW-Authenticate` challenges, and the credentials a docker client config holds.
+//! `WWW-Authenticate` challenges, OCI error codes and RFC 9211 `Cache-Status`.
 
 mod auth;
+pub mod cache_status;
 mod digest;
-pub mod docker_config;
+mod error_code;
 pub mod manifest;
 mod reference;
 
 pub use auth::{AuthChallenge, AuthScheme};
+pub use cache_status::{CacheStatus, Fwd};
 pub use digest::{Algorithm, Digest, DigestError, Verifier};
+pub use error_code::{parse_error_body, ErrorCode};
 pub use reference::{valid_repository, valid_tag, Reference, ReferenceError};
 
 /// The canonical name of Docker Hub, as every client writes it in its config.
@@ -220,9 +223,9 @@ fn normalize_arch(a: &str) -> String {
 }
 
 /// Render the OCI distribution error body `{"errors":[{code,message,detail}]}`.
-pub fn error_body(code: &str, message: &str, detail: Option<serde_json::Value>) -> String {
+pub fn error_body(code: &ErrorCode, message: &str, detail: Option<serde_json::Value>) -> String {
     let mut e = serde_json::Map::new();
-    e.insert("code".into(), code.into());
+    e.insert("code".into(), code.as_str().into());
     e.insert("message".into(), message.into());
     if let Some(d) = detail {
         e.insert("detail".into(), d);
@@ -277,7 +280,7 @@ mod tests {
 
     #[test]
     fn error_bodies_are_oci_json() {
-        let b = error_body("BLOB_UNKNOWN", "blob unknown", None);
+        let b = error_body(&ErrorCode::BlobUnknown, "blob unknown", None);
         let v: serde_json::Value = serde_json::from_str(&b).unwrap();
         assert_eq!(v["errors"][0]["code"], "BLOB_UNKNOWN");
     }

@@ -13,27 +13,129 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub mod docker_config;
 pub mod token;
 
 /// The largest manifest accepted (the distribution spec suggests 4 MiB).
 const MAX_MANIFEST: usize = 4 * 1024 * 1024;
 
-/// What went wrong, in one sentence with the fix, plus a short machine-readable kind.
+/// What kind of failure a [`Diagnosis`] is (its JSON spelling in `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Refused,
+    Dns,
+    Timeout,
+    Tls,
+    /// An https:// URL reached a plain-HTTP server.
+    HttpToHttps,
+    /// An http:// URL reached an HTTPS server.
+    HttpsToHttp,
+    Unauthorized,
+    /// 403: credentials were accepted but do not allow the pull.
+    #[serde(rename = "unauthorized")]
+    Forbidden,
+    NotFound,
+    RateLimited,
+    ServerError,
+    DigestMismatch,
+    SizeMismatch,
+    BadResponse,
+    Network,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Refused => "refused",
+            Kind::Dns => "dns",
+            Kind::Timeout => "timeout",
+            Kind::Tls => "tls",
+            Kind::HttpToHttps => "http-to-https",
+            Kind::HttpsToHttp => "https-to-http",
+            Kind::Unauthorized | Kind::Forbidden => "unauthorized",
+            Kind::NotFound => "not-found",
+            Kind::RateLimited => "rate-limited",
+            Kind::ServerError => "server-error",
+            Kind::DigestMismatch => "digest-mismatch",
+            Kind::SizeMismatch => "size-mismatch",
+            Kind::BadResponse => "bad-response",
+            Kind::Network => "network",
+        }
+    }
+}
+
+/// What would fix a [`Diagnosis`], without naming any command's flags: each caller renders
+/// the hint in its own terms (`verify` names `--mirror`, `--timeout`…; `serve` logs the fact
+/// alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remedy {
+    /// Use this scheme for the host.
+    UseScheme { https: bool },
+    /// Nothing listens: start the server or fix the port.
+    StartOrFixPort,
+    /// The host name does not resolve.
+    FixHostName,
+    /// Trust the server's CA, or fix its certificate.
+    TrustCa,
+    /// Reachability, or a longer timeout.
+    CheckReachable,
+    /// The connection was closed: maybe the wrong scheme, else the server's log.
+    CheckSchemeOrLog,
+    /// Give credentials (or log in to this host).
+    GiveCredentials,
+    /// Give a user name and password rather than the stored identity token.
+    GiveUserPassword,
+    /// Check the image name and tag, and that the server proxies its registry.
+    CheckImage,
+    /// Pick another platform.
+    PickPlatform,
+    /// Use another image.
+    OtherImage,
+}
+
+/// What went wrong, one sentence of fact with a machine-readable kind, what would fix it
+/// (typed: the caller words the hint), and the evidence a caller may need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnosis {
-    /// `refused`, `dns`, `timeout`, `tls`, `http-to-https`, `https-to-http`, `unauthorized`,
-    /// `not-found`, `rate-limited`, `server-error`, `digest-mismatch`, `size-mismatch`,
-    /// `bad-response`, `network`.
-    pub kind: &'static str,
-    pub message: String,
+    pub kind: Kind,
+    /// What happened, with any advice that names no command's flags.
+    pub fact: String,
+    pub remedy: Option<Remedy>,
+    /// `host[:port]` the request went to.
+    pub host: String,
+    /// Set when the request went through a proxy from the environment: the proxy and the
+    /// variable, since the failure may be the proxy's.
+    pub proxy: Option<Box<(String, String)>>,
+    /// The OCI error code the server sent, if any.
+    pub code: Option<oci::ErrorCode>,
+    /// The response's `Cache-Status` members (a cache that could not reach its upstream
+    /// says so there).
+    pub cache_status: Vec<oci::CacheStatus>,
 }
 
 impl Diagnosis {
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Diagnosis {
+    pub fn new(kind: Kind, fact: impl Into<String>) -> Diagnosis {
         Diagnosis {
             kind,
-            message: message.into(),
+            fact: fact.into(),
+            remedy: None,
+            host: String::new(),
+            proxy: None,
+            code: None,
+            cache_status: Vec::new(),
         }
+    }
+
+    pub fn with_remedy(mut self, remedy: Remedy) -> Diagnosis {
+        self.remedy = Some(remedy);
+        self
+    }
+
+    /// The request went to `url`.
+    pub fn at(mut self, url: &str) -> Diagnosis {
+        self.host = host_of(url);
+        self
     }
 
     /// A transport failure (nothing answered, or not in the expected protocol), as opposed
@@ -41,14 +143,42 @@ impl Diagnosis {
     pub fn is_transport(&self) -> bool {
         matches!(
             self.kind,
-            "http-to-https" | "https-to-http" | "refused" | "dns" | "tls" | "timeout" | "network"
+            Kind::HttpToHttps
+                | Kind::HttpsToHttp
+                | Kind::Refused
+                | Kind::Dns
+                | Kind::Tls
+                | Kind::Timeout
+                | Kind::Network
         )
+    }
+
+    /// The proxy note, ` (note: …)`, or nothing.
+    pub fn proxy_note(&self) -> String {
+        match self.proxy.as_deref() {
+            Some((proxy, var)) => format!(
+                " (note: this request went through the proxy {proxy} from ${var}, so the failure may be the proxy's; add {} to NO_PROXY to connect directly)",
+                oci::split_host_port(&self.host).0
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// A cache between us and the registry said it could not reach its upstream.
+    pub fn upstream_unreachable(&self) -> bool {
+        self.cache_status
+            .iter()
+            .any(|c| c.detail.as_deref() == Some(UPSTREAM_UNREACHABLE))
     }
 }
 
+/// The `Cache-Status` detail a cache (`mirrorctl serve`) sends when its upstream cannot be
+/// reached and nothing cached can answer.
+pub const UPSTREAM_UNREACHABLE: &str = "upstream-unreachable";
+
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        write!(f, "{}{}", self.fact, self.proxy_note())
     }
 }
 
@@ -198,7 +328,7 @@ impl Client {
                     Credentials::DockerConfig(host) => {
                         let host = host.clone();
                         let found = tokio::task::spawn_blocking(move || {
-                            crate::oci::docker_config::lookup(&host).map_err(|e| (host, e))
+                            docker_config::lookup(&host).map_err(|e| (host, e))
                         })
                         .await
                         .ok()?;
@@ -272,7 +402,7 @@ impl Client {
                 let got = want.of_same_algorithm(&body);
                 if got != want {
                     return Err(Diagnosis::new(
-                        "digest-mismatch",
+                        Kind::DigestMismatch,
                         format!(
                             "manifest {want} from {url} has digest {got}: the mirror served wrong bytes; purge it from the mirror's cache"
                         ),
@@ -287,7 +417,7 @@ impl Client {
                 let got = claimed.of_same_algorithm(&body);
                 if got != claimed {
                     return Err(Diagnosis::new(
-                        "digest-mismatch",
+                        Kind::DigestMismatch,
                         format!(
                             "manifest from {url} claims Docker-Content-Digest {claimed} but its bytes hash to {got}: the mirror served wrong bytes; purge it from the mirror's cache"
                         ),
@@ -328,7 +458,7 @@ impl Client {
                     progress(verifier.bytes());
                     if verifier.bytes() > size {
                         return Err(Diagnosis::new(
-                            "size-mismatch",
+                            Kind::SizeMismatch,
                             format!(
                                 "blob {digest} from {url} is longer than its descriptor's {size} bytes: the mirror served wrong bytes; purge the blob from the mirror's cache"
                             ),
@@ -342,7 +472,7 @@ impl Client {
         let bytes = verifier.bytes();
         if bytes != size {
             return Err(Diagnosis::new(
-                "size-mismatch",
+                Kind::SizeMismatch,
                 format!(
                     "blob {digest} from {url} is {bytes} bytes, its descriptor says {size}: the mirror served a truncated or wrong blob; purge it from the mirror's cache"
                 ),
@@ -351,7 +481,7 @@ impl Client {
         let got = verifier.finish();
         if &got != digest {
             return Err(Diagnosis::new(
-                "digest-mismatch",
+                Kind::DigestMismatch,
                 format!(
                     "blob {digest} from {url} hashes to {got}: the mirror served wrong bytes; purge the blob from the mirror's cache"
                 ),
@@ -422,16 +552,18 @@ impl Client {
     ) -> Result<String, Diagnosis> {
         let credentials = self.credentials().await;
         if let Some((_, identity)) =
-            credentials.filter(|(u, _)| u == crate::oci::docker_config::IDENTITY_TOKEN_USER)
+            credentials.filter(|(u, _)| u == docker_config::IDENTITY_TOKEN_USER)
         {
             if challenge.scheme != AuthScheme::Bearer {
                 return Err(Diagnosis::new(
-                    "unauthorized",
+                    Kind::Unauthorized,
                     format!(
-                        "{url} asks for a user name and password, but the docker config holds an identity token for {}: pass --username and --password-stdin",
+                        "{url} asks for a user name and password, but the docker config holds an identity token for {}",
                         host_of(url)
                     ),
-                ));
+                )
+                .at(url)
+                .with_remedy(Remedy::GiveUserPassword));
             }
             let t = token::fetch_with_identity_token(&self.http, challenge, repo, identity, url)
                 .await?;
@@ -441,12 +573,13 @@ impl Client {
         if challenge.scheme == AuthScheme::Basic {
             return basic.ok_or_else(|| {
                 Diagnosis::new(
-                    "unauthorized",
+                    Kind::Unauthorized,
                     format!(
-                        "{url} asks for a user name and password (Basic auth) and none was given: pass --username and --password-stdin, or log in with `docker login {}`",
-                        host_of(url)
+                        "{url} asks for a user name and password (Basic auth) and none was given"
                     ),
                 )
+                .at(url)
+                .with_remedy(Remedy::GiveCredentials)
             });
         }
         let t = token::fetch(&self.http, challenge, repo, basic.as_deref(), url).await?;
@@ -510,7 +643,7 @@ pub(crate) async fn read_small(
                 out.extend_from_slice(&c);
                 if out.len() > MAX_MANIFEST {
                     return Err(Diagnosis::new(
-                        "bad-response",
+                        Kind::BadResponse,
                         format!("{url} answered with more than 4 MiB where a manifest or error was expected"),
                     ));
                 }
@@ -533,16 +666,6 @@ pub(crate) fn host_of(url: &str) -> String {
         .unwrap_or_else(|| url.to_string())
 }
 
-/// The `errors[0]` code and message of an OCI error body, if it is one.
-pub fn oci_error(body: &[u8]) -> Option<(String, String)> {
-    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let e = v["errors"].as_array()?.first()?;
-    Some((
-        e["code"].as_str().unwrap_or("").to_string(),
-        e["message"].as_str().unwrap_or("").to_string(),
-    ))
-}
-
 /// One sentence for a non-success status.
 pub fn status_diagnosis(
     status: StatusCode,
@@ -551,54 +674,64 @@ pub fn status_diagnosis(
     headers: &[(String, String)],
 ) -> Diagnosis {
     let text = String::from_utf8_lossy(body);
-    let oci = oci_error(body)
+    let code = oci::parse_error_body(body);
+    let oci = code
+        .as_ref()
         .map(|(c, m)| format!(" ({c}: {m})"))
         .unwrap_or_default();
-    let code = status.as_u16();
-    if code == 400 && text.contains("Client sent an HTTP request to an HTTPS server") {
-        return Diagnosis::new(
-            "https-to-http",
-            format!(
-                "{} speaks HTTPS but was given as http://: use --mirror https://{}",
-                host_of(url),
-                host_of(url)
+    let n = status.as_u16();
+    let (kind, fact, remedy) = if n == 400
+        && text.contains("Client sent an HTTP request to an HTTPS server")
+    {
+        (
+            Kind::HttpsToHttp,
+            format!("{} speaks HTTPS but was given as http://", host_of(url)),
+            Some(Remedy::UseScheme { https: true }),
+        )
+    } else {
+        match n {
+            401 => (
+                Kind::Unauthorized,
+                format!("{url} answered 401 Unauthorized{oci} and no usable credentials were given"),
+                Some(Remedy::GiveCredentials),
             ),
-        );
-    }
-    match code {
-        401 => Diagnosis::new(
-            "unauthorized",
-            format!(
-                "{url} answered 401 Unauthorized{oci} and no usable credentials were given: pass --username and --password-stdin, or log in with `docker login {}`",
-                host_of(url)
+            403 => (
+                Kind::Forbidden,
+                format!("{url} answered 403 Forbidden{oci}: the credentials lack pull access to this repository"),
+                None,
             ),
-        ),
-        403 => Diagnosis::new(
-            "unauthorized",
-            format!("{url} answered 403 Forbidden{oci}: the credentials lack pull access to this repository"),
-        ),
-        404 => Diagnosis::new(
-            "not-found",
-            format!("{url} answered 404 Not Found{oci}: check the image name and tag (--image), and that the mirror proxies the image's registry"),
-        ),
-        429 => {
-            let reset = header(headers, "retry-after")
-                .map(|r| format!(" (Retry-After: {r})"))
-                .unwrap_or_default();
-            Diagnosis::new(
-                "rate-limited",
-                format!("{url} answered 429 Too Many Requests{oci}{reset}: the mirror or its upstream is rate limited; wait, or give the mirror Docker Hub credentials"),
-            )
+            404 => (
+                Kind::NotFound,
+                format!("{url} answered 404 Not Found{oci}"),
+                Some(Remedy::CheckImage),
+            ),
+            429 => {
+                let reset = header(headers, "retry-after")
+                    .map(|r| format!(" (Retry-After: {r})"))
+                    .unwrap_or_default();
+                (
+                    Kind::RateLimited,
+                    format!("{url} answered 429 Too Many Requests{oci}{reset}: the mirror or its upstream is rate limited; wait, or give the mirror Docker Hub credentials"),
+                    None,
+                )
+            }
+            500..=599 => (
+                Kind::ServerError,
+                format!("{url} answered {status}{oci}: the mirror (or its upstream) failed; check the mirror's log and its upstream connectivity"),
+                None,
+            ),
+            _ => (Kind::BadResponse, format!("{url} answered {status}{oci}"), None),
         }
-        500..=599 => Diagnosis::new(
-            "server-error",
-            format!("{url} answered {status}{oci}: the mirror (or its upstream) failed; check the mirror's log and its upstream connectivity"),
-        ),
-        _ => Diagnosis::new(
-            "bad-response",
-            format!("{url} answered {status}{oci}"),
-        ),
-    }
+    };
+    let mut d = Diagnosis::new(kind, fact).at(url);
+    d.remedy = remedy;
+    d.code = code.map(|(c, _)| c);
+    d.cache_status = headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("cache-status"))
+        .flat_map(|(_, v)| oci::CacheStatus::parse_list(v))
+        .collect();
+    d
 }
 
 /// Classify a transport error into one sentence with the fix.
@@ -611,17 +744,11 @@ pub fn classify_error(e: &reqwest::Error, url: &str) -> Diagnosis {
         src = s.source();
     }
     let mut d = classify_chain(&chain, e.is_timeout(), e.is_connect(), url);
-    if matches!(d.kind, "refused" | "dns" | "timeout" | "network" | "tls") {
-        if let Some((proxy, var)) = env_proxy_for(url) {
-            d.message = format!(
-                "{} (note: this request went through the proxy {proxy} from ${var}, so the failure may be the proxy's; add {} to NO_PROXY to connect directly)",
-                d.message,
-                reqwest::Url::parse(url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(String::from))
-                    .unwrap_or_default()
-            );
-        }
+    if matches!(
+        d.kind,
+        Kind::Refused | Kind::Dns | Kind::Timeout | Kind::Network | Kind::Tls
+    ) {
+        d.proxy = env_proxy_for(url).map(Box::new);
     }
     d
 }
@@ -676,9 +803,11 @@ pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> D
         || (https && lower.contains("wrong version number"))
     {
         return Diagnosis::new(
-            "http-to-https",
-            format!("server gave HTTP response to HTTPS client: {host} speaks plain HTTP; use --mirror http://{host} (and arm it as an insecure/plain-HTTP mirror)"),
-        );
+            Kind::HttpToHttps,
+            format!("server gave HTTP response to HTTPS client: {host} speaks plain HTTP"),
+        )
+        .at(url)
+        .with_remedy(Remedy::UseScheme { https: false });
     }
     if !https
         && (lower.contains("invalid http version")
@@ -687,15 +816,19 @@ pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> D
             || lower.contains("\\x15\\x03"))
     {
         return Diagnosis::new(
-            "https-to-http",
-            format!("{host} did not answer in plain HTTP (it probably speaks HTTPS): use --mirror https://{host}"),
-        );
+            Kind::HttpsToHttp,
+            format!("{host} did not answer in plain HTTP (it probably speaks HTTPS)"),
+        )
+        .at(url)
+        .with_remedy(Remedy::UseScheme { https: true });
     }
     if lower.contains("connection refused") {
         return Diagnosis::new(
-            "refused",
-            format!("connection to {host} refused: nothing listens there; start the mirror or fix the port in --mirror"),
-        );
+            Kind::Refused,
+            format!("connection to {host} refused: nothing listens there"),
+        )
+        .at(url)
+        .with_remedy(Remedy::StartOrFixPort);
     }
     if lower.contains("dns error")
         || lower.contains("failed to lookup address")
@@ -703,10 +836,9 @@ pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> D
         || lower.contains("no address associated")
         || lower.contains("temporary failure in name resolution")
     {
-        return Diagnosis::new(
-            "dns",
-            format!("cannot resolve the host name of {host}: fix the name in --mirror or this runner's DNS"),
-        );
+        return Diagnosis::new(Kind::Dns, format!("cannot resolve the host name of {host}"))
+            .at(url)
+            .with_remedy(Remedy::FixHostName);
     }
     if lower.contains("certificate")
         || lower.contains("tls")
@@ -714,21 +846,24 @@ pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> D
         || lower.contains("unknownissuer")
     {
         return Diagnosis::new(
-            "tls",
-            format!("TLS with {host} failed ({}): pass the mirror's CA certificate with --ca-cert PATH, or fix the mirror's certificate", last_part(chain)),
-        );
+            Kind::Tls,
+            format!("TLS with {host} failed ({})", last_part(chain)),
+        )
+        .at(url)
+        .with_remedy(Remedy::TrustCa);
     }
     if timeout || lower.contains("timed out") || lower.contains("deadline") {
-        return Diagnosis::new(
-            "timeout",
-            format!("{host} did not answer in time: check that the mirror is up and reachable from this runner (firewall?), or raise --timeout"),
-        );
+        return Diagnosis::new(Kind::Timeout, format!("{host} did not answer in time"))
+            .at(url)
+            .with_remedy(Remedy::CheckReachable);
     }
     if lower.contains("connection reset") || lower.contains("connection closed") {
         return Diagnosis::new(
-            "network",
-            format!("{host} closed the connection ({}): if the mirror speaks HTTPS, use https:// in --mirror; otherwise check the mirror's log", last_part(chain)),
-        );
+            Kind::Network,
+            format!("{host} closed the connection ({})", last_part(chain)),
+        )
+        .at(url)
+        .with_remedy(Remedy::CheckSchemeOrLog);
     }
     let what = if connect {
         "cannot connect to"
@@ -736,9 +871,10 @@ pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> D
         "request to"
     };
     Diagnosis::new(
-        "network",
+        Kind::Network,
         format!("{what} {url} failed: {}", last_part(chain)),
     )
+    .at(url)
 }
 
 fn last_part(chain: &str) -> &str {
@@ -757,24 +893,23 @@ mod tests {
             true,
             "https://127.0.0.1:5000/v2/",
         );
-        assert_eq!(d.kind, "http-to-https");
-        assert!(d
-            .message
-            .contains("server gave HTTP response to HTTPS client"));
+        assert_eq!(d.kind, Kind::HttpToHttps);
+        assert!(d.fact.contains("server gave HTTP response to HTTPS client"));
+        assert_eq!(d.remedy, Some(Remedy::UseScheme { https: false }));
         let d = classify_chain(
             "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)",
             false,
             true,
             "http://127.0.0.1:1/v2/",
         );
-        assert_eq!(d.kind, "refused");
+        assert_eq!(d.kind, Kind::Refused);
         let d = classify_chain(
             "error sending request: client error (Connect): dns error: failed to lookup address information: Name or service not known",
             false,
             true,
             "http://nope.invalid/v2/",
         );
-        assert_eq!(d.kind, "dns");
+        assert_eq!(d.kind, Kind::Dns);
         let env = |vars: &'static [(&'static str, &'static str)]| {
             move |k: &str| {
                 vars.iter()
@@ -815,52 +950,62 @@ mod tests {
             false,
             "http://10.0.0.1/v2/",
         );
-        assert_eq!(d.kind, "timeout");
+        assert_eq!(d.kind, Kind::Timeout);
         let d = classify_chain(
             "error sending request: client error (Connect): invalid peer certificate: UnknownIssuer",
             false,
             true,
             "https://m/v2/",
         );
-        assert_eq!(d.kind, "tls");
+        assert_eq!(d.kind, Kind::Tls);
         let d = classify_chain(
             "error sending request: client error (SendRequest): connection error: received an invalid HTTP version",
             false,
             false,
             "http://m:443/v2/",
         );
-        assert_eq!(d.kind, "https-to-http");
+        assert_eq!(d.kind, Kind::HttpsToHttp);
     }
 
     #[test]
     fn statuses_classify() {
-        let body = oci::error_body("MANIFEST_UNKNOWN", "manifest unknown", None);
+        let body = oci::error_body(&oci::ErrorCode::ManifestUnknown, "manifest unknown", None);
         let d = status_diagnosis(
             StatusCode::NOT_FOUND,
             "http://m/v2/x/manifests/y",
             body.as_bytes(),
             &[],
         );
-        assert_eq!(d.kind, "not-found");
-        assert!(d.message.contains("MANIFEST_UNKNOWN"), "{d}");
+        assert_eq!(d.kind, Kind::NotFound);
+        assert!(d.fact.contains("MANIFEST_UNKNOWN"), "{d}");
+        assert_eq!(d.code, Some(oci::ErrorCode::ManifestUnknown));
         let d = status_diagnosis(
             StatusCode::BAD_REQUEST,
             "http://m:5000/v2/",
             b"Client sent an HTTP request to an HTTPS server.\n",
             &[],
         );
-        assert_eq!(d.kind, "https-to-http");
+        assert_eq!(d.kind, Kind::HttpsToHttp);
         let d = status_diagnosis(
             StatusCode::TOO_MANY_REQUESTS,
             "http://m/v2/",
             b"",
             &[("retry-after".into(), "60".into())],
         );
-        assert_eq!(d.kind, "rate-limited");
-        assert!(d.message.contains("Retry-After: 60"));
-        let d = status_diagnosis(StatusCode::BAD_GATEWAY, "http://m/v2/", b"", &[]);
-        assert_eq!(d.kind, "server-error");
+        assert_eq!(d.kind, Kind::RateLimited);
+        assert!(d.fact.contains("Retry-After: 60"));
+        let d = status_diagnosis(
+            StatusCode::BAD_GATEWAY,
+            "http://m/v2/",
+            b"",
+            &[(
+                "cache-status".into(),
+                "mirrorctl; fwd=uri-miss; detail=upstream-unreachable".into(),
+            )],
+        );
+        assert_eq!(d.kind, Kind::ServerError);
+        assert!(d.upstream_unreachable());
         let d = status_diagnosis(StatusCode::UNAUTHORIZED, "http://m/v2/", b"", &[]);
-        assert_eq!(d.kind, "unauthorized");
+        assert_eq!(d.kind, Kind::Unauthorized);
     }
 }

@@ -4,12 +4,15 @@
 //!
 //! Nothing here puts a credential or a token into an error message.
 
-use super::{classify_error, read_small, status_diagnosis, Diagnosis, Exchange};
+use super::{classify_error, read_small, status_diagnosis, Diagnosis, Exchange, Kind};
 use crate::oci::AuthChallenge;
 use base64::Engine;
 use reqwest::header::AUTHORIZATION;
 use reqwest::StatusCode;
 use std::time::Duration;
+
+/// The longest a fetched token is used, whatever its `expires_in` says.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// A token from the realm, ready to send.
 #[derive(Clone)]
@@ -49,7 +52,7 @@ pub fn scope_for(challenge: &AuthChallenge, repo: &str) -> Option<String> {
 fn realm_of<'a>(challenge: &'a AuthChallenge, url: &str) -> Result<&'a str, Diagnosis> {
     challenge.realm().ok_or_else(|| {
         Diagnosis::new(
-            "bad-response",
+            Kind::BadResponse,
             format!("{url} sent a Bearer challenge without a realm: the registry is misconfigured"),
         )
     })
@@ -68,7 +71,7 @@ pub async fn fetch(
     let realm = realm_of(challenge, url)?;
     let mut token_url = reqwest::Url::parse(realm).map_err(|_| {
         Diagnosis::new(
-            "bad-response",
+            Kind::BadResponse,
             format!("{url} sent a Bearer challenge with an invalid realm `{realm}`"),
         )
     })?;
@@ -97,7 +100,7 @@ pub async fn fetch(
         let mut d = status_diagnosis(status, &token_str, &body, &exchange.headers);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             d = Diagnosis::new(
-                "unauthorized",
+                Kind::Unauthorized,
                 if basic.is_some() {
                     format!("the token server {realm} refused the credentials given: check the user name and password")
                 } else {
@@ -157,7 +160,7 @@ pub async fn fetch_with_identity_token(
             || status == StatusCode::BAD_REQUEST
         {
             d = Diagnosis::new(
-                "unauthorized",
+                Kind::Unauthorized,
                 format!("the token server {realm} refused the identity token from the docker config ({status}): log in again with `docker login {}`", super::host_of(url)),
             );
         }
@@ -170,7 +173,7 @@ pub async fn fetch_with_identity_token(
 pub fn parse_response(body: &[u8], realm: &str) -> Result<Token, Diagnosis> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
         Diagnosis::new(
-            "bad-response",
+            Kind::BadResponse,
             format!("the token server {realm} did not answer with JSON"),
         )
     })?;
@@ -180,11 +183,17 @@ pub fn parse_response(body: &[u8], realm: &str) -> Result<Token, Diagnosis> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             Diagnosis::new(
-                "bad-response",
+                Kind::BadResponse,
                 format!("the token server {realm} answered without a token"),
             )
         })?;
-    let expires_in = v["expires_in"].as_u64().filter(|&s| s > 0).unwrap_or(60);
+    // A token is trusted for at most a day, whatever the realm says: a huge `expires_in`
+    // must not overflow `Instant + expires_in` where it is cached.
+    let expires_in = v["expires_in"]
+        .as_u64()
+        .filter(|&s| s > 0)
+        .unwrap_or(60)
+        .min(MAX_TOKEN_LIFETIME.as_secs());
     Ok(Token {
         authorization: format!("Bearer {token}"),
         expires_in: Duration::from_secs(expires_in),
@@ -206,6 +215,13 @@ mod tests {
         assert!(parse_response(br#"{"token":""}"#, "r").is_err());
         assert!(parse_response(b"<html>", "r").is_err());
         assert!(!format!("{t:?}").contains("xyz"));
+        // A huge expires_in (which overflowed `Instant + expires_in` in serve's token cache)
+        // is capped.
+        let t = parse_response(br#"{"token":"a","expires_in":18446744073709551615}"#, "r").unwrap();
+        assert_eq!(t.expires_in, MAX_TOKEN_LIFETIME);
+        assert!(std::time::Instant::now()
+            .checked_add(t.expires_in)
+            .is_some());
     }
 
     #[test]

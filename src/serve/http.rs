@@ -49,7 +49,7 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        error_body(code, message, None),
+        error_body(&crate::oci::ErrorCode::parse(code), message, None),
     )
         .into_response()
 }

@@ -1,5 +1,5 @@
-//! Parsing `/v2/<name>/…` paths into typed requests (the only way a path reaches the handlers),
-//! `Range` headers, and size/duration flag values.
+//! Parsing `/v2/<name>/…` paths into typed requests (the only way a path reaches the handlers)
+//! and `Range` headers.
 
 use crate::oci::Digest;
 use crate::oci::{valid_repository, valid_tag};
@@ -129,54 +129,6 @@ pub fn range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, Unsa
     Ok(Some((start, end)))
 }
 
-/// `10G`, `512M`, `1.5GiB`, `1000000` → bytes (K, M, G, T are powers of 1024; `B`/`iB` optional).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("size `{s}` must look like `10G`, `512M` or a number of bytes"))?;
-    let mult: u64 = match unit
-        .trim()
-        .to_ascii_lowercase()
-        .trim_end_matches("ib")
-        .trim_end_matches('b')
-    {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return Err(format!("size `{s}` has an unknown unit (use K, M, G or T)")),
-    };
-    Ok((n * mult as f64) as u64)
-}
-
-/// `300`, `30s`, `5m`, `1h`, `1d` → duration (a bare number is seconds).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("duration `{s}` must look like `30s`, `5m`, `1h` or seconds"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => {
-            return Err(format!(
-                "duration `{s}` has an unknown unit (use s, m, h or d)"
-            ))
-        }
-    };
-    Ok(std::time::Duration::from_secs(n * mult))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,17 +190,5 @@ mod tests {
         assert_eq!(range(Some("bytes=10-"), 10), Err(Unsatisfiable));
         assert_eq!(range(Some("bytes=0-1,4-5"), 10), Ok(None));
         assert_eq!(range(Some("items=0-1"), 10), Ok(None));
-    }
-
-    #[test]
-    fn sizes_and_durations() {
-        assert_eq!(parse_size("10G").unwrap(), 10 << 30);
-        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
-        assert_eq!(parse_size("1.5k").unwrap(), 1536);
-        assert_eq!(parse_size("42").unwrap(), 42);
-        assert!(parse_size("10X").is_err());
-        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
-        assert_eq!(parse_duration("0").unwrap().as_secs(), 0);
-        assert!(parse_duration("5 minutes").is_err());
     }
 }

@@ -185,11 +185,14 @@ impl Upstream {
         {
             Ok(t) => {
                 let Ok(mut v) = HeaderValue::from_str(&t.authorization) else {
-                    eprintln!("warning: upstream {}: the token server sent a token that is not a valid header value", self.registry);
+                    crate::diag::warn(&format!("upstream {}: the token server sent a token that is not a valid header value", self.registry));
                     return Ok(None);
                 };
                 v.set_sensitive(true);
-                let until = Instant::now() + t.expires_in.saturating_sub(TOKEN_MARGIN);
+                let now = Instant::now();
+                let until = now
+                    .checked_add(t.expires_in.saturating_sub(TOKEN_MARGIN))
+                    .unwrap_or(now);
                 self.tokens
                     .lock()
                     .unwrap()
@@ -199,11 +202,11 @@ impl Upstream {
             Err(d) if d.is_transport() => Err(Unreachable(format!(
                 "the token server of {} cannot be reached ({}): {}",
                 self.registry,
-                d.kind,
+                d.kind.as_str(),
                 challenge.realm().unwrap_or("")
             ))),
             Err(d) => {
-                eprintln!("warning: upstream {}: {}", self.registry, d.message);
+                crate::diag::warn(&format!("upstream {}: {d}", self.registry));
                 Ok(None)
             }
         }

@@ -9,15 +9,21 @@
 //! the same planner as containerd's `certs.d`. Older dockerd skips them with a reason.
 //!
 //! The version comes from `--dockerd-version` / `MIRRORCTL_DOCKERD_VERSION` when given (tests,
-//! or planning for another machine), else from `dockerd --version`.
-
-use crate::error::UserError;
-use std::process::{Command, Stdio};
+//! or planning for another machine), else from the root's dockerd (`host::dockerd`); this
+//! module only holds what the planner needs to know about a version.
 
 /// Where dockerd ≥ 28 looks for `<host>/hosts.toml`.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
 /// The first dockerd major version that reads `DOCKER_CERTS_D/<host>/hosts.toml`.
 pub const CERTS_D_SINCE: u32 = 28;
+
+/// The first dockerd major version whose built-in BuildKit asks the daemon for registry hosts
+/// on every resolve (moby#45992, in 25.0). Before it, BuildKit keeps the hosts computed when
+/// dockerd started, so a SIGHUP reaches `docker pull` but not `docker build` (seen with 20.10
+/// here: the `verify --client buildkit` tests). 25 and later are taken from the source, not
+/// checked against a real dockerd here. Before 25 it also speaks plain HTTP to a mirror only
+/// when `insecure-registries` lists it as `http://host:port`.
+pub const BUILDKIT_LIVE_MIRRORS_SINCE: u32 = 25;
 
 /// The dockerd version the docker target plans for, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,50 +78,6 @@ pub fn parse(text: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// The version from `override_` (`--dockerd-version` / `MIRRORCTL_DOCKERD_VERSION`), else
-/// from `dockerd --version`. A bad override is a usage error; a dockerd that cannot be asked
-/// gives an unknown version (treated as older than 28).
-pub fn detect(override_: Option<&str>) -> Result<DockerdVersion, UserError> {
-    if let Some(v) = override_ {
-        let (major, minor) = parse(v).ok_or_else(|| {
-            UserError(format!(
-                "--dockerd-version / MIRRORCTL_DOCKERD_VERSION `{v}` is not a version like 28.0.1 or 20.10"
-            ))
-        })?;
-        return Ok(DockerdVersion::known(major, minor, "--dockerd-version"));
-    }
-    let out = Command::new("dockerd")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output();
-    Ok(match out {
-        Ok(o) if o.status.success() => {
-            let text = String::from_utf8_lossy(&o.stdout);
-            match parse(&text) {
-                Some((major, minor)) => DockerdVersion::known(major, minor, "`dockerd --version`"),
-                None => DockerdVersion {
-                    version: None,
-                    describe: format!(
-                        "dockerd version unknown (`dockerd --version` printed `{}`)",
-                        text.trim()
-                    ),
-                },
-            }
-        }
-        Ok(o) => DockerdVersion {
-            version: None,
-            describe: format!(
-                "dockerd version unknown (`dockerd --version` exited {})",
-                o.status
-            ),
-        },
-        Err(e) => DockerdVersion {
-            version: None,
-            describe: format!("dockerd version unknown (cannot run `dockerd --version`: {e})"),
-        },
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,13 +114,5 @@ mod tests {
         };
         assert!(!unknown.reads_certs_d());
         assert!(unknown.skip_reason(&["ghcr.io"]).contains("ghcr.io"));
-    }
-
-    #[test]
-    fn override_wins_and_bad_override_is_a_usage_error() {
-        let v = detect(Some("28.0.1")).unwrap();
-        assert_eq!(v.version, Some((28, 0)));
-        assert!(v.describe.contains("--dockerd-version"), "{}", v.describe);
-        assert!(detect(Some("new")).is_err());
     }
 }

@@ -21,17 +21,51 @@ pub const RKE2_DIR: &str = "/etc/rancher/rke2";
 pub const K3S_YAML: &str = "/etc/rancher/k3s/registries.yaml";
 pub const RKE2_YAML: &str = "/etc/rancher/rke2/registries.yaml";
 
-/// The registries.yaml files to write: those of k3s and rke2 whose directory or binary exists,
-/// k3s alone when neither does (the target was named explicitly).
+/// A k3s-family distribution: where its registries.yaml lives, what shows it is installed, and
+/// the systemd unit that must restart to read the file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Distro {
+    pub name: &'static str,
+    pub dir: &'static str,
+    pub yaml: &'static str,
+    pub binaries: [&'static str; 2],
+    /// The server unit (agents use `k3s-agent` / `rke2-agent`).
+    pub unit: &'static str,
+}
+
+pub const DISTROS: [Distro; 2] = [
+    Distro {
+        name: "k3s",
+        dir: K3S_DIR,
+        yaml: K3S_YAML,
+        binaries: ["/usr/local/bin/k3s", "/usr/bin/k3s"],
+        unit: "k3s",
+    },
+    Distro {
+        name: "rke2",
+        dir: RKE2_DIR,
+        yaml: RKE2_YAML,
+        binaries: ["/usr/local/bin/rke2", "/usr/bin/rke2"],
+        unit: "rke2-server",
+    },
+];
+
+/// The distribution whose file `path` is (k3s for anything not under rke2's directory).
+pub fn distro_of(path: &str) -> &'static Distro {
+    DISTROS
+        .iter()
+        .find(|d| path.starts_with(&format!("{}/", d.dir)))
+        .unwrap_or(&DISTROS[0])
+}
+
+/// The registries.yaml files to write: those of the distributions whose directory or binary
+/// exists, k3s's alone when none does (the target was named explicitly).
 pub fn files(exists: &dyn Fn(&str) -> bool) -> Vec<String> {
-    let mut out = Vec::new();
-    let any = |ps: &[&str]| ps.iter().any(|p| exists(p));
-    if any(&[K3S_DIR, "/usr/local/bin/k3s", "/usr/bin/k3s"]) {
-        out.push(K3S_YAML.to_string());
-    }
-    if any(&[RKE2_DIR, "/usr/local/bin/rke2", "/usr/bin/rke2"]) {
-        out.push(RKE2_YAML.to_string());
-    }
+    let mut out: Vec<String> = DISTROS
+        .iter()
+        .filter(|d| exists(d.dir) || d.binaries.iter().any(|b| exists(b)))
+        .map(|d| d.yaml.to_string())
+        .collect();
     if out.is_empty() {
         out.push(K3S_YAML.to_string());
     }

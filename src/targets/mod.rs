@@ -20,10 +20,58 @@ pub mod registries;
 mod text;
 mod toml_util;
 
-use crate::cli::TargetName;
 use crate::error::PlanError;
 use crate::mirror::MirrorSet;
 use serde::{Deserialize, Serialize};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetName {
+    /// dockerd: /etc/docker/daemon.json (docker.io only)
+    Docker,
+    /// BuildKit: /etc/buildkit/buildkitd.toml
+    Buildkit,
+    /// containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path
+    Containerd,
+    /// podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf
+    Registries,
+    /// k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml
+    K3s,
+}
+
+impl TargetName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetName::Docker => "docker",
+            TargetName::Buildkit => "buildkit",
+            TargetName::Containerd => "containerd",
+            TargetName::Registries => "registries",
+            TargetName::K3s => "k3s",
+        }
+    }
+
+    pub fn all() -> [TargetName; 5] {
+        [
+            TargetName::Docker,
+            TargetName::Buildkit,
+            TargetName::Containerd,
+            TargetName::Registries,
+            TargetName::K3s,
+        ]
+    }
+}
 
 /// A planner's result: the full new text and the entries mirrorctl owns in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +163,12 @@ impl FileKind {
         }
     }
 
+    /// Whether its client reads the file on every use, so a change needs no reload or restart
+    /// (containerd and dockerd ≥ 28 read `hosts.toml` per pull).
+    pub fn applies_without_reload(&self) -> bool {
+        matches!(self, FileKind::ContainerdHosts { .. })
+    }
+
     /// Plan removing mirrorctl's entries (the file was edited since arm, so its original bytes
     /// cannot simply be put back).
     pub fn disarm(&self, current: &str, owned: &[String]) -> Result<Planned, PlanError> {
@@ -126,66 +180,49 @@ impl FileKind {
     }
 }
 
-/// Where a target's files live and what changing them requires.
-pub struct TargetInfo {
-    pub name: TargetName,
-    /// Config files or binaries whose presence under the root means the client is installed.
-    pub detect: &'static [&'static str],
-}
-
-pub fn info(name: TargetName) -> TargetInfo {
-    match name {
-        TargetName::Docker => TargetInfo {
-            name,
-            detect: &[
-                "/etc/docker/daemon.json",
-                "/etc/docker",
-                "/usr/bin/dockerd",
-                "/usr/sbin/dockerd",
-                "/usr/local/bin/dockerd",
-            ],
-        },
-        TargetName::Buildkit => TargetInfo {
-            name,
-            detect: &[
-                "/etc/buildkit/buildkitd.toml",
+impl TargetName {
+    /// Config files, directories or daemon binaries whose presence under the root means the
+    /// client is installed.
+    pub fn detect_paths(self) -> Vec<&'static str> {
+        match self {
+            TargetName::Docker => {
+                let mut v = vec![DAEMON_JSON, "/etc/docker"];
+                v.extend(DOCKERD_BINARIES);
+                v
+            }
+            TargetName::Buildkit => vec![
+                BUILDKITD_TOML,
                 "/etc/buildkit",
                 "/usr/bin/buildkitd",
                 "/usr/local/bin/buildkitd",
             ],
-        },
-        TargetName::Containerd => TargetInfo {
-            name,
-            detect: &[
-                "/etc/containerd/config.toml",
+            TargetName::Containerd => vec![
+                CONTAINERD_CONFIG,
                 "/etc/containerd",
                 "/usr/bin/containerd",
                 "/usr/local/bin/containerd",
             ],
-        },
-        TargetName::Registries => TargetInfo {
-            name,
-            detect: &[
+            TargetName::Registries => vec![
                 "/etc/containers",
                 "/usr/bin/podman",
                 "/usr/bin/skopeo",
                 "/usr/bin/crio",
                 "/usr/bin/buildah",
             ],
-        },
-        TargetName::K3s => TargetInfo {
-            name,
-            detect: &[
-                k3s::K3S_DIR,
-                k3s::RKE2_DIR,
-                "/usr/local/bin/k3s",
-                "/usr/bin/k3s",
-                "/usr/local/bin/rke2",
-                "/usr/bin/rke2",
-            ],
-        },
+            TargetName::K3s => k3s::DISTROS
+                .iter()
+                .flat_map(|d| std::iter::once(d.dir).chain(d.binaries))
+                .collect(),
+        }
     }
 }
+
+/// Where distributions install the dockerd binary.
+pub const DOCKERD_BINARIES: [&str; 3] = [
+    "/usr/bin/dockerd",
+    "/usr/sbin/dockerd",
+    "/usr/local/bin/dockerd",
+];
 
 pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 pub const BUILDKITD_TOML: &str = "/etc/buildkit/buildkitd.toml";
@@ -287,17 +324,13 @@ fn non_hub(set: &MirrorSet) -> Vec<&str> {
 }
 
 /// Why daemon.json's `insecure-registries` gets `http://host:port` (with the scheme), said when
-/// this run writes daemon.json for a mirror that needs an insecure entry.
+/// this run writes daemon.json (`wrote_daemon_json`) for a mirror that needs an insecure entry.
 pub fn insecure_scheme_note(
     name: TargetName,
     set: &MirrorSet,
-    changes: &[crate::apply::Change],
+    wrote_daemon_json: bool,
 ) -> Option<String> {
-    if name != TargetName::Docker
-        || !changes
-            .iter()
-            .any(|c| matches!(c.kind, FileKind::DaemonJson) && c.writes())
-    {
+    if name != TargetName::Docker || !wrote_daemon_json {
         return None;
     }
     let hub = set.for_registry(crate::oci::DOCKER_HUB)?;

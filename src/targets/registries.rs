@@ -499,43 +499,23 @@ pub struct Effective {
     pub mirrors: Vec<(String, bool)>,
 }
 
-/// See [`Effective`]. Fails, naming the file, on unreadable or malformed TOML.
-pub fn effective(root: &std::path::Path, registry: &str) -> Result<Effective, String> {
-    let main = crate::fsutil::under_root(root, MAIN_CONF);
-    let dir = crate::fsutil::under_root(root, DROPIN_DIR);
-    let mut files = Vec::new();
-    if main.exists() {
-        files.push(main);
-    }
-    if let Ok(rd) = std::fs::read_dir(&dir) {
-        let mut d: Vec<_> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-            .collect();
-        d.sort();
-        files.extend(d);
-    }
+/// See [`Effective`]. `files`: `(path, text)` of `registries.conf` (when it exists) and then
+/// every drop-in in byte order of its name, as the engine read them. Fails, naming the file,
+/// on malformed TOML.
+pub fn effective(files: &[(String, String)], registry: &str) -> Result<Effective, PlanError> {
     let want = norm_location(registry);
     let mut out = Effective::default();
-    for f in files {
-        let text =
-            std::fs::read_to_string(&f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-        let (_, body) = unframe(&text);
-        let doc = body.parse::<DocumentMut>().map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| crate::error::line_col(&body, s.start))
-                .unwrap_or((1, 1));
-            format!(
-                "{} line {line}, column {col}: invalid TOML: {}",
-                f.display(),
-                e.message().trim()
-            )
+    for (path, text) in files {
+        let (framing, body) = unframe(text);
+        let doc = parse(text, &body, framing).map_err(|e| {
+            PlanError::whole(format!(
+                "{path} line {}, column {}: {}",
+                e.line, e.column, e.message
+            ))
         })?;
         for t in registry_tables(&doc) {
             if prefix_of(&t).map(|p| norm_location(&p)) == Some(want.clone()) {
-                out.file = Some(f.clone());
+                out.file = Some(std::path::PathBuf::from(path));
                 out.mirrors = mirror_tables(&t)
                     .iter()
                     .map(|m| {
@@ -555,30 +535,31 @@ pub fn effective(root: &std::path::Path, registry: &str) -> Result<Effective, St
 
 #[cfg(test)]
 mod effective_tests {
+    use super::*;
+
+    fn f(p: &str, t: &str) -> (String, String) {
+        (p.to_string(), t.to_string())
+    }
+
     #[test]
     fn later_dropin_replaces_and_main_file_counts() {
-        let root = std::env::temp_dir().join(format!("mirrorctl-eff-{}", std::process::id()));
-        let d = root.join("etc/containers/registries.conf.d");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            root.join("etc/containers/registries.conf"),
+        let main = f(
+            "/r/etc/containers/registries.conf",
             "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"main:5000\"\n",
-        )
-        .unwrap();
-        let e = super::effective(&root, "docker.io").unwrap();
+        );
+        let e = effective(std::slice::from_ref(&main), "docker.io").unwrap();
         assert_eq!(e.mirrors, vec![("main:5000".to_string(), false)]);
-        std::fs::write(
-            d.join("90-mirrorctl.conf"),
+        let other = f("/r/d/10-other.conf", "[[registry]]\nprefix = \"quay.io\"\n");
+        let ours = f(
+            "/r/d/90-mirrorctl.conf",
             "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"127.0.0.1:5000\"\ninsecure = true\n[[registry.mirror]]\nlocation = \"main:5000\"\n",
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("10-other.conf"),
-            "[[registry]]\nprefix = \"quay.io\"\n",
-        )
-        .unwrap();
-        let e = super::effective(&root, "docker.io").unwrap();
-        assert_eq!(e.file, Some(d.join("90-mirrorctl.conf")));
+        );
+        let files = vec![main.clone(), other, ours];
+        let e = effective(&files, "docker.io").unwrap();
+        assert_eq!(
+            e.file,
+            Some(std::path::PathBuf::from("/r/d/90-mirrorctl.conf"))
+        );
         assert_eq!(
             e.mirrors,
             vec![
@@ -586,13 +567,9 @@ mod effective_tests {
                 ("main:5000".to_string(), false)
             ]
         );
-        assert_eq!(
-            super::effective(&root, "ghcr.io").unwrap(),
-            Default::default()
-        );
-        std::fs::write(d.join("95-broken.conf"), "[[registry]\n").unwrap();
-        let err = super::effective(&root, "docker.io").unwrap_err();
+        assert_eq!(effective(&files, "ghcr.io").unwrap(), Default::default());
+        let broken = vec![main, f("/r/d/95-broken.conf", "[[registry]\n")];
+        let err = effective(&broken, "docker.io").unwrap_err().to_string();
         assert!(err.contains("95-broken.conf line 1"), "{err}");
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

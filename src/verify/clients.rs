@@ -7,9 +7,11 @@
 //! private mount namespace (`unshare`, root only) that sees `<root>/etc/containers` there, with
 //! private storage and tmpfs on `/run` and `/var/lib`, so nothing outside a temp dir is written.
 
-use super::ClientReport;
-use crate::fsutil;
+use super::report::ClientReport;
+use crate::fsutil::Root;
+use crate::host::{self, dockerd};
 use crate::oci::Reference;
+use crate::targets::{self, dockerd_version};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -42,164 +44,145 @@ impl ClientName {
 
 /// Run `c` (stdin closed) under `timeout`: whether it succeeded, and its stdout then stderr.
 fn output(c: Command, timeout: Duration) -> Result<(bool, String), String> {
-    let f = crate::process::run(c, None, timeout)?;
-    Ok((
-        f.status.success(),
-        format!("{}{}", f.stdout, f.stderr).trim().to_string(),
-    ))
+    let f = crate::process::run(c, None, timeout).map_err(|e| e.to_string())?;
+    Ok((f.status.success(), f.output()))
 }
 
 fn last_line(s: &str) -> &str {
     s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
 }
 
-/// Run one client probe. `blocked`: the upstream names are blocked in this host's resolver.
-pub fn probe(
-    name: ClientName,
-    root: &Path,
-    mirror: &str,
-    image: &Reference,
-    platform: Option<&str>,
-    blocked: bool,
-    timeout: Duration,
-) -> ClientReport {
-    // One `docker info` serves the docker and buildkit checks below.
-    let dockerd = DockerCli::new(root);
-    let r = match name {
-        ClientName::Docker => docker(&dockerd, root, mirror, image, platform, timeout),
-        ClientName::Containerd => containerd(root, mirror, image, platform, timeout),
-        ClientName::Buildkit => buildkit(&dockerd, root, mirror, image, platform, timeout),
-        ClientName::Podman | ClientName::Skopeo => {
-            containers(name, root, mirror, image, platform, timeout)
-        }
-    };
-    let (ok, mut detail) = match r {
-        Ok(d) => (true, d),
-        Err(d) => (false, d),
-    };
-    if ok && !blocked {
-        detail.push_str(
-            "; the upstream was not blocked, so a silent fallback to it is not ruled out (add --block-upstream)",
+/// One client probe's inputs.
+pub struct Probe {
+    pub root: Root,
+    /// The mirror's base URL.
+    pub mirror: String,
+    pub image: Reference,
+    /// `--platform` as given.
+    pub platform: Option<String>,
+    /// The upstream names are blocked in this host's resolver.
+    pub blocked: bool,
+    pub timeout: Duration,
+    /// `mirrorctl` with the user's global options, for the fixes the probe suggests.
+    pub cli: String,
+}
+
+impl Probe {
+    /// Pull the probe with client `name`.
+    pub fn run(&self, name: ClientName) -> ClientReport {
+        let (root, mirror, image, platform, timeout) = (
+            &self.root,
+            self.mirror.as_str(),
+            &self.image,
+            self.platform.as_deref(),
+            self.timeout,
         );
-    }
-    if ok && blocked && matches!(name, ClientName::Docker | ClientName::Buildkit) {
-        if let Some(p) = dockerd.upstream_proxy(image, timeout) {
-            detail.push_str(&format!(
-                "; but dockerd itself sends {} requests through the proxy {p} (`docker info`), which the hosts block does not stop, so a fallback through it is not ruled out",
-                image.registry
-            ));
+        // One `docker info` serves the docker and buildkit checks below.
+        let dockerd = DockerCli::new(root);
+        let r = match name {
+            ClientName::Docker => docker(&dockerd, self),
+            ClientName::Containerd => containerd(self),
+            ClientName::Buildkit => buildkit(&dockerd, self),
+            ClientName::Podman | ClientName::Skopeo => {
+                containers(name, root, mirror, image, platform, timeout, &self.cli)
+            }
+        };
+        let (ok, mut detail) = match r {
+            Ok(d) => (true, d),
+            Err(d) => (false, d),
+        };
+        if ok && !self.blocked {
+            detail.push_str(
+                "; the upstream was not blocked, so a silent fallback to it is not ruled out (add --block-upstream)",
+            );
         }
-    }
-    ClientReport {
-        name: name.as_str().to_string(),
-        ok,
-        detail,
+        if ok && self.blocked && matches!(name, ClientName::Docker | ClientName::Buildkit) {
+            if let Some(p) = dockerd.upstream_proxy(image) {
+                detail.push_str(&format!(
+                    "; but dockerd itself sends {} requests through the proxy {p} (`docker info`), which the hosts block does not stop, so a fallback through it is not ruled out",
+                    image.registry
+                ));
+            }
+        }
+        ClientReport {
+            name: name.as_str().to_string(),
+            ok,
+            detail,
+        }
     }
 }
 
-/// The docker CLI aimed at this root's dockerd (`DOCKER_HOST`, else the root's socket under a
-/// `--root`).
+/// The docker CLI aimed at this root's dockerd (`host::dockerd::endpoint`).
 struct DockerCli {
-    host: Option<String>,
-    /// `docker info` as JSON, run once.
-    info: std::cell::OnceCell<Result<serde_json::Value, String>>,
+    endpoint: dockerd::Endpoint,
+    /// `/info`, asked once.
+    info: std::cell::OnceCell<Result<dockerd::Info, String>>,
 }
 
 impl DockerCli {
-    fn new(root: &Path) -> DockerCli {
-        let host = std::env::var("DOCKER_HOST").ok().or_else(|| {
-            (root != Path::new("/"))
-                .then(|| format!("unix://{}", root.join("var/run/docker.sock").display()))
-        });
+    fn new(root: &Root) -> DockerCli {
         DockerCli {
-            host,
+            endpoint: dockerd::endpoint(root),
             info: std::cell::OnceCell::new(),
         }
     }
 
-    /// `docker info --format '{{json .}}'` (run once): mirrors, server version, proxies.
-    fn info(&self, timeout: Duration) -> Result<&serde_json::Value, String> {
+    /// dockerd's `/info` (asked once): mirrors, server version, proxies.
+    fn info(&self) -> Result<&dockerd::Info, String> {
         self.info
             .get_or_init(|| {
-                let (ok, out) = output(self.cmd(&["info", "--format", "{{json .}}"]), timeout)?;
-                if !ok {
-                    return Err(format!("`docker info` failed: {}", last_line(&out)));
-                }
-                serde_json::from_str(out.trim())
-                    .map_err(|e| format!("`docker info` did not print JSON: {e}"))
+                dockerd::info(&self.endpoint).map_err(|e| format!("`docker info` failed: {e:#}"))
             })
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    /// The `major.minor` of the dockerd answering (`docker info`'s `ServerVersion`).
-    fn server_version(&self, timeout: Duration) -> Option<(u32, u32)> {
-        let info = self.info(timeout).ok()?;
-        crate::targets::dockerd_version::parse(info["ServerVersion"].as_str()?)
-    }
-
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("docker");
-        if let Some(h) = &self.host {
-            c.arg("-H").arg(h);
-        }
+        c.arg("-H").arg(self.endpoint.host_arg());
         c.args(args);
         c
     }
 
     /// The proxy dockerd (its own environment, shown by `docker info`) would use for the
     /// image's upstream, if any.
-    fn upstream_proxy(&self, image: &Reference, timeout: Duration) -> Option<String> {
-        proxy_from_docker_info(self.info(timeout).ok()?, &image.registry)
+    fn upstream_proxy(&self, image: &Reference) -> Option<String> {
+        proxy_from_docker_info(self.info().ok()?, &image.registry)
     }
 
     /// `docker info` lists `mirror` among the registry mirrors (dockerd and its BuildKit use
     /// them for docker.io only).
-    fn check_mirror(
-        &self,
-        config: &Path,
-        mirror: &str,
-        image: &Reference,
-        target: &str,
-        timeout: Duration,
-    ) -> Result<(), String> {
+    fn check_mirror(&self, config: &Path, p: &Probe, target: &str) -> Result<(), String> {
+        let (mirror, image) = (p.mirror.as_str(), &p.image);
         if image.registry != crate::oci::DOCKER_HUB {
             return Err(format!(
                 "dockerd's registry-mirrors only apply to docker.io, not {}: verify this registry with --client containerd",
                 image.registry
             ));
         }
-        let info = self.info(timeout)?;
-        let mirrors: Vec<String> =
-            serde_json::from_value(info["RegistryConfig"]["Mirrors"].clone()).unwrap_or_default();
+        let mirrors = self.info()?.mirrors();
         let want = mirror.trim_end_matches('/');
-        if !mirrors.iter().any(|m| m.trim_end_matches('/') == want) {
+        if !mirrors.iter().any(|m| m == want) {
             return Err(format!(
-                "dockerd's registry mirrors are {mirrors:?}, without {mirror}: a pull would go to Docker Hub; fix {} (`mirrorctl arm --mirror {mirror} --target {target} --reload`)",
-                config.display()
+                "dockerd's registry mirrors are {mirrors:?}, without {mirror}: a pull would go to Docker Hub; fix {} (`{} arm --mirror {mirror} --target {target} --reload`)",
+                config.display(),
+                p.cli
             ));
         }
         Ok(())
     }
 }
 
-fn docker(
-    docker: &DockerCli,
-    root: &Path,
-    mirror: &str,
-    image: &Reference,
-    platform: Option<&str>,
-    timeout: Duration,
-) -> Result<String, String> {
-    let config = fsutil::under_root(root, "/etc/docker/daemon.json");
-    docker.check_mirror(&config, mirror, image, "docker", timeout)?;
-    let reference = format!("{image}");
+fn docker(docker: &DockerCli, p: &Probe) -> Result<String, String> {
+    let config = p.root.join(targets::DAEMON_JSON);
+    docker.check_mirror(&config, p, "docker")?;
+    let reference = format!("{}", p.image);
     let mut args = vec!["pull", "--quiet"];
-    if let Some(p) = platform {
-        args.extend(["--platform", p]);
+    if let Some(pf) = p.platform.as_deref() {
+        args.extend(["--platform", pf]);
     }
     args.push(&reference);
-    let (ok, out) = output(docker.cmd(&args), timeout * 4)?;
+    let (ok, out) = output(docker.cmd(&args), p.timeout * 4)?;
     if !ok {
         return Err(format!(
             "`docker pull {reference}` failed although dockerd lists the mirror ({}): the mirror did not serve it and dockerd fell back to the upstream; check the mirror and {}",
@@ -208,23 +191,24 @@ fn docker(
         ));
     }
     Ok(format!(
-        "`docker info` lists {mirror} and `docker pull {reference}` succeeded"
+        "`docker info` lists {} and `docker pull {reference}` succeeded",
+        p.mirror
     ))
 }
 
 /// dockerd's built-in BuildKit: build `FROM <image>` with `--pull`, so the base image is
 /// resolved and fetched through dockerd's registry mirrors.
-fn buildkit(
-    docker: &DockerCli,
-    root: &Path,
-    mirror: &str,
-    image: &Reference,
-    platform: Option<&str>,
-    timeout: Duration,
-) -> Result<String, String> {
-    let config = fsutil::under_root(root, "/etc/docker/daemon.json");
-    docker.check_mirror(&config, mirror, image, "docker", timeout)?;
-    buildkit_plain_http_entry(root, &config, mirror, docker.server_version(timeout))?;
+fn buildkit(docker: &DockerCli, p: &Probe) -> Result<String, String> {
+    let (mirror, image, platform, timeout) = (
+        p.mirror.as_str(),
+        &p.image,
+        p.platform.as_deref(),
+        p.timeout,
+    );
+    let config = p.root.join(targets::DAEMON_JSON);
+    docker.check_mirror(&config, p, "docker")?;
+    let version = docker.info().ok().and_then(|i| i.server_version());
+    buildkit_plain_http_entry(&p.root, &config, mirror, version, &p.cli)?;
     let tmp = TempDir::new("buildkit")?;
     let reference = format!("{image}");
     std::fs::write(
@@ -235,8 +219,8 @@ fn buildkit(
     let tag = format!("mirrorctl-verify-buildkit:{}", std::process::id());
     let ctx = tmp.0.display().to_string();
     let mut args = vec!["build", "--pull", "--no-cache", "-q", "-t", &tag];
-    if let Some(p) = platform {
-        args.extend(["--platform", p]);
+    if let Some(pf) = platform {
+        args.extend(["--platform", pf]);
     }
     args.push(&ctx);
     let mut c = docker.cmd(&args);
@@ -274,10 +258,11 @@ fn buildkit(
 /// `mirror.lan`). Without `http://host:port` there, `docker build` tries HTTPS on a plain-HTTP
 /// mirror, fails and pulls from Docker Hub. Loopback mirrors are always plain HTTP to it.
 fn buildkit_plain_http_entry(
-    root: &Path,
+    root: &Root,
     config: &Path,
     mirror: &str,
     version: Option<(u32, u32)>,
+    cli: &str,
 ) -> Result<(), String> {
     let Ok(m) = crate::mirror::Mirror::parse(mirror) else {
         return Ok(());
@@ -291,7 +276,7 @@ fn buildkit_plain_http_entry(
             .is_ok_and(|ip| ip.is_loopback());
     if !m.is_http()
         || loopback
-        || version.is_some_and(|(major, _)| major >= crate::reload::BUILDKIT_LIVE_MIRRORS_SINCE)
+        || version.is_some_and(|(major, _)| major >= dockerd_version::BUILDKIT_LIVE_MIRRORS_SINCE)
     {
         return Ok(());
     }
@@ -309,13 +294,8 @@ fn buildkit_plain_http_entry(
         })
         .unwrap_or_default();
     // dockerd may have them as flags instead (it refuses both at once).
-    let pidfile = fsutil::under_root(root, "/var/run/docker.pid");
-    if let Some(pid) = std::fs::read_to_string(pidfile)
-        .ok()
-        .and_then(|t| t.trim().parse::<u32>().ok())
-    {
-        let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        listed.extend(insecure_flags(&raw));
+    if let Some(pid) = dockerd::pid(root) {
+        listed.extend(dockerd::insecure_registry_flags(pid));
     }
     let want = m.url();
     if listed
@@ -329,41 +309,17 @@ fn buildkit_plain_http_entry(
         None => "dockerd's (before 25)".into(),
     };
     Err(format!(
-        "{which} built-in BuildKit speaks plain HTTP to {want} only when {}'s insecure-registries lists it with its scheme, \"{want}\" (it lists {listed:?}); without it `docker build` tries HTTPS, fails and pulls from Docker Hub. Rerun `mirrorctl arm --mirror {want} --target docker`, then restart dockerd",
+        "{which} built-in BuildKit speaks plain HTTP to {want} only when {}'s insecure-registries lists it with its scheme, \"{want}\" (it lists {listed:?}); without it `docker build` tries HTTPS, fails and pulls from Docker Hub. Rerun `{cli} arm --mirror {want} --target docker`, then restart dockerd",
         config.display()
     ))
 }
 
 /// The proxy `docker info` (`HttpsProxy`, `HttpProxy`, `NoProxy`: dockerd's own environment)
 /// shows for `registry`'s upstream.
-fn proxy_from_docker_info(info: &serde_json::Value, registry: &str) -> Option<String> {
-    let field = |k: &str| info[k].as_str().map(String::from);
+fn proxy_from_docker_info(info: &dockerd::Info, registry: &str) -> Option<String> {
     let host = crate::oci::upstream_hosts(registry).into_iter().next()?;
-    crate::registry::proxy_for(&format!("https://{host}/v2/"), |k| match k {
-        "HTTPS_PROXY" => field("HttpsProxy"),
-        "HTTP_PROXY" => field("HttpProxy"),
-        "NO_PROXY" => field("NoProxy"),
-        _ => None,
-    })
-    .map(|(p, _)| p)
-}
-
-/// The values of `--insecure-registry` in a NUL-separated command line.
-fn insecure_flags(cmdline: &[u8]) -> Vec<String> {
-    let args: Vec<String> = cmdline
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    let mut out = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if let Some(v) = a.strip_prefix("--insecure-registry=") {
-            out.push(v.to_string());
-        } else if a == "--insecure-registry" {
-            out.extend(it.next().cloned());
-        }
-    }
-    out
+    crate::registry::proxy_for(&format!("https://{host}/v2/"), |k| info.proxy_env(k))
+        .map(|(p, _)| p)
 }
 
 /// A temp dir removed on drop.
@@ -395,16 +351,17 @@ impl Drop for TempDir {
 /// `[[registry.mirror]]` at the mirror, then a real pull.
 fn containers(
     name: ClientName,
-    root: &Path,
+    root: &Root,
     mirror: &str,
     image: &Reference,
     platform: Option<&str>,
     timeout: Duration,
+    cli: &str,
 ) -> Result<String, String> {
     let prog = name.as_str();
-    let fix = format!("`mirrorctl arm --mirror {mirror} --target registries`");
-    let main = fsutil::under_root(root, crate::targets::registries::MAIN_CONF);
-    let eff = crate::targets::registries::effective(root, &image.registry)?;
+    let fix = format!("`{cli} arm --mirror {mirror} --target registries`");
+    let main = root.join(targets::registries::MAIN_CONF);
+    let eff = host::containers::effective(root, &image.registry).map_err(|e| format!("{e:#}"))?;
     let (host, plain_http) = match mirror.split_once("://") {
         Some((scheme, rest)) => (
             rest.trim_end_matches('/').to_ascii_lowercase(),
@@ -432,30 +389,25 @@ fn containers(
             file.display()
         ));
     }
-    if root == Path::new("/") {
-        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-        if let Some(user) = home.map(|h| h.join(".config/containers/registries.conf")) {
-            if user.exists() {
-                return Err(format!(
-                    "{} exists, so {prog} ignores {} and its drop-ins for this user; add the mirror there or remove it",
-                    user.display(),
-                    main.display()
-                ));
-            }
-        }
+    if let Some(user) = host::containers::user_override(root) {
+        return Err(format!(
+            "{} exists, so {prog} ignores {} and its drop-ins for this user; add the mirror there or remove it",
+            user.display(),
+            main.display()
+        ));
     }
     let tmp = TempDir::new(prog)?;
     let reference = format!("{image}");
     let mut c = containers_cmd(root, &tmp.0, prog);
     // A tree without a signature policy (a bare --root) gets a permissive one for this pull.
-    let policy = (!fsutil::under_root(root, "/etc/containers/policy.json").exists()).then(|| {
+    let policy = (!root.exists("/etc/containers/policy.json")).then(|| {
         let p = tmp.0.join("policy.json");
         let _ = std::fs::write(&p, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#);
         p
     });
     match name {
         ClientName::Podman => {
-            if root != Path::new("/") {
+            if !root.is_real() {
                 for d in ["storage", "run"] {
                     let _ = std::fs::create_dir_all(tmp.0.join(d));
                 }
@@ -516,8 +468,8 @@ fn containers(
 
 /// `prog` reading `<root>/etc/containers` as `/etc/containers`: itself on the real root, else
 /// inside a private mount namespace with tmpfs on `/run` and `/var/lib` and a private HOME.
-fn containers_cmd(root: &Path, tmp: &Path, prog: &str) -> Command {
-    if root == Path::new("/") {
+fn containers_cmd(root: &Root, tmp: &Path, prog: &str) -> Command {
+    if root.is_real() {
         return Command::new(prog);
     }
     let mut c = Command::new("unshare");
@@ -527,7 +479,7 @@ fn containers_cmd(root: &Path, tmp: &Path, prog: &str) -> Command {
              mount -n -t tmpfs tmpfs /var/lib; shift; exec \"$@\"",
         )
         .arg("sh")
-        .arg(fsutil::under_root(root, "/etc/containers"))
+        .arg(root.join("/etc/containers"))
         .arg(prog);
     let home = tmp.join("home");
     let _ = std::fs::create_dir_all(&home);
@@ -542,19 +494,21 @@ fn containers_cmd(root: &Path, tmp: &Path, prog: &str) -> Command {
     c
 }
 
-fn containerd(
-    root: &Path,
-    mirror: &str,
-    image: &Reference,
-    platform: Option<&str>,
-    timeout: Duration,
-) -> Result<String, String> {
-    let certs = fsutil::under_root(root, "/etc/containerd/certs.d");
-    let host_dir = certs.join(crate::targets::containerd::host_dir_name(&image.registry));
+fn containerd(p: &Probe) -> Result<String, String> {
+    let (root, mirror, image, platform, timeout) = (
+        &p.root,
+        p.mirror.as_str(),
+        &p.image,
+        p.platform.as_deref(),
+        p.timeout,
+    );
+    let cli = &p.cli;
+    let certs = root.join(targets::CONTAINERD_CERTS_D);
+    let host_dir = certs.join(targets::containerd::host_dir_name(&image.registry));
     let hosts_toml = host_dir.join("hosts.toml");
     let text = std::fs::read_to_string(&hosts_toml).map_err(|_| {
         format!(
-            "{} does not exist: containerd pulls {} from the upstream; run `mirrorctl arm --mirror {}={mirror} --target containerd`",
+            "{} does not exist: containerd pulls {} from the upstream; run `{cli} arm --mirror {}={mirror} --target containerd`",
             hosts_toml.display(),
             image.registry,
             image.registry
@@ -573,15 +527,15 @@ fn containerd(
         .unwrap_or(false);
     if !names {
         return Err(format!(
-            "{} has no [host.\"{mirror}\"] entry: containerd pulls {} from the upstream; run `mirrorctl arm --mirror {}={mirror} --target containerd`",
+            "{} has no [host.\"{mirror}\"] entry: containerd pulls {} from the upstream; run `{cli} arm --mirror {}={mirror} --target containerd`",
             hosts_toml.display(),
             image.registry,
             image.registry
         ));
     }
-    let config = fsutil::under_root(root, "/etc/containerd/config.toml");
+    let config = root.join(targets::CONTAINERD_CONFIG);
     let cfg_note = match std::fs::read_to_string(&config) {
-        Ok(c) if config_path_covers(&c, &certs, root) => String::new(),
+        Ok(c) if config_path_covers(&c, &certs, root.path()) => String::new(),
         Ok(_) => format!(
             "; but {} has no CRI registry config_path covering {} (kubelet/CRI pulls will not use the mirror)",
             config.display(),
@@ -591,12 +545,10 @@ fn containerd(
     };
     let reference = format!("{image}");
     let mut c = Command::new("ctr");
-    if let Ok(a) = std::env::var("CONTAINERD_ADDRESS") {
-        c.arg("--address").arg(a);
-    }
+    c.arg("--address").arg(host::containerd::address(root));
     c.args(["content", "fetch", "--hosts-dir"]).arg(&certs);
-    if let Some(p) = platform {
-        c.args(["--platform", p]);
+    if let Some(pf) = platform {
+        c.args(["--platform", pf]);
     }
     c.arg(&reference);
     let (ok, out) = output(c, timeout * 4)?;
@@ -645,25 +597,19 @@ mod tests {
 
     #[test]
     fn dockerd_proxy_from_docker_info() {
-        let info = serde_json::json!({"HttpsProxy": "http://p:3128", "HttpProxy": "", "NoProxy": "localhost,10.0.0.0"});
+        let info = dockerd::Info(
+            serde_json::json!({"HttpsProxy": "http://p:3128", "HttpProxy": "", "NoProxy": "localhost,10.0.0.0"}),
+        );
         assert_eq!(
             proxy_from_docker_info(&info, "docker.io").as_deref(),
             Some("http://p:3128")
         );
-        let info = serde_json::json!({"HttpsProxy": "http://p:3128", "NoProxy": ".docker.io"});
-        assert_eq!(proxy_from_docker_info(&info, "docker.io"), None);
-        let info = serde_json::json!({"HttpsProxy": "", "HttpProxy": "http://p:1"});
-        assert_eq!(proxy_from_docker_info(&info, "docker.io"), None);
-    }
-
-    #[test]
-    fn insecure_registry_flags_both_spellings() {
-        let raw = b"/usr/bin/dockerd\0--insecure-registry=http://10.0.0.5:5000\0-H\0fd://\0--insecure-registry\0m.lan:5000\0--insecure-registry";
-        assert_eq!(
-            insecure_flags(raw),
-            vec!["http://10.0.0.5:5000".to_string(), "m.lan:5000".to_string()]
+        let info = dockerd::Info(
+            serde_json::json!({"HttpsProxy": "http://p:3128", "NoProxy": ".docker.io"}),
         );
-        assert!(insecure_flags(b"").is_empty());
+        assert_eq!(proxy_from_docker_info(&info, "docker.io"), None);
+        let info = dockerd::Info(serde_json::json!({"HttpsProxy": "", "HttpProxy": "http://p:1"}));
+        assert_eq!(proxy_from_docker_info(&info, "docker.io"), None);
     }
 
     #[test]
@@ -671,11 +617,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let conf = d.path().join("daemon.json");
         std::fs::write(&conf, r#"{"insecure-registries": ["10.0.0.5:5000"]}"#).unwrap();
-        let root = d.path();
-        let e = buildkit_plain_http_entry(root, &conf, "http://10.0.0.5:5000", Some((20, 10)))
+        let root = &Root::new(d.path());
+        let cli = "mirrorctl --root /r";
+        let e = buildkit_plain_http_entry(root, &conf, "http://10.0.0.5:5000", Some((20, 10)), cli)
             .unwrap_err();
         assert!(e.contains("\"http://10.0.0.5:5000\""), "{e}");
         assert!(e.contains("dockerd 20.10's"), "{e}");
+        assert!(e.contains("`mirrorctl --root /r arm --mirror"), "{e}");
         for ok in [
             ("http://127.0.0.1:5000", Some((20, 10))),
             ("http://localhost:5000", None),
@@ -685,7 +633,7 @@ mod tests {
             ("http://10.0.0.5:5000", Some((25, 0))),
         ] {
             assert!(
-                buildkit_plain_http_entry(root, &conf, ok.0, ok.1).is_ok(),
+                buildkit_plain_http_entry(root, &conf, ok.0, ok.1, cli).is_ok(),
                 "{ok:?}"
             );
         }
@@ -694,6 +642,6 @@ mod tests {
             r#"{"insecure-registries": ["10.0.0.5:5000", "HTTP://10.0.0.5:5000/"]}"#,
         )
         .unwrap();
-        assert!(buildkit_plain_http_entry(root, &conf, "http://10.0.0.5:5000", None).is_ok());
+        assert!(buildkit_plain_http_entry(root, &conf, "http://10.0.0.5:5000", None, cli).is_ok());
     }
 }

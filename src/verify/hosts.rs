@@ -131,16 +131,6 @@ fn write_hosts(path: &Path, contents: &[u8]) -> Result<()> {
     fsutil::write_atomic(path, contents)
 }
 
-/// Whether a process with this pid exists.
-pub fn pid_alive(pid: u32) -> bool {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks for existence and permission.
-    let r = unsafe { libc::kill(pid as i32, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
 /// Remove the block from `path` (any owner). Returns a note when something was removed.
 pub fn remove_block(path: &Path) -> Result<Option<String>> {
     remove_if(path, |_| true)
@@ -182,7 +172,7 @@ pub fn cleanup_stale(root: &Path) -> Result<Option<String>> {
 /// [`cleanup_stale`] on a given file.
 pub fn cleanup_stale_at(path: &Path) -> Result<Option<String>> {
     remove_if(path, |f| match f.pid {
-        Some(pid) => pid != std::process::id() && !pid_alive(pid),
+        Some(pid) => pid != std::process::id() && !fsutil::pid_alive(pid),
         None => true,
     })
 }
@@ -198,7 +188,7 @@ impl HostsGuard {
     /// Append the block for `hosts` to `path`. Refuses when a live run's block is there.
     pub fn install(path: &Path, hosts: &[String]) -> Result<HostsGuard> {
         if let Some(note) = cleanup_stale_at(path)? {
-            crate::output::note(&note);
+            crate::diag::note(&note);
         }
         let existing = match std::fs::read(path) {
             Ok(b) => Some(

@@ -46,7 +46,7 @@ pub fn config_path() -> Option<PathBuf> {
 
 /// The key docker stores `host` under (`host[:port]`; Docker Hub's legacy URL).
 fn server_key(host: &str) -> String {
-    if super::canonical_registry(host) == super::DOCKER_HUB {
+    if crate::oci::canonical_registry(host) == crate::oci::DOCKER_HUB {
         "https://index.docker.io/v1/".into()
     } else {
         host.trim().trim_end_matches('/').to_ascii_lowercase()
@@ -57,7 +57,7 @@ fn server_key(host: &str) -> String {
 fn key_host(k: &str) -> String {
     let k = k.split_once("://").map(|(_, r)| r).unwrap_or(k);
     let k = k.split('/').next().unwrap_or(k);
-    super::canonical_registry(k)
+    crate::oci::canonical_registry(k)
 }
 
 /// Credentials for `host` (`host[:port]`). `Err` when a helper is configured but fails (the
@@ -76,7 +76,7 @@ pub fn lookup(host: &str) -> Result<Option<Found>, String> {
 
 /// [`lookup`] on a parsed config (`file`: its path, for messages).
 pub fn lookup_in(v: &serde_json::Value, host: &str, file: &str) -> Result<Option<Found>, String> {
-    let want = super::canonical_registry(host);
+    let want = crate::oci::canonical_registry(host);
     let helper = v["credHelpers"]
         .as_object()
         .and_then(|m| {

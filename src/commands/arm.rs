@@ -1,0 +1,152 @@
+//! `mirrorctl arm`: plan every target, then write them, then reload.
+
+use super::report::{finish, RunReport, TargetReport, TargetStatus};
+use crate::apply::{self, Change, Session};
+use crate::cli::{ArmArgs, Global};
+use crate::ctx::Ctx;
+use crate::error::UserError;
+use crate::host::dockerd::{self, VersionSource};
+use crate::journal::Journal;
+use crate::mirror::MirrorSet;
+use crate::oci;
+use crate::targets::{self, dockerd_version::DockerdVersion, FileKind, TargetName};
+use anyhow::Result;
+
+/// A target's plan: its changes, or why it is skipped.
+type Plan = (TargetName, Result<Vec<Change>, String>);
+
+pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
+    let ctx = super::context(g)?;
+    let set = MirrorSet::new(&a.mirrors, &a.registry, a.insecure)?;
+    let targets = chosen_targets(&ctx, &a.targets)?;
+    let dockerd = if targets.contains(&TargetName::Docker) {
+        let given = match &a.dockerd_version {
+            Some(v) => Some((v.clone(), VersionSource::Flag)),
+            None => std::env::var("MIRRORCTL_DOCKERD_VERSION")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (v, VersionSource::Env)),
+        };
+        dockerd::planned_version(&ctx.root, given.as_ref().map(|(v, s)| (v.as_str(), *s)))?
+    } else {
+        DockerdVersion {
+            version: None,
+            describe: String::new(),
+        }
+    };
+    let mut session = Session::open(&ctx, a.common.dry_run, a.common.lock_timeout)?;
+
+    // Plan every target before writing anything: one bad file stops the whole run.
+    let planned = plan_all(&ctx, &session.journal, &targets, &set, &dockerd)?;
+
+    let mut reports = Vec::new();
+    let mut prune = Vec::new();
+    for (t, plan) in planned {
+        let changes = match plan {
+            Err(why) => {
+                reports.push(TargetReport::without_files(t, TargetStatus::Skipped, why));
+                continue;
+            }
+            Ok(c) => c,
+        };
+        let mut rep = TargetReport::of_changes(t, &changes, false);
+        rep.notes.extend(targets::partial_note(t, &set, &dockerd));
+        let wrote_daemon_json = changes
+            .iter()
+            .any(|c| matches!(c.kind, FileKind::DaemonJson) && c.writes());
+        rep.notes
+            .extend(targets::insecure_scheme_note(t, &set, wrote_daemon_json));
+        rep.reload = super::write_target(
+            &ctx,
+            &mut session.journal,
+            t,
+            &changes,
+            &a.common,
+            &mut prune,
+        )?;
+        reports.push(rep);
+    }
+    apply::prune_dirs(prune);
+    finish(
+        RunReport {
+            command: "arm",
+            ok: true,
+            dry_run: a.common.dry_run,
+            root: ctx.root.path().to_path_buf(),
+            mirrors: Some(set),
+            targets: reports,
+            recovered: session.recovered,
+        },
+        a.common.json,
+        a.common.reload,
+    )
+}
+
+/// The targets named with `--target`, else every target installed under the root.
+fn chosen_targets(ctx: &Ctx, named: &[TargetName]) -> Result<Vec<TargetName>> {
+    if !named.is_empty() {
+        return Ok(super::dedup(named.to_vec()));
+    }
+    let found = super::detect(ctx);
+    if found.is_empty() {
+        return Err(UserError(format!(
+            "no container client found under `{}` (looked for dockerd, buildkitd, containerd, podman/skopeo/CRI-O, k3s/rke2 and their /etc dirs); name targets with --target",
+            ctx.root.path().display()
+        ))
+        .into());
+    }
+    Ok(found)
+}
+
+fn plan_all(
+    ctx: &Ctx,
+    journal: &Journal,
+    targets: &[TargetName],
+    set: &MirrorSet,
+    dockerd: &DockerdVersion,
+) -> Result<Vec<Plan>> {
+    let mut planned: Vec<Plan> = Vec::new();
+    for t in targets {
+        let exists = |p: &str| ctx.root.exists(p);
+        match targets::files_for(*t, set, &exists, dockerd) {
+            Ok(jobs) => {
+                if *t == TargetName::Docker {
+                    refuse_dockerd_flags(ctx, set)?;
+                }
+                planned.push((*t, Ok(apply::plan_arm(ctx, journal, *t, &jobs, set)?)));
+            }
+            Err(why) => {
+                // Still take back what this target armed before.
+                let mut changes = Vec::new();
+                for (path, rec) in journal.for_target(*t) {
+                    changes.push(apply::plan_disarm_file(ctx, path, rec)?);
+                }
+                if changes.is_empty() {
+                    planned.push((*t, Err(why)));
+                } else {
+                    planned.push((*t, Ok(changes)));
+                }
+            }
+        }
+    }
+    Ok(planned)
+}
+
+/// dockerd refuses to start (or reload) when a setting is both a flag and in daemon.json.
+fn refuse_dockerd_flags(ctx: &Ctx, set: &MirrorSet) -> Result<()> {
+    let Some(pid) = dockerd::pid(&ctx.root) else {
+        return Ok(());
+    };
+    let writes_insecure = set
+        .for_registry(oci::DOCKER_HUB)
+        .is_some_and(|r| r.mirrors.iter().any(|m| set.needs_insecure(m)));
+    let flags = dockerd::conflicting_flags(pid, writes_insecure);
+    if flags.is_empty() {
+        return Ok(());
+    }
+    Err(UserError(format!(
+        "dockerd (pid {pid}) runs with {}: dockerd refuses to start when a setting is both a flag and in daemon.json. Remove the flag from dockerd's command line (systemd unit or drop-in), or skip docker with --target",
+        flags.join(" ")
+    ))
+    .into())
+}

@@ -1,0 +1,205 @@
+//! The steps of a verify run, in order: preflight `GET /v2/` → pull #1 → (the upstream blocked
+//! in the hosts file) → pull #2 → the real clients → (the block removed) → the push probe when
+//! the evidence needs one. Each step records what it saw in the report; the verdict is
+//! decided afterwards, once ([`super::verdict::conclude`]).
+
+use super::hosts::HostsGuard;
+use super::progress::Reporter;
+use super::pull::pull;
+use super::report::{ErrorReport, Report};
+use super::verdict::{self, PushProbe};
+use super::{clients, evidence::RateLimit, Options};
+use crate::oci::{self, Platform};
+use crate::registry::Client;
+use anyhow::Result;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The hosts block of this run, shared with the signal path that must remove it.
+pub type SharedGuard = Arc<Mutex<Option<HostsGuard>>>;
+
+/// Run the steps against `mirror` (its base URL) with `client`; the push probe (if one was
+/// made) is returned for the verdict.
+pub async fn run(
+    client: &Client,
+    mirror: &str,
+    opts: &Options,
+    platform: &Platform,
+    guard: SharedGuard,
+) -> Result<(Report, Option<PushProbe>)> {
+    let mut report = Report::new(
+        mirror,
+        opts.image.to_string(),
+        platform.to_string(),
+        opts.block_upstream
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    );
+    if !preflight(client, &mut report).await {
+        return Ok((report, None));
+    }
+    let pull1 = pull(client, &opts.image, platform, 1, &reporter(opts, 1)).await;
+    report.digest = pull1
+        .responses
+        .first()
+        .filter(|r| r.status < 300)
+        .and_then(|r| r.digest.clone());
+    let ok1 = pull1.ok;
+    report.pulls.push(pull1);
+    if !ok1 {
+        return Ok((report, None));
+    }
+    if let Some(path) = &opts.block_upstream {
+        block_upstream(&mut report, path, &opts.image.registry, &guard)?;
+    }
+    let pull2 = pull(client, &opts.image, platform, 2, &reporter(opts, 2)).await;
+    probe_clients(&mut report, mirror, opts).await?;
+    if let Some(mut g) = lock(&guard).take() {
+        report.hosts_restored = Some(g.restore().is_ok());
+    }
+    report.pulls.push(pull2);
+    if report.ratelimit.is_none() {
+        report.ratelimit = report
+            .pulls
+            .iter()
+            .flat_map(|p| &p.responses)
+            .find_map(|r| RateLimit::from_headers(&r.headers));
+    }
+    let push = push_probe(client, &mut report, &opts.image.repository).await;
+    Ok((report, push))
+}
+
+fn reporter(opts: &Options, n: u32) -> Reporter {
+    Reporter::auto(n, !opts.progress, crate::diag::quiet())
+}
+
+/// The guard's lock (a panic elsewhere must not wedge the restore).
+pub fn lock(guard: &SharedGuard) -> std::sync::MutexGuard<'_, Option<HostsGuard>> {
+    guard
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `GET /v2/`: 200, or 401 with a challenge, is a registry.
+async fn preflight(client: &Client, report: &mut Report) -> bool {
+    match client.ping().await {
+        Ok(p) => {
+            report.preflight.ok = true;
+            report.preflight.status = Some(p.exchange.status);
+            report.preflight.auth = match p.challenge.map(|c| c.scheme) {
+                Some(oci::AuthScheme::Bearer) => "bearer".into(),
+                Some(oci::AuthScheme::Basic) => "basic".into(),
+                Some(oci::AuthScheme::Other(s)) => s.to_ascii_lowercase(),
+                None => "none".into(),
+            };
+            report.ratelimit = RateLimit::from_headers(&p.exchange.headers);
+            true
+        }
+        Err(d) => {
+            report.preflight.error = Some(ErrorReport::of(d));
+            false
+        }
+    }
+}
+
+/// Map the upstream's names to 0.0.0.0/:: in the hosts file for the rest of the run, and say
+/// whether that really holds (the resolver, and proxies that resolve names themselves).
+fn block_upstream(
+    report: &mut Report,
+    path: &Path,
+    registry: &str,
+    guard: &SharedGuard,
+) -> Result<()> {
+    let names = oci::upstream_hosts(registry);
+    let g = HostsGuard::install(path, &names)?;
+    report.upstream_blocked = true;
+    report.upstream_unreachable = upstream_unreachable(path, &names);
+    // A proxy resolves the upstream's name itself: the hosts block does not stop clients
+    // that inherit this environment (ctr, podman, skopeo, our own client).
+    report.upstream_proxies = names
+        .iter()
+        .filter_map(|h| {
+            crate::registry::env_proxy_for(&format!("https://{h}/v2/"))
+                .map(|(p, var)| format!("{h} via {p} (${var})"))
+        })
+        .collect();
+    if !report.upstream_proxies.is_empty() {
+        report.upstream_unreachable = Some(false);
+    }
+    *lock(guard) = Some(g);
+    Ok(())
+}
+
+/// Whether every upstream name now resolves to 0.0.0.0/:: — only checkable when the hosts file
+/// is this host's `/etc/hosts` (the resolver does not read any other).
+fn upstream_unreachable(path: &Path, names: &[String]) -> Option<bool> {
+    use std::net::ToSocketAddrs;
+    let real = std::fs::canonicalize(path).ok()? == std::fs::canonicalize("/etc/hosts").ok()?;
+    if !real {
+        return None;
+    }
+    Some(
+        names
+            .iter()
+            .all(|h| match (h.as_str(), 443).to_socket_addrs() {
+                Ok(addrs) => addrs.into_iter().all(|a| a.ip().is_unspecified()),
+                Err(_) => true,
+            }),
+    )
+}
+
+/// Pull the probe with each `--client`, on the blocking pool (they run child processes).
+async fn probe_clients(report: &mut Report, mirror: &str, opts: &Options) -> Result<()> {
+    let blocked = report.upstream_unreachable == Some(true);
+    for name in opts.clients.iter().copied() {
+        let probe = clients::Probe {
+            root: opts.root.clone(),
+            mirror: mirror.to_string(),
+            image: opts.image.clone(),
+            platform: opts.platform.as_ref().map(ToString::to_string),
+            blocked,
+            timeout: opts.timeout,
+            cli: opts.cli.clone(),
+        };
+        let rep = tokio::task::spawn_blocking(move || probe.run(name)).await?;
+        report.clients.push(rep);
+    }
+    Ok(())
+}
+
+/// When both pulls showed only distribution's storage fingerprint, ask whether the mirror
+/// takes pushes (a plain registry does, distribution in proxy mode refuses with 405); if it did
+/// not refuse like a proxy, the fingerprint proves nothing and the pulls are demoted.
+async fn push_probe(client: &Client, report: &mut Report, repo: &str) -> Option<PushProbe> {
+    let (p1, p2) = (report.pulls.first()?, report.pulls.get(1)?);
+    if !verdict::warm_fingerprint(p1, p2) {
+        return None;
+    }
+    let push = match client.probe_push(repo).await {
+        Ok(ex) => PushProbe {
+            status: ex.status,
+            summary: format!("POST {} → {}", ex.url, ex.status),
+        },
+        Err(d) => PushProbe {
+            status: 0,
+            summary: super::hints::message(&d),
+        },
+    };
+    report.push_probe = Some(push.summary.clone());
+    if !push.refused_like_a_proxy() {
+        // A plain registry (or a non-caching proxy in front of one) looks the same, so these
+        // pulls are not reported as hits.
+        for pull in &mut report.pulls {
+            verdict::demote_fingerprint(pull, &push.summary);
+        }
+    }
+    Some(push)
+}
+
+/// Remove the hosts block (SIGINT/SIGTERM or an early error). Whether the file is back.
+pub fn restore(guard: &SharedGuard) -> bool {
+    match lock(guard).take() {
+        Some(mut g) => g.restore().is_ok(),
+        None => true,
+    }
+}
