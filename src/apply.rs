@@ -309,10 +309,12 @@ pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<Ve
             (Some(rec), true) => {
                 let mut rec = rec.clone();
                 let dir = ch.file.parent().map(Path::to_path_buf).unwrap_or_default();
-                let created = fsutil::create_dirs(&dir)?;
-                rec.created_dirs.extend(created);
+                // The directories are journaled before they are made, so a run killed in
+                // between leaves nothing the next disarm does not know about.
+                rec.created_dirs.extend(fsutil::missing_dirs(&dir));
                 journal.files.insert(ch.sys_path.clone(), rec);
                 journal.save(&ctx.state_dir)?;
+                fsutil::create_dirs(&dir)?;
                 if let Some(after) = ch.after.as_deref() {
                     fsutil::write_atomic(&ch.file, after.as_bytes())?;
                 }

@@ -131,8 +131,8 @@ pub fn read_optional(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Create the missing directories of `dir` with mode 0755; returns those created, outermost first.
-pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The directories of `dir` that do not exist yet, outermost first.
+pub fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut missing = Vec::new();
     let mut cur = Some(dir);
     while let Some(d) = cur {
@@ -144,6 +144,12 @@ pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
         cur = d.parent();
     }
     missing.reverse();
+    missing
+}
+
+/// Create the missing directories of `dir` with mode 0755; returns those created, outermost first.
+pub fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let missing = missing_dirs(dir);
     for d in &missing {
         match fs::create_dir(d) {
             Ok(()) => {}

@@ -795,86 +795,99 @@ pub fn proxy_for(url: &str, env: impl Fn(&str) -> Option<String>) -> Option<(Str
 
 /// [`classify_error`] on the text of an error chain (separated for testing).
 pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> Diagnosis {
-    let lower = chain.to_ascii_lowercase();
     let host = host_of(url);
-    let https = url.starts_with("https://");
-    if lower.contains("invalidcontenttype")
-        || lower.contains("corrupt message")
-        || (https && lower.contains("wrong version number"))
-    {
-        return Diagnosis::new(
+    let last = last_part(chain);
+    let kind = transport_kind(&chain.to_ascii_lowercase(), url.starts_with("https://"), timeout);
+    let (kind, fact, remedy) = match kind {
+        Some(Kind::HttpToHttps) => (
             Kind::HttpToHttps,
             format!("server gave HTTP response to HTTPS client: {host} speaks plain HTTP"),
-        )
-        .at(url)
-        .with_remedy(Remedy::UseScheme { https: false });
-    }
-    if !https
-        && (lower.contains("invalid http version")
-            || lower.contains("invalid status")
-            || lower.contains("received an invalid")
-            || lower.contains("\\x15\\x03"))
-    {
-        return Diagnosis::new(
+            Some(Remedy::UseScheme { https: false }),
+        ),
+        Some(Kind::HttpsToHttp) => (
             Kind::HttpsToHttp,
             format!("{host} did not answer in plain HTTP (it probably speaks HTTPS)"),
-        )
-        .at(url)
-        .with_remedy(Remedy::UseScheme { https: true });
-    }
-    if lower.contains("connection refused") {
-        return Diagnosis::new(
+            Some(Remedy::UseScheme { https: true }),
+        ),
+        Some(Kind::Refused) => (
             Kind::Refused,
             format!("connection to {host} refused: nothing listens there"),
-        )
-        .at(url)
-        .with_remedy(Remedy::StartOrFixPort);
-    }
-    if lower.contains("dns error")
-        || lower.contains("failed to lookup address")
-        || lower.contains("name or service not known")
-        || lower.contains("no address associated")
-        || lower.contains("temporary failure in name resolution")
-    {
-        return Diagnosis::new(Kind::Dns, format!("cannot resolve the host name of {host}"))
-            .at(url)
-            .with_remedy(Remedy::FixHostName);
-    }
-    if lower.contains("certificate")
-        || lower.contains("tls")
-        || lower.contains("handshake")
-        || lower.contains("unknownissuer")
-    {
-        return Diagnosis::new(
+            Some(Remedy::StartOrFixPort),
+        ),
+        Some(Kind::Dns) => (
+            Kind::Dns,
+            format!("cannot resolve the host name of {host}"),
+            Some(Remedy::FixHostName),
+        ),
+        Some(Kind::Tls) => (
             Kind::Tls,
-            format!("TLS with {host} failed ({})", last_part(chain)),
-        )
-        .at(url)
-        .with_remedy(Remedy::TrustCa);
-    }
-    if timeout || lower.contains("timed out") || lower.contains("deadline") {
-        return Diagnosis::new(Kind::Timeout, format!("{host} did not answer in time"))
-            .at(url)
-            .with_remedy(Remedy::CheckReachable);
-    }
-    if lower.contains("connection reset") || lower.contains("connection closed") {
-        return Diagnosis::new(
+            format!("TLS with {host} failed ({last})"),
+            Some(Remedy::TrustCa),
+        ),
+        Some(Kind::Timeout) => (
+            Kind::Timeout,
+            format!("{host} did not answer in time"),
+            Some(Remedy::CheckReachable),
+        ),
+        Some(Kind::Network) => (
             Kind::Network,
-            format!("{host} closed the connection ({})", last_part(chain)),
-        )
-        .at(url)
-        .with_remedy(Remedy::CheckSchemeOrLog);
-    }
-    let what = if connect {
-        "cannot connect to"
-    } else {
-        "request to"
+            format!("{host} closed the connection ({last})"),
+            Some(Remedy::CheckSchemeOrLog),
+        ),
+        _ => {
+            let what = if connect {
+                "cannot connect to"
+            } else {
+                "request to"
+            };
+            (Kind::Network, format!("{what} {url} failed: {last}"), None)
+        }
     };
-    Diagnosis::new(
-        Kind::Network,
-        format!("{what} {url} failed: {}", last_part(chain)),
-    )
-    .at(url)
+    let mut d = Diagnosis::new(kind, fact).at(url);
+    d.remedy = remedy;
+    d
+}
+
+/// Which transport failure an error chain's text (lower-case) shows; `Network` only for a
+/// connection closed on us. `None`: something else.
+fn transport_kind(lower: &str, https: bool, timeout: bool) -> Option<Kind> {
+    let any = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    if any(&["invalidcontenttype", "corrupt message"]) || (https && any(&["wrong version number"]))
+    {
+        return Some(Kind::HttpToHttps);
+    }
+    if !https
+        && any(&[
+            "invalid http version",
+            "invalid status",
+            "received an invalid",
+            "\\x15\\x03",
+        ])
+    {
+        return Some(Kind::HttpsToHttp);
+    }
+    if any(&["connection refused"]) {
+        return Some(Kind::Refused);
+    }
+    if any(&[
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no address associated",
+        "temporary failure in name resolution",
+    ]) {
+        return Some(Kind::Dns);
+    }
+    if any(&["certificate", "tls", "handshake", "unknownissuer"]) {
+        return Some(Kind::Tls);
+    }
+    if timeout || any(&["timed out", "deadline"]) {
+        return Some(Kind::Timeout);
+    }
+    if any(&["connection reset", "connection closed"]) {
+        return Some(Kind::Network);
+    }
+    None
 }
 
 fn last_part(chain: &str) -> &str {

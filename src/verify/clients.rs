@@ -70,22 +70,14 @@ pub struct Probe {
 impl Probe {
     /// Pull the probe with client `name`.
     pub fn run(&self, name: ClientName) -> ClientReport {
-        let (root, mirror, image, platform, timeout) = (
-            &self.root,
-            self.mirror.as_str(),
-            &self.image,
-            self.platform.as_deref(),
-            self.timeout,
-        );
+        let image = &self.image;
         // One `docker info` serves the docker and buildkit checks below.
-        let dockerd = DockerCli::new(root);
+        let dockerd = DockerCli::new(&self.root);
         let r = match name {
             ClientName::Docker => docker(&dockerd, self),
             ClientName::Containerd => containerd(self),
             ClientName::Buildkit => buildkit(&dockerd, self),
-            ClientName::Podman | ClientName::Skopeo => {
-                containers(name, root, mirror, image, platform, timeout, &self.cli)
-            }
+            ClientName::Podman | ClientName::Skopeo => containers(name, self),
         };
         let (ok, mut detail) = match r {
             Ok(d) => (true, d),
@@ -349,17 +341,37 @@ impl Drop for TempDir {
 
 /// podman or skopeo: registries.conf (and drop-ins) must give the probe's registry a
 /// `[[registry.mirror]]` at the mirror, then a real pull.
-fn containers(
-    name: ClientName,
-    root: &Root,
-    mirror: &str,
-    image: &Reference,
-    platform: Option<&str>,
-    timeout: Duration,
-    cli: &str,
-) -> Result<String, String> {
+fn containers(name: ClientName, p: &Probe) -> Result<String, String> {
     let prog = name.as_str();
-    let fix = format!("`{cli} arm --mirror {mirror} --target registries`");
+    let (file, host) = registries_conf_names_mirror(prog, p)?;
+    let tmp = TempDir::new(prog)?;
+    let reference = p.image.to_string();
+    let c = pull_command(name, p, &tmp.0, &reference);
+    let (ok, out) = output(c, p.timeout * 4)?;
+    if !ok {
+        return Err(format!(
+            "`{prog}` could not pull {reference} although {} lists the mirror {host} ({}): the mirror did not serve it; check the mirror and {}",
+            file.display(),
+            last_line(&out),
+            file.display()
+        ));
+    }
+    Ok(format!(
+        "{} lists mirror {host} for {} and `{prog}` pulled {reference}",
+        file.display(),
+        p.image.registry
+    ))
+}
+
+/// The registries.conf table in effect for the image's registry must list the mirror (with
+/// `insecure = true` when it is plain HTTP) and no per-user file may override it. Returns the
+/// deciding file and the mirror's `host[:port]`.
+fn registries_conf_names_mirror(
+    prog: &str,
+    p: &Probe,
+) -> Result<(std::path::PathBuf, String), String> {
+    let (root, mirror, image) = (&p.root, p.mirror.as_str(), &p.image);
+    let fix = format!("`{} arm --mirror {mirror} --target registries`", p.cli);
     let main = root.join(targets::registries::MAIN_CONF);
     let eff = host::containers::effective(root, &image.registry).map_err(|e| format!("{e:#}"))?;
     let (host, plain_http) = match mirror.split_once("://") {
@@ -369,7 +381,7 @@ fn containers(
         ),
         None => (mirror.to_ascii_lowercase(), false),
     };
-    let Some(file) = &eff.file else {
+    let Some(file) = eff.file else {
         return Err(format!(
             "no [[registry]] for {} in {} or its drop-ins: {prog} pulls from the upstream; run {fix}",
             image.registry,
@@ -396,74 +408,59 @@ fn containers(
             main.display()
         ));
     }
-    let tmp = TempDir::new(prog)?;
-    let reference = format!("{image}");
-    let mut c = containers_cmd(root, &tmp.0, prog);
+    Ok((file, host))
+}
+
+/// `podman pull` or `skopeo copy … dir:` of `reference`, storage under `tmp` when not on the
+/// real root.
+fn pull_command(name: ClientName, p: &Probe, tmp: &Path, reference: &str) -> Command {
+    let root = &p.root;
+    let mut c = containers_cmd(root, tmp, name.as_str());
     // A tree without a signature policy (a bare --root) gets a permissive one for this pull.
     let policy = (!root.exists("/etc/containers/policy.json")).then(|| {
-        let p = tmp.0.join("policy.json");
-        let _ = std::fs::write(&p, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#);
-        p
+        let f = tmp.join("policy.json");
+        let _ = std::fs::write(&f, r#"{"default":[{"type":"insecureAcceptAnything"}]}"#);
+        f
     });
-    match name {
-        ClientName::Podman => {
-            if !root.is_real() {
-                for d in ["storage", "run"] {
-                    let _ = std::fs::create_dir_all(tmp.0.join(d));
-                }
-                c.arg("--root")
-                    .arg(tmp.0.join("storage"))
-                    .arg("--runroot")
-                    .arg(tmp.0.join("run"))
-                    .arg("--tmpdir")
-                    .arg(&tmp.0)
-                    .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
-                    .args(["--events-backend", "file"]);
+    if name == ClientName::Podman {
+        if !root.is_real() {
+            for d in ["storage", "run"] {
+                let _ = std::fs::create_dir_all(tmp.join(d));
             }
-            c.args(["pull", "--quiet"]);
-            if let Some(p) = &policy {
-                c.arg("--signature-policy").arg(p);
-            }
-            if let Some(p) = platform {
-                c.args(["--platform", p]);
-            }
-            c.arg(&reference);
+            c.arg("--root")
+                .arg(tmp.join("storage"))
+                .arg("--runroot")
+                .arg(tmp.join("run"))
+                .arg("--tmpdir")
+                .arg(tmp)
+                .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+                .args(["--events-backend", "file"]);
         }
-        _ => {
-            if let Some(p) = &policy {
-                c.arg("--policy").arg(p);
-            }
-            c.args(["copy", "--quiet"]);
-            if let Some(p) = platform {
-                let mut parts = p.split('/');
-                if let Some(os) = parts.next() {
-                    c.args(["--override-os", os]);
-                }
-                if let Some(arch) = parts.next() {
-                    c.args(["--override-arch", arch]);
-                }
-                if let Some(variant) = parts.next() {
-                    c.args(["--override-variant", variant]);
-                }
-            }
-            c.arg(format!("docker://{reference}"))
-                .arg(format!("dir:{}", tmp.0.join("copy").display()));
+        c.args(["pull", "--quiet"]);
+        if let Some(f) = &policy {
+            c.arg("--signature-policy").arg(f);
+        }
+        if let Some(pf) = p.platform.as_deref() {
+            c.args(["--platform", pf]);
+        }
+        c.arg(reference);
+        return c;
+    }
+    if let Some(f) = &policy {
+        c.arg("--policy").arg(f);
+    }
+    c.args(["copy", "--quiet"]);
+    if let Some(pf) = p.platform.as_deref() {
+        for (flag, part) in ["--override-os", "--override-arch", "--override-variant"]
+            .into_iter()
+            .zip(pf.split('/'))
+        {
+            c.args([flag, part]);
         }
     }
-    let (ok, out) = output(c, timeout * 4)?;
-    if !ok {
-        return Err(format!(
-            "`{prog}` could not pull {reference} although {} lists the mirror {host} ({}): the mirror did not serve it; check the mirror and {}",
-            file.display(),
-            last_line(&out),
-            file.display()
-        ));
-    }
-    Ok(format!(
-        "{} lists mirror {host} for {} and `{prog}` pulled {reference}",
-        file.display(),
-        image.registry
-    ))
+    c.arg(format!("docker://{reference}"))
+        .arg(format!("dir:{}", tmp.join("copy").display()));
+    c
 }
 
 /// `prog` reading `<root>/etc/containers` as `/etc/containers`: itself on the real root, else

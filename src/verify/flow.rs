@@ -168,8 +168,7 @@ async fn probe_clients(report: &mut Report, mirror: &str, opts: &Options) -> Res
 }
 
 /// When both pulls showed only distribution's storage fingerprint, ask whether the mirror
-/// takes pushes (a plain registry does, distribution in proxy mode refuses with 405); if it did
-/// not refuse like a proxy, the fingerprint proves nothing and the pulls are demoted.
+/// takes pushes (a plain registry does, distribution in proxy mode refuses with 405).
 async fn push_probe(client: &Client, report: &mut Report, repo: &str) -> Option<PushProbe> {
     let (p1, p2) = (report.pulls.first()?, report.pulls.get(1)?);
     if !verdict::warm_fingerprint(p1, p2) {
@@ -186,13 +185,6 @@ async fn push_probe(client: &Client, report: &mut Report, repo: &str) -> Option<
         },
     };
     report.push_probe = Some(push.summary.clone());
-    if !push.refused_like_a_proxy() {
-        // A plain registry (or a non-caching proxy in front of one) looks the same, so these
-        // pulls are not reported as hits.
-        for pull in &mut report.pulls {
-            verdict::demote_fingerprint(pull, &push.summary);
-        }
-    }
     Some(push)
 }
 

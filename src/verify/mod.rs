@@ -155,15 +155,13 @@ async fn run_async(opts: &Options) -> Result<Report> {
     }
     report.embedded = stopped;
     let embedded_upstream = report.embedded.as_ref().map(|e| e.upstream.clone());
-    let (ok, verdict) = verdict::conclude(
-        &report,
+    verdict::conclude(
+        &mut report,
         push.as_ref(),
         embedded_upstream
             .as_deref()
             .map(|upstream| verdict::Embedded { upstream }),
     );
-    report.ok = ok;
-    report.verdict = verdict;
     Ok(report)
 }
 

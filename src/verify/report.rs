@@ -183,13 +183,18 @@ impl Report {
     }
 }
 
+/// `✓` or `✗`.
+fn mark(b: bool) -> console::StyledObject<&'static str> {
+    if b {
+        console::style("✓").green().bold()
+    } else {
+        console::style("✗").red().bold()
+    }
+}
+
 /// The report as text on stdout. `cli`: `mirrorctl` with the global options the user gave,
 /// for the commands the report suggests.
 pub fn print_human(r: &Report, cli: &str) {
-    let ok = console::style("✓").green().bold();
-    let ko = console::style("✗").red().bold();
-    let warn = console::style("!").yellow().bold();
-    let mark = |b: bool| if b { ok.clone() } else { ko.clone() };
     println!("verify {} through {}", r.image, r.mirror);
     if let Some(e) = &r.embedded {
         println!(
@@ -207,84 +212,20 @@ pub fn print_human(r: &Report, cli: &str) {
     match &r.preflight.error {
         None => println!(
             "{} preflight  GET {} → {} (auth: {})",
-            ok,
+            mark(true),
             r.preflight.url,
             r.preflight.status.unwrap_or(0),
             r.preflight.auth
         ),
-        Some(e) => println!("{} preflight  {}", ko, e.message),
+        Some(e) => println!("{} preflight  {}", mark(false), e.message),
     }
     if let Some(a) = &r.armed {
-        let naming = a.files.iter().filter(|f| f.names_mirror).count();
-        if naming == a.files.len() {
-            println!(
-                "{ok} armed      every armed config ({naming}) names {}",
-                r.mirror
-            );
-        } else {
-            let not: Vec<String> = a
-                .files
-                .iter()
-                .filter(|f| !f.names_mirror)
-                .map(|f| format!("{} ({})", f.file, f.target))
-                .collect();
-            println!(
-                "{warn} armed      {} armed config(s) do not name {}: {} — run `{cli} arm --mirror {}`",
-                not.len(),
-                r.mirror,
-                not.join(", "),
-                r.mirror
-            );
-        }
+        print_armed(a, &r.mirror, cli);
     }
     for p in &r.pulls {
-        let head = format!("pull #{}    ", p.n);
-        match &p.error {
-            Some(e) => println!("{} {head}{}", ko, e.message),
-            None => {
-                let good = p.n == 1 || r.ok;
-                let strength = match (p.cache, p.strength) {
-                    (Cache::Unknown, _) | (_, Strength::None) => "",
-                    (_, Strength::Proven) => ", proven",
-                    (_, Strength::Inferred) => ", inferred",
-                };
-                println!(
-                    "{} {head}{} bytes in {:.2}s — {}{strength} ({})",
-                    mark(good),
-                    p.bytes,
-                    p.seconds,
-                    p.cache.as_str(),
-                    p.reason
-                );
-            }
-        }
-        if crate::diag::verbose() {
-            for x in &p.responses {
-                println!(
-                    "      {:<17} {} {} — {} ({})",
-                    x.kind.as_str(),
-                    x.status,
-                    x.url,
-                    x.cache.as_str(),
-                    x.evidence
-                );
-            }
-        }
+        print_pull(r, p);
         if r.upstream_blocked && p.n == 1 {
-            let check = match r.upstream_unreachable {
-                Some(true) => "; upstream names now resolve to 0.0.0.0/::".to_string(),
-                Some(false) if !r.upstream_proxies.is_empty() => format!(
-                    "; but a proxy from the environment still reaches the upstream ({}): add its names to NO_PROXY for the block to hold",
-                    r.upstream_proxies.join(", ")
-                ),
-                Some(false) => "; but an upstream name still resolves elsewhere".to_string(),
-                None => String::new(),
-            };
-            println!(
-                "{} block      upstream host names blocked in {}{check}",
-                mark(r.upstream_unreachable != Some(false)),
-                r.hosts_file.as_deref().unwrap_or("?")
-            );
+            print_block(r);
         }
     }
     for c in &r.clients {
@@ -296,9 +237,9 @@ pub fn print_human(r: &Report, cli: &str) {
             mark(restored),
             r.hosts_file.as_deref().unwrap_or("?"),
             if restored {
-                "restored"
+                "restored".to_string()
             } else {
-                "NOT restored: run `mirrorctl verify --cleanup`"
+                format!("NOT restored: run `{cli} verify --cleanup`")
             }
         );
     }
@@ -311,4 +252,79 @@ pub fn print_human(r: &Report, cli: &str) {
         );
     }
     println!("{} {}", mark(r.ok), r.verdict);
+}
+
+fn print_armed(a: &Armed, mirror: &str, cli: &str) {
+    let naming = a.files.iter().filter(|f| f.names_mirror).count();
+    if naming == a.files.len() {
+        println!(
+            "{} armed      every armed config ({naming}) names {mirror}",
+            mark(true)
+        );
+        return;
+    }
+    let not: Vec<String> = a
+        .files
+        .iter()
+        .filter(|f| !f.names_mirror)
+        .map(|f| format!("{} ({})", f.file, f.target))
+        .collect();
+    println!(
+        "{} armed      {} armed config(s) do not name {mirror}: {} — run `{cli} arm --mirror {mirror}`",
+        console::style("!").yellow().bold(),
+        not.len(),
+        not.join(", "),
+    );
+}
+
+fn print_pull(r: &Report, p: &PullReport) {
+    let head = format!("pull #{}    ", p.n);
+    match &p.error {
+        Some(e) => println!("{} {head}{}", mark(false), e.message),
+        None => {
+            let good = p.n == 1 || r.ok;
+            let strength = match (p.cache, p.strength) {
+                (Cache::Unknown, _) | (_, Strength::None) => "",
+                (_, Strength::Proven) => ", proven",
+                (_, Strength::Inferred) => ", inferred",
+            };
+            println!(
+                "{} {head}{} bytes in {:.2}s — {}{strength} ({})",
+                mark(good),
+                p.bytes,
+                p.seconds,
+                p.cache.as_str(),
+                p.reason
+            );
+        }
+    }
+    if crate::diag::verbose() {
+        for x in &p.responses {
+            println!(
+                "      {:<17} {} {} — {} ({})",
+                x.kind.as_str(),
+                x.status,
+                x.url,
+                x.cache.as_str(),
+                x.evidence
+            );
+        }
+    }
+}
+
+fn print_block(r: &Report) {
+    let check = match r.upstream_unreachable {
+        Some(true) => "; upstream names now resolve to 0.0.0.0/::".to_string(),
+        Some(false) if !r.upstream_proxies.is_empty() => format!(
+            "; but a proxy from the environment still reaches the upstream ({}): add its names to NO_PROXY for the block to hold",
+            r.upstream_proxies.join(", ")
+        ),
+        Some(false) => "; but an upstream name still resolves elsewhere".to_string(),
+        None => String::new(),
+    };
+    println!(
+        "{} block      upstream host names blocked in {}{check}",
+        mark(r.upstream_unreachable != Some(false)),
+        r.hosts_file.as_deref().unwrap_or("?")
+    );
 }

@@ -30,7 +30,7 @@ pub fn warm_fingerprint(p1: &PullReport, p2: &PullReport) -> bool {
 
 /// Turn a hit inferred from distribution's storage fingerprint into `unknown`: the push probe
 /// (`probe`) could not tell a warm distribution mirror from a plain registry.
-pub fn demote_fingerprint(pull: &mut PullReport, probe: &str) {
+fn demote_fingerprint(pull: &mut PullReport, probe: &str) {
     if pull.cache == Cache::Hit && pull.strength == Strength::Inferred {
         pull.cache = Cache::Unknown;
         pull.strength = Strength::None;
@@ -52,8 +52,23 @@ pub struct Embedded<'a> {
     pub upstream: &'a str,
 }
 
-/// The run's verdict: (ok, one sentence).
-pub fn conclude(
+/// Decide the run's verdict and write it into the report (`ok`, `verdict`). When the push probe
+/// did not show a proxy, the fingerprint proved nothing: after the verdict is taken, the pulls'
+/// fingerprint hits are reported `unknown`.
+pub fn conclude(report: &mut Report, push: Option<&PushProbe>, embedded: Option<Embedded<'_>>) {
+    let (ok, verdict) = verdict_of(report, push, embedded);
+    report.ok = ok;
+    report.verdict = verdict;
+    if let Some(p) = push.filter(|p| !p.refused_like_a_proxy()) {
+        // A plain registry (or a non-caching proxy in front of one) looks the same, so these
+        // pulls are not reported as hits.
+        for pull in &mut report.pulls {
+            demote_fingerprint(pull, &p.summary);
+        }
+    }
+}
+
+fn verdict_of(
     report: &Report,
     push: Option<&PushProbe>,
     embedded: Option<Embedded<'_>>,
