@@ -256,6 +256,51 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Every flag and environment variable of every subcommand's `--help` is in the README.
+    #[test]
+    fn the_readme_documents_every_flag() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let mut missing = Vec::new();
+        let mut root = Cli::command();
+        root.build();
+        let mut cmds = vec![(String::from("mirrorctl"), root.clone())];
+        cmds.extend(
+            root.get_subcommands()
+                .map(|c| (format!("mirrorctl {}", c.get_name()), c.clone())),
+        );
+        for (name, cmd) in cmds {
+            for a in cmd.get_arguments() {
+                let mut words: Vec<String> = Vec::new();
+                if let Some(l) = a.get_long() {
+                    words.push(format!("--{l}"));
+                }
+                if let Some(s) = a.get_short() {
+                    words.push(format!("-{s}"));
+                }
+                if let Some(e) = a.get_env() {
+                    words.push(e.to_string_lossy().into_owned());
+                }
+                for w in words {
+                    let shown = readme.contains(&format!("`{w}"))
+                        || readme.contains(&format!("{w}`"))
+                        || readme.contains(&format!("{w} "))
+                        || readme.contains(&format!("{w}/"));
+                    if !shown && w != "--help" && w != "-h" {
+                        missing.push(format!("{name}: {w}"));
+                    }
+                }
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        assert!(
+            missing.is_empty(),
+            "in --help but not in README.md:\n{}",
+            missing.join("\n")
+        );
+    }
+
     #[test]
     fn targets_take_lists_and_repeats() {
         let cli = Cli::try_parse_from([

@@ -104,7 +104,7 @@ pub fn cli_prefix(g: &Global) -> String {
 }
 
 /// A word as a POSIX shell reads it back (single-quoted when it holds anything special).
-fn shell_word(w: &str) -> String {
+pub fn shell_word(w: &str) -> String {
     let plain = !w.is_empty()
         && w.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c));

@@ -16,8 +16,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_mirrorctl");
 /// Five real files (the fixtures' own), one per target, and the mirror each is armed with.
 const FILES: &[(&str, &str)] = &[
     ("docker/other-keys-4-space", "etc/docker/daemon.json"),
-    ("buildkit/no-trailing-newline", "etc/buildkit/buildkitd.toml"),
-    ("containerd/debian-default-config", "etc/containerd/config.toml"),
+    (
+        "buildkit/no-trailing-newline",
+        "etc/buildkit/buildkitd.toml",
+    ),
+    (
+        "containerd/debian-default-config",
+        "etc/containerd/config.toml",
+    ),
     (
         "registries/main-docker-io-table-with-mirrors",
         "etc/containers/registries.conf",
@@ -156,7 +162,11 @@ fn arm_and_disarm_killed_at_random_moments_leave_nothing_behind() {
     for run in 0..runs {
         // A few killed runs in a row (arm or disarm), then a complete disarm.
         for _ in 0..=(rng.next() % 3) {
-            let args: &[&str] = if rng.next() % 3 == 0 { &["disarm"] } else { ARM };
+            let args: &[&str] = if rng.next() % 3 == 0 {
+                &["disarm"]
+            } else {
+                ARM
+            };
             let mut c = mirrorctl(&root, &state, args);
             c.process_group(0);
             let mut child = c.spawn().unwrap();
@@ -194,7 +204,8 @@ fn arm_and_disarm_killed_at_random_moments_leave_nothing_behind() {
         );
         let now = snapshot(&root);
         for (rel, bytes) in &original {
-            let text = |b: &Option<Vec<u8>>| b.as_ref().map(|b| String::from_utf8_lossy(b).to_string());
+            let text =
+                |b: &Option<Vec<u8>>| b.as_ref().map(|b| String::from_utf8_lossy(b).to_string());
             assert_eq!(
                 now.get(rel).map(text),
                 Some(text(bytes)),

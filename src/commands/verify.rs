@@ -36,7 +36,7 @@ pub fn run(g: &Global, a: &VerifyArgs, swept: Option<String>) -> Result<i32> {
     if a.json {
         output::print_json(&report)?;
     } else if !output::quiet() {
-        verify::report::print_human(&report, &opts.cli);
+        verify::report::print_human(&report, &opts.cli, &opts.cleanup_cmd);
     } else if !report.ok {
         output::print_error_line(&report.verdict);
     }
@@ -134,8 +134,22 @@ fn options(
         block_upstream: a.block_upstream.then(|| hosts_path.to_path_buf()),
         clients: a.clients.clone(),
         progress: !a.json,
+        cleanup_cmd: cleanup_cmd(g, a),
         cli: output::cli_prefix(g),
     })
+}
+
+/// `mirrorctl [--root …] verify --cleanup [--hosts-file …]`: followed as printed, it cleans the
+/// file this run blocked.
+fn cleanup_cmd(g: &Global, a: &VerifyArgs) -> String {
+    let mut c = format!("{} verify --cleanup", output::cli_prefix(g));
+    if let Some(h) = &a.hosts_file {
+        c.push_str(&format!(
+            " --hosts-file {}",
+            output::shell_word(&h.to_string_lossy())
+        ));
+    }
+    c
 }
 
 fn read_password_stdin() -> Result<String> {

@@ -797,7 +797,11 @@ pub fn proxy_for(url: &str, env: impl Fn(&str) -> Option<String>) -> Option<(Str
 pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> Diagnosis {
     let host = host_of(url);
     let last = last_part(chain);
-    let kind = transport_kind(&chain.to_ascii_lowercase(), url.starts_with("https://"), timeout);
+    let kind = transport_kind(
+        &chain.to_ascii_lowercase(),
+        url.starts_with("https://"),
+        timeout,
+    );
     let (kind, fact, remedy) = match kind {
         Some(Kind::HttpToHttps) => (
             Kind::HttpToHttps,

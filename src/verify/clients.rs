@@ -52,6 +52,17 @@ fn last_line(s: &str) -> &str {
     s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
 }
 
+/// The upstream block as a client sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Block {
+    /// No `--block-upstream`.
+    No,
+    /// Every upstream name resolves to 0.0.0.0/:: for this machine's resolver.
+    Held,
+    /// The block is there but does not hold for the resolver (why, in words).
+    NotForResolver(String),
+}
+
 /// One client probe's inputs.
 pub struct Probe {
     pub root: Root,
@@ -60,8 +71,8 @@ pub struct Probe {
     pub image: Reference,
     /// `--platform` as given.
     pub platform: Option<String>,
-    /// The upstream names are blocked in this host's resolver.
-    pub blocked: bool,
+    /// Whether, and how well, the upstream is blocked for this client.
+    pub block: Block,
     pub timeout: Duration,
     /// `mirrorctl` with the user's global options, for the fixes the probe suggests.
     pub cli: String,
@@ -83,12 +94,21 @@ impl Probe {
             Ok(d) => (true, d),
             Err(d) => (false, d),
         };
-        if ok && !self.blocked {
-            detail.push_str(
+        match (&self.block, ok) {
+            (Block::No, true) => detail.push_str(
                 "; the upstream was not blocked, so a silent fallback to it is not ruled out (add --block-upstream)",
-            );
+            ),
+            (Block::NotForResolver(why), true) => {
+                detail.push_str(&format!(
+                    "; the upstream was blocked, but {why}, so a silent fallback to it is not ruled out"
+                ));
+            }
+            _ => {}
         }
-        if ok && self.blocked && matches!(name, ClientName::Docker | ClientName::Buildkit) {
+        if ok
+            && self.block == Block::Held
+            && matches!(name, ClientName::Docker | ClientName::Buildkit)
+        {
             if let Some(p) = dockerd.upstream_proxy(image) {
                 detail.push_str(&format!(
                     "; but dockerd itself sends {} requests through the proxy {p} (`docker info`), which the hosts block does not stop, so a fallback through it is not ruled out",

@@ -50,7 +50,13 @@ pub async fn run(
         return Ok((report, None));
     }
     if let Some(path) = &opts.block_upstream {
-        block_upstream(&mut report, path, &opts.image.registry, &guard)?;
+        block_upstream(
+            &mut report,
+            path,
+            &opts.image.registry,
+            &guard,
+            &opts.cleanup_cmd,
+        )?;
     }
     let pull2 = pull(client, &opts.image, platform, 2, &reporter(opts, 2)).await;
     probe_clients(&mut report, mirror, opts).await?;
@@ -109,9 +115,10 @@ fn block_upstream(
     path: &Path,
     registry: &str,
     guard: &SharedGuard,
+    cleanup_cmd: &str,
 ) -> Result<()> {
     let names = oci::upstream_hosts(registry);
-    let g = HostsGuard::install(path, &names)?;
+    let g = HostsGuard::install(path, &names, cleanup_cmd)?;
     report.upstream_blocked = true;
     report.upstream_unreachable = upstream_unreachable(path, &names);
     // A proxy resolves the upstream's name itself: the hosts block does not stop clients
@@ -150,14 +157,30 @@ fn upstream_unreachable(path: &Path, names: &[String]) -> Option<bool> {
 
 /// Pull the probe with each `--client`, on the blocking pool (they run child processes).
 async fn probe_clients(report: &mut Report, mirror: &str, opts: &Options) -> Result<()> {
-    let blocked = report.upstream_unreachable == Some(true);
+    let block = match (report.upstream_blocked, report.upstream_unreachable) {
+        (false, _) => clients::Block::No,
+        (true, Some(true)) => clients::Block::Held,
+        (true, Some(false)) if !report.upstream_proxies.is_empty() => {
+            clients::Block::NotForResolver(format!(
+                "a proxy from the environment still reaches it ({})",
+                report.upstream_proxies.join(", ")
+            ))
+        }
+        (true, Some(false)) => {
+            clients::Block::NotForResolver("an upstream name still resolves elsewhere".into())
+        }
+        (true, None) => clients::Block::NotForResolver(format!(
+            "in {}, which this machine's resolver (and so the client) does not read",
+            report.hosts_file.as_deref().unwrap_or("?")
+        )),
+    };
     for name in opts.clients.iter().copied() {
         let probe = clients::Probe {
             root: opts.root.clone(),
             mirror: mirror.to_string(),
             image: opts.image.clone(),
             platform: opts.platform.as_ref().map(ToString::to_string),
-            blocked,
+            block: block.clone(),
             timeout: opts.timeout,
             cli: opts.cli.clone(),
         };

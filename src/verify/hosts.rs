@@ -185,8 +185,9 @@ pub struct HostsGuard {
 }
 
 impl HostsGuard {
-    /// Append the block for `hosts` to `path`. Refuses when a live run's block is there.
-    pub fn install(path: &Path, hosts: &[String]) -> Result<HostsGuard> {
+    /// Append the block for `hosts` to `path`. Refuses when a live run's block is there
+    /// (`cleanup_cmd`: what removes a block, for the message).
+    pub fn install(path: &Path, hosts: &[String], cleanup_cmd: &str) -> Result<HostsGuard> {
         if let Some(note) = cleanup_stale_at(path)? {
             crate::diag::note(&note);
         }
@@ -200,7 +201,7 @@ impl HostsGuard {
         };
         if let Some(f) = existing.as_deref().and_then(find) {
             anyhow::bail!(
-                "`{}` already holds the upstream block of a running mirrorctl verify (pid {}); wait for it or run `mirrorctl verify --cleanup`",
+                "`{}` already holds the upstream block of a running mirrorctl verify (pid {}); wait for it or run `{cleanup_cmd}`",
                 path.display(),
                 f.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
             );
@@ -274,7 +275,7 @@ mod tests {
                 std::fs::write(&p, o).unwrap();
             }
             {
-                let g = HostsGuard::install(&p, &hosts()).unwrap();
+                let g = HostsGuard::install(&p, &hosts(), "mirrorctl verify --cleanup").unwrap();
                 let during = std::fs::read_to_string(&p).unwrap();
                 assert!(
                     during.contains("0.0.0.0 registry-1.docker.io\n"),
@@ -282,7 +283,7 @@ mod tests {
                 );
                 assert!(during.contains(":: auth.docker.io\n"), "{during}");
                 assert!(during.starts_with(original.unwrap_or("")));
-                assert!(HostsGuard::install(&p, &hosts()).is_err());
+                assert!(HostsGuard::install(&p, &hosts(), "mirrorctl verify --cleanup").is_err());
                 drop(g);
             }
             match original {

@@ -64,6 +64,8 @@ pub struct Options {
     /// `mirrorctl` and the global options the user gave (`--root`, `--state-dir`), for the
     /// commands the report suggests.
     pub cli: String,
+    /// The command that removes this run's hosts block (with `--hosts-file` when given).
+    pub cleanup_cmd: String,
 }
 
 /// verify was stopped by a signal (after removing its hosts block and temporary cache).
@@ -73,6 +75,8 @@ pub struct Interrupted {
     /// 128 + the signal number.
     pub exit_code: i32,
     pub hosts_restored: bool,
+    /// What removes the block when it could not be.
+    pub cleanup_cmd: String,
 }
 
 impl std::fmt::Display for Interrupted {
@@ -84,9 +88,13 @@ impl std::fmt::Display for Interrupted {
             if self.hosts_restored {
                 "the hosts file is restored"
             } else {
-                "could not restore the hosts file: run `mirrorctl verify --cleanup`"
+                "could not restore the hosts file"
             }
-        )
+        )?;
+        if !self.hosts_restored {
+            write!(f, ": run `{}`", self.cleanup_cmd)?;
+        }
+        Ok(())
     }
 }
 
@@ -135,8 +143,8 @@ async fn run_async(opts: &Options) -> Result<Report> {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             r = work => r,
-            _ = tokio::signal::ctrl_c() => Err(interrupted(&guard, "SIGINT", 130).into()),
-            _ = term.recv() => Err(interrupted(&guard, "SIGTERM", 143).into()),
+            _ = tokio::signal::ctrl_c() => Err(interrupted(&guard, "SIGINT", 130, opts).into()),
+            _ = term.recv() => Err(interrupted(&guard, "SIGTERM", 143, opts).into()),
         }
     };
     // The guard is released inside the flow; on an early error, here.
@@ -166,12 +174,18 @@ async fn run_async(opts: &Options) -> Result<Report> {
 }
 
 /// SIGINT/SIGTERM: remove the block and the embedded cache; the caller exits 128+signal.
-fn interrupted(guard: &flow::SharedGuard, signal: &'static str, exit_code: i32) -> Interrupted {
+fn interrupted(
+    guard: &flow::SharedGuard,
+    signal: &'static str,
+    exit_code: i32,
+    opts: &Options,
+) -> Interrupted {
     embedded::remove_live();
     Interrupted {
         signal,
         exit_code,
         hosts_restored: flow::restore(guard),
+        cleanup_cmd: opts.cleanup_cmd.clone(),
     }
 }
 

@@ -193,8 +193,8 @@ fn mark(b: bool) -> console::StyledObject<&'static str> {
 }
 
 /// The report as text on stdout. `cli`: `mirrorctl` with the global options the user gave,
-/// for the commands the report suggests.
-pub fn print_human(r: &Report, cli: &str) {
+/// for the commands the report suggests; `cleanup`: the command that removes the hosts block.
+pub fn print_human(r: &Report, cli: &str, cleanup: &str) {
     println!("verify {} through {}", r.image, r.mirror);
     if let Some(e) = &r.embedded {
         println!(
@@ -239,7 +239,7 @@ pub fn print_human(r: &Report, cli: &str) {
             if restored {
                 "restored".to_string()
             } else {
-                format!("NOT restored: run `{cli} verify --cleanup`")
+                format!("NOT restored: run `{cleanup}`")
             }
         );
     }
