@@ -162,7 +162,7 @@ fn arm_and_disarm_killed_at_random_moments_leave_nothing_behind() {
     for run in 0..runs {
         // A few killed runs in a row (arm or disarm), then a complete disarm.
         for _ in 0..=(rng.next() % 3) {
-            let args: &[&str] = if rng.next() % 3 == 0 {
+            let args: &[&str] = if rng.next().is_multiple_of(3) {
                 &["disarm"]
             } else {
                 ARM
