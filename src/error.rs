@@ -197,6 +197,13 @@ impl fmt::Display for ExitWith {
 
 impl std::error::Error for ExitWith {}
 
+/// Lock a mutex, also when another thread panicked while holding it: the values guarded here
+/// (caches, counters, a hosts-file guard) stay usable, and a panic elsewhere must not turn
+/// into a second one.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The exit code an error chain maps to.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     if let Some(e) = find::<ExitWith>(err) {

@@ -105,7 +105,8 @@ impl Info {
 
     /// `major.minor` of the answering dockerd.
     pub fn server_version(&self) -> Option<(u32, u32)> {
-        self.0["ServerVersion"]
+        self.0
+            .get("ServerVersion")?
             .as_str()
             .and_then(dockerd_version::parse)
     }
@@ -119,7 +120,7 @@ impl Info {
             "NO_PROXY" => "NoProxy",
             _ => return None,
         };
-        self.0[field].as_str().map(String::from)
+        self.0.get(field)?.as_str().map(String::from)
     }
 }
 

@@ -163,8 +163,8 @@ fn run_helper(name: &str, server: &str) -> Result<Option<Found>, String> {
     }
     let v: serde_json::Value = serde_json::from_str(stdout.trim())
         .map_err(|_| format!("the credential helper `{bin}` did not answer with JSON"))?;
-    let username = v["Username"].as_str().unwrap_or_default();
-    let secret = v["Secret"].as_str().unwrap_or_default();
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default();
+    let (username, secret) = (field("Username"), field("Secret"));
     if secret.is_empty() {
         return Ok(None);
     }

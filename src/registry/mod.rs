@@ -394,7 +394,7 @@ impl Client {
             .or_else(|| {
                 serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
-                    .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+                    .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
             })
             .unwrap_or_default();
         let digest = match reference.parse::<Digest>() {
@@ -497,7 +497,7 @@ impl Client {
         url: &str,
         accept: Option<&str>,
     ) -> Result<reqwest::Response, Diagnosis> {
-        let cached = self.auth.lock().unwrap().get(repo).cloned();
+        let cached = crate::error::lock(&self.auth).get(repo).cloned();
         let resp = self.send_raw(url, accept, cached.as_deref()).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
@@ -536,9 +536,7 @@ impl Client {
                 &exchange.headers,
             ));
         }
-        self.auth
-            .lock()
-            .unwrap()
+        crate::error::lock(&self.auth)
             .insert(repo.to_string(), authorization);
         Ok(resp)
     }
@@ -609,7 +607,7 @@ impl Client {
     pub async fn probe_push(&self, repo: &str) -> Result<Exchange, Diagnosis> {
         let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
         let mut req = self.http.post(&url);
-        if let Some(a) = self.auth.lock().unwrap().get(repo).cloned() {
+        if let Some(a) = crate::error::lock(&self.auth).get(repo).cloned() {
             req = req.header(AUTHORIZATION, a);
         }
         let resp = req.send().await.map_err(|e| classify_error(&e, &url))?;
@@ -622,7 +620,7 @@ impl Client {
                     .map(|u| u.to_string())
                     .unwrap_or_else(|_| loc.to_string());
                 let mut del = self.http.delete(&target);
-                if let Some(a) = self.auth.lock().unwrap().get(repo).cloned() {
+                if let Some(a) = crate::error::lock(&self.auth).get(repo).cloned() {
                     del = del.header(AUTHORIZATION, a);
                 }
                 let _ = del.send().await;

@@ -177,9 +177,9 @@ pub fn parse_response(body: &[u8], realm: &str) -> Result<Token, Diagnosis> {
             format!("the token server {realm} did not answer with JSON"),
         )
     })?;
-    let token = v["token"]
-        .as_str()
-        .or_else(|| v["access_token"].as_str())
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str());
+    let token = field("token")
+        .or_else(|| field("access_token"))
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             Diagnosis::new(
@@ -189,8 +189,9 @@ pub fn parse_response(body: &[u8], realm: &str) -> Result<Token, Diagnosis> {
         })?;
     // A token is trusted for at most a day, whatever the realm says: a huge `expires_in`
     // must not overflow `Instant + expires_in` where it is cached.
-    let expires_in = v["expires_in"]
-        .as_u64()
+    let expires_in = v
+        .get("expires_in")
+        .and_then(|x| x.as_u64())
         .filter(|&s| s > 0)
         .unwrap_or(60)
         .min(MAX_TOKEN_LIFETIME.as_secs());

@@ -297,8 +297,9 @@ fn buildkit_plain_http_entry(
     else {
         return Ok(());
     };
-    let mut listed: Vec<String> = doc["insecure-registries"]
-        .as_array()
+    let mut listed: Vec<String> = doc
+        .get("insecure-registries")
+        .and_then(|v| v.as_array())
         .map(|a| {
             a.iter()
                 .filter_map(|v| v.as_str().map(String::from))

@@ -44,7 +44,7 @@ impl Embedded {
         }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating the embedded cache {}", dir.display()))?;
-        *LIVE_DIR.lock().unwrap() = Some(dir.clone());
+        *crate::error::lock(&LIVE_DIR) = Some(dir.clone());
         let mut config = serve::Config::ephemeral(upstream, dir.clone());
         config.default_upstream.registry = registry.to_string();
         let handle = match serve::start(config).await {
@@ -88,7 +88,7 @@ impl Drop for Embedded {
 
 /// Remove the running server's cache dir (also called on SIGINT/SIGTERM). True when gone.
 pub fn remove_live() -> bool {
-    match LIVE_DIR.lock().unwrap().take() {
+    match crate::error::lock(&LIVE_DIR).take() {
         Some(d) => std::fs::remove_dir_all(&d).is_ok() || !d.exists(),
         None => true,
     }

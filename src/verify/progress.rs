@@ -45,7 +45,7 @@ impl Reporter {
                 ProgressStyle::with_template(
                     "{prefix} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
                 )
-                .expect("valid template")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
             b.set_prefix(format!("pull #{n}"));
@@ -67,14 +67,14 @@ impl Reporter {
 
     /// (blob bytes received, expected total).
     pub fn bytes(&self) -> (u64, u64) {
-        let c = self.counts.lock().unwrap();
+        let c = crate::error::lock(&self.counts);
         (c.done, c.total)
     }
 }
 
 impl Progress for Reporter {
     fn start(&self, blobs: usize, total: u64) {
-        let mut c = self.counts.lock().unwrap();
+        let mut c = crate::error::lock(&self.counts);
         c.blobs = blobs;
         c.total = total;
         c.started = Some(Instant::now());
@@ -92,7 +92,7 @@ impl Progress for Reporter {
     }
 
     fn advance(&self, n: u64) {
-        self.counts.lock().unwrap().done += n;
+        crate::error::lock(&self.counts).done += n;
         if let Some(b) = &self.bar {
             b.inc(n);
         }
@@ -103,7 +103,7 @@ impl Progress for Reporter {
             b.finish_and_clear();
         }
         if self.lines {
-            let c = self.counts.lock().unwrap();
+            let c = crate::error::lock(&self.counts);
             let secs = c.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
             eprintln!(
                 "{}: {} of {} blob bytes in {} blob(s), {secs:.2} s{}",
