@@ -536,8 +536,7 @@ impl Client {
                 &exchange.headers,
             ));
         }
-        crate::error::lock(&self.auth)
-            .insert(repo.to_string(), authorization);
+        crate::error::lock(&self.auth).insert(repo.to_string(), authorization);
         Ok(resp)
     }
 
