@@ -1,4 +1,5 @@
-//! Real-client test harness shared by the integration tests (`mod common;` in a test file).
+//! Real-client test harness of the integration tests (`tests/it/`, which includes it as
+//! `crate::common`).
 //!
 //! Everything here runs real programs on loopback only, writes only under a per-test temp dir and
 //! kills what it starts (on drop, hence also on panic). Building blocks:
@@ -26,7 +27,7 @@
 //!
 //! Typical use:
 //! ```ignore
-//! mod common;
+//! use crate::common;
 //! #[test]
 //! fn my_test() {
 //!     if !common::require(&["docker-registry", "skopeo"]) { return; }
@@ -61,7 +62,7 @@ use std::time::Duration;
 
 /// The proxy guard: any request that is not to loopback goes to a closed port on loopback.
 /// Both spellings, since Go reads both and some tools only one.
-/// `NO_PROXY` also names 10.77.0.1, the "LAN" mirror address that `tests/lan_mirror.rs` adds
+/// `NO_PROXY` also names 10.77.0.1, the "LAN" mirror address that `tests/it/lan_mirror.rs` adds
 /// to `lo` inside a network namespace of its own (nothing else uses it).
 pub const GUARD_ENV: [(&str, &str); 6] = [
     ("HTTP_PROXY", "http://127.0.0.1:9"),

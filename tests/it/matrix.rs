@@ -22,7 +22,7 @@
 //! fails naming the failing cells. A cell that cannot run (a client missing, dockerd will not
 //! start) is SKIP with the reason, except with `CI=true`, where it is a failure.
 
-mod common;
+use crate::common;
 
 use common::containerd::Containerd;
 use common::containers::ContainersEnv;

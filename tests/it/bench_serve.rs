@@ -2,12 +2,12 @@
 //! side on loopback against the same upstream `docker-registry`. Prints a table of ratios.
 //!
 //! ```text
-//! cargo test --release --test bench_serve -- --ignored --nocapture
-//! MIRRORCTL_BENCH_MB=64 cargo test --release --test bench_serve -- --ignored --nocapture
+//! cargo test --release --test it bench_serve -- --ignored --nocapture
+//! MIRRORCTL_BENCH_MB=64 cargo test --release --test it bench_serve -- --ignored --nocapture
 //! ```
 //! Needs docker-registry, skopeo, unshare and wrk (root, like every real-client test).
 
-mod common;
+use crate::common;
 
 use common::registry::Registry;
 use common::{AccessLogged, Daemon, Workspace};

@@ -8,7 +8,7 @@
 //! with the same prefix *replaces* the main file's table, mirrors included (a hand-written
 //! drop-in without the copy loses the user's working mirror; mirrorctl's keeps it).
 
-mod common;
+use crate::common;
 
 use common::containers::ContainersEnv;
 use common::proof::{self, UA_PODMAN, UA_SKOPEO};

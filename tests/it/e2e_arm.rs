@@ -6,7 +6,7 @@
 //! Every client has the proxy guard, so Docker Hub is unreachable: a pull succeeds only through
 //! the mirror, and the mirror's access log (with the client's user agent) proves it.
 
-mod common;
+use crate::common;
 
 use common::containerd::Containerd;
 use common::containers::ContainersEnv;

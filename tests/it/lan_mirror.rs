@@ -7,7 +7,7 @@
 //! `unshare --net`, brings `lo` up there and adds 10.77.0.1/32 to it; the mirror is reached on
 //! 10.77.0.1 through a forwarder to the loopback registry. Nothing leaves the namespace.
 
-mod common;
+use crate::common;
 
 use common::dockerd::Dockerd;
 use common::proof::AccessLogged;
@@ -20,7 +20,8 @@ use std::time::Duration;
 const LAN_IP: &str = "10.77.0.1";
 const IN_NETNS: &str = "MIRRORCTL_TEST_IN_NETNS";
 
-/// Re-run `test` in a fresh network namespace; true when the caller is already inside it.
+/// Re-run `test` (a test function of this module) in a fresh network namespace: this test
+/// binary again, filtered to exactly that test; true when the caller is already inside it.
 fn in_private_netns(test: &str) -> bool {
     if std::env::var_os(IN_NETNS).is_some() {
         let ip = |args: &[&str]| {
@@ -31,10 +32,13 @@ fn in_private_netns(test: &str) -> bool {
         ip(&["addr", "add", &format!("{LAN_IP}/32"), "dev", "lo"]);
         return true;
     }
+    // libtest names a test by its path without the crate: `lan_mirror::<test>`.
+    let (_crate, module) = module_path!().split_once("::").unwrap();
+    let name = format!("{module}::{test}");
     let out = Command::new("unshare")
         .args(["--net", "--"])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
         .env(IN_NETNS, "1")
         .output()
         .expect("run unshare --net");

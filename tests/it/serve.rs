@@ -2,7 +2,7 @@
 //! failure cases, tiny upstreams written here (lying about a digest, stalling mid-body).
 //! Everything on loopback; every process is killed on drop.
 
-mod common;
+use crate::common;
 
 use common::registry::{AccessEntry, Registry};
 use common::{AccessLogged, Daemon, Workspace};

@@ -1,7 +1,7 @@
 //! `mirrorctl verify --embedded`: the whole verify flow against an in-process `mirrorctl serve`
 //! whose upstream is a real, seeded `docker-registry` on loopback.
 
-mod common;
+use crate::common;
 
 use common::registry::Registry;
 use common::{mirrorctl, AccessLogged, Out, Workspace};

@@ -4,7 +4,7 @@
 //! cannot be made to do: serve wrong bytes, challenge for credentials, hang or fail on pull #2,
 //! and look at the hosts file while the upstream block is in place.
 
-mod common;
+use crate::common;
 
 use common::registry::lines;
 use common::{mirrorctl, run, AccessLogged, Lab, Out, Workspace};

@@ -1,5 +1,5 @@
 //! `completions/` holds a script per shell generated from the same clap definition as `--help`;
-//! this test fails when one is stale. Regenerate with `MIRRORCTL_BLESS=1 cargo test --test completions`.
+//! this test fails when one is stale. Regenerate with `MIRRORCTL_BLESS=1 cargo test --test it completions`.
 
 use std::path::Path;
 use std::process::Command;
@@ -34,6 +34,6 @@ fn completion_scripts_are_current() {
     }
     assert!(
         stale.is_empty(),
-        "stale completion scripts {stale:?}: run `MIRRORCTL_BLESS=1 cargo test --test completions` and commit completions/"
+        "stale completion scripts {stale:?}: run `MIRRORCTL_BLESS=1 cargo test --test it completions` and commit completions/"
     );
 }
