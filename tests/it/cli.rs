@@ -1,81 +1,18 @@
 //! The engine's guarantees through the real binary: exit codes, modes and owners, links, the
 //! lock, `--json` documents, status and drift, the dockerd flag conflict.
 
+use crate::common::{self, json, Workspace};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mirrorctl");
-
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    state: PathBuf,
-}
-
-impl Env {
-    fn new() -> Env {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("root");
-        fs::create_dir_all(&root).unwrap();
-        let state = tmp.path().join("state");
-        Env {
-            _tmp: tmp,
-            root,
-            state,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.arg("--root")
-            .arg(&self.root)
-            .arg("--state-dir")
-            .arg(&self.state)
-            .arg("--color")
-            .arg("never")
-            .args(args)
-            .env_remove("MIRRORCTL_ROOT")
-            .env_remove("MIRRORCTL_STATE_DIR");
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.root.join(p.trim_start_matches('/'))
-    }
-
-    fn write(&self, p: &str, s: &str) -> PathBuf {
-        let f = self.path(p);
-        fs::create_dir_all(f.parent().unwrap()).unwrap();
-        fs::write(&f, s).unwrap();
-        f
-    }
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", show(o)))
-}
+use std::process::{Command, Stdio};
 
 const DAEMON: &str = "/etc/docker/daemon.json";
 
 #[test]
 fn bad_urls_and_usage_exit_2() {
-    let env = Env::new();
+    let ws = Workspace::new("cli");
     for bad in [
         "mirror.example:5000",
         "ftp://m",
@@ -83,17 +20,13 @@ fn bad_urls_and_usage_exit_2() {
         "http://m/?q=1",
         "http://m/path",
     ] {
-        let o = env.run(&["arm", "--target", "docker", "--mirror", bad]);
-        assert_eq!(o.status.code(), Some(2), "{bad}: {}", show(&o));
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains("mirror URL"),
-            "{}",
-            show(&o)
-        );
+        let o = ws.run(&["arm", "--target", "docker", "--mirror", bad]);
+        assert_eq!(o.code(), Some(2), "{bad}: {o}");
+        assert!(o.stderr.contains("mirror URL"), "{o}");
     }
-    let o = env.run(&["arm", "--target", "nope", "--mirror", "http://m"]);
-    assert_eq!(o.status.code(), Some(2));
-    let o = env.run(&[
+    let o = ws.run(&["arm", "--target", "nope", "--mirror", "http://m"]);
+    assert_eq!(o.code(), Some(2));
+    let o = ws.run(&[
         "arm",
         "--target",
         "docker",
@@ -102,20 +35,20 @@ fn bad_urls_and_usage_exit_2() {
         "--mirror",
         "http://m",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
-    assert!(!env.path(DAEMON).exists());
+    assert_eq!(o.code(), Some(2), "{o}");
+    assert!(!ws.under_root(DAEMON).exists());
     // No client under the root and no --target: a usage error that says what to do.
-    let o = env.run(&["arm", "--mirror", "http://m:1"]);
-    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--target"));
+    let o = ws.run(&["arm", "--mirror", "http://m:1"]);
+    assert_eq!(o.code(), Some(2), "{o}");
+    assert!(o.stderr.contains("--target"));
 }
 
 #[test]
 fn json_documents_for_success_and_errors() {
-    let env = Env::new();
-    env.write(DAEMON, "{}\n");
-    let o = env.run(&["arm", "--mirror", "http://127.0.0.1:5001", "--json"]);
-    assert!(o.status.success(), "{}", show(&o));
+    let ws = Workspace::new("cli");
+    ws.write(DAEMON, "{}\n");
+    let o = ws.run(&["arm", "--mirror", "http://127.0.0.1:5001", "--json"]);
+    assert!(o.ok(), "{o}");
     let v = json(&o);
     assert_eq!(v["command"], "arm");
     assert_eq!(v["ok"], true);
@@ -136,26 +69,21 @@ fn json_documents_for_success_and_errors() {
         .contains("+  \"registry-mirrors\""));
     assert_eq!(t["reload"]["needed"], false, "no dockerd running: {t}");
 
-    let o = env.run(&["arm", "--mirror", "http://127.0.0.1:5001", "--json"]);
+    let o = ws.run(&["arm", "--mirror", "http://127.0.0.1:5001", "--json"]);
     assert_eq!(json(&o)["targets"][0]["status"], "unchanged");
 
-    let o = env.run(&["status", "--json"]);
+    let o = ws.run(&["status", "--json"]);
     let v = json(&o);
-    let docker = v["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["target"] == "docker")
-        .unwrap();
+    let docker = common::target(&v, "docker");
     assert_eq!(docker["armed"], true);
     assert_eq!(docker["drift"], false);
     assert_eq!(docker["mirrors"][0], "docker.io=http://127.0.0.1:5001");
 
     // An unparseable file: exit 2 and a JSON error document naming the file and position.
-    let env2 = Env::new();
-    env2.write(DAEMON, "{\n  \"debug\": tru\n}\n");
-    let o = env2.run(&["arm", "--mirror", "http://127.0.0.1:5001", "--json"]);
-    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let ws2 = Workspace::new("cli");
+    ws2.write(DAEMON, "{\n  \"debug\": tru\n}\n");
+    let o = ws2.run(&["arm", "--mirror", "http://127.0.0.1:5001", "--json"]);
+    assert_eq!(o.code(), Some(2), "{o}");
     let v = json(&o);
     assert_eq!(v["ok"], false);
     assert_eq!(v["exit_code"], 2);
@@ -167,53 +95,53 @@ fn json_documents_for_success_and_errors() {
 
 #[test]
 fn keeps_mode_and_owner_and_creates_with_0644() {
-    let env = Env::new();
-    let f = env.write(DAEMON, "{}\n");
+    let ws = Workspace::new("cli");
+    let f = ws.write(DAEMON, "{}\n");
     fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
     // Give the file away (the tests run as root in CI; skip the owner part otherwise).
     let as_root = unsafe { libc::geteuid() } == 0;
     if as_root {
         std::os::unix::fs::chown(&f, Some(1234), Some(2345)).unwrap();
     }
-    let o = env.run(&["arm", "--mirror", "http://127.0.0.1:5001"]);
-    assert!(o.status.success(), "{}", show(&o));
+    let o = ws.run(&["arm", "--mirror", "http://127.0.0.1:5001"]);
+    assert!(o.ok(), "{o}");
     let m = fs::metadata(&f).unwrap();
     assert_eq!(m.mode() & 0o7777, 0o600);
     if as_root {
         assert_eq!((m.uid(), m.gid()), (1234, 2345));
     }
 
-    let env = Env::new();
-    let o = env.run(&[
+    let ws = Workspace::new("cli");
+    let o = ws.run(&[
         "arm",
         "--target",
         "docker",
         "--mirror",
         "http://127.0.0.1:5001",
     ]);
-    assert!(o.status.success(), "{}", show(&o));
+    assert!(o.ok(), "{o}");
     assert_eq!(
-        fs::metadata(env.path(DAEMON)).unwrap().mode() & 0o7777,
+        fs::metadata(ws.under_root(DAEMON)).unwrap().mode() & 0o7777,
         0o644
     );
     assert_eq!(
-        fs::metadata(env.path("/etc/docker")).unwrap().mode() & 0o7777,
+        fs::metadata(ws.under_root("/etc/docker")).unwrap().mode() & 0o7777,
         0o755
     );
-    assert!(String::from_utf8_lossy(&o.stdout).contains("created"));
+    assert!(o.stdout.contains("created"));
     // disarm removes the file and the directories arm created.
-    let o = env.run(&["disarm"]);
-    assert!(o.status.success(), "{}", show(&o));
-    assert!(!env.path("/etc").exists(), "{}", show(&o));
+    let o = ws.run(&["disarm"]);
+    assert!(o.ok(), "{o}");
+    assert!(!ws.under_root("/etc").exists(), "{o}");
 }
 
 #[test]
 fn second_run_waits_for_the_lock_then_fails_clearly() {
-    let env = Env::new();
-    env.write(DAEMON, "{}\n");
-    fs::create_dir_all(&env.state).unwrap();
+    let ws = Workspace::new("cli");
+    ws.write(DAEMON, "{}\n");
+    fs::create_dir_all(ws.state_dir()).unwrap();
     // Hold the lock with flock(1) while mirrorctl tries.
-    let lock = env.state.join("lock");
+    let lock = ws.state_dir().join("lock");
     fs::write(&lock, "").unwrap();
     let mut holder = Command::new("flock")
         .arg(&lock)
@@ -228,7 +156,7 @@ fn second_run_waits_for_the_lock_then_fails_clearly() {
         let _ = h.wait();
     };
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let o = env.run(&[
+    let o = ws.run(&[
         "arm",
         "--mirror",
         "http://127.0.0.1:5001",
@@ -236,42 +164,42 @@ fn second_run_waits_for_the_lock_then_fails_clearly() {
         "1",
     ]);
     kill_holder(&mut holder);
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.code(), Some(1), "{o}");
+    let err = o.stderr;
     assert!(
         err.contains("another mirrorctl run") && err.contains("--lock-timeout"),
         "{err}"
     );
-    assert_eq!(fs::read_to_string(env.path(DAEMON)).unwrap(), "{}\n");
+    assert_eq!(fs::read_to_string(ws.under_root(DAEMON)).unwrap(), "{}\n");
     // Once released, the same run works.
-    let o = env.run(&[
+    let o = ws.run(&[
         "arm",
         "--mirror",
         "http://127.0.0.1:5001",
         "--lock-timeout",
         "1",
     ]);
-    assert!(o.status.success(), "{}", show(&o));
+    assert!(o.ok(), "{o}");
 }
 
 #[test]
 fn rearm_replaces_only_mirrorctls_entries_and_status_sees_drift() {
-    let env = Env::new();
-    env.write(
+    let ws = Workspace::new("cli");
+    ws.write(
         DAEMON,
         "{\n  \"registry-mirrors\": [\"https://user.example\"]\n}\n",
     );
-    let o = env.run(&[
+    let o = ws.run(&[
         "arm",
         "--mirror",
         "http://a.example:1",
         "--mirror",
         "http://b.example:2",
     ]);
-    assert!(o.status.success(), "{}", show(&o));
-    let o = env.run(&["arm", "--mirror", "http://c.example:3"]);
-    assert!(o.status.success(), "{}", show(&o));
-    let text = fs::read_to_string(env.path(DAEMON)).unwrap();
+    assert!(o.ok(), "{o}");
+    let o = ws.run(&["arm", "--mirror", "http://c.example:3"]);
+    assert!(o.ok(), "{o}");
+    let text = fs::read_to_string(ws.under_root(DAEMON)).unwrap();
     assert!(
         text.contains("http://c.example:3") && text.contains("https://user.example"),
         "{text}"
@@ -283,16 +211,12 @@ fn rearm_replaces_only_mirrorctls_entries_and_status_sees_drift() {
 
     // The user edits the file: status reports drift; disarm keeps the edit.
     let edited = text.replacen('{', "{\n  \"debug\": true,", 1);
-    fs::write(env.path(DAEMON), &edited).unwrap();
-    let o = env.run(&["status"]);
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("edited since arm"),
-        "{}",
-        show(&o)
-    );
-    let o = env.run(&["disarm"]);
-    assert!(o.status.success(), "{}", show(&o));
-    let text = fs::read_to_string(env.path(DAEMON)).unwrap();
+    fs::write(ws.under_root(DAEMON), &edited).unwrap();
+    let o = ws.run(&["status"]);
+    assert!(o.stdout.contains("edited since arm"), "{o}");
+    let o = ws.run(&["disarm"]);
+    assert!(o.ok(), "{o}");
+    let text = fs::read_to_string(ws.under_root(DAEMON)).unwrap();
     assert!(
         text.contains("\"debug\": true") && text.contains("https://user.example"),
         "{text}"
@@ -302,8 +226,8 @@ fn rearm_replaces_only_mirrorctls_entries_and_status_sees_drift() {
 
 #[test]
 fn dry_run_writes_nothing_not_even_state() {
-    let env = Env::new();
-    let o = env.run(&[
+    let ws = Workspace::new("cli");
+    let o = ws.run(&[
         "arm",
         "--target",
         "docker,buildkit,containerd",
@@ -311,52 +235,47 @@ fn dry_run_writes_nothing_not_even_state() {
         "http://127.0.0.1:5001",
         "--dry-run",
     ]);
-    assert!(o.status.success(), "{}", show(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("dry run"));
-    assert_eq!(fs::read_dir(&env.root).unwrap().count(), 0);
-    assert!(!env.state.exists());
+    assert!(o.ok(), "{o}");
+    assert!(o.stdout.contains("dry run"));
+    assert_eq!(fs::read_dir(ws.root()).unwrap().count(), 0);
+    assert!(!ws.state_dir().exists());
 }
 
 #[test]
 fn refuses_when_dockerd_runs_with_mirror_flags() {
-    let env = Env::new();
-    env.write(DAEMON, "{}\n");
+    let ws = Workspace::new("cli");
+    ws.write(DAEMON, "{}\n");
     // A process whose comm is `dockerd` and whose command line has --registry-mirror.
-    let bin = env.root.parent().unwrap().join("dockerd");
-    fs::write(&bin, "#!/bin/sh\nwhile :; do sleep 1; done\n").unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = ws.aux("fake").join("dockerd");
+    common::write_executable(&bin, "#!/bin/sh\nwhile :; do sleep 1; done\n");
     let mut child = Command::new(&bin)
         .arg("--registry-mirror=https://flag.example")
         .spawn()
         .unwrap();
-    env.write("/var/run/docker.pid", &child.id().to_string());
+    ws.write("/var/run/docker.pid", &child.id().to_string());
     std::thread::sleep(std::time::Duration::from_millis(200));
     let comm = fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap();
-    let o = env.run(&["arm", "--mirror", "http://127.0.0.1:5001"]);
+    let o = ws.run(&["arm", "--mirror", "http://127.0.0.1:5001"]);
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(comm.trim(), "dockerd", "test setup: comm is {comm}");
-    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("--registry-mirror"),
-        "{}",
-        show(&o)
-    );
-    assert_eq!(fs::read_to_string(env.path(DAEMON)).unwrap(), "{}\n");
+    assert_eq!(o.code(), Some(2), "{o}");
+    assert!(o.stderr.contains("--registry-mirror"), "{o}");
+    assert_eq!(fs::read_to_string(ws.under_root(DAEMON)).unwrap(), "{}\n");
 }
 
 #[test]
 fn unparseable_files_are_left_byte_identical() {
-    let env = Env::new();
+    let ws = Workspace::new("cli");
     let bad = "{\n  \"registry-mirrors\": [\"http://x:1\",]\n}\n";
-    let f = env.write(DAEMON, bad);
+    let f = ws.write(DAEMON, bad);
     let before = fs::metadata(&f).unwrap().mtime_nsec();
-    let o = env.run(&["arm", "--mirror", "http://127.0.0.1:5001"]);
-    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
-    let err = String::from_utf8_lossy(&o.stderr);
+    let o = ws.run(&["arm", "--mirror", "http://127.0.0.1:5001"]);
+    assert_eq!(o.code(), Some(2), "{o}");
+    let err = o.stderr;
     assert!(err.contains(&format!("{}`:2:", f.display())), "{err}");
     assert!(err.contains("left untouched"), "{err}");
     assert_eq!(fs::read_to_string(&f).unwrap(), bad);
     assert_eq!(fs::metadata(&f).unwrap().mtime_nsec(), before);
-    assert!(!Path::new(&env.state).join("journal.json").exists());
+    assert!(!ws.state_dir().join("journal.json").exists());
 }
