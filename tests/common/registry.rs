@@ -186,6 +186,18 @@ impl Registry {
     pub fn access_log(&self) -> Vec<AccessEntry> {
         parse_access_log(&self.daemon.stdout())
     }
+
+    /// Does its storage (`<dir>/data`, the filesystem driver's layout) hold blob `digest`
+    /// (`sha256:<hex>`)? For a mirror: the blob was fetched and stored.
+    pub fn has_blob(&self, digest: &str) -> bool {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+            .is_file()
+    }
 }
 
 /// Push the probe into `upstream` with skopeo, as `library/probe:latest` (OCI, amd64),

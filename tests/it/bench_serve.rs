@@ -42,6 +42,18 @@ impl Mirror {
             Mirror::Dist(r) => r.daemon.pid(),
         }
     }
+
+    /// Has it stored blob `digest` in its cache? The last upstream fetch a cold pull makes is
+    /// the one that stores (distribution fetches again in the background to store), so after
+    /// this every upstream GET of the blob has been made.
+    fn stored(&self, digest: &str) -> bool {
+        match self {
+            Mirror::Serve(s) => s
+                .blob_files()
+                .contains(&digest.trim_start_matches("sha256:").to_string()),
+            Mirror::Dist(r) => r.has_blob(digest),
+        }
+    }
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -239,6 +251,14 @@ fn bench_serve_vs_distribution() {
     eprintln!("upstream direct: {direct_mibs:.0} MiB/s ({mb} MiB blob)");
 
     let upstream_gets = |mark: usize| upstream.gets_since(mark, &blob_path);
+    // Every upstream GET of the blob a cold pull makes is done once the mirror stored it.
+    let stored = |m: &Mirror| {
+        assert!(
+            common::wait_until(Duration::from_secs(60), || m.stored(&big.layer.digest)),
+            "{} never stored the blob",
+            m.name()
+        );
+    };
     let accept = "application/vnd.oci.image.manifest.v1+json";
     let mut rows = Vec::new();
     for (i, kind) in ["mirrorctl", "distribution"].iter().enumerate() {
@@ -312,7 +332,7 @@ fn bench_serve_vs_distribution() {
                 );
             }
             if run == 0 {
-                std::thread::sleep(Duration::from_secs(2)); // distribution's second fetch lands late
+                stored(&fresh);
                 upstream_gets_cold = upstream_gets(mark);
             }
             m = Some(fresh);
@@ -349,7 +369,7 @@ fn bench_serve_vs_distribution() {
         let mark = upstream.log_mark();
         let (wall_32_cold, sizes) = get_n(&rt, &format!("{}{blob_path}", m.url()), 32);
         assert!(sizes.iter().all(|s| *s == size));
-        std::thread::sleep(Duration::from_millis(500));
+        stored(&m);
         let gets_32 = upstream_gets(mark);
         let (wall_32_warm, _) = get_n(&rt, &format!("{}{blob_path}", m.url()), 32);
         let rss = peak_rss_mib(m.pid());

@@ -1,12 +1,12 @@
 //! The engine's guarantees through the real binary: exit codes, modes and owners, links, the
 //! lock, `--json` documents, status and drift, the dockerd flag conflict.
 
-use crate::common::{self, json, Workspace};
+use crate::common::{self, json, Daemon, Workspace};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
-
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 const DAEMON: &str = "/etc/docker/daemon.json";
 
@@ -135,27 +135,31 @@ fn keeps_mode_and_owner_and_creates_with_0644() {
     assert!(!ws.under_root("/etc").exists(), "{o}");
 }
 
+/// Does another open file description hold a `flock` on `path`? Tried without blocking (a lock
+/// this takes is released at once, when the file is closed).
+fn locked(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(path).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EWOULDBLOCK)
+}
+
 #[test]
 fn second_run_waits_for_the_lock_then_fails_clearly() {
     let ws = Workspace::new("cli");
     ws.write(DAEMON, "{}\n");
     fs::create_dir_all(ws.state_dir()).unwrap();
-    // Hold the lock with flock(1) while mirrorctl tries.
+    // Hold the lock with flock(1) while mirrorctl tries (stopped below, or on drop).
     let lock = ws.state_dir().join("lock");
     fs::write(&lock, "").unwrap();
-    let mut holder = Command::new("flock")
-        .arg(&lock)
-        .args(["sleep", "5"])
-        .stdout(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let kill_holder = |h: &mut std::process::Child| {
-        // flock's child `sleep` holds the lock too: end the whole group.
-        unsafe { libc::kill(-(h.id() as i32), libc::SIGKILL) };
-        let _ = h.wait();
-    };
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut flock = Command::new("flock");
+    flock.arg(&lock).args(["sleep", "60"]);
+    let mut holder = Daemon::spawn("flock", flock, &ws.aux("flock"));
+    assert!(
+        common::wait_until(Duration::from_secs(10), || locked(&lock)),
+        "flock(1) never took the lock"
+    );
     let o = ws.run(&[
         "arm",
         "--mirror",
@@ -163,7 +167,8 @@ fn second_run_waits_for_the_lock_then_fails_clearly() {
         "--lock-timeout",
         "1",
     ]);
-    kill_holder(&mut holder);
+    // flock's child `sleep` holds the lock too: this ends the whole group.
+    holder.stop();
     assert_eq!(o.code(), Some(1), "{o}");
     let err = o.stderr;
     assert!(
@@ -253,11 +258,20 @@ fn refuses_when_dockerd_runs_with_mirror_flags() {
         .spawn()
         .unwrap();
     ws.write("/var/run/docker.pid", &child.id().to_string());
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let comm = fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap();
+    // What mirrorctl looks at, once the script runs: its comm and its command line.
+    let proc_file = |f: &str| fs::read(format!("/proc/{}/{f}", child.id())).unwrap_or_default();
+    let ready = common::wait_until(Duration::from_secs(10), || {
+        proc_file("comm") == b"dockerd\n"
+            && String::from_utf8_lossy(&proc_file("cmdline")).contains("--registry-mirror=")
+    });
+    let comm = String::from_utf8_lossy(&proc_file("comm")).into_owned();
     let o = ws.run(&["arm", "--mirror", "http://127.0.0.1:5001"]);
     let _ = child.kill();
     let _ = child.wait();
+    assert!(
+        ready,
+        "test setup: the fake dockerd never ran (comm {comm:?})"
+    );
     assert_eq!(comm.trim(), "dockerd", "test setup: comm is {comm}");
     assert_eq!(o.code(), Some(2), "{o}");
     assert!(o.stderr.contains("--registry-mirror"), "{o}");

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Entry {
@@ -265,7 +266,18 @@ fn check_case(case: &Case) -> Result<(), String> {
     // arm; arm = arm, and the second run rewrites nothing.
     let stamps1 = stamps(&ws.root());
     let journal1 = fs::read(ws.state_dir().join("journal.json")).ok();
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // A rewrite must show in the mtimes: wait until a file written now gets a newer one.
+    let newest = stamps1.values().max().copied().unwrap_or_default();
+    let clock = ws.path().join("clock");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || {
+            fs::write(&clock, "").unwrap();
+            let m = fs::metadata(&clock).unwrap();
+            (m.mtime(), m.mtime_nsec()) > newest
+        }),
+        "{}: the file system clock does not move",
+        case.name
+    );
     let o = run(&ws, &arm_args(case, &[]));
     if !o.ok() || tree(&ws.root()) != armed {
         return fail("second arm changed files", &o);

@@ -376,7 +376,8 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
     );
     let mark = up.upstream.log_mark();
 
-    // After the TTL: revalidated with one HEAD, no GET.
+    // After the TTL: revalidated with one HEAD, no GET. (The sleep is the behaviour under
+    // test: the 2 s `--tag-ttl` running out, which nothing else signals.)
     std::thread::sleep(Duration::from_millis(2100));
     let m3 = get(&tag_url, &[("Accept", OCI_ACCEPT)]);
     assert!(
@@ -406,6 +407,7 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
     // Upstream stopped: the tag is served stale (and says so), blobs are hits, an uncached
     // blob is a clear 502.
     up.upstream.daemon.stop();
+    // The revalidated tag's 2 s TTL runs out again (the behaviour under test, as above).
     std::thread::sleep(Duration::from_millis(2100));
     let m4 = get(&tag_url, &[("Accept", OCI_ACCEPT)]);
     assert_eq!(m4.status, 200);
@@ -951,8 +953,16 @@ fn sigterm_mid_download_commits_nothing() {
     );
     let url = format!("{}/v2/test/blob/blobs/{}", s.url(), fake.digest);
     let reader = std::thread::spawn(move || get(&url, &[]));
-    assert!(common::wait_until(Duration::from_secs(10), || fake.gets() == 1));
-    std::thread::sleep(Duration::from_millis(200));
+    // Mid-download: serve has written the half the upstream sends to its temp file, and waits
+    // for the rest (which never comes).
+    let half = fake.data.len() as u64 / 2;
+    assert!(
+        common::wait_until(Duration::from_secs(10), || fake.gets() == 1
+            && s.temp_files().iter().any(|(_, len)| *len == half)),
+        "the download never got half way: {} GETs, temp files {:?}",
+        fake.gets(),
+        s.temp_files()
+    );
     unsafe { libc::kill(s.daemon.pid() as i32, libc::SIGTERM) };
     assert!(
         common::wait_until(Duration::from_secs(20), || !s.daemon.alive()),

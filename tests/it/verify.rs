@@ -435,6 +435,7 @@ async fn handle(
         };
         if repeat && st.mode == Mode::HangPull2 {
             st.hanging.store(true, Ordering::SeqCst);
+            // The hang is the behaviour: never answer (within any test's lifetime).
             tokio::time::sleep(Duration::from_secs(300)).await;
         }
         if repeat && st.mode == Mode::FailPull2 {

@@ -135,6 +135,7 @@ fn embedded_cache_is_removed_on_sigterm() {
     let ws = Workspace::new("verify-embedded-term");
     // An upstream that accepts connections and never answers: pull #1 hangs.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    silent.set_nonblocking(true).unwrap();
     let url = format!("http://{}", silent.local_addr().unwrap());
     let mut c = mirrorctl(&ws);
     c.env("TMPDIR", ws.aux("tmp"))
@@ -154,13 +155,26 @@ fn embedded_cache_is_removed_on_sigterm() {
             .iter()
             .any(|n| n.starts_with("mirrorctl-embedded-"))
     }));
-    std::thread::sleep(Duration::from_millis(300));
+    // Pull #1 under way (the embedded server connected to the upstream; held open, never
+    // answered): verify is past start-up and handles SIGTERM.
+    let mut held = Vec::new();
+    assert!(
+        common::wait_until(Duration::from_secs(20), || match silent.accept() {
+            Ok((conn, _)) => {
+                held.push(conn);
+                true
+            }
+            Err(_) => false,
+        }),
+        "the embedded server never connected to the upstream"
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
     assert!(tmp_entries(&ws).is_empty(), "{:?}", tmp_entries(&ws));
+    drop(held);
     drop(silent);
 }
 
