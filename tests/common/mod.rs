@@ -392,6 +392,25 @@ pub fn mirrorctl(ws: &Workspace) -> Command {
     c
 }
 
+/// `mirrorctl verify --mirror <mirror> --image <image> --client <c>… --json` on `ws` (add the
+/// env the clients need), and [`run_timeout`] it: clients' pulls can take minutes.
+pub fn verify_clients(
+    ws: &Workspace,
+    mirror: &str,
+    image: &str,
+    clients: &[&str],
+    env: impl FnOnce(&mut Command),
+) -> Out {
+    let mut c = mirrorctl(ws);
+    env(&mut c);
+    c.args(["verify", "--mirror", mirror, "--image", image]);
+    for client in clients {
+        c.args(["--client", client]);
+    }
+    c.arg("--json");
+    run_timeout(&mut c, Duration::from_secs(300))
+}
+
 /// The JSON document a command printed on stdout (`--json`); panics with the output if it is
 /// not one.
 pub fn json(out: &Out) -> serde_json::Value {

@@ -4,6 +4,7 @@
 //! for a `docker-registry` mirror apply.
 
 use super::registry::{parse_access_line, AccessEntry};
+use super::tls::Certs;
 use super::{guard, AccessLogged, Daemon, BIN};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,6 +37,23 @@ impl Serve {
             addr,
             cache: cache.to_path_buf(),
         }
+    }
+
+    /// An HTTPS server with `certs`' leaf (its cache in `<dir>/cache`) whose upstream is a closed
+    /// port: pulls fail, `/v2/` answers.
+    pub fn with_tls(dir: &Path, certs: &Certs) -> Serve {
+        Serve::start(
+            dir,
+            &dir.join("cache"),
+            &[
+                "--upstream",
+                "http://127.0.0.1:9",
+                "--tls-cert",
+                certs.cert.to_str().unwrap(),
+                "--tls-key",
+                certs.key.to_str().unwrap(),
+            ],
+        )
     }
 
     /// A pull-through cache whose `docker.io` (default) upstream is `upstream_url`.

@@ -18,6 +18,12 @@ use crate::common::{self, write_file, AccessLogged, Lab, Workspace};
 const MAIN: &str = "etc/containers/registries.conf";
 const DROPIN: &str = "etc/containers/registries.conf.d/90-mirrorctl.conf";
 
+/// `mirrorctl arm --target registries --mirror <mirror>`, which must succeed.
+fn arm(ws: &Workspace, mirror: &str) {
+    ws.run(&["arm", "--target", "registries", "--mirror", mirror])
+        .assert_ok();
+}
+
 /// A main registries.conf whose docker.io table has one mirror (and a setting to copy).
 fn main_conf(mirror_host: &str) -> String {
     format!(
@@ -46,14 +52,7 @@ fn skopeo_and_podman_pull_through_the_armed_dropin() {
     assert_not_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO);
 
     // Arm: mirrorctl's mirror first, the user's (dead) one copied after it.
-    ws.run(&[
-        "arm",
-        "--target",
-        "registries",
-        "--mirror",
-        &lab.mirror.url(),
-    ])
-    .assert_ok();
+    arm(&ws, &lab.mirror.url());
     let dropin = std::fs::read_to_string(ws.root().join(DROPIN)).unwrap();
     let (ours, users) = (
         dropin.find(&format!("\"{}\"", lab.mirror.host())).unwrap(),
@@ -115,14 +114,7 @@ fn the_users_mirrors_survive_because_the_dropin_copies_them() {
     assert_not_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO);
     std::fs::remove_file(&hand).unwrap();
 
-    ws.run(&[
-        "arm",
-        "--target",
-        "registries",
-        "--mirror",
-        &format!("http://{dead}"),
-    ])
-    .assert_ok();
+    arm(&ws, &format!("http://{dead}"));
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(&latest, &[]);
     assert_through_mirror(
@@ -152,14 +144,7 @@ fn another_registry_through_the_dropin() {
     let out = env.skopeo_pull(reference, &[]);
     assert_not_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO);
 
-    ws.run(&[
-        "arm",
-        "--target",
-        "registries",
-        "--mirror",
-        &format!("quay.io={}", lab.mirror.url()),
-    ])
-    .assert_ok();
+    arm(&ws, &format!("quay.io={}", lab.mirror.url()));
     let dropin = std::fs::read_to_string(ws.root().join(DROPIN)).unwrap();
     assert!(dropin.contains("prefix = \"quay.io\""), "{dropin}");
     assert!(!dropin.contains("docker.io"), "{dropin}");

@@ -9,7 +9,7 @@
 
 use crate::common::dockerd::{write_from_dockerfile, Dockerd};
 use crate::common::proof::assert_blob_requests_by;
-use crate::common::{self, json, mirrorctl, AccessLogged, Lab, Workspace};
+use crate::common::{self, json, mirrorctl, verify_clients, AccessLogged, Lab, Workspace};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -117,20 +117,9 @@ fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
     std::fs::write(&daemon_json, &by_hand).unwrap();
 
     let verify = |dockerd: &Dockerd| {
-        let mut c = mirrorctl(&ws);
-        dockerd.client_env(&mut c).args([
-            "verify",
-            "--mirror",
-            &mirror,
-            "--image",
-            "probe:v2s2",
-            "--client",
-            "docker",
-            "--client",
-            "buildkit",
-            "--json",
-        ]);
-        common::run_timeout(&mut c, Duration::from_secs(300))
+        verify_clients(&ws, &mirror, "probe:v2s2", &["docker", "buildkit"], |c| {
+            dockerd.client_env(c);
+        })
     };
 
     let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
@@ -227,22 +216,15 @@ fn containerd_podman_skopeo_pull_through_a_plain_http_lan_mirror() {
     arm.assert_ok();
     let ctrd = Containerd::start(&ws.aux("containerd"));
     let mark = lab.mirror.log_mark();
-    let mut c = mirrorctl(&ws);
-    c.env("CONTAINERD_ADDRESS", &ctrd.socket).args([
-        "verify",
-        "--mirror",
+    let out = verify_clients(
+        &ws,
         &mirror,
-        "--image",
         "probe:multi",
-        "--client",
-        "containerd",
-        "--client",
-        "podman",
-        "--client",
-        "skopeo",
-        "--json",
-    ]);
-    let out = common::run_timeout(&mut c, Duration::from_secs(300));
+        &["containerd", "podman", "skopeo"],
+        |c| {
+            c.env("CONTAINERD_ADDRESS", &ctrd.socket);
+        },
+    );
     assert_eq!(out.code(), Some(0), "{arm}\n{out}");
     let log = lab.mirror.requests_since(mark);
     // containerd, podman (containers/<c/image version>), skopeo.

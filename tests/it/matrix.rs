@@ -441,18 +441,25 @@ impl Rig {
         let name = client.verify_name();
         // As a user runs it: verify itself runs podman/skopeo in a private mount namespace that
         // sees `<root>/etc/containers` when --root is not `/`.
-        let mut c = mirrorctl(&self.ws);
-        if let Ok(d) = &self.dockerd {
-            // With the docker CLI the harness uses (Debian's 20.10: a newer one without the
-            // buildx plugin cannot run `DOCKER_BUILDKIT=1 docker build`) first on PATH.
-            d.client_env(&mut c);
-        }
-        if let Ok(ctrd) = &self.ctrd {
-            c.env("CONTAINERD_ADDRESS", &ctrd.socket);
-        }
-        c.args(["verify", "--mirror", url, "--image", VERIFY_IMAGE])
-            .args(["--client", name, "--json"]);
-        let out = attempt(|| Ok(run_timeout(&mut c, Duration::from_secs(300))))?;
+        let env = |c: &mut std::process::Command| {
+            if let Ok(d) = &self.dockerd {
+                // With the docker CLI the harness uses (Debian's 20.10: a newer one without the
+                // buildx plugin cannot run `DOCKER_BUILDKIT=1 docker build`) first on PATH.
+                d.client_env(c);
+            }
+            if let Ok(ctrd) = &self.ctrd {
+                c.env("CONTAINERD_ADDRESS", &ctrd.socket);
+            }
+        };
+        let out = attempt(|| {
+            Ok(common::verify_clients(
+                &self.ws,
+                url,
+                VERIFY_IMAGE,
+                &[name],
+                env,
+            ))
+        })?;
         if out.code() == Some(2) && out.stderr.contains("invalid value") {
             return Err(format!(
                 "verify --client {name} not available in this build ({})",

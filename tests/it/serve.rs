@@ -792,18 +792,7 @@ fn serves_https_with_a_cert_and_key() {
     }
     let ws = Workspace::new("serve-tls");
     let certs = Certs::make(&ws.aux("tls"));
-    let s = Serve::start(
-        &ws.aux("serve"),
-        &ws.aux("cache"),
-        &[
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--tls-cert",
-            certs.cert.to_str().unwrap(),
-            "--tls-key",
-            certs.key.to_str().unwrap(),
-        ],
-    );
+    let s = Serve::with_tls(&ws.aux("serve"), &certs);
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
     let c = reqwest::Client::builder()
         .no_proxy()

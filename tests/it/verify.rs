@@ -13,7 +13,7 @@ use crate::common::serve::Serve;
 use crate::common::tls::Certs;
 use crate::common::{self, json, mirrorctl, run, sha256, AccessLogged, Lab, Out, Workspace};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,6 +48,16 @@ fn verify_with_docker_config(
         c.env("PATH", p);
     }
     run(&mut c)
+}
+
+/// `verify --mirror <mirror> --image probe [extra…]` with an empty docker config (none of the
+/// developer's credentials).
+fn verify_anonymous(ws: &Workspace, mirror: &str, extra: &[&str]) -> Command {
+    let mut c = mirrorctl(ws);
+    c.env("DOCKER_CONFIG", ws.path())
+        .args(["verify", "--mirror", mirror, "--image", "probe"])
+        .args(extra);
+    c
 }
 
 fn verify(ws: &Workspace, args: &[&str]) -> Out {
@@ -507,11 +517,7 @@ fn wrong_bytes_name_the_blob() {
 fn unauthorized_without_credentials() {
     let ws = Workspace::new("verify-401");
     let fake = Fake::start(Mode::Unauthorized, None);
-    let mut c = mirrorctl(&ws);
-    // No docker config credentials from the developer's home.
-    c.env("DOCKER_CONFIG", ws.path())
-        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
-    let out = run(&mut c);
+    let out = run(&mut verify_anonymous(&ws, &fake.base, &[]));
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(out.stdout.contains("auth: basic"), "{out}");
     assert!(
@@ -524,25 +530,12 @@ fn unauthorized_without_credentials() {
 fn bearer_token_auth_anonymous_refused_then_with_credentials() {
     let ws = Workspace::new("verify-bearer");
     let fake = Fake::start(Mode::Bearer, None);
-    let mut c = mirrorctl(&ws);
-    c.env("DOCKER_CONFIG", ws.path())
-        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
-    let out = run(&mut c);
+    let out = run(&mut verify_anonymous(&ws, &fake.base, &[]));
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(out.stdout.contains("auth: bearer"), "{out}");
     assert!(out.stdout.contains("refuses anonymous pulls"), "{out}");
 
-    let mut c = mirrorctl(&ws);
-    c.env("DOCKER_CONFIG", ws.path()).args([
-        "verify",
-        "--mirror",
-        &fake.base,
-        "--image",
-        "probe",
-        "--username",
-        "u",
-        "--password-stdin",
-    ]);
+    let mut c = verify_anonymous(&ws, &fake.base, &["--username", "u", "--password-stdin"]);
     let out = common::run_input(&mut c, b"p\n");
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(out.combined().contains("Cache-Status: fake; hit"), "{out}");
@@ -800,25 +793,12 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
     let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     let ctrd = Containerd::start(&ws.aux("containerd"));
     let verify_clients = |dockerd: &Dockerd, image: &str| {
-        let mut c = mirrorctl(&ws);
-        dockerd
-            .client_env(&mut c)
-            .env("CONTAINERD_ADDRESS", &ctrd.socket)
-            .args([
-                "verify",
-                "--mirror",
-                &mirror,
-                "--image",
-                image,
-                "--client",
-                "docker",
-                "--client",
-                "containerd",
-                "--client",
-                "buildkit",
-                "--json",
-            ]);
-        common::run_timeout(&mut c, Duration::from_secs(300))
+        let clients = ["docker", "containerd", "buildkit"];
+        common::verify_clients(&ws, &mirror, image, &clients, |c| {
+            dockerd
+                .client_env(c)
+                .env("CONTAINERD_ADDRESS", &ctrd.socket);
+        })
     };
 
     let out = verify_clients(&dockerd, "probe:latest");
@@ -909,18 +889,16 @@ fn mirrorctl_serve_cache_status_miss_then_hit() {
         &["--upstream", &lab.upstream.url()],
     );
     let url = serve.url();
-    let out = verify(
-        &ws,
-        &[
-            "--mirror",
-            &url,
-            "--image",
-            "probe:multi",
-            "--platform",
-            "linux/amd64",
-            "--json",
-        ],
-    );
+    let args = [
+        "--mirror",
+        &url,
+        "--image",
+        "probe:multi",
+        "--platform",
+        "linux/amd64",
+        "--json",
+    ];
+    let out = verify(&ws, &args);
     let doc = proven_miss_then_hit(&out);
     assert!(
         doc["pulls"][1]["responses"][3]["evidence"]
@@ -930,18 +908,7 @@ fn mirrorctl_serve_cache_status_miss_then_hit() {
         "{out}"
     );
     // Warm: still proven, no push probe needed.
-    let out = verify(
-        &ws,
-        &[
-            "--mirror",
-            &url,
-            "--image",
-            "probe:multi",
-            "--platform",
-            "linux/amd64",
-            "--json",
-        ],
-    );
+    let out = verify(&ws, &args);
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(json(&out).get("push_probe").is_none(), "{out}");
 }
@@ -1032,18 +999,7 @@ fn tls_mirror_unknown_ca_then_ca_cert_and_http_to_https_port() {
     }
     let ws = Workspace::new("verify-tls");
     let certs = Certs::make(&ws.aux("tls"));
-    let serve = Serve::start(
-        &ws.aux("serve"),
-        &ws.aux("cache"),
-        &[
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--tls-cert",
-            certs.cert.to_str().unwrap(),
-            "--tls-key",
-            certs.key.to_str().unwrap(),
-        ],
-    );
+    let serve = Serve::with_tls(&ws.aux("serve"), &certs);
     let addr = &serve.addr;
 
     let out = verify(&ws, &["--mirror", &format!("https://{addr}"), "--json"]);
@@ -1090,23 +1046,8 @@ fn clients_podman_and_skopeo_follow_registries_conf() {
     std::fs::create_dir_all(&etc).unwrap();
     let main_conf = "unqualified-search-registries = [\"docker.io\"]\n";
     std::fs::write(etc.join("registries.conf"), main_conf).unwrap();
-    let verify_clients = || {
-        let mut c = mirrorctl(&ws);
-        c.args([
-            "verify",
-            "--mirror",
-            &mirror,
-            "--image",
-            "probe:multi",
-            "--client",
-            "podman",
-            "--client",
-            "skopeo",
-            "--json",
-        ]);
-        common::guard(&mut c);
-        common::run_timeout(&mut c, Duration::from_secs(300))
-    };
+    let verify_clients =
+        || common::verify_clients(&ws, &mirror, "probe:multi", &["podman", "skopeo"], |_| {});
     let out = verify_clients();
     assert_eq!(out.code(), Some(1), "{out}");
     let doc = json(&out);
