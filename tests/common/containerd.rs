@@ -11,7 +11,18 @@ pub struct Containerd {
     pub daemon: Daemon,
     /// The gRPC socket (`ctr --address`).
     pub socket: PathBuf,
-    pub dir: PathBuf,
+}
+
+/// Write `<hosts_dir>/docker.io/hosts.toml` by hand (not mirrorctl): pull and resolve through
+/// `mirror_url`, Docker Hub as the server.
+pub fn write_hosts_toml(hosts_dir: &Path, mirror_url: &str) {
+    super::write_file(
+        &hosts_dir.join("docker.io/hosts.toml"),
+        &format!(
+            "server = \"https://registry-1.docker.io\"\n\n[host.\"{mirror_url}\"]\n  \
+             capabilities = [\"pull\", \"resolve\"]\n"
+        ),
+    );
 }
 
 impl Containerd {
@@ -55,11 +66,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
                 UnixStream::connect(&s).is_ok()
             })
             .unwrap_or_else(|e| panic!("{e}"));
-        Containerd {
-            daemon,
-            socket,
-            dir: dir.to_path_buf(),
-        }
+        Containerd { daemon, socket }
     }
 
     /// `ctr --address <socket>` with the proxy guard; add ctr's args.
@@ -87,12 +94,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.a
         run_timeout(&mut c, Duration::from_secs(60))
     }
 
-    /// Image names containerd knows (`ctr images ls -q`).
-    pub fn images(&self) -> Vec<String> {
+    /// `ctr images ls name==<reference>`: the image's line names its digest.
+    pub fn image_ls(&self, reference: &str) -> Out {
         let mut c = self.ctr();
-        c.args(["images", "ls", "-q"]);
-        let o = run_timeout(&mut c, Duration::from_secs(60));
-        o.assert_ok();
-        o.stdout.lines().map(String::from).collect()
+        c.args(["images", "ls"]).arg(format!("name=={reference}"));
+        run_timeout(&mut c, Duration::from_secs(60))
     }
 }

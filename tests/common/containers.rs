@@ -14,6 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+/// A registries.conf `[[registry]]` table by hand (not mirrorctl): docker.io through the
+/// plain-HTTP mirror at `mirror_host` (`host:port`).
+pub fn mirror_table(mirror_host: &str) -> String {
+    format!(
+        "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n\
+         [[registry.mirror]]\nlocation = \"{mirror_host}\"\ninsecure = true\n"
+    )
+}
+
 pub struct ContainersEnv {
     /// `<root>/etc/containers` (created if missing; the host's `/etc/containers` must exist, as
     /// it does once skopeo/podman are installed).
@@ -52,6 +61,19 @@ impl ContainersEnv {
             etc,
             aux: aux.to_path_buf(),
         }
+    }
+
+    /// Write `<root>/etc/containers/registries.conf` by hand: short names resolve on docker.io,
+    /// which goes through the mirror at `mirror_host` ([`mirror_table`]).
+    pub fn use_mirror(&self, mirror_host: &str) {
+        std::fs::write(
+            self.etc.join("registries.conf"),
+            format!(
+                "unqualified-search-registries = [\"docker.io\"]\n{}",
+                mirror_table(mirror_host)
+            ),
+        )
+        .unwrap();
     }
 
     /// `program` (podman or skopeo) inside the private namespace; add its args.

@@ -21,17 +21,15 @@ pub struct Dockerd {
     pub daemon: Daemon,
     /// dockerd's own containerd (declared after `daemon`: dropped after it).
     pub containerd: Containerd,
-    /// The mirrorctl root it belongs to.
-    pub root: PathBuf,
-    /// `<root>/etc/docker/daemon.json`.
-    pub config: PathBuf,
-    /// `<root>/var/run/docker.pid`.
-    pub pidfile: PathBuf,
-    /// `<root>/var/run/docker.sock`.
+    /// `<root>/var/run/docker.sock` (the pid file is `<root>/var/run/docker.pid`, the config
+    /// `<root>/etc/docker/daemon.json`).
     pub socket: PathBuf,
     /// Scratch: data-root, exec-root, the dir bound on /etc/docker, the CLI's DOCKER_CONFIG.
     pub aux: PathBuf,
 }
+
+/// The user's daemon.json before arm: another key, 4-space indent (must survive byte for byte).
+pub const USER_DAEMON_JSON: &str = "{\n    \"max-concurrent-downloads\": 3\n}\n";
 
 /// The docker CLI to use: `/usr/bin/docker` if it exists, else `docker` on PATH.
 pub fn docker_cli() -> PathBuf {
@@ -46,9 +44,12 @@ pub fn docker_cli() -> PathBuf {
 /// A `PATH` whose first entry is `bin_dir` holding `docker` → [`docker_cli`]: the Debian CLI
 /// (20.10) builds with BuildKit by itself, a newer `docker` on PATH needs the buildx plugin,
 /// which is not installed here.
-pub fn path_with_docker_cli(bin_dir: &Path) -> String {
+fn path_with_docker_cli(bin_dir: &Path) -> String {
     std::fs::create_dir_all(bin_dir).unwrap();
-    std::os::unix::fs::symlink(docker_cli(), bin_dir.join("docker")).unwrap();
+    let link = bin_dir.join("docker");
+    if std::fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink(docker_cli(), &link).unwrap();
+    }
     format!(
         "{}:{}",
         bin_dir.display(),
@@ -146,9 +147,6 @@ impl Dockerd {
         Ok(Dockerd {
             daemon,
             containerd,
-            root: root.to_path_buf(),
-            config,
-            pidfile,
             socket,
             aux: aux.to_path_buf(),
         })
@@ -163,6 +161,23 @@ impl Dockerd {
     /// `unix://<socket>`, for `DOCKER_HOST` when a program under test runs the docker CLI.
     pub fn docker_host(&self) -> String {
         format!("unix://{}", self.socket.display())
+    }
+
+    /// Let `cmd` (e.g. `mirrorctl verify --client docker`) reach this dockerd as a user's docker
+    /// CLI would: `DOCKER_HOST`, the private `DOCKER_CONFIG` and a `PATH` with [`docker_cli`]
+    /// first (see `path_with_docker_cli`).
+    pub fn client_env<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        cmd.env("DOCKER_HOST", self.docker_host())
+            .env("DOCKER_CONFIG", self.aux.join("cli"))
+            .env("PATH", path_with_docker_cli(&self.aux.join("cli-bin")))
+    }
+
+    /// `docker image inspect --format '{{json .RepoDigests}}' <reference>`.
+    pub fn repo_digests(&self, reference: &str) -> Out {
+        let mut c = self.docker();
+        c.args(["image", "inspect", "--format", "{{json .RepoDigests}}"])
+            .arg(reference);
+        run_timeout(&mut c, Duration::from_secs(60))
     }
 
     /// `docker -H unix://<socket>` with a private DOCKER_CONFIG and the proxy guard.

@@ -5,9 +5,13 @@
 //! can never answer from an earlier run's cache.
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// The probe's reference as clients pull it, without the tag.
+pub const PROBE: &str = "docker.io/library/probe";
+/// The probe's repository, as the mirror's access log names it.
+pub const REPO: &str = "library/probe";
 
 pub const MT_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const MT_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -43,8 +47,6 @@ pub struct ProbeImage {
     pub index: Desc,
     /// `big`, when requested.
     pub big: Option<PlatformImage>,
-    /// The text of `/hello.txt` in the amd64 image.
-    pub hello_amd64: String,
 }
 
 impl ProbeImage {
@@ -53,8 +55,8 @@ impl ProbeImage {
         let blobs = dir.join("blobs").join("sha256");
         std::fs::create_dir_all(&blobs).unwrap();
         let nonce = nonce();
-        let hello_amd64 = format!("hello from probe image (amd64) {nonce}\n");
-        let amd64 = platform_image(&blobs, "amd64", "hello.txt", hello_amd64.as_bytes());
+        let amd = format!("hello from probe image (amd64) {nonce}\n");
+        let amd64 = platform_image(&blobs, "amd64", "hello.txt", amd.as_bytes());
         let arm = format!("hello from probe image (arm64) {nonce}\n");
         let arm64 = platform_image(&blobs, "arm64", "hello.txt", arm.as_bytes());
         let index_json = json!({
@@ -85,7 +87,6 @@ impl ProbeImage {
             arm64,
             index,
             big,
-            hello_amd64,
         }
     }
 
@@ -114,11 +115,11 @@ fn to_bytes(v: &Value) -> Vec<u8> {
 }
 
 fn put(blobs: &Path, data: &[u8], media_type: &str) -> Desc {
-    let hex = hex::encode(Sha256::digest(data));
-    std::fs::write(blobs.join(&hex), data).unwrap();
+    let digest = super::sha256(data);
+    std::fs::write(blobs.join(&digest["sha256:".len()..]), data).unwrap();
     Desc {
         media_type: media_type.into(),
-        digest: format!("sha256:{hex}"),
+        digest,
         size: data.len() as u64,
     }
 }
@@ -150,7 +151,7 @@ fn platform_image(blobs: &Path, arch: &str, file: &str, content: &[u8]) -> Platf
     h.set_cksum();
     tar.append(&h, content).unwrap();
     let raw = tar.into_inner().unwrap();
-    let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&raw)));
+    let diff_id = super::sha256(&raw);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&raw).unwrap();
     let layer = put(blobs, &gz.finish().unwrap(), MT_LAYER);

@@ -1,4 +1,5 @@
-//! Real-client test harness shared by the integration tests (`mod common;` in a test file).
+//! Real-client test harness of the integration tests (`tests/it/`, which includes it as
+//! `crate::common`).
 //!
 //! Everything here runs real programs on loopback only, writes only under a per-test temp dir and
 //! kills what it starts (on drop, hence also on panic). Building blocks:
@@ -21,12 +22,15 @@
 //! * [`proof`]: [`AccessLogged`], `assert_through_mirror` / `assert_not_through_mirror`
 //!   (by user agent: `UA_DOCKERD`, `UA_CONTAINERD`, `UA_PODMAN`, `UA_SKOPEO`).
 //! * [`serve::Serve`]: `mirrorctl serve` as a mirror, its access log (+ `Cache-Status`) parsed.
-//! * [`Lab`]: upstream + mirror seeded with the probe, in one call.
-//! * [`mirrorctl`] / [`run`] / [`Out`]: run commands and get readable assertion messages.
+//! * [`http`]: a small reqwest client (no proxy) for talking HTTP to a mirror directly.
+//! * [`tls`]: a CA and a leaf certificate for 127.0.0.1 (openssl CLI).
+//! * [`Seeded`]: an upstream seeded with the probe; [`Lab`]: the same plus a mirror in front.
+//! * [`mirrorctl`] / [`Workspace::run`] / [`run`] / [`Out`]: run the binary under test (or any
+//!   command) and get readable assertion messages (`{out}`); [`json`] parses its `--json`.
 //!
 //! Typical use:
 //! ```ignore
-//! mod common;
+//! use crate::common;
 //! #[test]
 //! fn my_test() {
 //!     if !common::require(&["docker-registry", "skopeo"]) { return; }
@@ -37,22 +41,22 @@
 //!     let hits = lab.mirror.requests_since(mark);
 //! }
 //! ```
-#![allow(dead_code)]
 
 pub mod containerd;
 pub mod containers;
 pub mod daemon;
 pub mod dockerd;
+pub mod http;
 pub mod image;
 pub mod nginx;
 pub mod proof;
 pub mod registry;
 pub mod serve;
+pub mod tls;
 
 pub use daemon::{wait_until, Daemon};
 pub use proof::AccessLogged;
 
-use std::ffi::OsStr;
 use std::fmt;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -61,7 +65,7 @@ use std::time::Duration;
 
 /// The proxy guard: any request that is not to loopback goes to a closed port on loopback.
 /// Both spellings, since Go reads both and some tools only one.
-/// `NO_PROXY` also names 10.77.0.1, the "LAN" mirror address that `tests/lan_mirror.rs` adds
+/// `NO_PROXY` also names 10.77.0.1, the "LAN" mirror address that `tests/it/lan_mirror.rs` adds
 /// to `lo` inside a network namespace of its own (nothing else uses it).
 pub const GUARD_ENV: [(&str, &str); 6] = [
     ("HTTP_PROXY", "http://127.0.0.1:9"),
@@ -193,12 +197,48 @@ impl Workspace {
         p
     }
 
-    /// Keep the dir after the test (for debugging): prints where it is.
-    pub fn keep(self) -> PathBuf {
-        let p = self.dir.keep();
-        eprintln!("workspace kept at {}", p.display());
+    /// Write `<root>/<rel>` (parent dirs created); returns its path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.under_root(rel);
+        write_file(&p, text);
         p
     }
+
+    /// `mirrorctl <args>` on this workspace ([`mirrorctl`]), run to completion ([`run`]).
+    pub fn run(&self, args: &[&str]) -> Out {
+        run(mirrorctl(self).args(args))
+    }
+}
+
+/// Write `path`, creating its parent dirs.
+pub fn write_file(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Install `src` as the executable `dst` (mode 755) with install(1), so this process never has
+/// `dst` open for writing: a thread forking meanwhile would hand that descriptor to its child
+/// until the child's exec, and running `dst` in that window fails with ETXTBSY.
+pub fn install_executable(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+    run(Command::new("install")
+        .args(["-m", "755"])
+        .arg(src)
+        .arg(dst))
+    .assert_ok();
+}
+
+/// [`install_executable`] for a script with this text (written next to `dst` as `<dst>.src`).
+pub fn write_executable(dst: &Path, text: &str) {
+    let src = dst.with_extension("src");
+    write_file(&src, text);
+    install_executable(&src, dst);
+}
+
+/// `sha256:<hex>` of `bytes` (an OCI digest).
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// Captured result of a command, printable in assertion messages.
@@ -253,14 +293,30 @@ fn cmdline(cmd: &Command) -> String {
 /// Run a command to completion (stdin closed) with a timeout, capturing its output.
 /// A command that outlives the timeout is killed (its whole process group) and reported.
 pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Out {
+    run_with(cmd, timeout, None)
+}
+
+/// [`run`] with `input` on stdin.
+pub fn run_input(cmd: &mut Command, input: &[u8]) -> Out {
+    run_with(cmd, Duration::from_secs(120), Some(input))
+}
+
+fn run_with(cmd: &mut Command, timeout: Duration, input: Option<&[u8]>) -> Out {
     use std::os::unix::process::CommandExt;
     let line = cmdline(cmd);
     let dir = tempfile::tempdir().unwrap();
     let (o, e) = (dir.path().join("o"), dir.path().join("e"));
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::fs::File::create(&o).unwrap())
-        .stderr(std::fs::File::create(&e).unwrap())
-        .process_group(0);
+    match input {
+        Some(bytes) => {
+            let i = dir.path().join("i");
+            std::fs::write(&i, bytes).unwrap();
+            cmd.stdin(std::fs::File::open(&i).unwrap())
+        }
+        None => cmd.stdin(std::process::Stdio::null()),
+    }
+    .stdout(std::fs::File::create(&o).unwrap())
+    .stderr(std::fs::File::create(&e).unwrap())
+    .process_group(0);
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|err| panic!("spawn `{line}`: {err}"));
@@ -299,32 +355,66 @@ pub fn run(cmd: &mut Command) -> Out {
     run_timeout(cmd, Duration::from_secs(120))
 }
 
-/// Build a command from a program and args.
-pub fn cmd<I, S>(program: &str, args: I) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut c = Command::new(program);
-    c.args(args);
+/// The entry for `target` in the `targets` array of an arm/disarm/status `--json` document;
+/// panics with the document when there is none.
+pub fn target<'a>(doc: &'a serde_json::Value, target: &str) -> &'a serde_json::Value {
+    doc["targets"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["target"] == target))
+        .unwrap_or_else(|| panic!("no {target} target in {doc}"))
+}
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_mirrorctl");
+
+/// `mirrorctl` (the binary under test) with the proxy guard, `NO_COLOR` and no `MIRRORCTL_*`
+/// from the environment, no arguments yet. Most tests want [`mirrorctl`].
+pub fn mirrorctl_cmd() -> Command {
+    let mut c = Command::new(BIN);
+    c.env_remove("MIRRORCTL_ROOT")
+        .env_remove("MIRRORCTL_STATE_DIR")
+        .env_remove("MIRRORCTL_DOCKERD_VERSION")
+        .env("NO_COLOR", "1");
+    guard(&mut c);
     c
 }
 
-/// `mirrorctl --root <ws.root> --state-dir <ws.state> --color never` (the binary under test),
-/// with the proxy guard and no MIRRORCTL_* from the environment.
+/// `mirrorctl --root <ws.root> --state-dir <ws.state> --color never` ([`mirrorctl_cmd`]); add
+/// env and args, then [`run`] it (or [`Workspace::run`] for just args).
 pub fn mirrorctl(ws: &Workspace) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
-    c.env_remove("MIRRORCTL_ROOT")
-        .env_remove("MIRRORCTL_STATE_DIR")
-        .env("NO_COLOR", "1")
-        .arg("--root")
+    let mut c = mirrorctl_cmd();
+    c.arg("--root")
         .arg(ws.root())
         .arg("--state-dir")
         .arg(ws.state_dir())
         .arg("--color")
         .arg("never");
-    guard(&mut c);
     c
+}
+
+/// `mirrorctl verify --mirror <mirror> --image <image> --client <c>… --json` on `ws` (add the
+/// env the clients need), and [`run_timeout`] it: clients' pulls can take minutes.
+pub fn verify_clients(
+    ws: &Workspace,
+    mirror: &str,
+    image: &str,
+    clients: &[&str],
+    env: impl FnOnce(&mut Command),
+) -> Out {
+    let mut c = mirrorctl(ws);
+    env(&mut c);
+    c.args(["verify", "--mirror", mirror, "--image", image]);
+    for client in clients {
+        c.args(["--client", client]);
+    }
+    c.arg("--json");
+    run_timeout(&mut c, Duration::from_secs(300))
+}
+
+/// The JSON document a command printed on stdout (`--json`); panics with the output if it is
+/// not one.
+pub fn json(out: &Out) -> serde_json::Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
 }
 
 /// Snapshot of a tree: relative path → description of every directory (`dir 755`), symlink
@@ -367,8 +457,25 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, String> {
     out
 }
 
-/// Upstream registry + proxy mirror on loopback, upstream seeded with the probe image as
+/// An upstream registry on loopback seeded with the probe image as
 /// `library/probe:{latest,multi,v2s2}` (and `:big` when built with one).
+pub struct Seeded {
+    pub upstream: registry::Registry,
+    pub image: image::ProbeImage,
+}
+
+impl Seeded {
+    /// Needs `docker-registry`, `skopeo`, `unshare` (check with [`require`] first). `big_mb`:
+    /// add a `big` tag of that many MiB of random data.
+    pub fn start(ws: &Workspace, big_mb: Option<usize>) -> Seeded {
+        let image = image::ProbeImage::build(&ws.aux("image"), big_mb);
+        let upstream = registry::Registry::upstream(&ws.aux("upstream"));
+        registry::seed_upstream(&upstream, &image, &ws.aux("seed"));
+        Seeded { upstream, image }
+    }
+}
+
+/// [`Seeded`] with a proxy mirror (`docker-registry`) of it in front.
 pub struct Lab {
     /// Declared first so it is dropped (stopped) first.
     pub mirror: registry::Registry,
@@ -384,9 +491,7 @@ impl Lab {
 
     /// Like [`Lab::start`], with a `big` tag of `big_mb` MiB of random data when given.
     pub fn start_with(ws: &Workspace, big_mb: Option<usize>) -> Lab {
-        let image = image::ProbeImage::build(&ws.aux("image"), big_mb);
-        let upstream = registry::Registry::upstream(&ws.aux("upstream"));
-        registry::seed_upstream(&upstream, &image, &ws.aux("skopeo"));
+        let Seeded { upstream, image } = Seeded::start(ws, big_mb);
         let mirror = registry::Registry::proxy(&ws.aux("mirror"), &upstream.url());
         Lab {
             mirror,

@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 pub struct Nginx {
-    pub daemon: Daemon,
+    /// Kept to stop nginx on drop.
+    _daemon: Daemon,
     pub port: u16,
 }
 
@@ -64,7 +65,12 @@ impl Nginx {
                 std::net::TcpStream::connect(&addr).is_ok()
             });
             match up {
-                Ok(()) => return Nginx { daemon, port },
+                Ok(()) => {
+                    return Nginx {
+                        _daemon: daemon,
+                        port,
+                    }
+                }
                 Err(e) => {
                     let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
                     if !log.contains("Address already in use") {

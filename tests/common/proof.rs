@@ -1,5 +1,7 @@
-//! Proof that a pull went (or did not go) through a mirror, from the mirror's access log.
+//! Proof that a pull of the probe ([`REPO`]) went (or did not go) through a mirror, from the
+//! mirror's access log.
 
+use super::image::REPO;
 use super::registry::{lines, AccessEntry, Registry};
 use super::Out;
 
@@ -28,6 +30,14 @@ pub trait AccessLogged {
     fn requests_since(&self, mark: usize) -> Vec<AccessEntry> {
         self.access_log().into_iter().skip(mark).collect()
     }
+
+    /// How many `GET <path>` were logged after `mark`.
+    fn gets_since(&self, mark: usize, path: &str) -> usize {
+        self.requests_since(mark)
+            .iter()
+            .filter(|e| e.method == "GET" && e.path == path)
+            .count()
+    }
 }
 
 impl AccessLogged for Registry {
@@ -36,53 +46,46 @@ impl AccessLogged for Registry {
     }
 }
 
-/// Manifest and blob requests for `repo` (e.g. `library/probe`) since `mark` whose user agent
-/// starts with `ua`.
-pub fn repo_requests(
-    mirror: &dyn AccessLogged,
-    mark: usize,
-    repo: &str,
-    ua: &str,
-) -> Vec<AccessEntry> {
+/// Manifest and blob requests for the probe since `mark` whose user agent starts with `ua`.
+pub fn repo_requests(mirror: &dyn AccessLogged, mark: usize, ua: &str) -> Vec<AccessEntry> {
     mirror
         .requests_since(mark)
         .into_iter()
-        .filter(|e| (e.is_manifest_of(repo) || e.is_blob_of(repo)) && e.user_agent.starts_with(ua))
+        .filter(|e| (e.is_manifest_of(REPO) || e.is_blob_of(REPO)) && e.user_agent.starts_with(ua))
         .collect()
 }
 
-/// Assert that `log` holds, for each of `uas`, a blob request for `repo` from a client whose
+/// Assert that `log` holds, for each of `uas`, a blob request for the probe from a client whose
 /// user agent contains it.
-pub fn assert_blob_requests_by(log: &[AccessEntry], repo: &str, uas: &[&str]) {
+pub fn assert_blob_requests_by(log: &[AccessEntry], uas: &[&str]) {
     for ua in uas {
         assert!(
             log.iter()
-                .any(|e| e.is_blob_of(repo) && e.user_agent.contains(ua)),
+                .any(|e| e.is_blob_of(REPO) && e.user_agent.contains(ua)),
             "no {ua} blob request at the mirror:\n{}",
             lines(log)
         );
     }
 }
 
-/// Assert the pull `out` succeeded and the mirror answered a manifest request for `repo` with
-/// 200 to a client whose user agent starts with `ua` (since `mark`). For containerd-based
+/// Assert the pull `out` succeeded and the mirror answered a manifest request for the probe
+/// with 200 to a client whose user agent starts with `ua` (since `mark`). For containerd-based
 /// clients also assert every request carries `?ns=docker.io`. `what` names the pull in messages.
 pub fn assert_through_mirror(
     out: &Out,
     mirror: &dyn AccessLogged,
     mark: usize,
-    repo: &str,
     ua: &str,
     what: &str,
 ) {
     out.assert_ok();
     let all = mirror.requests_since(mark);
-    let mine = repo_requests(mirror, mark, repo, ua);
+    let mine = repo_requests(mirror, mark, ua);
     assert!(
         mine.iter()
-            .any(|e| e.is_manifest_of(repo) && e.status == 200),
-        "{what} succeeded but the mirror's access log shows no 200 manifest request with user \
-         agent {ua}…; the mirror saw:\n{}\n{out}",
+            .any(|e| e.is_manifest_of(REPO) && e.status == 200),
+        "{what}: the pull succeeded but the mirror's access log shows no 200 manifest request \
+         with user agent {ua}…; the mirror saw:\n{}\n{out}",
         lines(&all)
     );
     if ua == UA_CONTAINERD {
@@ -96,18 +99,12 @@ pub fn assert_through_mirror(
     }
 }
 
-/// Assert the pull `out` failed, that no request for `repo` from `ua` reached the mirror since
-/// `mark`, and that it failed by trying Docker Hub (the proxy guard on 127.0.0.1:9), not for
-/// some unrelated reason.
-pub fn assert_not_through_mirror(
-    out: &Out,
-    mirror: &dyn AccessLogged,
-    mark: usize,
-    repo: &str,
-    ua: &str,
-) {
+/// Assert the pull `out` failed, that no request for the probe from `ua` reached the mirror
+/// since `mark`, and that it failed by trying Docker Hub (the proxy guard on 127.0.0.1:9), not
+/// for some unrelated reason.
+pub fn assert_not_through_mirror(out: &Out, mirror: &dyn AccessLogged, mark: usize, ua: &str) {
     out.assert_fail();
-    let mine = repo_requests(mirror, mark, repo, ua);
+    let mine = repo_requests(mirror, mark, ua);
     assert!(
         mine.is_empty(),
         "the mirror still served {ua}…:\n{}",

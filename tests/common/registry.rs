@@ -2,7 +2,7 @@
 //! pull-through mirror (`proxy.remoteurl`), with its access log parsed so tests can prove which
 //! requests reached it; and [`seed_upstream`], which pushes the probe image with skopeo.
 
-use super::image::ProbeImage;
+use super::image::{ProbeImage, REPO};
 use super::{free_port, guard, run_timeout, Daemon};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -108,10 +108,9 @@ pub fn parse_access_log(text: &str) -> Vec<AccessEntry> {
 pub struct Registry {
     pub daemon: Daemon,
     pub port: u16,
-    /// Its dir: `config.yml`, `data/`, logs.
+    /// Its dir: `config.yml`, logs and (unless a [`Registry::with_config`] config says
+    /// otherwise) the storage, `data/`.
     pub dir: PathBuf,
-    /// `Some(url)` when it is a pull-through mirror of that upstream.
-    pub remote: Option<String>,
 }
 
 impl Registry {
@@ -126,23 +125,31 @@ impl Registry {
     }
 
     fn start(dir: &Path, name: &str, remote: Option<&str>) -> Registry {
-        let mut last = String::new();
-        for _attempt in 0..5 {
-            let port = free_port();
-            let data = dir.join("data");
-            std::fs::create_dir_all(&data).unwrap();
-            let proxy = remote
-                .map(|r| format!("proxy:\n  remoteurl: {r}\n"))
-                .unwrap_or_default();
-            let config = format!(
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let proxy = remote
+            .map(|r| format!("proxy:\n  remoteurl: {r}\n"))
+            .unwrap_or_default();
+        Registry::with_config(dir, name, |port| {
+            format!(
                 "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\n  secret: mirrorctl-test-secret\n\
                  health:\n  storagedriver:\n    enabled: false\n{proxy}",
                 data.display()
-            );
+            )
+        })
+    }
+
+    /// A registry named `registry-<name>` with the `config.yml` that `config` writes for a port
+    /// (it must listen on `127.0.0.1:<port>` and keep the access log on); retried on another
+    /// port when that one was taken meanwhile.
+    pub fn with_config(dir: &Path, name: &str, config: impl Fn(u16) -> String) -> Registry {
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
             let cfg = dir.join("config.yml");
-            std::fs::write(&cfg, config).unwrap();
+            std::fs::write(&cfg, config(port)).unwrap();
             let mut cmd = Command::new("docker-registry");
             cmd.arg("serve").arg(&cfg);
             guard(&mut cmd);
@@ -156,7 +163,6 @@ impl Registry {
                         daemon,
                         port,
                         dir: dir.to_path_buf(),
-                        remote: remote.map(String::from),
                     }
                 }
                 Err(e) if e.contains("address already in use") => last = e,
@@ -181,9 +187,16 @@ impl Registry {
         parse_access_log(&self.daemon.stdout())
     }
 
-    /// The registry's own (logrus) log, e.g. `Adding new scheduler entry` lines of a mirror.
-    pub fn app_log(&self) -> String {
-        self.daemon.stderr()
+    /// Does its storage (`<dir>/data`, the filesystem driver's layout) hold blob `digest`
+    /// (`sha256:<hex>`)? For a mirror: the blob was fetched and stored.
+    pub fn has_blob(&self, digest: &str) -> bool {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+            .is_file()
     }
 }
 
@@ -206,7 +219,7 @@ pub fn seed_upstream(upstream: &Registry, image: &ProbeImage, scratch: &Path) {
     let home = scratch.join("home");
     std::fs::create_dir_all(&tmp).unwrap();
     std::fs::create_dir_all(&home).unwrap();
-    let dest = |tag: &str| format!("docker://{}/library/probe:{tag}", upstream.host());
+    let dest = |tag: &str| format!("docker://{}/{REPO}:{tag}", upstream.host());
     let mut copies: Vec<(Vec<&str>, String, String)> = vec![
         (vec![], image.oci_ref("latest"), dest("latest")),
         (vec!["--all"], image.oci_ref("multi"), dest("multi")),

@@ -4,7 +4,8 @@
 //! for a `docker-registry` mirror apply.
 
 use super::registry::{parse_access_line, AccessEntry};
-use super::{guard, AccessLogged, Daemon};
+use super::tls::Certs;
+use super::{guard, AccessLogged, Daemon, BIN};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -19,7 +20,7 @@ pub struct Serve {
 impl Serve {
     /// `mirrorctl serve --listen 127.0.0.1:0 --cache-dir <cache> [args…]`, logs in `dir`.
     pub fn start(dir: &Path, cache: &Path, args: &[&str]) -> Serve {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
+        let mut cmd = Command::new(BIN);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
             .arg(cache)
             .args(args);
@@ -38,6 +39,23 @@ impl Serve {
         }
     }
 
+    /// An HTTPS server with `certs`' leaf (its cache in `<dir>/cache`) whose upstream is a closed
+    /// port: pulls fail, `/v2/` answers.
+    pub fn with_tls(dir: &Path, certs: &Certs) -> Serve {
+        Serve::start(
+            dir,
+            &dir.join("cache"),
+            &[
+                "--upstream",
+                "http://127.0.0.1:9",
+                "--tls-cert",
+                certs.cert.to_str().unwrap(),
+                "--tls-key",
+                certs.key.to_str().unwrap(),
+            ],
+        )
+    }
+
     /// A pull-through cache whose `docker.io` (default) upstream is `upstream_url`.
     pub fn mirror_of(dir: &Path, upstream_url: &str) -> Serve {
         Serve::start(
@@ -47,12 +65,37 @@ impl Serve {
         )
     }
 
-    pub fn host(&self) -> String {
-        self.addr.clone()
-    }
-
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Every file in `<cache>/blobs/sha256`, sorted: the committed blobs (`<hex>`) and the temp
+    /// files of downloads in progress (`.tmp-…`).
+    pub fn blob_files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.cache.join("blobs/sha256"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The temp files of downloads in progress (`<cache>/blobs/sha256/.tmp-…`), with their sizes.
+    pub fn temp_files(&self) -> Vec<(String, u64)> {
+        std::fs::read_dir(self.cache.join("blobs/sha256"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+                    .map(|e| {
+                        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                        (e.file_name().to_string_lossy().into_owned(), len)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// (request, `Cache-Status` of the response; empty when none) for every access log line.

@@ -10,13 +10,12 @@
 //! arguments after `arm --target <target>`, one per line. Set `MIRRORCTL_BLESS=1` to rewrite
 //! `after/` from what the binary produces (then review the diff!).
 
+use crate::common::{self, mirrorctl, Out, Workspace};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_mirrorctl");
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Entry {
@@ -75,7 +74,7 @@ fn stamps(dir: &Path) -> BTreeMap<PathBuf, (i64, i64)> {
         .collect()
 }
 
-fn show(t: &BTreeMap<PathBuf, Entry>) -> String {
+fn render(t: &BTreeMap<PathBuf, Entry>) -> String {
     t.iter()
         .map(|(p, e)| match e {
             Entry::File(b) => format!("== {}\n{}", p.display(), String::from_utf8_lossy(b)),
@@ -136,44 +135,24 @@ fn cases() -> Vec<Case> {
     out
 }
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    state: PathBuf,
-}
-
-fn env_for(case: &Case) -> Env {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    fs::create_dir_all(&root).unwrap();
+/// A workspace whose root holds the case's `before/`.
+fn ws_for(case: &Case) -> Workspace {
+    let ws = Workspace::new("golden");
     let before = case.dir.join("before");
     if before.exists() {
-        copy_tree(&before, &root);
+        copy_tree(&before, &ws.root());
     }
-    let state = tmp.path().join("state");
-    Env {
-        _tmp: tmp,
-        root,
-        state,
-    }
+    ws
 }
 
-fn run(env: &Env, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--root")
-        .arg(&env.root)
-        .arg("--state-dir")
-        .arg(&env.state)
-        .arg("--color")
-        .arg("never")
-        .args(args)
-        .env_remove("MIRRORCTL_ROOT")
-        .env_remove("MIRRORCTL_STATE_DIR")
-        // The docker target depends on the dockerd version: pin it (a case's args may override
-        // it with --dockerd-version).
-        .env("MIRRORCTL_DOCKERD_VERSION", "20.10.24")
-        .output()
-        .unwrap()
+fn run(ws: &Workspace, args: &[&str]) -> Out {
+    // The docker target depends on the dockerd version: pin it (a case's args may override it
+    // with --dockerd-version).
+    common::run(
+        mirrorctl(ws)
+            .env("MIRRORCTL_DOCKERD_VERSION", "20.10.24")
+            .args(args),
+    )
 }
 
 fn arm_args<'a>(case: &'a Case, extra: &[&'a str]) -> Vec<&'a str> {
@@ -181,15 +160,6 @@ fn arm_args<'a>(case: &'a Case, extra: &[&'a str]) -> Vec<&'a str> {
     v.extend(extra);
     v.extend(case.args.iter().map(String::as_str));
     v
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// A user's edit in the file's own format, and a marker to find it again.
@@ -242,117 +212,130 @@ fn mirror_hosts(case: &Case) -> Vec<String> {
 
 fn check_case(case: &Case) -> Result<(), String> {
     let bless = std::env::var_os("MIRRORCTL_BLESS").is_some();
-    let fail = |what: &str, o: &Output| Err(format!("{}: {what}\n{}", case.name, text(o)));
+    let fail = |what: &str, o: &Out| Err(format!("{}: {what}\n{o}", case.name));
 
     // Dry run: nothing on disk changes, no state written.
-    let env = env_for(case);
-    let before = tree(&env.root);
-    let o = run(&env, &arm_args(case, &["--dry-run"]));
-    if tree(&env.root) != before {
+    let ws = ws_for(case);
+    let before = tree(&ws.root());
+    let o = run(&ws, &arm_args(case, &["--dry-run"]));
+    if tree(&ws.root()) != before {
         return fail("--dry-run changed files", &o);
     }
-    if env.state.exists() {
+    if ws.state_dir().exists() {
         return fail("--dry-run wrote state", &o);
     }
 
     // Arm: golden output, or a clean refusal.
-    let env = env_for(case);
-    let o = run(&env, &arm_args(case, &[]));
+    let ws = ws_for(case);
+    let o = run(&ws, &arm_args(case, &[]));
     if let Some(needles) = &case.error {
-        if o.status.code() != Some(2) {
+        if o.code() != Some(2) {
             return fail("expected exit 2 for malformed input", &o);
         }
-        let stderr = String::from_utf8_lossy(&o.stderr);
+        let stderr = &o.stderr;
         for n in needles {
             if !stderr.contains(n.as_str()) {
                 return fail(&format!("stderr lacks `{n}`"), &o);
             }
         }
-        if tree(&env.root) != before {
+        if tree(&ws.root()) != before {
             return fail("refused input but changed files", &o);
         }
         return Ok(());
     }
-    if !o.status.success() {
+    if !o.ok() {
         return fail("arm failed", &o);
     }
-    let armed = tree(&env.root);
+    let armed = tree(&ws.root());
     let after_dir = case.dir.join("after");
     if bless {
         let _ = fs::remove_dir_all(&after_dir);
-        copy_tree(&env.root, &after_dir);
+        copy_tree(&ws.root(), &after_dir);
     } else {
         let expected = tree(&after_dir);
         if armed != expected {
             return Err(format!(
                 "{}: output differs from after/\n--- expected\n{}--- got\n{}",
                 case.name,
-                show(&expected),
-                show(&armed)
+                render(&expected),
+                render(&armed)
             ));
         }
     }
 
     // arm; arm = arm, and the second run rewrites nothing.
-    let stamps1 = stamps(&env.root);
-    let journal1 = fs::read(env.state.join("journal.json")).ok();
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    let o = run(&env, &arm_args(case, &[]));
-    if !o.status.success() || tree(&env.root) != armed {
+    let stamps1 = stamps(&ws.root());
+    let journal1 = fs::read(ws.state_dir().join("journal.json")).ok();
+    // A rewrite must show in the mtimes: wait until a file written now gets a newer one.
+    let newest = stamps1.values().max().copied().unwrap_or_default();
+    let clock = ws.path().join("clock");
+    assert!(
+        common::wait_until(Duration::from_secs(5), || {
+            fs::write(&clock, "").unwrap();
+            let m = fs::metadata(&clock).unwrap();
+            (m.mtime(), m.mtime_nsec()) > newest
+        }),
+        "{}: the file system clock does not move",
+        case.name
+    );
+    let o = run(&ws, &arm_args(case, &[]));
+    if !o.ok() || tree(&ws.root()) != armed {
         return fail("second arm changed files", &o);
     }
-    if stamps(&env.root) != stamps1 || fs::read(env.state.join("journal.json")).ok() != journal1 {
+    if stamps(&ws.root()) != stamps1
+        || fs::read(ws.state_dir().join("journal.json")).ok() != journal1
+    {
         return fail("second arm rewrote files (mtime or journal changed)", &o);
     }
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = &o.stdout;
     let first = out.lines().next().unwrap_or("");
     if !(first.contains("unchanged") || first.contains("skipped")) {
         return fail("second arm did not report `unchanged`", &o);
     }
 
     // arm; disarm restores every byte; a second disarm has nothing to do.
-    let o = run(&env, &["disarm"]);
-    if !o.status.success() {
+    let o = run(&ws, &["disarm"]);
+    if !o.ok() {
         return fail("disarm failed", &o);
     }
-    let restored = tree(&env.root);
+    let restored = tree(&ws.root());
     if restored != before {
         return Err(format!(
             "{}: disarm did not restore the original bytes\n--- before\n{}--- after disarm\n{}",
             case.name,
-            show(&before),
-            show(&restored)
+            render(&before),
+            render(&restored)
         ));
     }
-    let o = run(&env, &["disarm"]);
-    if !o.status.success() || tree(&env.root) != before {
+    let o = run(&ws, &["disarm"]);
+    if !o.ok() || tree(&ws.root()) != before {
         return fail("second disarm was not a no-op", &o);
     }
 
     // arm; user edit; disarm keeps the edit and drops mirrorctl's entries.
-    let env = env_for(case);
-    let o = run(&env, &arm_args(case, &[]));
-    if !o.status.success() {
+    let ws = ws_for(case);
+    let o = run(&ws, &arm_args(case, &[]));
+    if !o.ok() {
         return fail("arm (for the edit check) failed", &o);
     }
     let mut edited = Vec::new();
-    for (rel, e) in tree(&env.root) {
+    for (rel, e) in tree(&ws.root()) {
         let Entry::File(bytes) = e else { continue };
         if before.get(&rel) == Some(&Entry::File(bytes.clone())) {
             continue; // not touched by arm
         }
         if let Some((new, marker)) = user_edit(&rel, &bytes) {
-            fs::write(env.root.join(&rel), new).unwrap();
+            fs::write(ws.root().join(&rel), new).unwrap();
             edited.push((rel, marker));
         }
     }
-    let o = run(&env, &["disarm"]);
-    if !o.status.success() {
+    let o = run(&ws, &["disarm"]);
+    if !o.ok() {
         return fail("disarm of an edited file failed", &o);
     }
     let hosts = mirror_hosts(case);
     for (rel, marker) in &edited {
-        let now = fs::read_to_string(env.root.join(rel)).unwrap_or_default();
+        let now = fs::read_to_string(ws.root().join(rel)).unwrap_or_default();
         if !now.contains(marker) {
             return fail(
                 &format!("disarm lost the user's edit in {}", rel.display()),

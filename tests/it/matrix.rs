@@ -22,21 +22,19 @@
 //! fails naming the failing cells. A cell that cannot run (a client missing, dockerd will not
 //! start) is SKIP with the reason, except with `CI=true`, where it is a failure.
 
-mod common;
-
-use common::containerd::Containerd;
-use common::containers::ContainersEnv;
-use common::dockerd::{docker_cli, write_from_dockerfile, Dockerd};
-use common::proof::{repo_requests, UA_CONTAINERD, UA_DOCKERD, UA_PODMAN, UA_SKOPEO};
-use common::registry::{lines, Registry};
-use common::serve::Serve;
-use common::{mirrorctl, run_timeout, snapshot, AccessLogged, Lab, Out, Workspace};
+use crate::common::containerd::Containerd;
+use crate::common::containers::ContainersEnv;
+use crate::common::dockerd::{write_from_dockerfile, Dockerd, USER_DAEMON_JSON};
+use crate::common::image::{PROBE, REPO};
+use crate::common::proof::{repo_requests, UA_CONTAINERD, UA_DOCKERD, UA_PODMAN, UA_SKOPEO};
+use crate::common::registry::{lines, Registry};
+use crate::common::serve::Serve;
+use crate::common::{
+    self, mirrorctl, run_timeout, sha256, snapshot, AccessLogged, Lab, Out, Workspace,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-const PROBE: &str = "docker.io/library/probe";
-const REPO: &str = "library/probe";
 /// (column, tag).
 const VARIANTS: [(&str, &str); 3] = [("single", "latest"), ("multi", "multi"), ("v2s2", "v2s2")];
 const STEPS: [&str; 7] = [
@@ -44,8 +42,6 @@ const STEPS: [&str; 7] = [
 ];
 /// The image `verify` pulls (an index: verify and the client each pick a platform).
 const VERIFY_IMAGE: &str = "docker.io/library/probe:multi";
-/// The user's daemon.json before arm (another key, 4-space indent: must survive byte for byte).
-const USER_DAEMON_JSON: &str = "{\n    \"max-concurrent-downloads\": 3\n}\n";
 /// The user's registries.conf before arm.
 const USER_REGISTRIES_CONF: &str =
     "# the user's own file\nunqualified-search-registries = [\"docker.io\"]\n";
@@ -219,7 +215,7 @@ fn through_mirror(out: &Out, mirror: Mirror, mark: usize, ua: &str) -> StepResul
     if !out.ok() {
         return Err(format!("pull failed: {}", tail(out, 4)));
     }
-    let mine = repo_requests(mirror.log(), mark, REPO, ua);
+    let mine = repo_requests(mirror.log(), mark, ua);
     let manifests = mine
         .iter()
         .filter(|e| e.is_manifest_of(REPO) && e.status == 200)
@@ -255,7 +251,7 @@ fn not_through_mirror(out: &Out, mirror: Mirror, mark: usize, ua: &str) -> StepR
             tail(out, 3)
         ));
     }
-    let mine = repo_requests(mirror.log(), mark, REPO, ua);
+    let mine = repo_requests(mirror.log(), mark, ua);
     if !mine.is_empty() {
         return Err(format!(
             "the mirror still served {ua}… after disarm:\n{}",
@@ -413,17 +409,8 @@ impl Rig {
     fn holds(&self, client: Client, tag: &str, pull: &Out) -> Result<String, String> {
         let reference = format!("{PROBE}:{tag}");
         let out = match client {
-            Client::Dockerd => {
-                let mut c = self.dockerd()?.docker();
-                c.args(["image", "inspect", "--format", "{{json .RepoDigests}}"])
-                    .arg(&reference);
-                run_timeout(&mut c, Duration::from_secs(60))
-            }
-            Client::Ctr => {
-                let mut c = self.ctrd()?.ctr();
-                c.args(["images", "ls"]).arg(format!("name=={reference}"));
-                run_timeout(&mut c, Duration::from_secs(60))
-            }
+            Client::Dockerd => self.dockerd()?.repo_digests(&reference),
+            Client::Ctr => self.ctrd()?.image_ls(&reference),
             Client::Podman => {
                 let mut c = self.containers.podman();
                 c.args(["image", "inspect", "--format", "{{json .RepoDigests}}"])
@@ -454,27 +441,25 @@ impl Rig {
         let name = client.verify_name();
         // As a user runs it: verify itself runs podman/skopeo in a private mount namespace that
         // sees `<root>/etc/containers` when --root is not `/`.
-        let mut c = mirrorctl(&self.ws);
-        if let Ok(d) = &self.dockerd {
-            c.env("DOCKER_HOST", d.docker_host())
-                .env("DOCKER_CONFIG", d.aux.join("cli"));
-        }
-        if let Ok(ctrd) = &self.ctrd {
-            c.env("CONTAINERD_ADDRESS", &ctrd.socket);
-        }
-        // The docker CLI the harness uses (Debian's 20.10: a newer one without the buildx plugin
-        // cannot run `DOCKER_BUILDKIT=1 docker build`) comes first on PATH.
-        if let Some(dir) = common::which(&docker_cli().to_string_lossy())
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-        {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let mut dirs = vec![dir];
-            dirs.extend(std::env::split_paths(&path));
-            c.env("PATH", std::env::join_paths(dirs).unwrap());
-        }
-        c.args(["verify", "--mirror", url, "--image", VERIFY_IMAGE])
-            .args(["--client", name, "--json"]);
-        let out = attempt(|| Ok(run_timeout(&mut c, Duration::from_secs(300))))?;
+        let env = |c: &mut std::process::Command| {
+            if let Ok(d) = &self.dockerd {
+                // With the docker CLI the harness uses (Debian's 20.10: a newer one without the
+                // buildx plugin cannot run `DOCKER_BUILDKIT=1 docker build`) first on PATH.
+                d.client_env(c);
+            }
+            if let Ok(ctrd) = &self.ctrd {
+                c.env("CONTAINERD_ADDRESS", &ctrd.socket);
+            }
+        };
+        let out = attempt(|| {
+            Ok(common::verify_clients(
+                &self.ws,
+                url,
+                VERIFY_IMAGE,
+                &[name],
+                env,
+            ))
+        })?;
         if out.code() == Some(2) && out.stderr.contains("invalid value") {
             return Err(format!(
                 "verify --client {name} not available in this build ({})",
@@ -703,11 +688,6 @@ fn render(cells: &[Cell], header: &str) -> String {
     s
 }
 
-fn sha256(b: &[u8]) -> String {
-    use sha2::Digest as _;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
-}
-
 /// Per tag, the manifest digests a client may end up holding: `latest` its OCI manifest,
 /// `multi` the index or one of its platform manifests (skopeo without `--all` keeps only the
 /// host's), `v2s2` the Docker v2 schema 2 manifest the upstream holds (skopeo converted it when
@@ -866,14 +846,9 @@ fn every_client_through_every_mirror() {
         }
     }
     // The user's files before any arm (what disarm must restore).
-    let write = |rel: &str, text: &str| {
-        let p = ws.under_root(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    write("etc/docker/daemon.json", USER_DAEMON_JSON);
-    write("etc/containers/registries.conf", USER_REGISTRIES_CONF);
-    write("etc/containers/policy.json", POLICY_JSON);
+    ws.write("etc/docker/daemon.json", USER_DAEMON_JSON);
+    ws.write("etc/containers/registries.conf", USER_REGISTRIES_CONF);
+    ws.write("etc/containers/policy.json", POLICY_JSON);
     let containers = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
     let ctrd = if unavailable.contains_key("ctr") {
         Err("not started".to_string())

@@ -8,27 +8,20 @@
 //! with the same prefix *replaces* the main file's table, mirrors included (a hand-written
 //! drop-in without the copy loses the user's working mirror; mirrorctl's keeps it).
 
-mod common;
+use crate::common::containers::ContainersEnv;
+use crate::common::image::PROBE;
+use crate::common::proof::{
+    assert_not_through_mirror, assert_through_mirror, UA_PODMAN, UA_SKOPEO,
+};
+use crate::common::{self, write_file, AccessLogged, Lab, Workspace};
 
-use common::containers::ContainersEnv;
-use common::proof::{self, UA_PODMAN, UA_SKOPEO};
-use common::registry::Registry;
-use common::AccessLogged;
-use common::{mirrorctl, run, Lab, Out, Workspace};
-use std::path::Path;
-
-const PROBE: &str = "docker.io/library/probe";
-const REPO: &str = "library/probe";
 const MAIN: &str = "etc/containers/registries.conf";
 const DROPIN: &str = "etc/containers/registries.conf.d/90-mirrorctl.conf";
 
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
-fn through(out: &Out, mirror: &Registry, mark: usize, ua: &str, what: &str) {
-    proof::assert_through_mirror(out, mirror, mark, REPO, ua, what);
+/// `mirrorctl arm --target registries --mirror <mirror>`, which must succeed.
+fn arm(ws: &Workspace, mirror: &str) {
+    ws.run(&["arm", "--target", "registries", "--mirror", mirror])
+        .assert_ok();
 }
 
 /// A main registries.conf whose docker.io table has one mirror (and a setting to copy).
@@ -50,19 +43,16 @@ fn skopeo_and_podman_pull_through_the_armed_dropin() {
     let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
     let dead = format!("127.0.0.1:{}", common::free_port());
     let main = main_conf(&dead);
-    write(&ws.root().join(MAIN), &main);
+    write_file(&ws.root().join(MAIN), &main);
     let latest = format!("{PROBE}:latest");
 
     // Before: the user's only mirror is dead and Docker Hub is unreachable.
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(&latest, &[]);
-    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+    assert_not_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO);
 
     // Arm: mirrorctl's mirror first, the user's (dead) one copied after it.
-    run(mirrorctl(&ws)
-        .args(["arm", "--target", "registries", "--mirror"])
-        .arg(lab.mirror.url()))
-    .assert_ok();
+    arm(&ws, &lab.mirror.url());
     let dropin = std::fs::read_to_string(ws.root().join(DROPIN)).unwrap();
     let (ours, users) = (
         dropin.find(&format!("\"{}\"", lab.mirror.host())).unwrap(),
@@ -74,19 +64,19 @@ fn skopeo_and_podman_pull_through_the_armed_dropin() {
     for tag in ["latest", "multi", "v2s2"] {
         let mark = lab.mirror.log_mark();
         let out = env.skopeo_pull(&format!("{PROBE}:{tag}"), &[]);
-        through(&out, &lab.mirror, mark, UA_SKOPEO, &format!("skopeo {tag}"));
+        assert_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO, &format!("skopeo {tag}"));
     }
     let mark = lab.mirror.log_mark();
     let out = env.podman_pull(&latest, &[]);
-    through(&out, &lab.mirror, mark, UA_PODMAN, "podman latest");
+    assert_through_mirror(&out, &lab.mirror, mark, UA_PODMAN, "podman latest");
 
     // Disarm: the drop-in is gone, the main file byte-identical, pulls fail again.
-    run(mirrorctl(&ws).arg("disarm")).assert_ok();
+    ws.run(&["disarm"]).assert_ok();
     assert!(!ws.root().join(DROPIN).exists());
     assert_eq!(std::fs::read_to_string(ws.root().join(MAIN)).unwrap(), main);
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(&format!("{PROBE}:multi"), &[]);
-    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+    assert_not_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO);
 }
 
 /// The copy matters: with the working mirror in the user's main file and a dead mirror armed,
@@ -100,19 +90,19 @@ fn the_users_mirrors_survive_because_the_dropin_copies_them() {
     let ws = Workspace::new("registries-copy");
     let lab = Lab::start(&ws);
     let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
-    write(&ws.root().join(MAIN), &main_conf(&lab.mirror.host()));
+    write_file(&ws.root().join(MAIN), &main_conf(&lab.mirror.host()));
     let latest = format!("{PROBE}:latest");
     let dead = format!("127.0.0.1:{}", common::free_port());
 
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(&latest, &[]);
-    through(&out, &lab.mirror, mark, UA_SKOPEO, "the user's own config");
+    assert_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO, "the user's own config");
 
     // Control: a drop-in with the same prefix and only the dead mirror replaces the table.
     let hand = ws
         .root()
         .join("etc/containers/registries.conf.d/50-hand.conf");
-    write(
+    write_file(
         &hand,
         &format!(
             "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n\
@@ -121,23 +111,20 @@ fn the_users_mirrors_survive_because_the_dropin_copies_them() {
     );
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(&latest, &[]);
-    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+    assert_not_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO);
     std::fs::remove_file(&hand).unwrap();
 
-    run(mirrorctl(&ws)
-        .args(["arm", "--target", "registries", "--mirror"])
-        .arg(format!("http://{dead}")))
-    .assert_ok();
+    arm(&ws, &format!("http://{dead}"));
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(&latest, &[]);
-    through(
+    assert_through_mirror(
         &out,
         &lab.mirror,
         mark,
         UA_SKOPEO,
         "the user's mirror copied after mirrorctl's dead one",
     );
-    run(mirrorctl(&ws).arg("disarm")).assert_ok();
+    ws.run(&["disarm"]).assert_ok();
     assert!(!ws.root().join(DROPIN).exists());
 }
 
@@ -155,21 +142,18 @@ fn another_registry_through_the_dropin() {
 
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(reference, &[]);
-    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+    assert_not_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO);
 
-    run(mirrorctl(&ws)
-        .args(["arm", "--target", "registries", "--mirror"])
-        .arg(format!("quay.io={}", lab.mirror.url())))
-    .assert_ok();
+    arm(&ws, &format!("quay.io={}", lab.mirror.url()));
     let dropin = std::fs::read_to_string(ws.root().join(DROPIN)).unwrap();
     assert!(dropin.contains("prefix = \"quay.io\""), "{dropin}");
     assert!(!dropin.contains("docker.io"), "{dropin}");
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(reference, &[]);
-    through(&out, &lab.mirror, mark, UA_SKOPEO, "skopeo quay.io");
+    assert_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO, "skopeo quay.io");
 
-    run(mirrorctl(&ws).arg("disarm")).assert_ok();
+    ws.run(&["disarm"]).assert_ok();
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(reference, &[]);
-    proof::assert_not_through_mirror(&out, &lab.mirror, mark, REPO, UA_SKOPEO);
+    assert_not_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO);
 }

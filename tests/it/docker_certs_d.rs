@@ -4,31 +4,20 @@
 //! (The file contents are covered by the golden fixtures `fixtures/docker/certs-d-*`; here: the
 //! JSON report, the detection, and that disarm removes the file and the dirs arm created.)
 
-use std::path::Path;
-use std::process::{Command, Output};
+use crate::common::{self, json, mirrorctl, run, Workspace};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mirrorctl");
-
-fn mirrorctl(root: &Path, args: &[&str]) -> Output {
-    std::fs::create_dir_all(root.join("root")).unwrap();
-    Command::new(BIN)
-        .arg("--root")
-        .arg(root.join("root"))
-        .arg("--state-dir")
-        .arg(root.join("state"))
-        .args(["--color", "never"])
-        .args(args)
-        .env_remove("MIRRORCTL_ROOT")
-        .env_remove("MIRRORCTL_STATE_DIR")
-        .env_remove("MIRRORCTL_DOCKERD_VERSION")
-        .output()
-        .unwrap()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    assert!(o.status.success(), "{o:?}");
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {o:?}"))
-}
+/// `arm --target docker --registry ghcr.io --mirror http://127.0.0.1:5002 --json`.
+const ARM_GHCR_ONLY: &[&str] = &[
+    "arm",
+    "--target",
+    "docker",
+    "--registry",
+    "ghcr.io",
+    "--mirror",
+    "http://127.0.0.1:5002",
+    "--json",
+];
 
 const ARM: &[&str] = &[
     "arm",
@@ -43,12 +32,12 @@ const ARM: &[&str] = &[
 
 #[test]
 fn dockerd_28_gets_certs_d_hosts_toml_and_disarm_removes_it_with_its_dirs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let etc_docker = tmp.path().join("root/etc/docker");
+    let ws = Workspace::new("certs-d");
+    let etc_docker = ws.under_root("etc/docker");
     std::fs::create_dir_all(&etc_docker).unwrap();
     let mut args = ARM.to_vec();
     args.extend(["--dockerd-version", "28.0.1"]);
-    let doc = json(&mirrorctl(tmp.path(), &args));
+    let doc = json(ws.run(&args).assert_ok());
     let t = &doc["targets"][0];
     assert_eq!(t["target"], "docker");
     let files: Vec<&str> = t["files"]
@@ -81,9 +70,8 @@ fn dockerd_28_gets_certs_d_hosts_toml_and_disarm_removes_it_with_its_dirs() {
 
     // Another registry only: no daemon.json change, so nothing for dockerd to reload (it
     // reads hosts.toml on every pull).
-    let doc = json(&mirrorctl(
-        tmp.path(),
-        &[
+    let doc = json(
+        ws.run(&[
             "arm",
             "--target",
             "docker",
@@ -97,8 +85,9 @@ fn dockerd_28_gets_certs_d_hosts_toml_and_disarm_removes_it_with_its_dirs() {
             "quay.io=http://127.0.0.1:5004",
             "--reload",
             "--json",
-        ],
-    ));
+        ])
+        .assert_ok(),
+    );
     let t = &doc["targets"][0];
     assert!(
         t["reload"]["detail"]
@@ -109,8 +98,7 @@ fn dockerd_28_gets_certs_d_hosts_toml_and_disarm_removes_it_with_its_dirs() {
     );
     assert!(etc_docker.join("certs.d/quay.io/hosts.toml").is_file());
 
-    let o = mirrorctl(tmp.path(), &["disarm", "--json"]);
-    assert!(o.status.success(), "{o:?}");
+    ws.run(&["disarm", "--json"]).assert_ok();
     assert!(
         !etc_docker.join("certs.d").exists(),
         "disarm left certs.d behind"
@@ -127,42 +115,24 @@ fn dockerd_28_gets_certs_d_hosts_toml_and_disarm_removes_it_with_its_dirs() {
 
 #[test]
 fn env_override_and_older_dockerd_skips_other_registries_with_the_reason() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(tmp.path().join("root")).unwrap();
-    let o = Command::new(BIN)
-        .arg("--root")
-        .arg(tmp.path().join("root"))
-        .arg("--state-dir")
-        .arg(tmp.path().join("state"))
-        .args([
-            "arm",
-            "--target",
-            "docker",
-            "--registry",
-            "ghcr.io",
-            "--mirror",
-            "http://127.0.0.1:5002",
-            "--json",
-        ])
+    let ws = Workspace::new("certs-d");
+    let o = run(mirrorctl(&ws)
         .env("MIRRORCTL_DOCKERD_VERSION", "27.5.1")
-        .env_remove("MIRRORCTL_ROOT")
-        .env_remove("MIRRORCTL_STATE_DIR")
-        .output()
-        .unwrap();
-    let doc = json(&o);
+        .args(ARM_GHCR_ONLY));
+    let doc = json(o.assert_ok());
     let t = &doc["targets"][0];
     assert_eq!(t["status"], "skipped", "{doc:#}");
     let reason = t["reason"].as_str().unwrap();
     assert!(reason.contains("before version 28"), "{reason}");
     assert!(reason.contains("dockerd 27.5"), "{reason}");
     assert!(reason.contains("ghcr.io"), "{reason}");
-    assert!(!tmp.path().join("root/etc/docker").exists(), "{doc:#}");
+    assert!(!ws.under_root("etc/docker").exists(), "{doc:#}");
 
     // docker.io plus another registry: daemon.json armed, the other one named in a note.
-    let doc = json(&mirrorctl(
-        tmp.path(),
-        &[ARM, &["--dockerd-version", "20.10"]].concat(),
-    ));
+    let doc = json(
+        ws.run(&[ARM, &["--dockerd-version", "20.10"]].concat())
+            .assert_ok(),
+    );
     let t = &doc["targets"][0];
     assert_eq!(t["files"].as_array().unwrap().len(), 1, "{doc:#}");
     assert!(
@@ -171,23 +141,17 @@ fn env_override_and_older_dockerd_skips_other_registries_with_the_reason() {
             .contains("ghcr.io not configured for dockerd"),
         "{doc:#}"
     );
-    assert!(!tmp.path().join("root/etc/docker/certs.d").exists());
+    assert!(!ws.under_root("etc/docker/certs.d").exists());
 
-    let o = mirrorctl(
-        tmp.path(),
-        &["arm", "--dockerd-version", "new", "--mirror", "http://x:1"],
-    );
-    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let o = ws.run(&["arm", "--dockerd-version", "new", "--mirror", "http://x:1"]);
+    assert_eq!(o.code(), Some(2), "{o}");
 }
 
 /// Without an override the version comes from `dockerd --version` (20.10 on Debian 12).
 #[test]
 fn detects_the_installed_dockerd() {
     let Ok(out) = Command::new("dockerd").arg("--version").output() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true and dockerd is not installed"
-        );
+        assert!(!common::in_ci(), "CI=true and dockerd is not installed");
         eprintln!("SKIP: dockerd not installed");
         return;
     };
@@ -203,22 +167,11 @@ fn detects_the_installed_dockerd() {
         .take(2)
         .collect::<Vec<_>>()
         .join(".");
-    let tmp = tempfile::tempdir().unwrap();
-    let o = mirrorctl(
-        tmp.path(),
-        &[
-            "arm",
-            "--target",
-            "docker",
-            "--registry",
-            "ghcr.io",
-            "--mirror",
-            "http://127.0.0.1:5002",
-            "--json",
-            "--dry-run",
-        ],
+    let ws = Workspace::new("certs-d");
+    let doc = json(
+        ws.run(&[ARM_GHCR_ONLY, &["--dry-run"]].concat())
+            .assert_ok(),
     );
-    let doc = json(&o);
     let t = &doc["targets"][0];
     let text = t.to_string();
     assert!(

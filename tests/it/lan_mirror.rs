@@ -7,11 +7,9 @@
 //! `unshare --net`, brings `lo` up there and adds 10.77.0.1/32 to it; the mirror is reached on
 //! 10.77.0.1 through a forwarder to the loopback registry. Nothing leaves the namespace.
 
-mod common;
-
-use common::dockerd::Dockerd;
-use common::proof::AccessLogged;
-use common::{mirrorctl, run, Lab, Workspace};
+use crate::common::dockerd::{write_from_dockerfile, Dockerd};
+use crate::common::proof::assert_blob_requests_by;
+use crate::common::{self, json, mirrorctl, verify_clients, AccessLogged, Lab, Workspace};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
@@ -20,7 +18,8 @@ use std::time::Duration;
 const LAN_IP: &str = "10.77.0.1";
 const IN_NETNS: &str = "MIRRORCTL_TEST_IN_NETNS";
 
-/// Re-run `test` in a fresh network namespace; true when the caller is already inside it.
+/// Re-run `test` (a test function of this module) in a fresh network namespace: this test
+/// binary again, filtered to exactly that test; true when the caller is already inside it.
 fn in_private_netns(test: &str) -> bool {
     if std::env::var_os(IN_NETNS).is_some() {
         let ip = |args: &[&str]| {
@@ -31,10 +30,13 @@ fn in_private_netns(test: &str) -> bool {
         ip(&["addr", "add", &format!("{LAN_IP}/32"), "dev", "lo"]);
         return true;
     }
+    // libtest names a test by its path without the crate: `lan_mirror::<test>`.
+    let (_crate, module) = module_path!().split_once("::").unwrap();
+    let name = format!("{module}::{test}");
     let out = Command::new("unshare")
         .args(["--net", "--"])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
         .env(IN_NETNS, "1")
         .output()
         .expect("run unshare --net");
@@ -114,33 +116,15 @@ fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
     );
     std::fs::write(&daemon_json, &by_hand).unwrap();
 
-    let path = common::dockerd::path_with_docker_cli(&ws.aux("bin"));
     let verify = |dockerd: &Dockerd| {
-        let mut c = mirrorctl(&ws);
-        c.env("PATH", &path)
-            .env("DOCKER_HOST", dockerd.docker_host())
-            .env("DOCKER_CONFIG", ws.aux("docker-cli"))
-            .args([
-                "verify",
-                "--mirror",
-                &mirror,
-                "--image",
-                "probe:v2s2",
-                "--client",
-                "docker",
-                "--client",
-                "buildkit",
-                "--json",
-            ]);
-        common::run_timeout(&mut c, Duration::from_secs(300))
+        verify_clients(&ws, &mirror, "probe:v2s2", &["docker", "buildkit"], |c| {
+            dockerd.client_env(c);
+        })
     };
 
     let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     // The real BuildKit with the hand-written file: HTTPS to the plain-HTTP mirror.
-    let ctx = common::dockerd::write_from_dockerfile(
-        &ws.aux("build-ctx"),
-        "docker.io/library/probe:v2s2",
-    );
+    let ctx = write_from_dockerfile(&ws.aux("build-ctx"), "docker.io/library/probe:v2s2");
     let build = dockerd.build(&ctx, "lan-probe:1");
     assert!(!build.ok(), "{build}");
     assert!(
@@ -152,7 +136,7 @@ fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
     // verify says why, from the file, before building.
     let out = verify(&dockerd);
     assert_eq!(out.code(), Some(1), "{out}");
-    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let doc = json(&out);
     assert_eq!(doc["clients"][0]["ok"], true, "{out}");
     assert_eq!(doc["clients"][1]["ok"], false, "{out}");
     let detail = doc["clients"][1]["detail"].as_str().unwrap();
@@ -162,7 +146,7 @@ fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
     );
 
     // arm keeps the user's entry and adds the scheme one after it; BuildKit reads it at start.
-    let arm = run(mirrorctl(&ws).args(["arm", "--mirror", &mirror, "--target", "docker"]));
+    let arm = ws.run(&["arm", "--mirror", &mirror, "--target", "docker"]);
     arm.assert_ok();
     assert!(
         arm.stdout.contains(&format!(
@@ -188,9 +172,9 @@ fn buildkit_and_docker_pull_through_a_plain_http_lan_mirror() {
         dockerd.daemon.tail(40)
     );
     let log = lab.mirror.requests_since(mark);
-    common::proof::assert_blob_requests_by(&log, "library/probe", &["docker/", "containerd/"]);
+    assert_blob_requests_by(&log, &["docker/", "containerd/"]);
     // disarm gives the hand-written bytes back.
-    run(mirrorctl(&ws).args(["disarm"])).assert_ok();
+    ws.run(&["disarm"]).assert_ok();
     assert_eq!(std::fs::read_to_string(&daemon_json).unwrap(), by_hand);
 }
 
@@ -222,40 +206,29 @@ fn containerd_podman_skopeo_pull_through_a_plain_http_lan_mirror() {
         "unqualified-search-registries = [\"docker.io\"]\n",
     )
     .unwrap();
-    let arm = run(mirrorctl(&ws).args([
+    let arm = ws.run(&[
         "arm",
         "--mirror",
         &mirror,
         "--target",
         "containerd,registries",
-    ]));
+    ]);
     arm.assert_ok();
     let ctrd = Containerd::start(&ws.aux("containerd"));
     let mark = lab.mirror.log_mark();
-    let mut c = mirrorctl(&ws);
-    c.env("CONTAINERD_ADDRESS", &ctrd.socket).args([
-        "verify",
-        "--mirror",
+    let out = verify_clients(
+        &ws,
         &mirror,
-        "--image",
         "probe:multi",
-        "--client",
-        "containerd",
-        "--client",
-        "podman",
-        "--client",
-        "skopeo",
-        "--json",
-    ]);
-    let out = common::run_timeout(&mut c, Duration::from_secs(300));
+        &["containerd", "podman", "skopeo"],
+        |c| {
+            c.env("CONTAINERD_ADDRESS", &ctrd.socket);
+        },
+    );
     assert_eq!(out.code(), Some(0), "{arm}\n{out}");
     let log = lab.mirror.requests_since(mark);
     // containerd, podman (containers/<c/image version>), skopeo.
-    common::proof::assert_blob_requests_by(
-        &log,
-        "library/probe",
-        &["containerd/", "containers/", "skopeo/"],
-    );
+    assert_blob_requests_by(&log, &["containerd/", "containers/", "skopeo/"]);
 }
 
 /// A mirror name that does not resolve, checked for real in the namespace (its resolver
@@ -286,8 +259,8 @@ fn a_mirror_name_that_does_not_resolve() {
         ]);
         let out = common::run_timeout(&mut c, Duration::from_secs(60));
         assert_eq!(out.code(), Some(1), "{out}");
-        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-        (out, doc["preflight"]["error"].clone())
+        let err = json(&out)["preflight"]["error"].clone();
+        (out, err)
     };
     let (out, err) = verify(false);
     assert_eq!(err["kind"], "dns", "{out}");

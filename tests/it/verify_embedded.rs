@@ -1,23 +1,16 @@
 //! `mirrorctl verify --embedded`: the whole verify flow against an in-process `mirrorctl serve`
 //! whose upstream is a real, seeded `docker-registry` on loopback.
 
-mod common;
-
-use common::registry::Registry;
-use common::{mirrorctl, AccessLogged, Out, Workspace};
+use crate::common::registry::lines;
+use crate::common::{self, json, mirrorctl, run, AccessLogged, Out, Seeded, Workspace};
 use std::process::Command;
 use std::time::Duration;
 
-fn json(out: &Out) -> serde_json::Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
-}
-
 fn verify_embedded(ws: &Workspace, args: &[&str]) -> Out {
-    let mut c = mirrorctl(ws);
-    c.env("TMPDIR", ws.aux("tmp"))
+    run(mirrorctl(ws)
+        .env("TMPDIR", ws.aux("tmp"))
         .args(["verify", "--embedded"])
-        .args(args);
-    common::run_timeout(&mut c, Duration::from_secs(120))
+        .args(args))
 }
 
 fn tmp_entries(ws: &Workspace) -> Vec<String> {
@@ -33,9 +26,7 @@ fn embedded_pull_two_is_a_cache_status_hit_and_everything_is_removed() {
         return;
     }
     let ws = Workspace::new("verify-embedded");
-    let image = common::image::ProbeImage::build(&ws.aux("image"), None);
-    let upstream = Registry::upstream(&ws.aux("upstream"));
-    common::registry::seed_upstream(&upstream, &image, &ws.aux("seed"));
+    let Seeded { upstream, image } = Seeded::start(&ws, None);
     // A cache dir left by a killed run (pid that cannot exist) is swept.
     let stale = ws
         .aux("tmp")
@@ -83,7 +74,7 @@ fn embedded_pull_two_is_a_cache_status_hit_and_everything_is_removed() {
         .iter()
         .filter(|e| e.method == "GET" && e.path.contains("/blobs/"))
         .collect();
-    assert_eq!(blob_gets.len(), 2, "{}", common::registry::lines(&reqs));
+    assert_eq!(blob_gets.len(), 2, "{}", lines(&reqs));
 
     // Human output names the embedded server and the removed cache.
     let out = verify_embedded(
@@ -124,21 +115,17 @@ fn embedded_with_a_dead_upstream_fails_clearly_and_cleans_up() {
 #[test]
 fn embedded_usage_errors() {
     let ws = Workspace::new("verify-embedded-usage");
-    let mut c = mirrorctl(&ws);
-    c.args(["verify", "--embedded", "--mirror", "http://127.0.0.1:1"]);
-    assert_eq!(common::run(&mut c).code(), Some(2));
-    let mut c = mirrorctl(&ws);
-    c.args([
+    let out = ws.run(&["verify", "--embedded", "--mirror", "http://127.0.0.1:1"]);
+    assert_eq!(out.code(), Some(2), "{out}");
+    let out = ws.run(&[
         "verify",
         "--upstream",
         "http://127.0.0.1:1",
         "--mirror",
         "http://127.0.0.1:1",
     ]);
-    assert_eq!(common::run(&mut c).code(), Some(2));
-    let mut c = mirrorctl(&ws);
-    c.args(["verify", "--embedded", "--upstream", "127.0.0.1:1"]);
-    let out = common::run(&mut c);
+    assert_eq!(out.code(), Some(2), "{out}");
+    let out = ws.run(&["verify", "--embedded", "--upstream", "127.0.0.1:1"]);
     assert_eq!(out.code(), Some(2), "{out}");
     assert!(out.stderr.contains("--upstream"), "{out}");
 }
@@ -148,6 +135,7 @@ fn embedded_cache_is_removed_on_sigterm() {
     let ws = Workspace::new("verify-embedded-term");
     // An upstream that accepts connections and never answers: pull #1 hangs.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    silent.set_nonblocking(true).unwrap();
     let url = format!("http://{}", silent.local_addr().unwrap());
     let mut c = mirrorctl(&ws);
     c.env("TMPDIR", ws.aux("tmp"))
@@ -167,13 +155,26 @@ fn embedded_cache_is_removed_on_sigterm() {
             .iter()
             .any(|n| n.starts_with("mirrorctl-embedded-"))
     }));
-    std::thread::sleep(Duration::from_millis(300));
+    // Pull #1 under way (the embedded server connected to the upstream; held open, never
+    // answered): verify is past start-up and handles SIGTERM.
+    let mut held = Vec::new();
+    assert!(
+        common::wait_until(Duration::from_secs(20), || match silent.accept() {
+            Ok((conn, _)) => {
+                held.push(conn);
+                true
+            }
+            Err(_) => false,
+        }),
+        "the embedded server never connected to the upstream"
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(143));
     assert!(tmp_entries(&ws).is_empty(), "{:?}", tmp_entries(&ws));
+    drop(held);
     drop(silent);
 }
 
@@ -184,13 +185,11 @@ fn progress_bars_on_a_terminal() {
         return;
     }
     let ws = Workspace::new("verify-embedded-tty");
-    let image = common::image::ProbeImage::build(&ws.aux("image"), Some(32));
-    let upstream = Registry::upstream(&ws.aux("upstream"));
-    common::registry::seed_upstream(&upstream, &image, &ws.aux("seed"));
+    let Seeded { upstream, .. } = Seeded::start(&ws, Some(32));
     let cmdline = format!(
         "TMPDIR={} {} verify --embedded --upstream {} --image probe:big --color always",
         ws.aux("tmp").display(),
-        env!("CARGO_BIN_EXE_mirrorctl"),
+        common::BIN,
         upstream.url()
     );
     let typescript = ws.aux("tty").join("typescript");

@@ -2,147 +2,23 @@
 //! failure cases, tiny upstreams written here (lying about a digest, stalling mid-body).
 //! Everything on loopback; every process is killed on drop.
 
-mod common;
-
-use common::registry::{AccessEntry, Registry};
-use common::{AccessLogged, Daemon, Workspace};
-use sha2::{Digest as _, Sha256};
+use crate::common::containerd::{self, Containerd};
+use crate::common::containers::ContainersEnv;
+use crate::common::http::{client, fetch, get, head, rt, Resp};
+use crate::common::proof::{
+    assert_through_mirror, UA_CONTAINERD, UA_DOCKERD, UA_PODMAN, UA_SKOPEO,
+};
+use crate::common::registry::{lines, Registry};
+use crate::common::serve::Serve;
+use crate::common::tls::Certs;
+use crate::common::{self, sha256, AccessLogged, Seeded, Workspace};
+use futures_util::StreamExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// A running `mirrorctl serve` (the binary under test).
-struct Serve {
-    daemon: Daemon,
-    addr: String,
-    cache: PathBuf,
-}
-
-impl Serve {
-    fn start(dir: &Path, cache: &Path, args: &[&str]) -> Serve {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
-            .arg(cache)
-            .args(args);
-        common::guard(&mut cmd);
-        let mut daemon = Daemon::spawn("mirrorctl-serve", cmd, dir);
-        daemon
-            .wait_ready("address on stdout", Duration::from_secs(20), |d| {
-                d.stdout().contains('\n')
-            })
-            .unwrap();
-        let addr = daemon.stdout().lines().next().unwrap().trim().to_string();
-        Serve {
-            daemon,
-            addr,
-            cache: cache.to_path_buf(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// (request, Cache-Status) for every access log line.
-    fn log_with_cache_status(&self) -> Vec<(AccessEntry, String)> {
-        common::serve::access_log_with_cache_status(&self.daemon.stderr())
-    }
-
-    fn committed_blobs(&self) -> Vec<String> {
-        let dir = self.cache.join("blobs/sha256");
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-}
-
-impl AccessLogged for Serve {
-    fn access_log(&self) -> Vec<AccessEntry> {
-        self.log_with_cache_status()
-            .into_iter()
-            .map(|(e, _)| e)
-            .collect()
-    }
-}
-
-struct Resp {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Result<Vec<u8>, String>,
-}
-
-impl Resp {
-    fn cache_status(&self) -> &str {
-        self.headers
-            .get("cache-status")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    fn body(&self) -> &[u8] {
-        self.body.as_ref().expect("body read without error")
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn fetch(c: &reqwest::Client, method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut r = c.request(method.parse().unwrap(), url);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    let resp = r.send().await.expect("request sent");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .bytes()
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|e| format!("{e:?}"));
-    Resp {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
-    rt().block_on(fetch(&client(), "GET", url, headers))
-}
-
-fn head(url: &str) -> Resp {
-    rt().block_on(fetch(&client(), "HEAD", url, &[]))
-}
-
-fn sha256(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
 const OCI_ACCEPT: &str =
     "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json";
-
-fn upstream_gets(up: &Registry, path: &str) -> usize {
-    up.access_log()
-        .iter()
-        .filter(|e| e.method == "GET" && e.path == path)
-        .count()
-}
 
 // ---------------------------------------------------------------- HTTP front, no upstream
 
@@ -241,18 +117,6 @@ fn refuses_push_bad_names_and_unknown_ns() {
 
 // ---------------------------------------------------------------- real upstream
 
-struct Up {
-    upstream: Registry,
-    image: common::image::ProbeImage,
-}
-
-fn seeded_upstream(ws: &Workspace, big_mb: Option<usize>) -> Up {
-    let image = common::image::ProbeImage::build(&ws.aux("image"), big_mb);
-    let upstream = Registry::upstream(&ws.aux("upstream"));
-    common::registry::seed_upstream(&upstream, &image, &ws.aux("seed"));
-    Up { upstream, image }
-}
-
 /// skopeo (registries.conf mirror) and ctr (hosts.toml, `?ns=docker.io`) pull through serve;
 /// second pulls are hits; upstream sees each blob GET once.
 #[test]
@@ -261,7 +125,7 @@ fn real_clients_pull_through_and_hit_the_second_time() {
         return;
     }
     let ws = Workspace::new("serve-clients");
-    let up = seeded_upstream(&ws, None);
+    let up = Seeded::start(&ws, None);
     let s = Serve::start(
         &ws.aux("serve"),
         &ws.aux("cache"),
@@ -270,16 +134,8 @@ fn real_clients_pull_through_and_hit_the_second_time() {
     let upstream_mark = up.upstream.log_mark();
 
     // skopeo through a registries.conf mirror.
-    let env = common::containers::ContainersEnv::new(&ws.root(), &ws.aux("containers"));
-    std::fs::write(
-        env.etc.join("registries.conf"),
-        format!(
-            "unqualified-search-registries = [\"docker.io\"]\n[[registry]]\nprefix = \"docker.io\"\n\
-             location = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
-            s.addr
-        ),
-    )
-    .unwrap();
+    let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    env.use_mirror(&s.addr);
     let mark = s.log_mark();
     env.skopeo_pull("docker.io/library/probe:latest", &[])
         .assert_ok();
@@ -297,7 +153,7 @@ fn real_clients_pull_through_and_hit_the_second_time() {
                 )
             });
         assert_eq!(e.1, "mirrorctl; fwd=uri-miss; stored", "{path}");
-        assert!(e.0.user_agent.starts_with(common::proof::UA_SKOPEO));
+        assert!(e.0.user_agent.starts_with(UA_SKOPEO));
     }
     let mark = s.log_mark();
     env.skopeo_pull("docker.io/library/probe:latest", &[])
@@ -317,31 +173,16 @@ fn real_clients_pull_through_and_hit_the_second_time() {
     }
 
     // ctr through hosts.toml: containerd adds ?ns=docker.io.
-    let ctrd = common::containerd::Containerd::start(&ws.aux("containerd"));
+    let ctrd = Containerd::start(&ws.aux("containerd"));
     let hosts = ws.aux("certs.d");
-    std::fs::create_dir_all(hosts.join("docker.io")).unwrap();
-    std::fs::write(
-        hosts.join("docker.io/hosts.toml"),
-        format!(
-            "server = \"https://registry-1.docker.io\"\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            s.url()
-        ),
-    )
-    .unwrap();
+    containerd::write_hosts_toml(&hosts, &s.url());
     let mark = s.log_mark();
     let out = ctrd.pull(
         &hosts,
         "docker.io/library/probe:multi",
         &["--platform", "linux/arm64"],
     );
-    common::proof::assert_through_mirror(
-        &out,
-        &s,
-        mark,
-        "library/probe",
-        common::proof::UA_CONTAINERD,
-        "ctr pull :multi",
-    );
+    assert_through_mirror(&out, &s, mark, UA_CONTAINERD, "ctr pull :multi");
     let arm_layer = format!("/v2/library/probe/blobs/{}", up.image.arm64.layer.digest);
     assert!(s.requests_since(mark).iter().any(|e| e.path == arm_layer));
     ctrd.remove("docker.io/library/probe:multi").assert_ok();
@@ -375,12 +216,7 @@ fn real_clients_pull_through_and_hit_the_second_time() {
             .iter()
             .filter(|e| e.method == "GET" && e.path == path)
             .count();
-        assert_eq!(
-            n,
-            1,
-            "upstream GETs of {path}:\n{}",
-            common::registry::lines(&ups)
-        );
+        assert_eq!(n, 1, "upstream GETs of {path}:\n{}", lines(&ups));
     }
     assert_eq!(
         ups.iter()
@@ -388,7 +224,7 @@ fn real_clients_pull_through_and_hit_the_second_time() {
             .count(),
         4, /* amd64 config+layer, arm64 config+layer */
         "{}",
-        common::registry::lines(&ups)
+        lines(&ups)
     );
 }
 
@@ -399,7 +235,7 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
         return;
     }
     let ws = Workspace::new("serve-protocol");
-    let mut up = seeded_upstream(&ws, Some(8));
+    let mut up = Seeded::start(&ws, Some(8));
     let s = Serve::start(
         &ws.aux("serve"),
         &ws.aux("cache"),
@@ -417,8 +253,8 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
         big.layer.size.to_string().as_str()
     );
     assert_eq!(h.cache_status(), "mirrorctl; fwd=uri-miss");
-    assert_eq!(upstream_gets(&up.upstream, &blob_path), 0);
-    assert!(s.committed_blobs().is_empty());
+    assert_eq!(up.upstream.gets_since(0, &blob_path), 0);
+    assert!(s.blob_files().is_empty());
 
     // 16 concurrent cold GETs: one upstream GET, 16 identical digest-correct bodies.
     let rt = rt();
@@ -443,7 +279,7 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
         statuses.push(r.cache_status());
     }
     eprintln!("16-way cache statuses: {statuses:?}");
-    assert_eq!(upstream_gets(&up.upstream, &blob_path), 1, "{statuses:?}");
+    assert_eq!(up.upstream.gets_since(0, &blob_path), 1, "{statuses:?}");
     assert_eq!(
         statuses
             .iter()
@@ -461,7 +297,7 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
         "most of 16 simultaneous requests must join the one download: {statuses:?}"
     );
     assert!(s
-        .committed_blobs()
+        .blob_files()
         .contains(&big.layer.digest["sha256:".len()..].to_string()));
 
     // Range on a hit.
@@ -520,7 +356,7 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
     assert!(
         up.upstream.requests_since(mark).is_empty(),
         "{}",
-        common::registry::lines(&up.upstream.requests_since(mark))
+        lines(&up.upstream.requests_since(mark))
     );
 
     // A client that only takes Docker v2 manifests does not get the cached OCI one: upstream
@@ -540,7 +376,8 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
     );
     let mark = up.upstream.log_mark();
 
-    // After the TTL: revalidated with one HEAD, no GET.
+    // After the TTL: revalidated with one HEAD, no GET. (The sleep is the behaviour under
+    // test: the 2 s `--tag-ttl` running out, which nothing else signals.)
     std::thread::sleep(Duration::from_millis(2100));
     let m3 = get(&tag_url, &[("Accept", OCI_ACCEPT)]);
     assert!(
@@ -570,6 +407,7 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
     // Upstream stopped: the tag is served stale (and says so), blobs are hits, an uncached
     // blob is a clear 502.
     up.upstream.daemon.stop();
+    // The revalidated tag's 2 s TTL runs out again (the behaviour under test, as above).
     std::thread::sleep(Duration::from_millis(2100));
     let m4 = get(&tag_url, &[("Accept", OCI_ACCEPT)]);
     assert_eq!(m4.status, 200);
@@ -700,8 +538,6 @@ impl FakeUpstream {
     }
 }
 
-use futures_util::StreamExt as _;
-
 #[test]
 fn wrong_bytes_are_never_committed_and_refetched() {
     let ws = Workspace::new("serve-liar");
@@ -723,7 +559,7 @@ fn wrong_bytes_are_never_committed_and_refetched() {
             n,
             "each request after a mismatch fetches again"
         );
-        assert!(s.committed_blobs().is_empty(), "{:?}", s.committed_blobs());
+        assert!(s.blob_files().is_empty(), "{:?}", s.blob_files());
     }
     assert!(
         s.daemon.stderr().contains("discarded, not cached"),
@@ -735,7 +571,7 @@ fn wrong_bytes_are_never_committed_and_refetched() {
     assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
     assert_eq!(r.body(), &fake.data[..]);
     assert_eq!(
-        s.committed_blobs(),
+        s.blob_files(),
         vec![fake.digest["sha256:".len()..].to_string()]
     );
     let r = get(&url, &[]);
@@ -774,22 +610,21 @@ fn kill_9_mid_download_leaves_nothing_servable() {
     assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; collapsed");
     assert_eq!(r.body(), &fake.data[1000..2000]);
     assert_eq!(fake.gets(), 1);
-    let tmp_dir = cache.join("blobs/sha256");
-    let temps = || {
-        std::fs::read_dir(&tmp_dir)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-            .count()
-    };
-    assert_eq!(temps(), 1, "the partial download lives in a temp file");
+    assert_eq!(
+        s.temp_files().len(),
+        1,
+        "the partial download lives in a temp file"
+    );
     unsafe { libc::kill(s.daemon.pid() as i32, libc::SIGKILL) };
-    common::wait_until(Duration::from_secs(10), || !s.daemon.alive());
+    assert!(
+        common::wait_until(Duration::from_secs(10), || !s.daemon.alive()),
+        "still running 10 s after SIGKILL"
+    );
     drop(s);
 
     let s = Serve::start(&ws.aux("serve2"), &cache, &["--upstream", &up]);
-    assert_eq!(temps(), 0, "stray temp file removed at start");
-    assert!(s.committed_blobs().is_empty());
+    assert_eq!(s.temp_files().len(), 0, "stray temp file removed at start");
+    assert!(s.blob_files().is_empty());
     fake.set(HONEST);
     let url = format!("{}/v2/test/blob/blobs/{}", s.url(), fake.digest);
     let r = get(&url, &[]);
@@ -805,7 +640,7 @@ fn max_size_evicts_least_recently_used() {
         return;
     }
     let ws = Workspace::new("serve-lru");
-    let up = seeded_upstream(&ws, Some(1));
+    let up = Seeded::start(&ws, Some(1));
     let big = up.image.big.clone().unwrap();
     let a = up.image.amd64.layer.clone();
     let b = up.image.arm64.layer.clone();
@@ -836,7 +671,7 @@ fn max_size_evicts_least_recently_used() {
         "mirrorctl; fwd=uri-miss; stored"
     );
     let hex = |d: &str| d["sha256:".len()..].to_string();
-    let left = s.committed_blobs();
+    let left = s.blob_files();
     assert!(
         !left.contains(&hex(&b.digest)),
         "b was least recently used: {left:?}"
@@ -875,7 +710,7 @@ fn basic_auth_upstream_and_htpasswd_clients() {
         return;
     }
     let ws = Workspace::new("serve-auth");
-    let mut up = seeded_upstream(&ws, None);
+    let mut up = Seeded::start(&ws, None);
     up.upstream.daemon.stop();
     // The same storage, now behind htpasswd auth.
     let dir = ws.aux("upstream-auth");
@@ -884,23 +719,14 @@ fn basic_auth_upstream_and_htpasswd_clients() {
         bcrypt_line("alice", "upstream-secret-42"),
     )
     .unwrap();
-    let port = common::free_port();
-    let cfg = format!(
-        "version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: x\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-        up.upstream.dir.join("data").display(),
-        dir.join("htpasswd").display()
-    );
-    std::fs::write(dir.join("config.yml"), cfg).unwrap();
-    let mut cmd = Command::new("docker-registry");
-    cmd.arg("serve").arg(dir.join("config.yml"));
-    common::guard(&mut cmd);
-    let mut reg = Daemon::spawn("registry-auth", cmd, &dir);
-    let want = format!("listening on 127.0.0.1:{port}");
-    reg.wait_ready(&want, Duration::from_secs(30), |d| {
-        d.stderr().contains(&want)
-    })
-    .unwrap();
+    let reg = Registry::with_config(&dir, "auth", |port| {
+        format!(
+            "version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: x\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+            up.upstream.dir.join("data").display(),
+            dir.join("htpasswd").display()
+        )
+    });
 
     std::fs::write(ws.aux("pw").join("upstream"), "upstream-secret-42\n").unwrap();
     std::fs::write(
@@ -915,7 +741,7 @@ fn basic_auth_upstream_and_htpasswd_clients() {
         &ws.aux("cache"),
         &[
             "--upstream",
-            &format!("http://127.0.0.1:{port}"),
+            &reg.url(),
             "--upstream-username",
             "alice",
             "--upstream-password-file",
@@ -965,95 +791,9 @@ fn serves_https_with_a_cert_and_key() {
         return;
     }
     let ws = Workspace::new("serve-tls");
-    let d = ws.aux("tls");
-    // A CA and a leaf for 127.0.0.1 signed by it (webpki refuses a CA as the server cert).
-    let ossl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .current_dir(&d)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    ossl(
-        &[
-            &[
-                "req",
-                "-x509",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=test CA",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-            ][..],
-            &ec[..],
-        ]
-        .concat(),
-    );
-    ossl(
-        &[
-            &[
-                "req",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "leaf.csr",
-            ][..],
-            &ec[..],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        d.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    ossl(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext",
-        "-out",
-        "cert.pem",
-    ]);
-    let s = Serve::start(
-        &ws.aux("serve"),
-        &ws.aux("cache"),
-        &[
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--tls-cert",
-            d.join("cert.pem").to_str().unwrap(),
-            "--tls-key",
-            d.join("key.pem").to_str().unwrap(),
-        ],
-    );
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(d.join("ca.pem")).unwrap()).unwrap();
+    let certs = Certs::make(&ws.aux("tls"));
+    let s = Serve::with_tls(&ws.aux("serve"), &certs);
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
     let c = reqwest::Client::builder()
         .no_proxy()
         .add_root_certificate(ca)
@@ -1084,7 +824,7 @@ fn dockerd_and_podman_pull_through() {
         return;
     }
     let ws = Workspace::new("sd"); // short: podman limits --runroot to 50 chars
-    let up = seeded_upstream(&ws, None);
+    let up = Seeded::start(&ws, None);
     let s = Serve::start(
         &ws.aux("serve"),
         &ws.aux("cache"),
@@ -1100,14 +840,7 @@ fn dockerd_and_podman_pull_through() {
     let dockerd = common::dockerd::Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     let mark = s.log_mark();
     let out = dockerd.pull("docker.io/library/probe:latest", &[]);
-    common::proof::assert_through_mirror(
-        &out,
-        &s,
-        mark,
-        "library/probe",
-        common::proof::UA_DOCKERD,
-        "docker pull",
-    );
+    assert_through_mirror(&out, &s, mark, UA_DOCKERD, "docker pull");
     dockerd.rmi("docker.io/library/probe:latest").assert_ok();
     let mark = s.log_mark();
     dockerd
@@ -1130,26 +863,11 @@ fn dockerd_and_podman_pull_through() {
         "{second:?}"
     );
 
-    let env = common::containers::ContainersEnv::new(&ws.root(), &ws.aux("p"));
-    std::fs::write(
-        env.etc.join("registries.conf"),
-        format!(
-            "unqualified-search-registries = [\"docker.io\"]\n[[registry]]\nprefix = \"docker.io\"\n\
-             location = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
-            s.addr
-        ),
-    )
-    .unwrap();
+    let env = ContainersEnv::new(&ws.root(), &ws.aux("p"));
+    env.use_mirror(&s.addr);
     let mark = s.log_mark();
     let out = env.podman_pull("docker.io/library/probe:latest", &[]);
-    common::proof::assert_through_mirror(
-        &out,
-        &s,
-        mark,
-        "library/probe",
-        common::proof::UA_PODMAN,
-        "podman pull",
-    );
+    assert_through_mirror(&out, &s, mark, UA_PODMAN, "podman pull");
     let podman: Vec<_> = s.log_with_cache_status().into_iter().skip(mark).collect();
     assert!(
         podman
@@ -1162,10 +880,11 @@ fn dockerd_and_podman_pull_through() {
     let ups = up.upstream.access_log();
     for blob in [&up.image.amd64.config.digest, &up.image.amd64.layer.digest] {
         assert_eq!(
-            upstream_gets(&up.upstream, &format!("/v2/library/probe/blobs/{blob}")),
+            up.upstream
+                .gets_since(0, &format!("/v2/library/probe/blobs/{blob}")),
             1,
             "{}",
-            common::registry::lines(&ups)
+            lines(&ups)
         );
     }
 }
@@ -1206,7 +925,7 @@ fn ns_routes_to_named_upstreams_and_blobs_are_shared() {
         assert_eq!(r.body(), &fake.data[..]);
     }
     assert_eq!(fake.gets(), 1);
-    assert_eq!(s.committed_blobs().len(), 1);
+    assert_eq!(s.blob_files().len(), 1);
 }
 
 /// SIGTERM with a download stuck mid-body: the process still exits (after the grace period),
@@ -1223,8 +942,16 @@ fn sigterm_mid_download_commits_nothing() {
     );
     let url = format!("{}/v2/test/blob/blobs/{}", s.url(), fake.digest);
     let reader = std::thread::spawn(move || get(&url, &[]));
-    assert!(common::wait_until(Duration::from_secs(10), || fake.gets() == 1));
-    std::thread::sleep(Duration::from_millis(200));
+    // Mid-download: serve has written the half the upstream sends to its temp file, and waits
+    // for the rest (which never comes).
+    let half = fake.data.len() as u64 / 2;
+    assert!(
+        common::wait_until(Duration::from_secs(10), || fake.gets() == 1
+            && s.temp_files().iter().any(|(_, len)| *len == half)),
+        "the download never got half way: {} GETs, temp files {:?}",
+        fake.gets(),
+        s.temp_files()
+    );
     unsafe { libc::kill(s.daemon.pid() as i32, libc::SIGTERM) };
     assert!(
         common::wait_until(Duration::from_secs(20), || !s.daemon.alive()),
@@ -1232,11 +959,8 @@ fn sigterm_mid_download_commits_nothing() {
     );
     let r = reader.join().unwrap();
     assert!(r.body.is_err(), "the stuck download cannot complete");
-    let left: Vec<String> = std::fs::read_dir(ws.aux("cache").join("blobs/sha256"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    assert!(s.cache.join("blobs/sha256").is_dir());
+    let left = s.blob_files();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -1387,30 +1111,21 @@ fn token_auth_upstream() {
         return;
     }
     let ws = Workspace::new("serve-token");
-    let mut up = seeded_upstream(&ws, None);
+    let mut up = Seeded::start(&ws, None);
     up.upstream.daemon.stop();
     let dir = ws.aux("upstream-token");
     let issuer = TokenIssuer::start(&dir);
-    let port = common::free_port();
-    let cfg = format!(
-        "version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: x\nauth:\n  token:\n    realm: {}\n    service: test-registry\n\
-         \x20   issuer: mirrorctl-test-issuer\n    rootcertbundle: {}\n",
-        up.upstream.dir.join("data").display(),
-        issuer.realm,
-        issuer.cert.display()
-    );
-    std::fs::write(dir.join("config.yml"), cfg).unwrap();
-    let mut cmd = Command::new("docker-registry");
-    cmd.arg("serve").arg(dir.join("config.yml"));
-    common::guard(&mut cmd);
-    let mut reg = Daemon::spawn("registry-token", cmd, &dir);
-    let want = format!("listening on 127.0.0.1:{port}");
-    reg.wait_ready(&want, Duration::from_secs(30), |d| {
-        d.stderr().contains(&want)
-    })
-    .unwrap();
-    let upstream = format!("http://127.0.0.1:{port}");
+    let reg = Registry::with_config(&dir, "token", |port| {
+        format!(
+            "version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+             http:\n  addr: 127.0.0.1:{port}\n  secret: x\nauth:\n  token:\n    realm: {}\n    service: test-registry\n\
+             \x20   issuer: mirrorctl-test-issuer\n    rootcertbundle: {}\n",
+            up.upstream.dir.join("data").display(),
+            issuer.realm,
+            issuer.cert.display()
+        )
+    });
+    let upstream = reg.url();
     // The registry really wants a token.
     let r = get(
         &format!("{upstream}/v2/library/probe/manifests/latest"),
@@ -1438,7 +1153,7 @@ fn token_auth_upstream() {
         "{}",
         anon.daemon.stderr()
     );
-    assert!(anon.committed_blobs().is_empty());
+    assert!(anon.blob_files().is_empty());
     drop(anon);
     issuer.requests.lock().unwrap().clear();
 
@@ -1456,16 +1171,8 @@ fn token_auth_upstream() {
             pwfile.to_str().unwrap(),
         ],
     );
-    let env = common::containers::ContainersEnv::new(&ws.root(), &ws.aux("containers"));
-    std::fs::write(
-        env.etc.join("registries.conf"),
-        format!(
-            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\
-             [[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
-            s.addr
-        ),
-    )
-    .unwrap();
+    let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    env.use_mirror(&s.addr);
     for _ in 0..2 {
         env.skopeo_pull(
             "docker.io/library/probe:latest",

@@ -6,15 +6,16 @@
 //! Every client has the proxy guard, so Docker Hub is unreachable: a pull succeeds only through
 //! the mirror, and the mirror's access log (with the client's user agent) proves it.
 
-mod common;
-
-use common::containerd::Containerd;
-use common::containers::ContainersEnv;
-use common::dockerd::{write_from_dockerfile, Dockerd};
-use common::proof::{self, UA_CONTAINERD, UA_DOCKERD, UA_PODMAN, UA_SKOPEO};
-use common::registry::{lines, Registry};
-use common::AccessLogged;
-use common::{mirrorctl, run, snapshot, Lab, Out, Workspace};
+use crate::common::containerd::{self, Containerd};
+use crate::common::containers::{mirror_table, ContainersEnv};
+use crate::common::dockerd::{write_from_dockerfile, Dockerd, USER_DAEMON_JSON};
+use crate::common::image::{PROBE, REPO};
+use crate::common::proof::{
+    assert_not_through_mirror, assert_through_mirror, UA_CONTAINERD, UA_DOCKERD, UA_PODMAN,
+    UA_SKOPEO,
+};
+use crate::common::registry::{lines, Registry};
+use crate::common::{self, json, snapshot, write_file, AccessLogged, Lab, Workspace};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -29,30 +30,14 @@ const BINS: &[&str] = &[
     "runc",
 ];
 
-const PROBE: &str = "docker.io/library/probe";
-const REPO: &str = "library/probe";
-
-/// The user's daemon.json before arm: another key, 4-space indent (must survive byte for byte).
-const USER_DAEMON_JSON: &str = "{\n    \"max-concurrent-downloads\": 3\n}\n";
-
 fn step(t0: Instant, what: &str) {
     eprintln!("[{:>6.2}s] {what}", t0.elapsed().as_secs_f64());
 }
 
-fn assert_through_mirror(out: &Out, mirror: &Registry, mark: usize, ua: &str, what: &str) {
-    proof::assert_through_mirror(out, mirror, mark, REPO, ua, &format!("pull of {what}"));
-}
-
-fn assert_not_through_mirror(out: &Out, mirror: &Registry, mark: usize, ua: &str) {
-    proof::assert_not_through_mirror(out, mirror, mark, REPO, ua);
-}
-
 /// `mirrorctl status --json` says exactly `armed` are armed, with `mirror` for docker.io.
 fn assert_status(ws: &Workspace, armed: &[&str], mirror: &str) {
-    let o = run(mirrorctl(ws).args(["status", "--json"]));
-    o.assert_ok();
-    let v: serde_json::Value =
-        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("status --json: {e}: {o}"));
+    let o = ws.run(&["status", "--json"]);
+    let v = json(o.assert_ok());
     for t in v["targets"].as_array().expect("targets array") {
         let name = t["target"].as_str().unwrap();
         let want = armed.contains(&name);
@@ -75,31 +60,18 @@ fn assert_status(ws: &Workspace, armed: &[&str], mirror: &str) {
     }
 }
 
+/// What dockerd holds for `reference` (its repo digests).
 fn docker_repo_digests(d: &Dockerd, reference: &str) -> String {
-    let mut c = d.docker();
-    c.args([
-        "image",
-        "inspect",
-        "--format",
-        "{{json .RepoDigests}}",
-        reference,
-    ]);
-    let o = run(&mut c);
+    let o = d.repo_digests(reference);
     o.assert_ok();
     o.stdout
 }
 
+/// What ctr holds for `reference` (its line in `ctr images ls`).
 fn ctr_image_line(c: &Containerd, reference: &str) -> String {
-    let mut cmd = c.ctr();
-    cmd.args(["images", "ls", &format!("name=={reference}")]);
-    let o = run(&mut cmd);
+    let o = c.image_ls(reference);
     o.assert_ok();
     o.stdout
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
 }
 
 #[test]
@@ -164,7 +136,7 @@ fn harness_hand_written_configs_pull_through_mirror() {
     step(t0, "upstream + mirror up, probe seeded");
     let ctrd = Containerd::start(&ws.aux("containerd"));
     let daemon_json = ws.under_root("etc/docker/daemon.json");
-    write(&daemon_json, "{}\n");
+    write_file(&daemon_json, "{}\n");
     let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     step(t0, "containerd + dockerd up");
     let hosts_dir = ws.under_root("etc/containerd/certs.d");
@@ -189,17 +161,11 @@ fn harness_hand_written_configs_pull_through_mirror() {
     step(t0, "unconfigured pulls fail");
 
     // Configured by hand.
-    write(
+    write_file(
         &daemon_json,
         &format!("{{\"registry-mirrors\": [\"{}\"]}}\n", lab.mirror.url()),
     );
-    write(
-        &hosts_dir.join("docker.io/hosts.toml"),
-        &format!(
-            "server = \"https://registry-1.docker.io\"\n\n[host.\"{}\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
-            lab.mirror.url()
-        ),
-    );
+    containerd::write_hosts_toml(&hosts_dir, &lab.mirror.url());
     dockerd.stop();
     let dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     assert_eq!(dockerd.mirrors(), vec![format!("{}/", lab.mirror.url())]);
@@ -265,13 +231,9 @@ fn harness_podman_and_skopeo_read_dropins_under_root() {
     assert_not_through_mirror(&env.skopeo_pull(&latest, &[]), &lab.mirror, mark, UA_SKOPEO);
     step(t0, "podman and skopeo fail without a mirror");
 
-    write(
+    write_file(
         &env.etc.join("registries.conf.d/50-test.conf"),
-        &format!(
-            "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n\
-             [[registry.mirror]]\nlocation = \"{}\"\ninsecure = true\n",
-            lab.mirror.host()
-        ),
+        &mirror_table(&lab.mirror.host()),
     );
     for tag in ["latest", "multi", "v2s2"] {
         let mark = lab.mirror.log_mark();
@@ -316,7 +278,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
     let mirror_url = lab.mirror.url();
     let ctrd = Containerd::start(&ws.aux("containerd"));
     let daemon_json = ws.under_root("etc/docker/daemon.json");
-    write(&daemon_json, USER_DAEMON_JSON);
+    write_file(&daemon_json, USER_DAEMON_JSON);
     let hosts_dir = ws.under_root("etc/containerd/certs.d");
     let before = snapshot(&ws.under_root("etc"));
     let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
@@ -336,7 +298,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
     step(t0, "negative control: unarmed pulls fail");
 
     // arm (no reload), then dockerd started with the produced daemon.json.
-    let arm = run(mirrorctl(&ws).args(["arm", "--mirror", &mirror_url, "--target", &target_list]));
+    let arm = ws.run(&["arm", "--mirror", &mirror_url, "--target", &target_list]);
     arm.assert_ok();
     eprintln!("{arm}");
     let armed = snapshot(&ws.under_root("etc"));
@@ -423,7 +385,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
     }
 
     // disarm --reload: files back byte for byte, dockerd forgets the mirror, pulls fail.
-    let disarm = run(mirrorctl(&ws).args(["disarm", "--reload"]));
+    let disarm = ws.run(&["disarm", "--reload"]);
     disarm.assert_ok();
     eprintln!("{disarm}");
     assert_eq!(
@@ -455,14 +417,14 @@ fn arm_disarm_cycle(targets: &[&str]) {
 
     if docker {
         // Live round on the running dockerd: arm --reload (SIGHUP), pull, disarm --reload.
-        let arm = run(mirrorctl(&ws).args([
+        let arm = ws.run(&[
             "arm",
             "--mirror",
             &mirror_url,
             "--target",
             &target_list,
             "--reload",
-        ]));
+        ]);
         arm.assert_ok();
         if let Err(got) = dockerd.wait_mirrors(&[format!("{mirror_url}/")], Duration::from_secs(10))
         {
@@ -475,7 +437,7 @@ fn arm_disarm_cycle(targets: &[&str]) {
         let mark = lab.mirror.log_mark();
         let out = dockerd.pull(&latest, &[]);
         assert_through_mirror(&out, &lab.mirror, mark, UA_DOCKERD, "latest");
-        let disarm = run(mirrorctl(&ws).args(["disarm", "--reload"]));
+        let disarm = ws.run(&["disarm", "--reload"]);
         disarm.assert_ok();
         if let Err(got) = dockerd.wait_mirrors(&[], Duration::from_secs(10)) {
             panic!("after the second disarm --reload, docker info lists {got:?}: {disarm}");

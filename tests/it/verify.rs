@@ -4,22 +4,21 @@
 //! cannot be made to do: serve wrong bytes, challenge for credentials, hang or fail on pull #2,
 //! and look at the hosts file while the upstream block is in place.
 
-mod common;
-
-use common::registry::lines;
-use common::{mirrorctl, run, AccessLogged, Lab, Out, Workspace};
-use sha2::{Digest as _, Sha256};
+use crate::common::containerd::Containerd;
+use crate::common::dockerd::Dockerd;
+use crate::common::nginx::Nginx;
+use crate::common::proof::assert_blob_requests_by;
+use crate::common::registry::lines;
+use crate::common::serve::Serve;
+use crate::common::tls::Certs;
+use crate::common::{self, json, mirrorctl, run, sha256, AccessLogged, Lab, Out, Workspace};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const BINS: &[&str] = &["docker-registry", "skopeo", "unshare"];
-
-fn json(out: &Out) -> serde_json::Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
-}
 
 /// Exit 0, pull #1 a miss and pull #2 a hit, both proven by a header; the JSON document.
 fn proven_miss_then_hit(out: &Out) -> serde_json::Value {
@@ -51,10 +50,18 @@ fn verify_with_docker_config(
     run(&mut c)
 }
 
-fn verify(ws: &Workspace, args: &[&str]) -> Out {
+/// `verify --mirror <mirror> --image probe [extra…]` with an empty docker config (none of the
+/// developer's credentials).
+fn verify_anonymous(ws: &Workspace, mirror: &str, extra: &[&str]) -> Command {
     let mut c = mirrorctl(ws);
-    c.arg("verify").args(args);
-    common::run_timeout(&mut c, Duration::from_secs(120))
+    c.env("DOCKER_CONFIG", ws.path())
+        .args(["verify", "--mirror", mirror, "--image", "probe"])
+        .args(extra);
+    c
+}
+
+fn verify(ws: &Workspace, args: &[&str]) -> Out {
+    run(mirrorctl(ws).arg("verify").args(args))
 }
 
 #[test]
@@ -274,10 +281,6 @@ struct FakeState {
     requests: AtomicUsize,
 }
 
-fn sha(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
 impl Fake {
     fn start(mode: Mode, hosts_file: Option<&Path>) -> Fake {
         let config =
@@ -287,15 +290,15 @@ impl Fake {
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(&config), "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(&layer), "size": layer.len()}],
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(&layer), "size": layer.len()}],
         }))
         .unwrap();
         let state = Arc::new(FakeState {
             mode,
             manifest,
-            config: (sha(&config), config),
-            layer: (sha(&layer), layer),
+            config: (sha256(&config), config),
+            layer: (sha256(&layer), layer),
             seen: Mutex::new(Vec::new()),
             hosts_file: hosts_file.map(Path::to_path_buf),
             block_seen: Mutex::new(Vec::new()),
@@ -397,7 +400,7 @@ async fn handle(
     if path == "/v2/" {
         return ([api], "{}").into_response();
     }
-    let manifest_digest = sha(&st.manifest);
+    let manifest_digest = sha256(&st.manifest);
     if path == "/v2/library/probe/manifests/latest"
         || path == format!("/v2/library/probe/manifests/{manifest_digest}")
     {
@@ -442,6 +445,7 @@ async fn handle(
         };
         if repeat && st.mode == Mode::HangPull2 {
             st.hanging.store(true, Ordering::SeqCst);
+            // The hang is the behaviour: never answer (within any test's lifetime).
             tokio::time::sleep(Duration::from_secs(300)).await;
         }
         if repeat && st.mode == Mode::FailPull2 {
@@ -513,11 +517,7 @@ fn wrong_bytes_name_the_blob() {
 fn unauthorized_without_credentials() {
     let ws = Workspace::new("verify-401");
     let fake = Fake::start(Mode::Unauthorized, None);
-    let mut c = mirrorctl(&ws);
-    // No docker config credentials from the developer's home.
-    c.env("DOCKER_CONFIG", ws.path())
-        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
-    let out = run(&mut c);
+    let out = run(&mut verify_anonymous(&ws, &fake.base, &[]));
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(out.stdout.contains("auth: basic"), "{out}");
     assert!(
@@ -530,42 +530,15 @@ fn unauthorized_without_credentials() {
 fn bearer_token_auth_anonymous_refused_then_with_credentials() {
     let ws = Workspace::new("verify-bearer");
     let fake = Fake::start(Mode::Bearer, None);
-    let mut c = mirrorctl(&ws);
-    c.env("DOCKER_CONFIG", ws.path())
-        .args(["verify", "--mirror", &fake.base, "--image", "probe"]);
-    let out = run(&mut c);
+    let out = run(&mut verify_anonymous(&ws, &fake.base, &[]));
     assert_eq!(out.code(), Some(1), "{out}");
     assert!(out.stdout.contains("auth: bearer"), "{out}");
     assert!(out.stdout.contains("refuses anonymous pulls"), "{out}");
 
-    let mut c = mirrorctl(&ws);
-    c.env("DOCKER_CONFIG", ws.path())
-        .args([
-            "verify",
-            "--mirror",
-            &fake.base,
-            "--image",
-            "probe",
-            "--username",
-            "u",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(b"p\n").unwrap();
-    }
-    let o = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert_eq!(o.status.code(), Some(0), "{text}");
-    assert!(text.contains("Cache-Status: fake; hit"), "{text}");
+    let mut c = verify_anonymous(&ws, &fake.base, &["--username", "u", "--password-stdin"]);
+    let out = common::run_input(&mut c, b"p\n");
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(out.combined().contains("Cache-Status: fake; hit"), "{out}");
 
     // The same credentials from a docker config file.
     let host = fake.base.trim_start_matches("http://").to_string();
@@ -582,17 +555,15 @@ fn bearer_token_auth_anonymous_refused_then_with_credentials() {
     let bin = ws.aux("helper-bin");
     let asked = ws.aux("helper").join("asked");
     let helper = bin.join("docker-credential-mctest");
-    std::fs::write(
+    common::write_executable(
         &helper,
-        format!(
+        &format!(
             "#!/bin/sh\n[ \"$1\" = get ] || exit 3\nread -r server\necho \"$server\" >> {}\n\
              [ \"$server\" = \"{host}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\n\
              echo '{{\"ServerURL\":\"{host}\",\"Username\":\"u\",\"Secret\":\"p\"}}'\n",
             asked.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     let path = format!(
         "{}:{}",
         bin.display(),
@@ -788,6 +759,18 @@ fn block_left_by_kill_9_is_removed_by_the_next_run() {
     assert_eq!(std::fs::read_to_string(&hosts).unwrap(), HOSTS);
 }
 
+/// Assert that entry `i` of a `verify --json` document's `clients` is `name`, with `ok`, and
+/// (when given) a detail that contains `needle`.
+fn assert_client(out: &Out, i: usize, name: &str, ok: bool, needle: Option<&str>) {
+    let c = &json(out)["clients"][i];
+    assert_eq!(c["name"], name, "{out}");
+    assert_eq!(c["ok"], ok, "{name}: {out}");
+    if let Some(n) = needle {
+        let detail = c["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(n), "{name}: no `{n}` in its detail: {out}");
+    }
+}
+
 /// `--client docker --client containerd` with a private dockerd and containerd: fail, naming
 /// the config file, before `arm`; pass after it.
 #[test]
@@ -803,74 +786,29 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
     ]) {
         return;
     }
-    use common::containerd::Containerd;
-    use common::dockerd::Dockerd;
     let ws = Workspace::new("verify-cli");
     let lab = Lab::start(&ws);
     let mirror = lab.mirror.url();
-    let daemon_json = ws.under_root("etc/docker/daemon.json");
-    std::fs::create_dir_all(daemon_json.parent().unwrap()).unwrap();
-    std::fs::write(&daemon_json, "{}\n").unwrap();
+    ws.write("etc/docker/daemon.json", "{}\n");
     let mut dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
-    let docker_host = dockerd.docker_host();
     let ctrd = Containerd::start(&ws.aux("containerd"));
-    let path = common::dockerd::path_with_docker_cli(&ws.aux("bin"));
-    let verify_clients = |image: &str| {
-        let mut c = mirrorctl(&ws);
-        c.env("PATH", &path)
-            .env("DOCKER_HOST", &docker_host)
-            .env("DOCKER_CONFIG", ws.aux("docker-cli"))
-            .env("CONTAINERD_ADDRESS", &ctrd.socket)
-            .args([
-                "verify",
-                "--mirror",
-                &mirror,
-                "--image",
-                image,
-                "--client",
-                "docker",
-                "--client",
-                "containerd",
-                "--client",
-                "buildkit",
-                "--json",
-            ]);
-        common::run_timeout(&mut c, Duration::from_secs(300))
+    let verify_clients = |dockerd: &Dockerd, image: &str| {
+        let clients = ["docker", "containerd", "buildkit"];
+        common::verify_clients(&ws, &mirror, image, &clients, |c| {
+            dockerd
+                .client_env(c)
+                .env("CONTAINERD_ADDRESS", &ctrd.socket);
+        })
     };
 
-    let out = verify_clients("probe:latest");
+    let out = verify_clients(&dockerd, "probe:latest");
     assert_eq!(out.code(), Some(1), "{out}");
     let doc = json(&out);
     assert_eq!(doc["pulls"][1]["cache"], "hit", "{out}");
-    let clients = doc["clients"].as_array().unwrap();
-    assert_eq!(clients.len(), 3, "{out}");
-    assert_eq!(clients[0]["name"], "docker");
-    assert_eq!(clients[0]["ok"], false, "{out}");
-    assert!(
-        clients[0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("etc/docker/daemon.json"),
-        "{out}"
-    );
-    assert_eq!(clients[1]["name"], "containerd");
-    assert_eq!(clients[1]["ok"], false, "{out}");
-    assert!(
-        clients[1]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("hosts.toml"),
-        "{out}"
-    );
-    assert_eq!(clients[2]["name"], "buildkit");
-    assert_eq!(clients[2]["ok"], false, "{out}");
-    assert!(
-        clients[2]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("etc/docker/daemon.json"),
-        "{out}"
-    );
+    assert_eq!(doc["clients"].as_array().unwrap().len(), 3, "{out}");
+    assert_client(&out, 0, "docker", false, Some("etc/docker/daemon.json"));
+    assert_client(&out, 1, "containerd", false, Some("hosts.toml"));
+    assert_client(&out, 2, "buildkit", false, Some("etc/docker/daemon.json"));
 
     // arm --reload SIGHUPs dockerd and says that its BuildKit needs a restart.
     let arm = run(mirrorctl(&ws).args([
@@ -888,12 +826,7 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
         .wait_mirrors(&[want], Duration::from_secs(30))
         .expect("dockerd reloaded the mirrors");
     let doc = json(&arm);
-    let docker = doc["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["target"] == "docker")
-        .unwrap_or_else(|| panic!("no docker target: {arm}"));
+    let docker = common::target(&doc, "docker");
     assert_eq!(docker["reload"]["done"], true, "{arm}");
     let detail = docker["reload"]["detail"].as_str().unwrap();
     assert!(
@@ -905,26 +838,17 @@ fn clients_docker_and_containerd_fail_unarmed_pass_armed() {
 
     // dockerd's built-in BuildKit took its registry hosts when dockerd started: a reload is
     // not enough for it, and verify says so.
-    let out = verify_clients("probe:v2s2");
+    let out = verify_clients(&dockerd, "probe:v2s2");
     assert_eq!(out.code(), Some(1), "{out}");
-    let doc = json(&out);
-    let clients = doc["clients"].as_array().unwrap();
-    assert_eq!(clients[0]["ok"], true, "{out}");
-    assert_eq!(clients[1]["ok"], true, "{out}");
-    assert_eq!(clients[2]["ok"], false, "{out}");
-    assert!(
-        clients[2]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("restart dockerd"),
-        "{out}"
-    );
+    assert_client(&out, 0, "docker", true, None);
+    assert_client(&out, 1, "containerd", true, None);
+    assert_client(&out, 2, "buildkit", false, Some("restart dockerd"));
 
     dockerd.stop();
     drop(dockerd);
-    let _dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
+    let dockerd = Dockerd::start(&ws.root(), &ws.aux("dockerd"));
     let mark = lab.mirror.log_mark();
-    let out = verify_clients("probe:v2s2");
+    let out = verify_clients(&dockerd, "probe:v2s2");
     assert_eq!(out.code(), Some(0), "{out}");
     let doc = json(&out);
     assert_eq!(doc["ok"], true, "{out}");
@@ -959,31 +883,22 @@ fn mirrorctl_serve_cache_status_miss_then_hit() {
     }
     let ws = Workspace::new("verify-serve");
     let lab = Lab::start(&ws);
-    let cache = ws.aux("serve-cache");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
-        .arg(&cache)
-        .args(["--upstream", &lab.upstream.url()]);
-    common::guard(&mut cmd);
-    let mut serve = common::Daemon::spawn("mirrorctl-serve", cmd, &ws.aux("serve"));
-    serve
-        .wait_ready("address on stdout", Duration::from_secs(20), |d| {
-            d.stdout().contains('\n')
-        })
-        .unwrap();
-    let url = format!("http://{}", serve.stdout().lines().next().unwrap().trim());
-    let out = verify(
-        &ws,
-        &[
-            "--mirror",
-            &url,
-            "--image",
-            "probe:multi",
-            "--platform",
-            "linux/amd64",
-            "--json",
-        ],
+    let serve = Serve::start(
+        &ws.aux("serve"),
+        &ws.aux("serve-cache"),
+        &["--upstream", &lab.upstream.url()],
     );
+    let url = serve.url();
+    let args = [
+        "--mirror",
+        &url,
+        "--image",
+        "probe:multi",
+        "--platform",
+        "linux/amd64",
+        "--json",
+    ];
+    let out = verify(&ws, &args);
     let doc = proven_miss_then_hit(&out);
     assert!(
         doc["pulls"][1]["responses"][3]["evidence"]
@@ -993,18 +908,7 @@ fn mirrorctl_serve_cache_status_miss_then_hit() {
         "{out}"
     );
     // Warm: still proven, no push probe needed.
-    let out = verify(
-        &ws,
-        &[
-            "--mirror",
-            &url,
-            "--image",
-            "probe:multi",
-            "--platform",
-            "linux/amd64",
-            "--json",
-        ],
-    );
+    let out = verify(&ws, &args);
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(json(&out).get("push_probe").is_none(), "{out}");
 }
@@ -1028,7 +932,7 @@ fn bind_mounted_etc_hosts_in_a_private_namespace() {
             .arg("mount -n --bind \"$1\" /etc/hosts && shift && exec \"$@\"")
             .arg("sh")
             .arg(&file)
-            .arg(env!("CARGO_BIN_EXE_mirrorctl"))
+            .arg(common::BIN)
             .args(["--root", "/", "--state-dir"])
             .arg(ws.state_dir())
             .args([
@@ -1094,51 +998,9 @@ fn tls_mirror_unknown_ca_then_ca_cert_and_http_to_https_port() {
         return;
     }
     let ws = Workspace::new("verify-tls");
-    let d = ws.aux("tls");
-    let ossl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .current_dir(&d)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    let split = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
-    let mut a = split("req -x509 -days 2 -subj /CN=verify-test-CA -keyout ca.key -out ca.pem");
-    a.extend(split(ec));
-    ossl(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let mut a = split("req -subj /CN=127.0.0.1 -keyout key.pem -out leaf.csr");
-    a.extend(split(ec));
-    ossl(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    std::fs::write(
-        d.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    ossl(&split(
-        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext -out cert.pem",
-    ).iter().map(String::as_str).collect::<Vec<_>>());
-
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
-        .arg(ws.aux("cache"))
-        .args(["--upstream", "http://127.0.0.1:9", "--tls-cert"])
-        .arg(d.join("cert.pem"))
-        .arg("--tls-key")
-        .arg(d.join("key.pem"));
-    common::guard(&mut cmd);
-    let mut serve = common::Daemon::spawn("mirrorctl-serve", cmd, &ws.aux("serve"));
-    serve
-        .wait_ready("address on stdout", Duration::from_secs(20), |d| {
-            d.stdout().contains('\n')
-        })
-        .unwrap();
-    let addr = serve.stdout().lines().next().unwrap().trim().to_string();
+    let certs = Certs::make(&ws.aux("tls"));
+    let serve = Serve::with_tls(&ws.aux("serve"), &certs);
+    let addr = &serve.addr;
 
     let out = verify(&ws, &["--mirror", &format!("https://{addr}"), "--json"]);
     assert_eq!(out.code(), Some(1), "{out}");
@@ -1146,14 +1008,13 @@ fn tls_mirror_unknown_ca_then_ca_cert_and_http_to_https_port() {
     assert_eq!(doc["preflight"]["error"]["kind"], "tls", "{out}");
     assert!(out.stdout.contains("--ca-cert"), "{out}");
 
-    let ca = d.join("ca.pem");
     let out = verify(
         &ws,
         &[
             "--mirror",
             &format!("https://{addr}"),
             "--ca-cert",
-            ca.to_str().unwrap(),
+            certs.ca.to_str().unwrap(),
             "--json",
         ],
     );
@@ -1185,23 +1046,8 @@ fn clients_podman_and_skopeo_follow_registries_conf() {
     std::fs::create_dir_all(&etc).unwrap();
     let main_conf = "unqualified-search-registries = [\"docker.io\"]\n";
     std::fs::write(etc.join("registries.conf"), main_conf).unwrap();
-    let verify_clients = || {
-        let mut c = mirrorctl(&ws);
-        c.args([
-            "verify",
-            "--mirror",
-            &mirror,
-            "--image",
-            "probe:multi",
-            "--client",
-            "podman",
-            "--client",
-            "skopeo",
-            "--json",
-        ]);
-        common::guard(&mut c);
-        common::run_timeout(&mut c, Duration::from_secs(300))
-    };
+    let verify_clients =
+        || common::verify_clients(&ws, &mirror, "probe:multi", &["podman", "skopeo"], |_| {});
     let out = verify_clients();
     assert_eq!(out.code(), Some(1), "{out}");
     let doc = json(&out);
@@ -1228,7 +1074,7 @@ fn clients_podman_and_skopeo_follow_registries_conf() {
     }
     let log = lab.mirror.requests_since(mark);
     // podman identifies as containers/<containers-image version>, skopeo as skopeo/<version>.
-    common::proof::assert_blob_requests_by(&log, "library/probe", &["containers/", "skopeo/"]);
+    assert_blob_requests_by(&log, &["containers/", "skopeo/"]);
     // Nothing of podman's storage or the namespaces is left in the root.
     let left: Vec<_> = std::fs::read_dir(ws.root().join("etc/containers"))
         .unwrap()
@@ -1270,7 +1116,6 @@ fn nginx_caching_proxy_and_plain_reverse_proxy() {
     if !common::require(&bins) {
         return;
     }
-    use common::nginx::Nginx;
     let ws = Workspace::new("verify-nginx");
     let lab = Lab::start(&ws);
 

@@ -1,10 +1,8 @@
 //! `completions/` holds a script per shell generated from the same clap definition as `--help`;
-//! this test fails when one is stale. Regenerate with `MIRRORCTL_BLESS=1 cargo test --test completions`.
+//! this test fails when one is stale. Regenerate with `MIRRORCTL_BLESS=1 cargo test --test it completions`.
 
+use crate::common::{mirrorctl_cmd, run};
 use std::path::Path;
-use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_mirrorctl");
 
 #[test]
 fn completion_scripts_are_current() {
@@ -18,22 +16,19 @@ fn completion_scripts_are_current() {
         ("elvish", "mirrorctl.elv"),
         ("powershell", "_mirrorctl.ps1"),
     ] {
-        let out = Command::new(BIN)
-            .args(["completions", shell])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "completions {shell} failed");
+        let out = run(mirrorctl_cmd().args(["completions", shell]));
+        assert!(out.ok(), "completions {shell} failed: {out}");
         assert!(!out.stdout.is_empty());
         let path = dir.join(file);
         if bless {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, &out.stdout).unwrap();
-        } else if std::fs::read(&path).ok().as_deref() != Some(out.stdout.as_slice()) {
+        } else if std::fs::read(&path).ok().as_deref() != Some(out.stdout.as_bytes()) {
             stale.push(file);
         }
     }
     assert!(
         stale.is_empty(),
-        "stale completion scripts {stale:?}: run `MIRRORCTL_BLESS=1 cargo test --test completions` and commit completions/"
+        "stale completion scripts {stale:?}: run `MIRRORCTL_BLESS=1 cargo test --test it completions` and commit completions/"
     );
 }

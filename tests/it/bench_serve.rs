@@ -2,69 +2,57 @@
 //! side on loopback against the same upstream `docker-registry`. Prints a table of ratios.
 //!
 //! ```text
-//! cargo test --release --test bench_serve -- --ignored --nocapture
-//! MIRRORCTL_BENCH_MB=64 cargo test --release --test bench_serve -- --ignored --nocapture
+//! cargo test --release --test it bench_serve -- --ignored --nocapture
+//! MIRRORCTL_BENCH_MB=64 cargo test --release --test it bench_serve -- --ignored --nocapture
 //! ```
 //! Needs docker-registry, skopeo, unshare and wrk (root, like every real-client test).
 
-mod common;
-
-use common::registry::Registry;
-use common::{AccessLogged, Daemon, Workspace};
+use crate::common::http::{client, rt};
+use crate::common::registry::Registry;
+use crate::common::serve::Serve;
+use crate::common::{self, AccessLogged, Seeded, Workspace};
 use futures_util::StreamExt;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// One mirror under test.
-struct Mirror {
-    name: &'static str,
-    url: String,
-    pid: u32,
-    _guard: Guard,
-}
-
-/// Keeps the process alive (stopped on drop).
-#[allow(dead_code)]
-enum Guard {
-    Serve(Daemon),
+/// One mirror under test (stopped on drop).
+enum Mirror {
+    Serve(Serve),
     Dist(Registry),
 }
 
-fn start_serve(dir: &Path, upstream: &str) -> Mirror {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mirrorctl"));
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        upstream,
-        "--cache-dir",
-    ])
-    .arg(dir.join("cache"));
-    common::guard(&mut cmd);
-    let mut d = Daemon::spawn("mirrorctl-serve", cmd, dir);
-    d.wait_ready("address", Duration::from_secs(20), |d| {
-        d.stdout().contains('\n')
-    })
-    .unwrap();
-    let addr = d.stdout().lines().next().unwrap().trim().to_string();
-    Mirror {
-        name: "mirrorctl",
-        url: format!("http://{addr}"),
-        pid: d.pid(),
-        _guard: Guard::Serve(d),
+impl Mirror {
+    fn name(&self) -> &'static str {
+        match self {
+            Mirror::Serve(_) => "mirrorctl",
+            Mirror::Dist(_) => "distribution",
+        }
     }
-}
 
-fn start_dist(dir: &Path, upstream: &str) -> Mirror {
-    let r = Registry::proxy(dir, upstream);
-    Mirror {
-        name: "distribution",
-        url: r.url(),
-        pid: r.daemon.pid(),
-        _guard: Guard::Dist(r),
+    fn url(&self) -> String {
+        match self {
+            Mirror::Serve(s) => s.url(),
+            Mirror::Dist(r) => r.url(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        match self {
+            Mirror::Serve(s) => s.daemon.pid(),
+            Mirror::Dist(r) => r.daemon.pid(),
+        }
+    }
+
+    /// Has it stored blob `digest` in its cache? The last upstream fetch a cold pull makes is
+    /// the one that stores (distribution fetches again in the background to store), so after
+    /// this every upstream GET of the blob has been made.
+    fn stored(&self, digest: &str) -> bool {
+        match self {
+            Mirror::Serve(s) => s
+                .blob_files()
+                .contains(&digest.trim_start_matches("sha256:").to_string()),
+            Mirror::Dist(r) => r.has_blob(digest),
+        }
     }
 }
 
@@ -128,7 +116,7 @@ fn with_cpu<T>(pids: &[u32], f: impl FnOnce() -> T) -> (Vec<f64>, T) {
 
 /// GET `url` with `n` concurrent clients, counting bytes; returns (wall seconds, bytes each).
 fn get_n(rt: &tokio::runtime::Runtime, url: &str, n: usize) -> (f64, Vec<u64>) {
-    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let c = client();
     rt.block_on(async {
         let t = Instant::now();
         let tasks: Vec<_> = (0..n)
@@ -234,18 +222,12 @@ fn bench_serve_vs_distribution() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
     let ws = Workspace::new("bench");
-    let image = common::image::ProbeImage::build(&ws.aux("image"), Some(mb));
-    let upstream = Registry::upstream(&ws.aux("upstream"));
-    common::registry::seed_upstream(&upstream, &image, &ws.aux("seed"));
+    let Seeded { upstream, image } = Seeded::start(&ws, Some(mb));
     let big = image.big.clone().unwrap();
     let blob_path = format!("/v2/library/probe/blobs/{}", big.layer.digest);
     let size = big.layer.size;
     let mib = size as f64 / (1 << 20) as f64;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = rt();
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let me = std::process::id();
@@ -268,12 +250,14 @@ fn bench_serve_vs_distribution() {
     let direct_mibs = mib / direct[1];
     eprintln!("upstream direct: {direct_mibs:.0} MiB/s ({mb} MiB blob)");
 
-    let upstream_gets = |mark: usize| {
-        upstream
-            .requests_since(mark)
-            .iter()
-            .filter(|e| e.method == "GET" && e.path == blob_path)
-            .count()
+    let upstream_gets = |mark: usize| upstream.gets_since(mark, &blob_path);
+    // Every upstream GET of the blob a cold pull makes is done once the mirror stored it.
+    let stored = |m: &Mirror| {
+        assert!(
+            common::wait_until(Duration::from_secs(60), || m.stored(&big.layer.digest)),
+            "{} never stored the blob",
+            m.name()
+        );
     };
     let accept = "application/vnd.oci.image.manifest.v1+json";
     let mut rows = Vec::new();
@@ -281,9 +265,13 @@ fn bench_serve_vs_distribution() {
         let start = |tag: &str| {
             let dir = ws.aux(&format!("{kind}-{tag}-{i}"));
             if *kind == "mirrorctl" {
-                start_serve(&dir, &upstream.url())
+                Mirror::Serve(Serve::start(
+                    &dir,
+                    &dir.join("cache"),
+                    &["--upstream", &upstream.url()],
+                ))
             } else {
-                start_dist(&dir, &upstream.url())
+                Mirror::Dist(Registry::proxy(&dir, &upstream.url()))
             }
         };
         // Cold single client: median of 3 fresh instances; upstream GETs of the first.
@@ -298,8 +286,8 @@ fn bench_serve_vs_distribution() {
             unsafe { libc::sync() };
             let fresh = start(&format!("single{run}"));
             let mark = upstream.log_mark();
-            let (cpu, (t, sizes)) = with_cpu(&[up_pid, fresh.pid, me], || {
-                get_n(&rt, &format!("{}{blob_path}", fresh.url), 1)
+            let (cpu, (t, sizes)) = with_cpu(&[up_pid, fresh.pid(), me], || {
+                get_n(&rt, &format!("{}{blob_path}", fresh.url()), 1)
             });
             assert_eq!(sizes, vec![size]);
             eprintln!(
@@ -308,11 +296,12 @@ fn bench_serve_vs_distribution() {
                 cpu[0],
                 cpu[1],
                 cpu[2],
-                thread_cpu(fresh.pid)
+                thread_cpu(fresh.pid())
             );
             colds.push(t);
-            if let Guard::Serve(d) = &fresh._guard {
-                let fetched = d
+            if let Mirror::Serve(s) = &fresh {
+                let fetched = s
+                    .daemon
                     .stderr()
                     .lines()
                     .filter(|l| l.starts_with("fetched "))
@@ -320,11 +309,8 @@ fn bench_serve_vs_distribution() {
                     .collect::<Vec<_>>();
                 eprintln!("  serve: {fetched:?}");
                 let metrics = rt.block_on(async {
-                    reqwest::Client::builder()
-                        .no_proxy()
-                        .build()
-                        .unwrap()
-                        .get(format!("{}/metrics", fresh.url))
+                    client()
+                        .get(format!("{}/metrics", s.url()))
                         .send()
                         .await
                         .unwrap()
@@ -346,7 +332,7 @@ fn bench_serve_vs_distribution() {
                 );
             }
             if run == 0 {
-                std::thread::sleep(Duration::from_secs(2)); // distribution's second fetch lands late
+                stored(&fresh);
                 upstream_gets_cold = upstream_gets(mark);
             }
             m = Some(fresh);
@@ -354,12 +340,12 @@ fn bench_serve_vs_distribution() {
         let m = m.unwrap();
         let cold_mibs = mib / median(colds);
         let warms: Vec<f64> = (0..3)
-            .map(|_| get_n(&rt, &format!("{}{blob_path}", m.url), 1).0)
+            .map(|_| get_n(&rt, &format!("{}{blob_path}", m.url()), 1).0)
             .collect();
         let warm_mibs = mib / median(warms);
         // Tag pulled twice within the TTL: upstream requests of the second.
-        let tag_url = format!("{}/v2/library/probe/manifests/latest", m.url);
-        let c = reqwest::Client::builder().no_proxy().build().unwrap();
+        let tag_url = format!("{}/v2/library/probe/manifests/latest", m.url());
+        let c = client();
         rt.block_on(c.get(&tag_url).header("Accept", accept).send())
             .unwrap();
         let mark = upstream.log_mark();
@@ -371,7 +357,8 @@ fn bench_serve_vs_distribution() {
         let rps_digest = wrk_rps(
             &format!(
                 "{}/v2/library/probe/manifests/{}",
-                m.url, image.amd64.manifest.digest
+                m.url(),
+                image.amd64.manifest.digest
             ),
             accept,
         );
@@ -380,17 +367,17 @@ fn bench_serve_vs_distribution() {
         // 32-way cold then warm on a fresh instance; peak RSS over both.
         let m = start("x32");
         let mark = upstream.log_mark();
-        let (wall_32_cold, sizes) = get_n(&rt, &format!("{}{blob_path}", m.url), 32);
+        let (wall_32_cold, sizes) = get_n(&rt, &format!("{}{blob_path}", m.url()), 32);
         assert!(sizes.iter().all(|s| *s == size));
-        std::thread::sleep(Duration::from_millis(500));
+        stored(&m);
         let gets_32 = upstream_gets(mark);
-        let (wall_32_warm, _) = get_n(&rt, &format!("{}{blob_path}", m.url), 32);
-        let rss = peak_rss_mib(m.pid);
+        let (wall_32_warm, _) = get_n(&rt, &format!("{}{blob_path}", m.url()), 32);
+        let rss = peak_rss_mib(m.pid());
         eprintln!(
             "{}: cold {cold_mibs:.0} MiB/s, warm {warm_mibs:.0} MiB/s, upstream GETs cold {upstream_gets_cold}, \
              32-way: {gets_32} upstream GETs, cold {wall_32_cold:.2}s warm {wall_32_warm:.2}s, RSS {rss:.0} MiB, \
              tag {rps_tag:.0} req/s ({tag_upstream} upstream requests when warm), digest {rps_digest:.0} req/s, HEAD tag {head_rps_tag:.0} req/s",
-            m.name
+            m.name()
         );
         rows.push(Row {
             cold_mibs,

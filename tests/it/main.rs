@@ -1,0 +1,20 @@
+//! The integration tests: one test binary (`cargo test --test it`), one module per area, one
+//! harness ([`common`], in `tests/common/`). Filter by module: `cargo test --test it golden::`,
+//! `cargo test --test it serve::` (and `-- --ignored bench_serve` for the benchmark).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod bench_serve;
+mod cli;
+mod cli_registries_k3s;
+mod completions;
+mod docker_certs_d;
+mod e2e_arm;
+mod e2e_registries;
+mod golden;
+mod lan_mirror;
+mod matrix;
+mod serve;
+mod verify;
+mod verify_embedded;
