@@ -235,6 +235,43 @@ pub fn write_executable(dst: &Path, text: &str) {
     install_executable(&src, dst);
 }
 
+/// A real process whose `/proc/<pid>/comm` is `name` (a copy of `sleep` under that name), for
+/// the daemon checks that look at pid files and `comm`; killed on drop.
+pub struct FakeDaemon(std::process::Child);
+
+impl FakeDaemon {
+    pub fn start(dir: &Path, name: &str) -> FakeDaemon {
+        let bin = dir.join(name);
+        install_executable(Path::new("/bin/sleep"), &bin);
+        let child = Command::new(&bin)
+            .arg("300")
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        FakeDaemon(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Wait for the process to end (a signal's effect); its status.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        wait_until(within, || {
+            status = self.0.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+}
+
+impl Drop for FakeDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `sha256:<hex>` of `bytes` (an OCI digest).
 pub fn sha256(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};

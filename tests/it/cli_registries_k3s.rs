@@ -5,8 +5,6 @@
 
 use crate::common::{self, json, mirrorctl_cmd, run, Workspace};
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 /// `arm --target registries --mirror http://127.0.0.1:5000 [extra…] --json`, which must succeed.
@@ -27,28 +25,6 @@ fn reload_of(doc: &serde_json::Value, target: &str) -> serde_json::Value {
     common::target(doc, target)["reload"].clone()
 }
 
-/// A real process whose `/proc/<pid>/comm` is `crio`: a copy of `sleep` under that name.
-struct FakeCrio(std::process::Child);
-
-impl FakeCrio {
-    fn start(dir: &Path) -> FakeCrio {
-        let bin = dir.join("crio");
-        common::install_executable(Path::new("/bin/sleep"), &bin);
-        let child = Command::new(&bin)
-            .arg("300")
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        FakeCrio(child)
-    }
-}
-
-impl Drop for FakeCrio {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn registries_without_crio_needs_no_reload() {
     let ws = Workspace::new("cli-reg");
@@ -64,8 +40,8 @@ fn registries_without_crio_needs_no_reload() {
 #[test]
 fn registries_sighups_crio_only_with_reload() {
     let ws = Workspace::new("cli-reg");
-    let mut crio = FakeCrio::start(&ws.aux("crio"));
-    let pid = crio.0.id();
+    let mut crio = common::FakeDaemon::start(&ws.aux("crio"), "crio");
+    let pid = crio.pid();
     ws.write("var/run/crio.pid", &format!("{pid}\n"));
 
     // Without --reload: reported, not done, and the process is untouched.
@@ -77,21 +53,18 @@ fn registries_sighups_crio_only_with_reload() {
         "{doc}"
     );
     assert_eq!(r["action"], format!("SIGHUP crio (pid {pid})"), "{doc}");
-    assert!(crio.0.try_wait().unwrap().is_none(), "crio got a signal");
+    assert!(
+        crio.wait_exit(Duration::ZERO).is_none(),
+        "crio got a signal"
+    );
 
     // With --reload the pending reload is done: crio (sleep) dies of SIGHUP.
     let doc = arm_registries(&ws, &["--reload"]);
     let r = reload_of(&doc, "registries");
     assert_eq!(r["done"], true, "{doc}");
-    let mut status = None;
-    assert!(
-        common::wait_until(Duration::from_secs(10), || {
-            status = crio.0.try_wait().unwrap();
-            status.is_some()
-        }),
-        "crio not signalled"
-    );
-    let status = status.unwrap();
+    let status = crio
+        .wait_exit(Duration::from_secs(10))
+        .expect("crio not signalled");
     assert_eq!(status.signal(), Some(libc::SIGHUP), "{status:?}");
 }
 

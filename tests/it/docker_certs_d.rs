@@ -147,7 +147,8 @@ fn env_override_and_older_dockerd_skips_other_registries_with_the_reason() {
     assert_eq!(o.code(), Some(2), "{o}");
 }
 
-/// Without an override the version comes from `dockerd --version` (20.10 on Debian 12).
+/// Without an override the version comes from the root's dockerd `--version` (here the
+/// installed dockerd, 20.10 on Debian 12, run through `<root>/usr/bin/dockerd`).
 #[test]
 fn detects_the_installed_dockerd() {
     let Ok(out) = Command::new("dockerd").arg("--version").output() else {
@@ -168,6 +169,12 @@ fn detects_the_installed_dockerd() {
         .collect::<Vec<_>>()
         .join(".");
     let ws = Workspace::new("certs-d");
+    let installed = common::which("dockerd").unwrap();
+    let wrapper = ws.under_root("usr/bin/dockerd");
+    common::write_executable(
+        &wrapper,
+        &format!("#!/bin/sh\nexec {} \"$@\"\n", installed.display()),
+    );
     let doc = json(
         ws.run(&[ARM_GHCR_ONLY, &["--dry-run"]].concat())
             .assert_ok(),
@@ -175,7 +182,18 @@ fn detects_the_installed_dockerd() {
     let t = &doc["targets"][0];
     let text = t.to_string();
     assert!(
-        text.contains(&format!("dockerd {v} (from `dockerd --version`)")),
+        text.contains(&format!(
+            "dockerd {v} (from `{} --version`)",
+            wrapper.display()
+        )),
         "{line} → {doc:#}"
     );
+    // Without a dockerd under the root, the host's is not asked: the version is unknown.
+    std::fs::remove_file(&wrapper).unwrap();
+    let doc = json(
+        ws.run(&[ARM_GHCR_ONLY, &["--dry-run"]].concat())
+            .assert_ok(),
+    );
+    let text = doc["targets"][0].to_string();
+    assert!(text.contains("no dockerd binary under"), "{doc:#}");
 }

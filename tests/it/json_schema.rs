@@ -4,10 +4,7 @@
 //! reload-free), status, verify against a real distribution mirror (passing, and failing at
 //! preflight), `verify --cleanup`, and error documents (a usage error, a bad file, a signal).
 
-#![allow(dead_code)]
-mod common;
-
-use common::{mirrorctl, run, Lab, Out, Workspace};
+use crate::common::{self, mirrorctl, run, Lab, Out, Workspace};
 use std::path::Path;
 
 fn schema(name: &str) -> jsonschema::Validator {

@@ -5,13 +5,11 @@
 //!
 //! `MIRRORCTL_CRASH_RUNS=N` (default 24) runs more; `MIRRORCTL_CRASH_SEED=S` replays a run.
 
-use std::collections::BTreeMap;
+use crate::common::{self, mirrorctl_cmd, snapshot};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_mirrorctl");
 
 /// Five real files (the fixtures' own), one per target, and the mirror each is armed with.
 const FILES: &[(&str, &str)] = &[
@@ -43,32 +41,15 @@ impl Rng {
     }
 }
 
-/// Files (their bytes) and directories (`None`) under `root`.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    fn walk(base: &Path, d: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-        let Ok(rd) = std::fs::read_dir(d) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), None);
-                walk(base, &p, out);
-            } else {
-                let rel = p.strip_prefix(base).unwrap().to_path_buf();
-                out.insert(rel, Some(std::fs::read(&p).unwrap_or_default()));
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
 /// Every config file under `root` parses with its client's grammar.
 fn all_parse(root: &Path) -> Result<(), String> {
-    for (rel, bytes) in snapshot(root) {
-        let Some(bytes) = bytes else { continue };
+    for rel in snapshot(root).keys() {
+        let p = root.join(rel);
+        if p.is_dir() {
+            continue;
+        }
         let name = rel.to_string_lossy().to_string();
-        let text = String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8"))?;
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{name}: {e}"))?;
         let body = text.trim_start_matches('\u{feff}');
         let ok = if name.ends_with(".json") {
             body.trim().is_empty() || serde_json::from_str::<serde_json::Value>(body).is_ok()
@@ -103,10 +84,8 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn mirrorctl(root: &Path, state: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.env_remove("MIRRORCTL_ROOT")
-        .env_remove("MIRRORCTL_STATE_DIR")
-        .env("MIRRORCTL_DOCKERD_VERSION", "20.10")
+    let mut c = mirrorctl_cmd();
+    c.env("MIRRORCTL_DOCKERD_VERSION", "20.10")
         .arg("--root")
         .arg(root)
         .arg("--state-dir")
@@ -133,8 +112,8 @@ const ARM: &[&str] = &[
 #[test]
 fn arm_and_disarm_killed_at_random_moments_leave_nothing_behind() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    let tmp = tempfile::tempdir().unwrap();
-    let (root, state) = (tmp.path().join("root"), tmp.path().join("state"));
+    let ws = common::Workspace::new("crash");
+    let (root, state) = (ws.root(), ws.state_dir());
     for (case, rel) in FILES {
         let from = fixtures.join(case).join("before").join(rel);
         let to = root.join(rel);
@@ -202,21 +181,11 @@ fn arm_and_disarm_killed_at_random_moments_leave_nothing_behind() {
             left.is_empty(),
             "run {run} (seed {seed}): temp files left after a complete disarm: {left:?}"
         );
-        let now = snapshot(&root);
-        for (rel, bytes) in &original {
-            let text =
-                |b: &Option<Vec<u8>>| b.as_ref().map(|b| String::from_utf8_lossy(b).to_string());
-            assert_eq!(
-                now.get(rel).map(text),
-                Some(text(bytes)),
-                "run {run} (seed {seed}): {} is not byte-identical after disarm",
-                rel.display()
-            );
-        }
-        let extra: Vec<&PathBuf> = now.keys().filter(|k| !original.contains_key(*k)).collect();
-        assert!(
-            extra.is_empty(),
-            "run {run} (seed {seed}): files or directories left after disarm: {extra:?}"
+        // Byte-identical files and modes, and no file or directory more or less.
+        assert_eq!(
+            snapshot(&root),
+            original,
+            "run {run} (seed {seed}): the tree differs after a complete disarm"
         );
     }
     eprintln!("crash test: {killed_mid_run} runs were killed before they finished");
