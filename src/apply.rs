@@ -100,6 +100,8 @@ impl Session {
         let lock = ctx.lock(lock_timeout)?;
         let mut journal = Journal::load(&ctx.state_dir)?;
         let recovered = journal.recover(&ctx.state_dir)?;
+        // Directories a killed run had still to prune.
+        prune_dirs(ctx, &mut journal)?;
         Ok(Session {
             journal,
             recovered,
@@ -299,11 +301,11 @@ fn mirrors_for(kind: &FileKind, set: &MirrorSet) -> Vec<String> {
 /// that still describes what mirrorctl may own (a record whose `written` text is not on disk is
 /// treated as drift and reconciled by the next run).
 ///
-/// Returns the directories arm created for files deleted now: the caller removes them with
-/// [`prune_dirs`] once every file of the run is reverted, since several files (and targets)
-/// may share them (certs.d/… and config.toml under /etc/containerd, /etc itself).
-pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<Vec<PathBuf>> {
-    let mut dirs_to_prune: Vec<PathBuf> = Vec::new();
+/// When a record is dropped (its file reverted or deleted), the directories arm created for it
+/// move to the journal's `prune` list in the same save: several files (and targets) may share
+/// them (certs.d/… under /etc/containerd), so they are removed by [`prune_dirs`] once the run's
+/// files are all reverted — and by the next run, should this one be killed first.
+pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<()> {
     for ch in changes {
         match (&ch.record, ch.writes()) {
             (Some(rec), true) => {
@@ -326,40 +328,43 @@ pub fn commit(ctx: &Ctx, journal: &mut Journal, changes: &[Change]) -> Result<Ve
                 }
             }
             (None, _) => {
-                let created = journal
-                    .files
-                    .get(&ch.sys_path)
-                    .map(|r| r.created_dirs.clone())
-                    .unwrap_or_default();
-                if ch.writes() {
-                    match &ch.after {
-                        Some(text) => fsutil::write_atomic(&ch.file, text.as_bytes())?,
-                        None => {
-                            fsutil::remove_file(&ch.file)?;
-                            dirs_to_prune.extend(created);
-                        }
-                    }
-                } else if ch.before.is_none() {
-                    // The file is gone (never written by a killed arm, or deleted since):
-                    // the directories arm made for it go too, when empty.
-                    dirs_to_prune.extend(created);
+                match (&ch.after, ch.writes()) {
+                    (Some(text), true) => fsutil::write_atomic(&ch.file, text.as_bytes())?,
+                    (None, true) => fsutil::remove_file(&ch.file)?,
+                    (_, false) => {}
                 }
-                if journal.files.remove(&ch.sys_path).is_some() {
+                if let Some(rec) = journal.files.remove(&ch.sys_path) {
+                    // The file is gone (deleted now, never written by a killed arm, or removed
+                    // since) or back to what it was: arm's directories for it go when empty.
+                    if ch.after.is_none() {
+                        journal.prune.extend(rec.created_dirs);
+                    }
                     journal.save(&ctx.state_dir)?;
                 }
             }
         }
     }
-    Ok(dirs_to_prune)
+    Ok(())
 }
 
-/// Remove directories arm created, deepest first; one that is not empty (the user's files) stays.
-pub fn prune_dirs(mut dirs: Vec<PathBuf>) {
+/// Remove the directories waiting in the journal's `prune` list, deepest first, when empty. A
+/// directory that still holds a journaled file stays listed (it empties later); one that holds
+/// only someone else's files now is theirs, and leaves the list.
+pub fn prune_dirs(ctx: &Ctx, journal: &mut Journal) -> Result<()> {
+    if journal.prune.is_empty() {
+        return Ok(());
+    }
+    let mut dirs = std::mem::take(&mut journal.prune);
     dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
     dirs.dedup();
-    for d in &dirs {
-        let _ = std::fs::remove_dir(d);
+    for d in dirs {
+        let gone = std::fs::remove_dir(&d).is_ok() || !d.exists();
+        let still_ours = journal.files.values().any(|r| r.file.starts_with(&d));
+        if !gone && still_ours {
+            journal.prune.push(d);
+        }
     }
+    journal.save(&ctx.state_dir)
 }
 
 #[cfg(test)]
@@ -396,7 +401,8 @@ mod tests {
         assert_eq!(again[0].status, FileStatus::Changed);
         let rec = again[0].record.as_ref().unwrap();
         assert_eq!(rec.original.as_deref(), Some("{\"debug\": true}\n"));
-        prune_dirs(commit(&ctx, &mut journal, &again).unwrap());
+        commit(&ctx, &mut journal, &again).unwrap();
+        prune_dirs(&ctx, &mut journal).unwrap();
         let back = plan_disarm_file(
             &ctx,
             crate::targets::DAEMON_JSON,
@@ -420,7 +426,8 @@ mod tests {
             &set(&["http://a:1"]),
         )
         .unwrap();
-        prune_dirs(commit(&ctx, &mut journal, &changes).unwrap());
+        commit(&ctx, &mut journal, &changes).unwrap();
+        prune_dirs(&ctx, &mut journal).unwrap();
         std::fs::remove_file(ctx.resolve(crate::targets::DAEMON_JSON).unwrap()).unwrap();
         let back = plan_disarm_file(
             &ctx,

@@ -23,6 +23,11 @@ pub struct Journal {
     /// between leaves it here and the next run restores the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transient: Option<Transient>,
+    /// Directories arm created for files whose records are gone, to remove once empty
+    /// ([`crate::apply::prune_dirs`]): kept here so a run killed before pruning leaves them
+    /// to the next run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prune: Vec<PathBuf>,
 }
 
 /// A temporary text written to `file`, and the bytes to put back (`None`: remove the file).

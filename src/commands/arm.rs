@@ -1,6 +1,6 @@
 //! `mirrorctl arm`: plan every target, then write them, then reload.
 
-use super::report::{finish, RunReport, TargetReport, TargetStatus};
+use super::{Plan, Written};
 use crate::apply::{self, Change, Session};
 use crate::cli::{ArmArgs, Global};
 use crate::ctx::Ctx;
@@ -11,9 +11,6 @@ use crate::mirror::MirrorSet;
 use crate::oci;
 use crate::targets::{self, dockerd_version::DockerdVersion, FileKind, TargetName};
 use anyhow::Result;
-
-/// A target's plan: its changes, or why it is skipped.
-type Plan = (TargetName, Result<Vec<Change>, String>);
 
 pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
     let ctx = super::context(g)?;
@@ -34,51 +31,28 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
             describe: String::new(),
         }
     };
-    let mut session = Session::open(&ctx, a.common.dry_run, a.common.lock_timeout)?;
-
+    let session = Session::open(&ctx, a.common.dry_run, a.common.lock_timeout)?;
     // Plan every target before writing anything: one bad file stops the whole run.
     let planned = plan_all(&ctx, &session.journal, &targets, &set, &dockerd)?;
-
-    let mut reports = Vec::new();
-    let mut prune = Vec::new();
-    for (t, plan) in planned {
-        let changes = match plan {
-            Err(why) => {
-                reports.push(TargetReport::without_files(t, TargetStatus::Skipped, why));
-                continue;
-            }
-            Ok(c) => c,
-        };
-        let mut rep = TargetReport::of_changes(t, &changes, false);
-        rep.notes.extend(targets::partial_note(t, &set, &dockerd));
+    let notes = |t: TargetName, changes: &[Change]| -> Vec<String> {
         let wrote_daemon_json = changes
             .iter()
             .any(|c| matches!(c.kind, FileKind::DaemonJson) && c.writes());
-        rep.notes
-            .extend(targets::insecure_scheme_note(t, &set, wrote_daemon_json));
-        rep.reload = super::write_target(
-            &ctx,
-            &mut session.journal,
-            t,
-            &changes,
-            &a.common,
-            &mut prune,
-        )?;
-        reports.push(rep);
-    }
-    apply::prune_dirs(prune);
-    finish(
-        RunReport {
+        targets::partial_note(t, &set, &dockerd)
+            .into_iter()
+            .chain(targets::insecure_scheme_note(t, &set, wrote_daemon_json))
+            .collect()
+    };
+    super::write_all(
+        &ctx,
+        session,
+        planned,
+        &a.common,
+        Written {
             command: "arm",
-            ok: true,
-            dry_run: a.common.dry_run,
-            root: ctx.root.path().to_path_buf(),
-            mirrors: Some(set),
-            targets: reports,
-            recovered: session.recovered,
+            mirrors: Some(set.clone()),
+            notes: &notes,
         },
-        a.common.json,
-        a.common.reload,
     )
 }
 
@@ -104,8 +78,8 @@ fn plan_all(
     targets: &[TargetName],
     set: &MirrorSet,
     dockerd: &DockerdVersion,
-) -> Result<Vec<Plan>> {
-    let mut planned: Vec<Plan> = Vec::new();
+) -> Result<Vec<(TargetName, Plan)>> {
+    let mut planned = Vec::new();
     for t in targets {
         let exists = |p: &str| ctx.root.exists(p);
         match targets::files_for(*t, set, &exists, dockerd) {
@@ -113,7 +87,8 @@ fn plan_all(
                 if *t == TargetName::Docker {
                     refuse_dockerd_flags(ctx, set)?;
                 }
-                planned.push((*t, Ok(apply::plan_arm(ctx, journal, *t, &jobs, set)?)));
+                let changes = apply::plan_arm(ctx, journal, *t, &jobs, set)?;
+                planned.push((*t, Plan::Changes(changes)));
             }
             Err(why) => {
                 // Still take back what this target armed before.
@@ -121,11 +96,14 @@ fn plan_all(
                 for (path, rec) in journal.for_target(*t) {
                     changes.push(apply::plan_disarm_file(ctx, path, rec)?);
                 }
-                if changes.is_empty() {
-                    planned.push((*t, Err(why)));
-                } else {
-                    planned.push((*t, Ok(changes)));
-                }
+                planned.push((
+                    *t,
+                    if changes.is_empty() {
+                        Plan::Nothing(super::report::TargetStatus::Skipped, why)
+                    } else {
+                        Plan::Changes(changes)
+                    },
+                ));
             }
         }
     }
