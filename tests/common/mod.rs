@@ -439,12 +439,13 @@ pub fn verify_clients(
     env: impl FnOnce(&mut Command),
 ) -> Out {
     let mut c = mirrorctl(ws);
-    env(&mut c);
     c.args(["verify", "--mirror", mirror, "--image", image]);
     for client in clients {
         c.args(["--client", client]);
     }
     c.arg("--json");
+    // Last, so it may add verify's own flags too.
+    env(&mut c);
     run_timeout(&mut c, Duration::from_secs(300))
 }
 

@@ -1088,6 +1088,20 @@ fn clients_podman_and_skopeo_follow_registries_conf() {
         "{left:?}"
     );
 
+    // With --block-upstream, the report never tells the clients to add it: here the block (in
+    // <root>/etc/hosts) does not hold for them, and they say why (the test's proxy guard).
+    let out = common::verify_clients(&ws, &mirror, "probe:multi", &["podman", "skopeo"], |c| {
+        c.arg("--block-upstream");
+    });
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    assert_eq!(doc["upstream_blocked"], true, "{out}");
+    for c in doc["clients"].as_array().unwrap() {
+        let d = c["detail"].as_str().unwrap();
+        assert!(!d.contains("add --block-upstream"), "{out}");
+        assert!(d.contains("the upstream was blocked, but"), "{out}");
+    }
+
     // A drop-in that lists the plain-HTTP mirror without `insecure = true` would make them
     // try HTTPS and fall back: refused, naming that file.
     let dropin = etc.join("registries.conf.d/90-mirrorctl.conf");
