@@ -794,59 +794,43 @@ pub fn proxy_for(url: &str, env: impl Fn(&str) -> Option<String>) -> Option<(Str
 pub fn classify_chain(chain: &str, timeout: bool, connect: bool, url: &str) -> Diagnosis {
     let host = host_of(url);
     let last = last_part(chain);
-    let kind = transport_kind(
-        &chain.to_ascii_lowercase(),
-        url.starts_with("https://"),
-        timeout,
-    );
-    let (kind, fact, remedy) = match kind {
-        Some(Kind::HttpToHttps) => (
-            Kind::HttpToHttps,
-            format!("server gave HTTP response to HTTPS client: {host} speaks plain HTTP"),
-            Some(Remedy::UseScheme { https: false }),
-        ),
-        Some(Kind::HttpsToHttp) => (
-            Kind::HttpsToHttp,
-            format!("{host} did not answer in plain HTTP (it probably speaks HTTPS)"),
-            Some(Remedy::UseScheme { https: true }),
-        ),
-        Some(Kind::Refused) => (
-            Kind::Refused,
-            format!("connection to {host} refused: nothing listens there"),
-            Some(Remedy::StartOrFixPort),
-        ),
-        Some(Kind::Dns) => (
-            Kind::Dns,
-            format!("cannot resolve the host name of {host}"),
-            Some(Remedy::FixHostName),
-        ),
-        Some(Kind::Tls) => (
-            Kind::Tls,
-            format!("TLS with {host} failed ({last})"),
-            Some(Remedy::TrustCa),
-        ),
-        Some(Kind::Timeout) => (
-            Kind::Timeout,
-            format!("{host} did not answer in time"),
-            Some(Remedy::CheckReachable),
-        ),
-        Some(Kind::Network) => (
-            Kind::Network,
-            format!("{host} closed the connection ({last})"),
-            Some(Remedy::CheckSchemeOrLog),
-        ),
-        _ => {
-            let what = if connect {
-                "cannot connect to"
-            } else {
-                "request to"
-            };
-            (Kind::Network, format!("{what} {url} failed: {last}"), None)
-        }
+    let https = url.starts_with("https://");
+    let Some(kind) = transport_kind(&chain.to_ascii_lowercase(), https, timeout) else {
+        let what = if connect {
+            "cannot connect to"
+        } else {
+            "request to"
+        };
+        return Diagnosis::new(Kind::Network, format!("{what} {url} failed: {last}")).at(url);
     };
-    let mut d = Diagnosis::new(kind, fact).at(url);
-    d.remedy = remedy;
-    d
+    let (fact, remedy) = match kind {
+        Kind::HttpToHttps => (
+            format!("server gave HTTP response to HTTPS client: {host} speaks plain HTTP"),
+            Remedy::UseScheme { https: false },
+        ),
+        Kind::HttpsToHttp => (
+            format!("{host} did not answer in plain HTTP (it probably speaks HTTPS)"),
+            Remedy::UseScheme { https: true },
+        ),
+        Kind::Refused => (
+            format!("connection to {host} refused: nothing listens there"),
+            Remedy::StartOrFixPort,
+        ),
+        Kind::Dns => (
+            format!("cannot resolve the host name of {host}"),
+            Remedy::FixHostName,
+        ),
+        Kind::Tls => (format!("TLS with {host} failed ({last})"), Remedy::TrustCa),
+        Kind::Timeout => (
+            format!("{host} did not answer in time"),
+            Remedy::CheckReachable,
+        ),
+        _ => (
+            format!("{host} closed the connection ({last})"),
+            Remedy::CheckSchemeOrLog,
+        ),
+    };
+    Diagnosis::new(kind, fact).at(url).with_remedy(remedy)
 }
 
 /// Which transport failure an error chain's text (lower-case) shows; `Network` only for a

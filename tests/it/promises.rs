@@ -222,3 +222,49 @@ fn cleanup_reports_what_the_startup_sweep_removed() {
     );
     assert_eq!(std::fs::read_to_string(&hosts).unwrap(), original);
 }
+
+#[test]
+fn reload_that_finds_nothing_says_so_and_hosts_toml_needs_none() {
+    let ws = Workspace::new("reload-none");
+    ws.write("etc/containerd/config.toml", "version = 2\n");
+    // No dockerd under the root: `--reload` says so in one line.
+    let mut c = mirrorctl(&ws);
+    c.env("MIRRORCTL_DOCKERD_VERSION", "20.10").args([
+        "arm",
+        "--reload",
+        "--target",
+        "docker",
+        "--mirror",
+        "http://127.0.0.1:5001",
+    ]);
+    let out = run(&mut c);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("dockerd is not running"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    // containerd: config.toml waits for a restart, hosts.toml (read per pull) does not.
+    let out = ws.run(&[
+        "arm",
+        "--target",
+        "containerd",
+        "--mirror",
+        "http://127.0.0.1:5001",
+    ]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&ws.run(&["status", "--json"]));
+    let files = common::target(&doc, "containerd")["files"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let pending = |suffix: &str| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(suffix))
+            .map(|f| f["reload_pending"].clone())
+    };
+    assert_eq!(pending("config.toml"), Some(true.into()), "{doc:#}");
+    assert_eq!(pending("hosts.toml"), Some(false.into()), "{doc:#}");
+}
