@@ -24,13 +24,20 @@ pub fn run(g: &Global, a: &VerifyArgs, swept: Option<String>) -> Result<i32> {
         Ok(r) => r,
         Err(e) => {
             return Err(match e.downcast::<verify::Interrupted>() {
-                Ok(i) => ExitWith {
-                    code: i.exit_code,
-                    message: format!("verify {i}"),
+                Ok(i) => {
+                    // Text: what the run saw before the signal, on stdout (JSON: the error
+                    // document alone, one document).
+                    if let (false, false, Some(r)) = (a.json, output::quiet(), &i.report) {
+                        verify::report::print_human(r, &opts.cli, &opts.cleanup_cmd);
+                    }
+                    ExitWith {
+                        code: i.exit_code,
+                        message: format!("verify {i}"),
+                    }
+                    .into()
                 }
-                .into(),
                 Err(e) => e,
-            })
+            });
         }
     };
     if a.json {

@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex};
 /// The hosts block of this run, shared with the signal path that must remove it.
 pub type SharedGuard = Arc<Mutex<Option<HostsGuard>>>;
 
+/// The report as far as the run got, kept after each step for the signal path: an
+/// interrupted run still shows what it saw.
+pub type SoFar = Arc<Mutex<Option<Report>>>;
+
 /// Run the steps against `mirror` (its base URL) with `client`; the push probe (if one was
 /// made) is returned for the verdict.
 pub async fn run(
@@ -26,7 +30,9 @@ pub async fn run(
     opts: &Options,
     platform: &Platform,
     guard: SharedGuard,
+    so_far: SoFar,
 ) -> Result<(Report, Option<PushProbe>)> {
+    let keep = |r: &Report| *crate::error::lock(&so_far) = Some(r.clone());
     let mut report = Report::new(
         mirror,
         opts.image.to_string(),
@@ -35,9 +41,11 @@ pub async fn run(
             .as_ref()
             .map(|p| p.display().to_string()),
     );
+    keep(&report);
     if !preflight(client, &mut report).await {
         return Ok((report, None));
     }
+    keep(&report);
     let pull1 = pull(client, &opts.image, platform, 1, &reporter(opts, 1)).await;
     report.digest = pull1
         .responses

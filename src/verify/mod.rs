@@ -71,6 +71,8 @@ pub struct Options {
 /// verify was stopped by a signal (after removing its hosts block and temporary cache).
 #[derive(Debug)]
 pub struct Interrupted {
+    /// What the run had seen before the signal, its verdict saying it was interrupted.
+    pub report: Option<Box<Report>>,
     pub signal: &'static str,
     /// 128 + the signal number.
     pub exit_code: i32,
@@ -138,13 +140,24 @@ async fn run_async(opts: &Options) -> Result<Report> {
     .context("--ca-cert")
     .map_err(|e| crate::error::UserError(format!("{e:#}")))?;
     let guard: flow::SharedGuard = Arc::new(Mutex::new(None));
+    let so_far: flow::SoFar = Arc::new(Mutex::new(None));
     let outcome = {
-        let work = flow::run(&client, &mirror, opts, &platform, guard.clone());
+        let work = flow::run(
+            &client,
+            &mirror,
+            opts,
+            &platform,
+            guard.clone(),
+            so_far.clone(),
+        );
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let stop = |signal, code| -> anyhow::Error {
+            interrupted(&guard, &so_far, signal, code, opts).into()
+        };
         tokio::select! {
             r = work => r,
-            _ = tokio::signal::ctrl_c() => Err(interrupted(&guard, "SIGINT", 130, opts).into()),
-            _ = term.recv() => Err(interrupted(&guard, "SIGTERM", 143, opts).into()),
+            _ = tokio::signal::ctrl_c() => Err(stop("SIGINT", 130)),
+            _ = term.recv() => Err(stop("SIGTERM", 143)),
         }
     };
     // The guard is released inside the flow; on an early error, here.
@@ -176,17 +189,29 @@ async fn run_async(opts: &Options) -> Result<Report> {
 /// SIGINT/SIGTERM: remove the block and the embedded cache; the caller exits 128+signal.
 fn interrupted(
     guard: &flow::SharedGuard,
+    so_far: &flow::SoFar,
     signal: &'static str,
     exit_code: i32,
     opts: &Options,
 ) -> Interrupted {
     embedded::remove_live();
-    Interrupted {
+    let hosts_restored = flow::restore(guard);
+    let mut i = Interrupted {
+        report: None,
         signal,
         exit_code,
-        hosts_restored: flow::restore(guard),
+        hosts_restored,
         cleanup_cmd: opts.cleanup_cmd.clone(),
-    }
+    };
+    i.report = crate::error::lock(so_far).take().map(|mut r| {
+        r.ok = false;
+        if r.upstream_blocked {
+            r.hosts_restored = Some(hosts_restored);
+        }
+        r.verdict = i.to_string();
+        Box::new(r)
+    });
+    i
 }
 
 /// The armed configs and whether each names `base`.

@@ -138,18 +138,16 @@ fn verify_documents_match_their_schema() {
     assert_eq!(doc["pulls"][0]["error"]["kind"], "not-found", "{out}");
 }
 
-/// SIGTERM during `verify --json` still prints one document: the error document, exit 143.
-#[test]
-fn a_signalled_verify_prints_the_error_document() {
+/// `verify` (with `extra` args) against a "mirror" that accepts the connection and never
+/// answers, stdout to a file, SIGTERM once preflight has connected: (status, stdout).
+fn verify_killed_by_sigterm(ws: &Workspace, extra: &[&str]) -> Out {
     use std::os::unix::process::CommandExt;
-    let ws = Workspace::new("schema-signal");
-    // A "mirror" that accepts the connection and never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let out_path = dir.path().join("out");
-    let mut c = mirrorctl(&ws);
-    c.args(["verify", "--json", "--mirror", &url, "--timeout", "60"])
+    let out_path = ws.aux("out").join("stdout");
+    let mut c = mirrorctl(ws);
+    c.args(["verify", "--mirror", &url, "--timeout", "60"])
+        .args(extra)
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::process::Stdio::null())
@@ -160,14 +158,26 @@ fn a_signalled_verify_prints_the_error_document() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(143));
-    let out = Out {
-        cmdline: "verify --json".into(),
+    Out {
+        cmdline: format!("verify {}", extra.join(" ")),
         status,
         stdout: std::fs::read_to_string(&out_path).unwrap(),
         stderr: String::new(),
-    };
+    }
+}
+
+/// SIGTERM during `verify --json` still prints one document: the error document, exit 143;
+/// in text mode, what it saw so far, also when stdout is a file.
+#[test]
+fn a_signalled_verify_prints_the_error_document() {
+    let ws = Workspace::new("schema-signal");
+    let out = verify_killed_by_sigterm(&ws, &["--json"]);
+    assert_eq!(out.code(), Some(143), "{out}");
     let doc = check("error", &out);
     assert_eq!(doc["exit_code"], 143, "{out}");
     assert!(doc["error"].as_str().unwrap().contains("SIGTERM"), "{out}");
+    let out = verify_killed_by_sigterm(&ws, &[]);
+    assert_eq!(out.code(), Some(143), "{out}");
+    assert!(out.stdout.starts_with("verify "), "{out}");
+    assert!(out.stdout.contains("interrupted by SIGTERM"), "{out}");
 }
