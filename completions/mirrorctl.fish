@@ -48,6 +48,7 @@ containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and confi
 registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
 k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dockerd-version -d 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root\'s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l preflight-timeout -d 'How long preflight waits for each mirror' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l lock-timeout -d 'How long to wait for another mirrorctl run to release the lock (seconds, or `30s`, `2m`)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
@@ -55,6 +56,8 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l color -d 'Wh
 always\t''
 never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l insecure -d 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l no-preflight -d 'Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l allow-auth-mirror -d 'Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dry-run -d 'Show what would change; write nothing, not even state'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l reload -d 'Reload or restart the daemons whose config changed (dockerd: SIGHUP; others: systemctl)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l json -d 'Print one JSON document on stdout instead of text'

@@ -154,6 +154,18 @@ pub struct ArmArgs {
     #[arg(long, value_name = "X.Y")]
     pub dockerd_version: Option<String>,
 
+    /// Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)
+    #[arg(long, env = "MIRRORCTL_NO_PREFLIGHT", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub no_preflight: bool,
+
+    /// How long preflight waits for each mirror
+    #[arg(long, value_name = "DUR", default_value = "10", value_parser = units::positive_duration)]
+    pub preflight_timeout: Duration,
+
+    /// Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)
+    #[arg(long)]
+    pub allow_auth_mirror: bool,
+
     #[command(flatten)]
     pub common: WriteOpts,
 }

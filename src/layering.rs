@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("registry", 3),
     ("serve", 3),
     ("verify", 3),
+    ("preflight", 3),
     ("commands", 4),
     ("cli", 4),
     ("output", 4),

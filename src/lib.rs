@@ -7,7 +7,7 @@
 //! 5  lib::run                                  dispatch
 //! 4  commands/* · cli · output                 clap adapters, rendering, exit codes
 //! 3  ctx · journal · apply · reload            the engine: --root, lock, atomic writes, journal, reload policy
-//!    registry · serve · verify                 the OCI client, the cache, the proof (own option structs)
+//!    registry · serve · verify · preflight     the OCI client, the cache, the proof (own option structs)
 //! 2  host/{dockerd,containerd,containers,systemd}  facts about running daemons (pid+comm, socket,
 //!                                              /info, cmdline, version), every child with a deadline
 //! 1  targets/* · mirror · units · oci          pure planners and value types (one parser per concept)
@@ -27,6 +27,7 @@ pub mod journal;
 pub mod mirror;
 pub mod oci;
 pub mod output;
+pub mod preflight;
 pub mod process;
 pub mod registry;
 pub mod reload;

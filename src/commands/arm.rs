@@ -31,17 +31,39 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
             describe: String::new(),
         }
     };
+    // Every mirror must answer like a registry before anything is written.
+    let found = if a.no_preflight {
+        None
+    } else {
+        Some(super::preflight::run(
+            &ctx,
+            &set,
+            &targets,
+            a.preflight_timeout,
+            a.allow_auth_mirror,
+        )?)
+    };
     let session = Session::open(&ctx, a.common.dry_run, a.common.lock_timeout)?;
     // Plan every target before writing anything: one bad file stops the whole run.
     let planned = plan_all(&ctx, &session.journal, &targets, &set, &dockerd)?;
+    let needs_credentials = found
+        .as_ref()
+        .map(|f| f.needs_credentials.clone())
+        .unwrap_or_default();
+    let run_notes: Vec<String> = found.as_ref().map(|f| f.notes.clone()).unwrap_or_default();
     let notes = |t: TargetName, changes: &[Change]| -> Vec<String> {
         let wrote_daemon_json = changes
             .iter()
             .any(|c| matches!(c.kind, FileKind::DaemonJson) && c.writes());
-        targets::partial_note(t, &set, &dockerd)
+        let mut n: Vec<String> = targets::partial_note(t, &set, &dockerd)
             .into_iter()
             .chain(targets::insecure_scheme_note(t, &set, wrote_daemon_json))
-            .collect()
+            .chain(super::preflight::credential_note(t, &needs_credentials))
+            .collect();
+        if t == TargetName::Docker {
+            n.extend(run_notes.iter().cloned());
+        }
+        n
     };
     super::write_all(
         &ctx,
@@ -51,6 +73,7 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
         Written {
             command: "arm",
             mirrors: Some(set.clone()),
+            preflight: found.map(|f| f.reports).unwrap_or_default(),
             notes: &notes,
         },
     )

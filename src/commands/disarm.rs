@@ -46,6 +46,7 @@ pub fn run(g: &Global, a: &DisarmArgs) -> Result<i32> {
         Written {
             command: "disarm",
             mirrors: None,
+            preflight: Vec::new(),
             notes: &|_, _| Vec::new(),
         },
     )

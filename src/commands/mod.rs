@@ -3,6 +3,7 @@
 
 pub mod arm;
 pub mod disarm;
+pub mod preflight;
 pub mod report;
 pub mod serve;
 pub mod status;
@@ -63,6 +64,7 @@ pub enum Plan {
 pub struct Written<'a> {
     pub command: &'static str,
     pub mirrors: Option<MirrorSet>,
+    pub preflight: Vec<preflight::PreflightReport>,
     /// Notes a target's report gets from what its changes are (arm's remarks).
     pub notes: &'a dyn Fn(TargetName, &[Change]) -> Vec<String>,
 }
@@ -102,6 +104,7 @@ pub fn write_all(
             dry_run: opts.dry_run,
             root: ctx.root.path().to_path_buf(),
             mirrors: what.mirrors,
+            preflight: what.preflight,
             targets: reports,
             recovered: session.recovered,
         },

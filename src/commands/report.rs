@@ -126,6 +126,9 @@ pub struct RunReport {
     pub root: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirrors: Option<MirrorSet>,
+    /// arm: what each mirror answered before anything was written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<super::preflight::PreflightReport>,
     pub targets: Vec<TargetReport>,
     /// What this run finished or undid of a run that was killed mid-way.
     #[serde(skip_serializing_if = "Vec::is_empty")]

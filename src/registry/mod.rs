@@ -237,6 +237,19 @@ pub struct Ping {
     pub challenge: Option<AuthChallenge>,
 }
 
+/// What a registry lets an anonymous client do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `/v2/` answers 200.
+    Open,
+    /// A Bearer challenge whose realm gives anonymous pull tokens (Docker Hub, a public
+    /// Harbor project, distribution in proxy mode behind a token server).
+    AnonymousToken,
+    /// Credentials are needed (`basic`, `bearer` with anonymous tokens refused, or another
+    /// scheme).
+    NeedsCredentials(&'static str),
+}
+
 /// A fetched manifest (or index).
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -286,7 +299,20 @@ impl Client {
         timeout: Duration,
         ca_pem: Option<&[u8]>,
     ) -> anyhow::Result<Client> {
+        Client::new_checked(base, credentials, timeout, ca_pem, false)
+    }
+
+    /// [`Client::new`]; `accept_invalid_certs`: an https server's certificate is not checked
+    /// (what `arm --insecure` tells the clients to do).
+    pub fn new_checked(
+        base: &str,
+        credentials: Credentials,
+        timeout: Duration,
+        ca_pem: Option<&[u8]>,
+        accept_invalid_certs: bool,
+    ) -> anyhow::Result<Client> {
         let mut builder = reqwest::Client::builder()
+            .danger_accept_invalid_certs(accept_invalid_certs)
             .user_agent(concat!(
                 "mirrorctl/",
                 env!("CARGO_PKG_VERSION"),
@@ -373,6 +399,28 @@ impl Client {
             });
         }
         Err(status_diagnosis(status, &url, &body, &exchange.headers))
+    }
+
+    /// Whether anonymous pulls of `repo` are let through: `GET /v2/`, and when it challenges
+    /// with Bearer, an anonymous token for `repository:<repo>:pull` from its realm.
+    pub async fn anonymous_access(&self, repo: &str) -> Result<(Ping, Access), Diagnosis> {
+        let ping = self.ping().await?;
+        let access = match ping.challenge.as_ref().map(|c| (&c.scheme, c)) {
+            None => Access::Open,
+            Some((AuthScheme::Bearer, c)) => {
+                let url = format!("{}/v2/", self.base);
+                match token::fetch(&self.http, c, repo, None, &url).await {
+                    Ok(_) => Access::AnonymousToken,
+                    Err(d) if matches!(d.kind, Kind::Unauthorized | Kind::Forbidden) => {
+                        Access::NeedsCredentials("bearer")
+                    }
+                    Err(d) => return Err(d),
+                }
+            }
+            Some((AuthScheme::Basic, _)) => Access::NeedsCredentials("basic"),
+            Some((AuthScheme::Other(_), _)) => Access::NeedsCredentials("other"),
+        };
+        Ok((ping, access))
     }
 
     /// `GET /v2/<repo>/manifests/<reference>` with every manifest media type accepted.

@@ -272,6 +272,11 @@ impl Drop for FakeDaemon {
     }
 }
 
+/// One htpasswd line for `user` with a bcrypt hash of `pass` (cost 4: tests need no strength).
+pub fn htpasswd_line(user: &str, pass: &str) -> String {
+    format!("{user}:{}\n", bcrypt::hash(pass, 4).unwrap())
+}
+
 /// `sha256:<hex>` of `bytes` (an OCI digest).
 pub fn sha256(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -411,6 +416,8 @@ pub fn mirrorctl_cmd() -> Command {
     c.env_remove("MIRRORCTL_ROOT")
         .env_remove("MIRRORCTL_STATE_DIR")
         .env_remove("MIRRORCTL_DOCKERD_VERSION")
+        // Most tests arm mirrors that are not running; the preflight tests turn it back on.
+        .env("MIRRORCTL_NO_PREFLIGHT", "1")
         .env("NO_COLOR", "1");
     guard(&mut c);
     c

@@ -119,6 +119,23 @@ impl Registry {
         Registry::start(dir, "upstream", None)
     }
 
+    /// A plain registry whose every request needs Basic credentials `user`/`pass` (htpasswd),
+    /// storage in `<dir>/data`.
+    pub fn with_htpasswd(dir: &Path, user: &str, pass: &str) -> Registry {
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let htpasswd = dir.join("htpasswd");
+        std::fs::write(&htpasswd, super::htpasswd_line(user, pass)).unwrap();
+        Registry::with_config(dir, "htpasswd", |port| {
+            format!(
+                "version: 0.1\nlog:\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
+                 http:\n  addr: 127.0.0.1:{port}\n  secret: x\nauth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                data.display(),
+                htpasswd.display()
+            )
+        })
+    }
+
     /// A pull-through cache of `remote_url` (e.g. the upstream's [`Registry::url`]).
     pub fn proxy(dir: &Path, remote_url: &str) -> Registry {
         Registry::start(dir, "mirror", Some(remote_url))

@@ -117,6 +117,13 @@ fn verify_documents_match_their_schema() {
         assert_eq!(out.code(), Some(0), "{out}");
         check("verify", &out);
     }
+    // arm with its preflight against the live mirror.
+    let mut c = mirrorctl(&ws);
+    c.env_remove("MIRRORCTL_NO_PREFLIGHT")
+        .args(["arm", "--json", "--target", "buildkit", "--mirror", &lab.mirror.url()]);
+    let out = run(&mut c);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(check("run", &out)["preflight"].is_array(), "{out}");
     // Warm now: the push probe runs (`push_probe` present).
     let out = verify(&["--mirror", &lab.mirror.url(), "--image", "probe:latest"]);
     let doc = check("verify", &out);

@@ -17,6 +17,7 @@ mod golden;
 mod json_schema;
 mod lan_mirror;
 mod matrix;
+mod preflight;
 mod promises;
 mod serve;
 mod verify;

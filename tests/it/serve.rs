@@ -698,10 +698,6 @@ fn max_size_evicts_least_recently_used() {
         .any(|v| v["cache_status"] == "mirrorctl; hit" && v["status"] == 200));
 }
 
-fn bcrypt_line(user: &str, pass: &str) -> String {
-    format!("{user}:{}\n", bcrypt::hash(pass, 4).unwrap())
-}
-
 /// Upstream with htpasswd (Basic) auth: serve uses its configured credentials and never
 /// shows them; clients of serve authenticate against serve's own htpasswd.
 #[test]
@@ -716,7 +712,7 @@ fn basic_auth_upstream_and_htpasswd_clients() {
     let dir = ws.aux("upstream-auth");
     std::fs::write(
         dir.join("htpasswd"),
-        bcrypt_line("alice", "upstream-secret-42"),
+        common::htpasswd_line("alice", "upstream-secret-42"),
     )
     .unwrap();
     let reg = Registry::with_config(&dir, "auth", |port| {
@@ -731,7 +727,7 @@ fn basic_auth_upstream_and_htpasswd_clients() {
     std::fs::write(ws.aux("pw").join("upstream"), "upstream-secret-42\n").unwrap();
     std::fs::write(
         ws.aux("pw").join("htpasswd"),
-        bcrypt_line("bob", "client-pw"),
+        common::htpasswd_line("bob", "client-pw"),
     )
     .unwrap();
     let pwfile = ws.aux("pw").join("upstream");
