@@ -110,6 +110,60 @@ impl Session {
     }
 }
 
+/// Plan putting back the files an `arm --verify` changed, as the journal's `verifying` entry
+/// recorded them before that run: a file that was not armed before is disarmed (its original
+/// bytes back); one that was is given back what mirrorctl had written there before, and its
+/// record. A file edited since is left alone, with a note. Grouped by target, in order.
+pub fn plan_rollback(
+    ctx: &Ctx,
+    journal: &Journal,
+    v: &crate::journal::Verifying,
+) -> Result<Vec<(TargetName, Vec<Change>)>> {
+    let mut out: Vec<(TargetName, Vec<Change>)> = Vec::new();
+    for (path, prev) in &v.before {
+        let Some(now) = journal.files.get(path) else {
+            continue;
+        };
+        let change = match prev {
+            None => plan_disarm_file(ctx, path, now)?,
+            Some(p) => {
+                let file = ctx.resolve(path)?;
+                let before = fsutil::read_optional(&file)?;
+                let (status, note) = if before.as_deref() == Some(p.written.as_str()) {
+                    (FileStatus::Unchanged, None)
+                } else if before.as_deref() == Some(now.written.as_str()) || before.is_none() {
+                    (FileStatus::Restored, None)
+                } else {
+                    (
+                        FileStatus::Unchanged,
+                        Some("edited since the arm: left as it is".to_string()),
+                    )
+                };
+                let after = match &note {
+                    None => Some(p.written.clone()),
+                    Some(_) => before.clone(),
+                };
+                Change {
+                    target: now.target,
+                    sys_path: path.clone(),
+                    file,
+                    kind: now.kind.clone(),
+                    before,
+                    after,
+                    status,
+                    record: Some(p.clone()),
+                    note,
+                }
+            }
+        };
+        match out.iter_mut().find(|(t, _)| *t == change.target) {
+            Some((_, v)) => v.push(change),
+            None => out.push((change.target, vec![change])),
+        }
+    }
+    Ok(out)
+}
+
 /// Plan arming `target` for `set`: every file the target wants, plus the disarm of files it
 /// armed before and no longer wants (a registry dropped from the set).
 pub fn plan_arm(

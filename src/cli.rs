@@ -166,6 +166,27 @@ pub struct ArmArgs {
     #[arg(long)]
     pub allow_auth_mirror: bool,
 
+    /// After writing and reloading (implies --reload), pull --image with each armed target's real client through the mirror; roll this run back when one fails
+    #[arg(long)]
+    pub verify: bool,
+
+    /// The probe image for --verify
+    #[arg(
+        long,
+        value_name = "REF",
+        default_value = "docker.io/library/alpine:latest",
+        requires = "verify"
+    )]
+    pub image: String,
+
+    /// With --verify: map the upstream's host names to 0.0.0.0 in <root>/etc/hosts while the clients pull
+    #[arg(long, requires = "verify")]
+    pub block_upstream: bool,
+
+    /// With --verify: how long each client's pull may take
+    #[arg(long, value_name = "DUR", default_value = "120", value_parser = units::positive_duration, requires = "verify")]
+    pub probe_timeout: Duration,
+
     #[command(flatten)]
     pub common: WriteOpts,
 }
@@ -185,7 +206,7 @@ pub struct DisarmArgs {
     pub common: WriteOpts,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct WriteOpts {
     /// Show what would change; write nothing, not even state
     #[arg(long)]

@@ -28,6 +28,19 @@ pub struct Journal {
     /// to the next run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prune: Vec<PathBuf>,
+    /// An `arm --verify` between its writes and its verdict: what each file it changes was
+    /// journaled as before (`None`: not armed before). A run killed before its verdict leaves
+    /// this, and the next run rolls those files back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifying: Option<Verifying>,
+}
+
+/// The state an `arm --verify` rolls back to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verifying {
+    /// The arm's process (a dead one's entry is rolled back by the next run).
+    pub pid: u32,
+    pub before: BTreeMap<String, Option<FileRecord>>,
 }
 
 /// A temporary text written to `file`, and the bytes to put back (`None`: remove the file).

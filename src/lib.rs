@@ -58,6 +58,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             None
         }
     };
+    // An `arm --verify` killed between its writes and its verdict is rolled back before
+    // anything else (a no-op unless the journal says one was).
+    if !matches!(cli.command, Command::Completions { .. }) {
+        match commands::finish_killed_verify(&cli.global) {
+            Ok(lines) => lines.iter().for_each(|l| output::note(l)),
+            Err(e) => output::warn(&format!("{e:#}")),
+        }
+    }
     match cli.command {
         Command::Completions { shell } => {
             output::completions(shell, &mut std::io::stdout());

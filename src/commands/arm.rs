@@ -43,9 +43,30 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
             a.allow_auth_mirror,
         )?)
     };
-    let session = Session::open(&ctx, a.common.dry_run, a.common.lock_timeout)?;
+    let mut opts = a.common.clone();
+    opts.reload |= a.verify;
+    let verify = a.verify && !opts.dry_run;
+    let probe_opts = if verify {
+        Some(super::verify_arm::Options {
+            image: a
+                .image
+                .parse()
+                .map_err(|e| UserError(format!("--image `{}`: {e}", a.image)))?,
+            block_upstream: a
+                .block_upstream
+                .then(|| crate::verify::hosts::default_path(ctx.root.path())),
+            timeout: a.probe_timeout,
+            cli: crate::output::cli_prefix(g),
+        })
+    } else {
+        None
+    };
+    let mut session = Session::open(&ctx, opts.dry_run, opts.lock_timeout)?;
     // Plan every target before writing anything: one bad file stops the whole run.
     let planned = plan_all(&ctx, &session.journal, &targets, &set, &dockerd)?;
+    if verify {
+        mark_verifying(&ctx, &mut session.journal, &planned)?;
+    }
     let needs_credentials = found
         .as_ref()
         .map(|f| f.needs_credentials.clone())
@@ -65,18 +86,53 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
         }
         n
     };
-    super::write_all(
+    let mut report = super::write_all(
         &ctx,
-        session,
+        &mut session,
         planned,
-        &a.common,
+        &opts,
         Written {
             command: "arm",
             mirrors: Some(set.clone()),
             preflight: found.map(|f| f.reports).unwrap_or_default(),
             notes: &notes,
         },
-    )
+    )?;
+    if let Some(po) = &probe_opts {
+        let armed: Vec<TargetName> = report
+            .targets
+            .iter()
+            .filter(|t| t.status != super::report::TargetStatus::Skipped)
+            .map(|t| t.target)
+            .collect();
+        report.probes = super::verify_arm::run(&ctx, &set, &armed, po)?;
+        let failed = report.probes.iter().any(|p| p.failed()) || !report.reload_failed().is_empty();
+        if failed {
+            report.rollback = Some(super::roll_back(&ctx, &mut session.journal)?);
+        } else {
+            session.journal.verifying = None;
+            session.journal.save(&ctx.state_dir)?;
+        }
+    }
+    super::report::finish(report, opts.json, opts.reload)
+}
+
+/// `arm --verify`: journal what every file this run changes was before (its record, or none),
+/// so a failed probe — or the next run, after a crash — can put it back.
+fn mark_verifying(ctx: &Ctx, journal: &mut Journal, planned: &[(TargetName, Plan)]) -> Result<()> {
+    let mut before = std::collections::BTreeMap::new();
+    for (_, plan) in planned {
+        if let Plan::Changes(changes) = plan {
+            for c in changes.iter().filter(|c| c.writes()) {
+                before.insert(c.sys_path.clone(), journal.files.get(&c.sys_path).cloned());
+            }
+        }
+    }
+    journal.verifying = Some(crate::journal::Verifying {
+        pid: std::process::id(),
+        before,
+    });
+    journal.save(&ctx.state_dir)
 }
 
 /// The targets named with `--target`, else every target installed under the root.

@@ -11,7 +11,7 @@ use anyhow::Result;
 
 pub fn run(g: &Global, a: &DisarmArgs) -> Result<i32> {
     let ctx = super::context(g)?;
-    let session = Session::open(&ctx, a.common.dry_run, a.common.lock_timeout)?;
+    let mut session = Session::open(&ctx, a.common.dry_run, a.common.lock_timeout)?;
     let targets = if a.targets.is_empty() {
         let mut ts: Vec<TargetName> = session.journal.files.values().map(|r| r.target).collect();
         ts.sort();
@@ -38,9 +38,9 @@ pub fn run(g: &Global, a: &DisarmArgs) -> Result<i32> {
         };
         planned.push((*t, plan));
     }
-    super::write_all(
+    let report = super::write_all(
         &ctx,
-        session,
+        &mut session,
         planned,
         &a.common,
         Written {
@@ -49,5 +49,6 @@ pub fn run(g: &Global, a: &DisarmArgs) -> Result<i32> {
             preflight: Vec::new(),
             notes: &|_, _| Vec::new(),
         },
-    )
+    )?;
+    super::report::finish(report, a.common.json, a.common.reload)
 }

@@ -8,6 +8,7 @@ pub mod report;
 pub mod serve;
 pub mod status;
 pub mod verify;
+pub mod verify_arm;
 
 use crate::apply::{self, Change, Session};
 use crate::cli::{Global, WriteOpts};
@@ -69,18 +70,42 @@ pub struct Written<'a> {
     pub notes: &'a dyn Fn(TargetName, &[Change]) -> Vec<String>,
 }
 
-/// Write every target's plan in order (each one's reload right after it), prune the
-/// directories arm created that are empty now, and render the report: the shared end of `arm`
-/// and `disarm`.
+/// Write every target's plan in order (each one's reload right after it) and prune the
+/// directories arm created that are empty now: the shared end of `arm` and `disarm`. The
+/// report is returned for [`report::finish`].
 pub fn write_all(
     ctx: &Ctx,
-    mut session: Session,
+    session: &mut Session,
     planned: Vec<(TargetName, Plan)>,
     opts: &WriteOpts,
     what: Written<'_>,
-) -> Result<i32> {
-    let mut reports = Vec::new();
+) -> Result<RunReport> {
     let disarm = what.command == "disarm";
+    let targets = write_plans(ctx, &mut session.journal, planned, opts, disarm, what.notes)?;
+    Ok(RunReport {
+        command: what.command,
+        ok: true,
+        dry_run: opts.dry_run,
+        root: ctx.root.path().to_path_buf(),
+        mirrors: what.mirrors,
+        preflight: what.preflight,
+        targets,
+        recovered: std::mem::take(&mut session.recovered),
+        probes: Vec::new(),
+        rollback: None,
+    })
+}
+
+/// Write the plans (and reload after each target) and prune; the targets' reports.
+fn write_plans(
+    ctx: &Ctx,
+    journal: &mut Journal,
+    planned: Vec<(TargetName, Plan)>,
+    opts: &WriteOpts,
+    disarm: bool,
+    notes: &dyn Fn(TargetName, &[Change]) -> Vec<String>,
+) -> Result<Vec<TargetReport>> {
+    let mut reports = Vec::new();
     for (t, plan) in planned {
         let changes = match plan {
             Plan::Nothing(status, why) => {
@@ -90,27 +115,68 @@ pub fn write_all(
             Plan::Changes(c) => c,
         };
         let mut rep = TargetReport::of_changes(t, &changes, disarm);
-        rep.notes.extend((what.notes)(t, &changes));
-        rep.reload = write_target(ctx, &mut session.journal, t, &changes, opts)?;
+        rep.notes.extend(notes(t, &changes));
+        rep.reload = write_target(ctx, journal, t, &changes, opts)?;
         reports.push(rep);
     }
     if !opts.dry_run {
-        apply::prune_dirs(ctx, &mut session.journal)?;
+        apply::prune_dirs(ctx, journal)?;
     }
-    report::finish(
-        RunReport {
-            command: what.command,
-            ok: true,
-            dry_run: opts.dry_run,
-            root: ctx.root.path().to_path_buf(),
-            mirrors: what.mirrors,
-            preflight: what.preflight,
-            targets: reports,
-            recovered: session.recovered,
-        },
-        opts.json,
-        opts.reload,
-    )
+    Ok(reports)
+}
+
+/// Put back what an `arm --verify` changed (the journal's `verifying` entry) and reload the
+/// daemons again, confirming dockerd dropped the mirror; clears the entry. The targets' reports.
+pub fn roll_back(ctx: &Ctx, journal: &mut Journal) -> Result<Vec<TargetReport>> {
+    let Some(v) = journal.verifying.clone() else {
+        return Ok(Vec::new());
+    };
+    let planned = apply::plan_rollback(ctx, journal, &v)?
+        .into_iter()
+        .map(|(t, c)| (t, Plan::Changes(c)))
+        .collect();
+    let opts = WriteOpts {
+        dry_run: false,
+        reload: true,
+        json: false,
+        lock_timeout: std::time::Duration::ZERO,
+    };
+    let reports = write_plans(ctx, journal, planned, &opts, true, &|_, _| Vec::new())?;
+    journal.verifying = None;
+    journal.save(&ctx.state_dir)?;
+    Ok(reports)
+}
+
+/// Before any command: an `arm --verify` killed between its writes and its verdict left a
+/// `verifying` entry; roll it back now (under the lock). Lines saying what was done.
+pub fn finish_killed_verify(g: &Global) -> Result<Vec<String>> {
+    // A bad --root or state dir is the command's own error to report.
+    let Ok(ctx) = context(g) else {
+        return Ok(Vec::new());
+    };
+    let pending = Journal::load(&ctx.state_dir)
+        .ok()
+        .and_then(|j| j.verifying)
+        .filter(|v| !crate::fsutil::pid_alive(v.pid));
+    let Some(v) = pending else {
+        return Ok(Vec::new());
+    };
+    let mut session = Session::open(&ctx, false, std::time::Duration::from_secs(30))?;
+    if session.journal.verifying.as_ref() != Some(&v) {
+        return Ok(session.recovered);
+    }
+    let reports = roll_back(&ctx, &mut session.journal)?;
+    let mut lines = session.recovered;
+    lines.push(format!(
+        "rolled back an `arm --verify` (pid {}) that was stopped before its verdict: {}",
+        v.pid,
+        reports
+            .iter()
+            .map(|r| format!("{} {}", r.target.as_str(), r.status.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(lines)
 }
 
 /// Write a target's planned changes (unless `--dry-run`), then what its daemon needs

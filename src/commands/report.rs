@@ -133,9 +133,44 @@ pub struct RunReport {
     /// What this run finished or undid of a run that was killed mid-way.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub recovered: Vec<String>,
+    /// `arm --verify`: each armed target's client probe.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<super::verify_arm::ProbeReport>,
+    /// `arm --verify` whose probe failed: what was put back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Vec<TargetReport>>,
 }
 
 impl RunReport {
+    /// What failed: reloads that failed or could not be confirmed, and `--verify` probes.
+    fn failures(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .reload_failed()
+            .into_iter()
+            .map(|f| format!("reload failed: {f}"))
+            .collect();
+        for p in self.probes.iter().filter(|p| p.failed()) {
+            out.push(format!(
+                "the {} probe failed: {}",
+                p.target.as_str(),
+                p.detail
+            ));
+        }
+        if out.is_empty() {
+            return out;
+        }
+        if let Some(r) = &self.rollback {
+            out.push(format!(
+                "rolled back ({})",
+                r.iter()
+                    .map(|t| format!("{} {}", t.target.as_str(), t.status.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        out
+    }
+
     /// A reload failed or could not be confirmed.
     pub fn reload_failed(&self) -> Vec<String> {
         self.targets
@@ -154,16 +189,13 @@ impl RunReport {
 /// reload failed. With `--json` a failed run's document also carries `error` and `exit_code`,
 /// the fields every failing `--json` command prints.
 pub fn finish(mut report: RunReport, json: bool, reload_requested: bool) -> Result<i32> {
-    let failures = report.reload_failed();
+    let failures = report.failures();
     report.ok = failures.is_empty();
     let code = if report.ok { 0 } else { 1 };
     if json {
         let mut doc = serde_json::to_value(&report)?;
         if let (false, Some(obj)) = (report.ok, doc.as_object_mut()) {
-            obj.insert(
-                "error".into(),
-                format!("reload failed: {}", failures.join("; ")).into(),
-            );
+            obj.insert("error".into(), failures.join("; ").into());
             obj.insert("exit_code".into(), code.into());
         }
         output::print_json(&doc)?;
@@ -173,7 +205,7 @@ pub fn finish(mut report: RunReport, json: bool, reload_requested: bool) -> Resu
         print_text(&report, reload_requested);
     }
     if !report.ok {
-        output::print_error_line(&format!("reload failed: {}", failures.join("; ")));
+        output::print_error_line(&failures.join("; "));
     }
     Ok(code)
 }
@@ -182,7 +214,12 @@ fn print_text(report: &RunReport, reload_requested: bool) {
     for r in &report.recovered {
         println!("recovered: {r}");
     }
-    for t in &report.targets {
+    print_targets(&report.targets, reload_requested);
+    print_tail(report);
+}
+
+fn print_targets(targets: &[TargetReport], reload_requested: bool) {
+    for t in targets {
         let status = match t.status {
             TargetStatus::Unchanged | TargetStatus::NotArmed => {
                 console::style(t.status.as_str()).dim()
@@ -215,6 +252,26 @@ fn print_text(report: &RunReport, reload_requested: bool) {
         if let Some(r) = &t.reload {
             print_reload(r, reload_requested);
         }
+    }
+}
+
+fn print_tail(report: &RunReport) {
+    for p in &report.probes {
+        let mark = match p.ok {
+            Some(true) => console::style("✓").green().bold(),
+            Some(false) => console::style("✗").red().bold(),
+            None => console::style("-").dim(),
+        };
+        println!(
+            "{mark} verify     {} ({}): {}",
+            p.target.as_str(),
+            p.client.unwrap_or("no client"),
+            p.detail
+        );
+    }
+    if let Some(rb) = &report.rollback {
+        println!("{}", console::style("rolled back:").red().bold());
+        print_targets(rb, true);
     }
     if report.dry_run {
         println!("{}", console::style("dry run: nothing was written").dim());

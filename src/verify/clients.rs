@@ -63,6 +63,25 @@ pub enum Block {
     NotForResolver(String),
 }
 
+impl Block {
+    /// The block as [`super::hosts::assess`] found it in `file`.
+    pub fn of(a: &super::hosts::Assessment, file: &str) -> Block {
+        match a.unreachable {
+            Some(true) => Block::Held,
+            Some(false) if !a.proxies.is_empty() => Block::NotForResolver(format!(
+                "a proxy from the environment still reaches it ({})",
+                a.proxies.join(", ")
+            )),
+            Some(false) => {
+                Block::NotForResolver("an upstream name still resolves elsewhere".into())
+            }
+            None => Block::NotForResolver(format!(
+                "in {file}, which this machine's resolver (and so the client) does not read"
+            )),
+        }
+    }
+}
+
 /// One client probe's inputs.
 pub struct Probe {
     pub root: Root,

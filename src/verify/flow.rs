@@ -3,7 +3,7 @@
 //! the evidence needs one. Each step records what it saw in the report; the verdict is
 //! decided afterwards, once ([`super::verdict::conclude`]).
 
-use super::hosts::HostsGuard;
+use super::hosts::{self, HostsGuard};
 use super::progress::Reporter;
 use super::pull::pull;
 use super::report::{ErrorReport, Report};
@@ -127,60 +127,25 @@ fn block_upstream(
 ) -> Result<()> {
     let names = oci::upstream_hosts(registry);
     let g = HostsGuard::install(path, &names, cleanup_cmd)?;
+    let a = hosts::assess(path, &names);
     report.upstream_blocked = true;
-    report.upstream_unreachable = upstream_unreachable(path, &names);
-    // A proxy resolves the upstream's name itself: the hosts block does not stop clients
-    // that inherit this environment (ctr, podman, skopeo, our own client).
-    report.upstream_proxies = names
-        .iter()
-        .filter_map(|h| {
-            crate::registry::env_proxy_for(&format!("https://{h}/v2/"))
-                .map(|(p, var)| format!("{h} via {p} (${var})"))
-        })
-        .collect();
-    if !report.upstream_proxies.is_empty() {
-        report.upstream_unreachable = Some(false);
-    }
+    report.upstream_unreachable = a.unreachable;
+    report.upstream_proxies = a.proxies;
     *lock(guard) = Some(g);
     Ok(())
 }
 
-/// Whether every upstream name now resolves to 0.0.0.0/:: — only checkable when the hosts file
-/// is this host's `/etc/hosts` (the resolver does not read any other).
-fn upstream_unreachable(path: &Path, names: &[String]) -> Option<bool> {
-    use std::net::ToSocketAddrs;
-    let real = std::fs::canonicalize(path).ok()? == std::fs::canonicalize("/etc/hosts").ok()?;
-    if !real {
-        return None;
-    }
-    Some(
-        names
-            .iter()
-            .all(|h| match (h.as_str(), 443).to_socket_addrs() {
-                Ok(addrs) => addrs.into_iter().all(|a| a.ip().is_unspecified()),
-                Err(_) => true,
-            }),
-    )
-}
-
 /// Pull the probe with each `--client`, on the blocking pool (they run child processes).
 async fn probe_clients(report: &mut Report, mirror: &str, opts: &Options) -> Result<()> {
-    let block = match (report.upstream_blocked, report.upstream_unreachable) {
-        (false, _) => clients::Block::No,
-        (true, Some(true)) => clients::Block::Held,
-        (true, Some(false)) if !report.upstream_proxies.is_empty() => {
-            clients::Block::NotForResolver(format!(
-                "a proxy from the environment still reaches it ({})",
-                report.upstream_proxies.join(", ")
-            ))
-        }
-        (true, Some(false)) => {
-            clients::Block::NotForResolver("an upstream name still resolves elsewhere".into())
-        }
-        (true, None) => clients::Block::NotForResolver(format!(
-            "in {}, which this machine's resolver (and so the client) does not read",
-            report.hosts_file.as_deref().unwrap_or("?")
-        )),
+    let block = match report.upstream_blocked {
+        false => clients::Block::No,
+        true => clients::Block::of(
+            &hosts::Assessment {
+                unreachable: report.upstream_unreachable,
+                proxies: report.upstream_proxies.clone(),
+            },
+            report.hosts_file.as_deref().unwrap_or("?"),
+        ),
     };
     for name in opts.clients.iter().copied() {
         let probe = clients::Probe {

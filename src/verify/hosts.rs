@@ -181,6 +181,56 @@ pub fn cleanup_stale_at(path: &Path) -> Result<Option<String>> {
     })
 }
 
+/// Whether a block in a hosts file holds for this machine's clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    /// Every upstream name resolves to 0.0.0.0/:: (`Some(false)` also when a proxy reaches the
+    /// upstream anyway); `None`: not checkable, the file is not the resolver's `/etc/hosts`.
+    pub unreachable: Option<bool>,
+    /// Proxies of this process's environment that carry requests to the upstream past the
+    /// block (`<name> via <proxy> ($VAR)`).
+    pub proxies: Vec<String>,
+}
+
+/// How far a block of `names` in `path` holds: the resolver's answers (only checkable for
+/// this host's `/etc/hosts`), and the environment proxies, which resolve names themselves.
+pub fn assess(path: &Path, names: &[String]) -> Assessment {
+    let proxies: Vec<String> = names
+        .iter()
+        .filter_map(|h| {
+            crate::registry::env_proxy_for(&format!("https://{h}/v2/"))
+                .map(|(p, var)| format!("{h} via {p} (${var})"))
+        })
+        .collect();
+    let unreachable = if proxies.is_empty() {
+        resolves_nowhere(path, names)
+    } else {
+        Some(false)
+    };
+    Assessment {
+        unreachable,
+        proxies,
+    }
+}
+
+/// Whether every name now resolves to 0.0.0.0/:: — only checkable when the hosts file is this
+/// host's `/etc/hosts` (the resolver does not read any other).
+fn resolves_nowhere(path: &Path, names: &[String]) -> Option<bool> {
+    use std::net::ToSocketAddrs;
+    let real = std::fs::canonicalize(path).ok()? == std::fs::canonicalize("/etc/hosts").ok()?;
+    if !real {
+        return None;
+    }
+    Some(
+        names
+            .iter()
+            .all(|h| match (h.as_str(), 443).to_socket_addrs() {
+                Ok(addrs) => addrs.into_iter().all(|a| a.ip().is_unspecified()),
+                Err(_) => true,
+            }),
+    )
+}
+
 /// The installed block; dropping it removes the block.
 #[derive(Debug)]
 pub struct HostsGuard {

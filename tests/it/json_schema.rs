@@ -119,8 +119,14 @@ fn verify_documents_match_their_schema() {
     }
     // arm with its preflight against the live mirror.
     let mut c = mirrorctl(&ws);
-    c.env_remove("MIRRORCTL_NO_PREFLIGHT")
-        .args(["arm", "--json", "--target", "buildkit", "--mirror", &lab.mirror.url()]);
+    c.env_remove("MIRRORCTL_NO_PREFLIGHT").args([
+        "arm",
+        "--json",
+        "--target",
+        "buildkit",
+        "--mirror",
+        &lab.mirror.url(),
+    ]);
     let out = run(&mut c);
     assert_eq!(out.code(), Some(0), "{out}");
     assert!(check("run", &out)["preflight"].is_array(), "{out}");

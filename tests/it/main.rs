@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod arm_verify;
 mod bench_serve;
 mod cli;
 mod cli_registries_k3s;
