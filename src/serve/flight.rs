@@ -15,39 +15,43 @@
 use super::metrics::Metrics;
 use super::store::{BlobRead, Store};
 use super::upstream::Upstream;
-use crate::oci::Digest;
-use axum::http::{HeaderMap, Method, StatusCode};
+use crate::oci::{Digest, Verifier};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use bytes::Bytes;
-use futures_util::StreamExt;
-use std::collections::HashMap;
+use futures_util::{Stream, StreamExt};
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Bytes read per chunk when serving from a file.
 pub const CHUNK: usize = 256 * 1024;
 /// A download tells its readers about new bytes every this many bytes…
 const PUBLISH: u64 = 256 * 1024;
+/// …or after this long, so a slow upstream's bytes still flow.
+const PUBLISH_EVERY: Duration = Duration::from_millis(20);
 /// Bytes handed to the hashing thread at a time…
 const HASH_BATCH: usize = 1 << 20;
 /// …and batches queued for it at most.
 const HASH_QUEUE: usize = 4;
-/// …or after this long, so a slow upstream's bytes still flow.
-const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+/// Received chunks a download keeps in memory for its readers (per flight, whatever the
+/// number of readers).
+const RECENT_BYTES: usize = 4 << 20;
 
 #[derive(Clone, Debug)]
 pub enum State {
     /// Waiting for the upstream's response headers.
     Connecting,
-    /// Body arriving: `avail` bytes are in the file and may be served.
+    /// Body arriving: `avail` bytes may be served.
     Streaming {
         size: Option<u64>,
         avail: u64,
     },
-    /// Verified and committed.
+    /// Verified (and committed, when it could be stored).
     Done {
         size: u64,
     },
@@ -68,6 +72,31 @@ pub enum Failure {
     Local(String),
 }
 
+impl Failure {
+    /// A non-200 upstream response, its body (at most 64 KiB) kept to pass on.
+    pub async fn from_response(resp: reqwest::Response) -> Failure {
+        let status = resp.status();
+        let content_type = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = resp.bytes().await.unwrap_or_default();
+        Failure::Status {
+            status,
+            content_type,
+            body: body.slice(..body.len().min(64 * 1024)),
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Corrupt(m) | Failure::Unreachable(m) | Failure::Local(m) => m.clone(),
+            Failure::Status { status, .. } => format!("upstream answered {status}"),
+        }
+    }
+}
+
 pub struct Flight {
     file: Arc<File>,
     state: watch::Receiver<State>,
@@ -80,8 +109,13 @@ impl Flight {
     }
 
     /// The bytes at `[pos, limit)` (a prefix of it) from the recent chunks, if still held.
-    fn recent_slice(&self, pos: u64, limit: u64) -> Option<Bytes> {
-        self.recent.lock().unwrap().slice(pos, limit)
+    pub fn recent_slice(&self, pos: u64, limit: u64) -> Option<Bytes> {
+        lock(&self.recent).slice(pos, limit)
+    }
+
+    /// The download's file, for bytes no longer held in memory.
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
     }
 }
 
@@ -90,12 +124,9 @@ impl Flight {
 /// download gets them without a file read; one that falls behind reads the file.
 #[derive(Default)]
 struct Recent {
-    chunks: std::collections::VecDeque<(u64, Bytes)>,
+    chunks: VecDeque<(u64, Bytes)>,
     bytes: usize,
 }
-
-/// Per flight, whatever the number of readers.
-const RECENT_BYTES: usize = 4 << 20;
 
 impl Recent {
     fn push(&mut self, offset: u64, chunk: Bytes) {
@@ -118,10 +149,17 @@ impl Recent {
             .chunks
             .partition_point(|(off, c)| off + c.len() as u64 <= pos);
         let (off, c) = self.chunks.get(i)?;
-        let from = (pos - off) as usize;
-        let to = ((limit - off) as usize).min(c.len()).min(from + CHUNK);
-        Some(c.slice(from..to))
+        let from = usize::try_from(pos - off).ok()?;
+        let to = usize::try_from(limit - off)
+            .unwrap_or(usize::MAX)
+            .min(c.len())
+            .min(from + CHUNK);
+        (from < to).then(|| c.slice(from..to))
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[derive(Default)]
@@ -138,8 +176,12 @@ pub enum Source {
 }
 
 impl Flights {
+    fn map(&self) -> MutexGuard<'_, HashMap<Digest, Arc<Flight>>> {
+        lock(&self.map)
+    }
+
     pub fn in_flight(&self, d: &Digest) -> Option<Arc<Flight>> {
-        self.map.lock().unwrap().get(d).cloned()
+        self.map().get(d).cloned()
     }
 
     /// The blob from the store, or a download of it (joined or started from `up`/`repo`).
@@ -151,7 +193,7 @@ impl Flights {
         repo: &str,
         d: &Digest,
     ) -> Result<Source, String> {
-        let mut map = self.map.lock().unwrap();
+        let mut map = self.map();
         // Checked under the map lock: a flight commits and leaves the map under it too.
         if let Some(r) = store.lookup(d) {
             return Ok(Source::Hit(r));
@@ -181,8 +223,7 @@ impl Flights {
             up: up.clone(),
             path: format!("/v2/{repo}/blobs/{d}"),
             digest: d.clone(),
-            tmp,
-            file,
+            sink: Sink { tmp, file },
             recent,
             tx,
         };
@@ -194,6 +235,12 @@ impl Flights {
     }
 }
 
+/// The temp file a download is stored in.
+struct Sink {
+    tmp: PathBuf,
+    file: Arc<File>,
+}
+
 struct Job {
     flights: Arc<Flights>,
     store: Arc<Store>,
@@ -201,86 +248,164 @@ struct Job {
     up: Arc<Upstream>,
     path: String,
     digest: Digest,
-    tmp: PathBuf,
-    file: Arc<File>,
+    sink: Sink,
     recent: Arc<Mutex<Recent>>,
     tx: watch::Sender<State>,
 }
 
 impl Job {
     async fn run(self) {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = self.fetch().await;
         if let Ok((n, chunks)) = &result {
             let secs = started.elapsed().as_secs_f64();
-            eprintln!(
+            crate::diag::note(&format!(
                 "fetched {} from {} ({:.1} MiB in {secs:.3} s, {:.0} MiB/s, {chunks} chunks)",
                 self.digest,
                 self.up.registry,
                 *n as f64 / 1048576.0,
                 *n as f64 / 1048576.0 / secs.max(1e-9)
-            );
+            ));
         }
-        let result = result.map(|(n, _)| n);
-        // Leave the map (and commit) under its lock, so a new request sees either the flight
-        // or the committed blob, never neither.
-        let mut map = self.flights.map.lock().unwrap();
+        let state = self.finish(result.map(|(n, _)| n));
+        self.metrics.inflight.fetch_sub(1, Ordering::Relaxed);
+        let _ = self.tx.send(state);
+    }
+
+    /// Commit and leave the map, both under the map's lock, so a new request sees either the
+    /// flight or the committed blob, never neither.
+    fn finish(&self, result: Result<u64, Failure>) -> State {
+        let mut map = self.flights.map();
+        let d = &self.digest;
         let state = match result {
-            Ok(size) => match self.store.commit(&self.tmp, &self.digest, size) {
+            Ok(size) => match self.store.commit(&self.sink.tmp, d, size) {
                 Ok(()) => State::Done { size },
                 Err(e) => State::Failed(Failure::Local(format!("{e:#}"))),
             },
             Err(f) => {
                 if let Failure::Corrupt(msg) = &f {
-                    eprintln!(
-                        "error: blob {} from {}: {msg}; discarded, not cached",
-                        self.digest, self.up.registry
-                    );
+                    crate::diag::error(&format!(
+                        "blob {d} from {}: {msg}; discarded, not cached",
+                        self.up.registry
+                    ));
                 }
                 State::Failed(f)
             }
         };
         if matches!(state, State::Failed(_)) {
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = std::fs::remove_file(&self.sink.tmp);
         }
-        map.remove(&self.digest);
-        drop(map);
-        self.metrics.inflight.fetch_sub(1, Ordering::Relaxed);
-        let _ = self.tx.send(state);
+        map.remove(d);
+        state
     }
 
-    /// Download, verify; returns (bytes, network chunks).
-    async fn fetch(&self) -> Result<(u64, u64), Failure> {
+    /// The upstream's 200 response, or why not.
+    async fn open(&self) -> Result<reqwest::Response, Failure> {
         let resp = self
             .up
             .send(Method::GET, &self.path, HeaderMap::new(), "blob")
             .await
             .map_err(|e| Failure::Unreachable(e.0))?;
-        let status = resp.status();
-        if status != StatusCode::OK {
-            let content_type = resp
-                .headers()
-                .get(axum::http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(String::from);
-            let body = resp.bytes().await.unwrap_or_default();
-            return Err(Failure::Status {
-                status,
-                content_type,
-                body: body.slice(..body.len().min(64 * 1024)),
+        if resp.status() != StatusCode::OK {
+            return Err(Failure::from_response(resp).await);
+        }
+        Ok(resp)
+    }
+
+    /// Download, verify; returns (bytes, network chunks).
+    async fn fetch(&self) -> Result<(u64, u64), Failure> {
+        let resp = self.open().await?;
+        let mut dl = Download::new(&self.digest, resp.content_length());
+        let _ = self.tx.send(State::Streaming {
+            size: dl.size,
+            avail: 0,
+        });
+        let mut body = resp.bytes_stream();
+        loop {
+            let step = dl.next(&mut body).await?;
+            let (ended, idle) = (matches!(step, Step::End), matches!(step, Step::Idle));
+            if let Step::Chunk(chunk) = step {
+                self.take(&mut dl, chunk)?;
+            }
+            dl.hash(ended).await?;
+            self.publish(&mut dl, ended || idle);
+            if ended {
+                break;
+            }
+        }
+        let n = dl.verify(&self.digest, &self.metrics).await?;
+        Ok((n, dl.chunks))
+    }
+
+    /// One chunk from upstream: to the file, to the readers' recent chunks, to the hasher.
+    fn take(&self, dl: &mut Download, chunk: Bytes) -> Result<(), Failure> {
+        let len = chunk.len() as u64;
+        if let Some(s) = dl.size {
+            if dl.written + len > s {
+                return Err(Failure::Corrupt(format!(
+                    "upstream sent more than its Content-Length {s}"
+                )));
+            }
+        }
+        self.sink
+            .file
+            .write_all_at(&chunk, dl.written)
+            .map_err(|e| Failure::Local(format!("cannot write cache file: {e}")))?;
+        lock(&self.recent).push(dl.written, chunk.clone());
+        dl.written += len;
+        dl.chunks += 1;
+        self.metrics
+            .upstream_bytes
+            .fetch_add(len, Ordering::Relaxed);
+        // `Bytes` share their buffer: no copy for the hasher.
+        dl.to_hash_len += chunk.len();
+        dl.to_hash.push(chunk);
+        Ok(())
+    }
+
+    /// Wake readers per [`PUBLISH`] bytes (or [`PUBLISH_EVERY`]), not per small network chunk.
+    fn publish(&self, dl: &mut Download, now: bool) {
+        let due = now
+            || dl.written - dl.published >= PUBLISH
+            || dl.last_publish.elapsed() >= PUBLISH_EVERY;
+        if due && dl.written > dl.published {
+            dl.published = dl.written;
+            dl.last_publish = Instant::now();
+            let _ = self.tx.send(State::Streaming {
+                size: dl.size,
+                avail: dl.hold(),
             });
         }
-        let size = resp.content_length();
-        // Until verified, never publish the whole length of a sized body.
-        let hold = |written: u64| match size {
-            Some(s) if written >= s => s.saturating_sub(1),
-            _ => written,
-        };
-        let _ = self.tx.send(State::Streaming { size, avail: 0 });
-        // Hash on a blocking thread, in parallel with receiving and writing; the channel
-        // bounds what is queued for it (HASH_QUEUE × HASH_BATCH).
-        let (htx, mut hrx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
-        let mut verifier = self.digest.verifier();
+    }
+}
+
+/// What came from the upstream body.
+enum Step {
+    Chunk(Bytes),
+    /// Nothing for [`PUBLISH_EVERY`] while bytes wait to be published.
+    Idle,
+    End,
+}
+
+/// A download's progress and its hashing thread.
+struct Download {
+    size: Option<u64>,
+    written: u64,
+    published: u64,
+    last_publish: Instant,
+    chunks: u64,
+    to_hash: Vec<Bytes>,
+    to_hash_len: usize,
+    hash_tx: Option<tokio::sync::mpsc::Sender<Vec<Bytes>>>,
+    hasher: tokio::task::JoinHandle<Verifier>,
+}
+
+impl Download {
+    /// Hash on a blocking thread, in parallel with receiving and writing; the channel bounds
+    /// what is queued for it ([`HASH_QUEUE`] × [`HASH_BATCH`]).
+    fn new(d: &Digest, size: Option<u64>) -> Download {
+        let (hash_tx, mut hrx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
+        let mut verifier = d.verifier();
         let hasher = tokio::task::spawn_blocking(move || {
             while let Some(batch) = hrx.blocking_recv() {
                 for b in batch {
@@ -289,230 +414,86 @@ impl Job {
             }
             verifier
         });
-        // Chunks go to the hasher HASH_BATCH bytes at a time: one thread wake-up per batch,
-        // not per (often 8–16 KiB) network chunk.
-        let mut to_hash: Vec<Bytes> = Vec::new();
-        let mut to_hash_len = 0usize;
-        let mut chunks = 0u64;
-        let mut written: u64 = 0;
-        let mut published: u64 = 0;
-        let mut last_publish = std::time::Instant::now();
-        let mut body = resp.bytes_stream();
-        let mut ended = false;
-        while !ended {
-            // With unpublished bytes, do not sit on them while the upstream is slow.
-            let next = if written == published {
-                Some(body.next().await)
-            } else {
-                tokio::time::timeout(PUBLISH_EVERY, body.next()).await.ok()
-            };
-            let timed_out = next.is_none();
-            match next.flatten() {
-                Some(chunk) => {
-                    let chunk = chunk
-                        .map_err(|e| Failure::Corrupt(format!("upstream body failed: {e}")))?;
-                    if let Some(s) = size {
-                        if written + chunk.len() as u64 > s {
-                            return Err(Failure::Corrupt(format!(
-                                "upstream sent more than its Content-Length {s}"
-                            )));
-                        }
-                    }
-                    self.file
-                        .write_all_at(&chunk, written)
-                        .map_err(|e| Failure::Local(format!("cannot write cache file: {e}")))?;
-                    self.recent.lock().unwrap().push(written, chunk.clone());
-                    written += chunk.len() as u64;
-                    self.metrics
-                        .upstream_bytes
-                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    chunks += 1;
-                    // `Bytes` share their buffer: no copy for the hasher.
-                    to_hash_len += chunk.len();
-                    to_hash.push(chunk);
-                }
-                None if timed_out => {}
-                None => ended = true,
-            }
-            if to_hash_len >= HASH_BATCH || (ended && !to_hash.is_empty()) {
-                to_hash_len = 0;
-                htx.send(std::mem::take(&mut to_hash))
-                    .await
-                    .map_err(|_| Failure::Local("hashing thread ended".into()))?;
-            }
-            // Wake readers per PUBLISH bytes (or PUBLISH_EVERY), not per small network chunk.
-            let due = timed_out
-                || ended
-                || written - published >= PUBLISH
-                || last_publish.elapsed() >= PUBLISH_EVERY;
-            if due && written > published {
-                published = written;
-                last_publish = std::time::Instant::now();
-                let _ = self.tx.send(State::Streaming {
-                    size,
-                    avail: hold(written),
-                });
-            }
+        Download {
+            size,
+            written: 0,
+            published: 0,
+            last_publish: Instant::now(),
+            chunks: 0,
+            to_hash: Vec::new(),
+            to_hash_len: 0,
+            hash_tx: Some(hash_tx),
+            hasher,
         }
-        drop(htx);
-        if let Some(s) = size {
-            if written != s {
+    }
+
+    /// How much may be published: never the whole length of a sized body before it verified.
+    fn hold(&self) -> u64 {
+        match self.size {
+            Some(s) if self.written >= s => s.saturating_sub(1),
+            _ => self.written,
+        }
+    }
+
+    /// The next chunk; with unpublished bytes, do not sit on them while the upstream is slow.
+    async fn next<S>(&self, body: &mut S) -> Result<Step, Failure>
+    where
+        S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
+    {
+        let next = if self.written == self.published {
+            Some(body.next().await)
+        } else {
+            tokio::time::timeout(PUBLISH_EVERY, body.next()).await.ok()
+        };
+        match next {
+            None => Ok(Step::Idle),
+            Some(None) => Ok(Step::End),
+            Some(Some(Ok(c))) => Ok(Step::Chunk(c)),
+            Some(Some(Err(e))) => Err(Failure::Corrupt(format!("upstream body failed: {e}"))),
+        }
+    }
+
+    /// Chunks go to the hasher [`HASH_BATCH`] bytes at a time: one thread wake-up per batch,
+    /// not per (often 8–16 KiB) network chunk.
+    async fn hash(&mut self, ended: bool) -> Result<(), Failure> {
+        let flush = ended && !self.to_hash.is_empty();
+        if self.to_hash_len < HASH_BATCH && !flush {
+            return Ok(());
+        }
+        self.to_hash_len = 0;
+        let batch = std::mem::take(&mut self.to_hash);
+        match &self.hash_tx {
+            Some(tx) => tx
+                .send(batch)
+                .await
+                .map_err(|_| Failure::Local("hashing thread ended".into())),
+            None => Err(Failure::Local("hashing already finished".into())),
+        }
+    }
+
+    /// The whole body arrived: check its length and digest; returns its length.
+    async fn verify(&mut self, d: &Digest, metrics: &Metrics) -> Result<u64, Failure> {
+        self.hash_tx = None;
+        if let Some(s) = self.size {
+            if self.written != s {
                 return Err(Failure::Corrupt(format!(
-                    "upstream body ended after {written} of {s} bytes"
+                    "upstream body ended after {} of {s} bytes",
+                    self.written
                 )));
             }
         }
-        let verifier = hasher
+        let verifier = (&mut self.hasher)
             .await
             .map_err(|e| Failure::Local(format!("hashing failed: {e}")))?;
         let got = verifier.finish();
-        if got != self.digest {
-            self.metrics
-                .digest_mismatches
-                .fetch_add(1, Ordering::Relaxed);
+        if got != *d {
+            metrics.digest_mismatches.fetch_add(1, Ordering::Relaxed);
             return Err(Failure::Corrupt(format!(
-                "upstream bytes hash to {got}, not {}",
-                self.digest
+                "upstream bytes hash to {got}, not {d}"
             )));
         }
-        Ok((written, chunks))
+        Ok(self.written)
     }
-}
-
-/// Where a body's bytes come from.
-enum Origin {
-    File {
-        _hold: BlobRead,
-        file: Arc<File>,
-    },
-    Flight {
-        flight: Arc<Flight>,
-        rx: watch::Receiver<State>,
-    },
-}
-
-/// A body stream of `[start, end)` (`end` `None`: until the flight says the size) from a
-/// committed blob or a flight in progress. Errors abort the response.
-pub fn body_stream(
-    src: BodySource,
-    start: u64,
-    end: Option<u64>,
-    metrics: Arc<Metrics>,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    let origin = match src {
-        BodySource::File(r) => {
-            let file = File::open(&r.path).map(Arc::new);
-            match file {
-                Ok(file) => Ok(Origin::File { _hold: r, file }),
-                Err(e) => Err(e),
-            }
-        }
-        BodySource::Flight(f) => {
-            let rx = f.subscribe();
-            Ok(Origin::Flight { flight: f, rx })
-        }
-    };
-    futures_util::stream::unfold((origin, start, false), move |(origin, pos, finished)| {
-        let metrics = metrics.clone();
-        async move {
-            if finished {
-                return None;
-            }
-            let mut origin = match origin {
-                Ok(o) => o,
-                Err(e) => return Some((Err(e), (Err(std::io::Error::other("gone")), pos, true))),
-            };
-            // How far we may read now; waits on a flight until there is something new.
-            let limit = loop {
-                match &mut origin {
-                    Origin::File { .. } => break end,
-                    Origin::Flight { rx, .. } => {
-                        let st = rx.borrow_and_update().clone();
-                        match st {
-                            State::Done { size } => break Some(end.unwrap_or(size).min(size)),
-                            State::Streaming { avail, .. } if avail > pos => {
-                                break Some(end.map_or(avail, |e| e.min(avail)))
-                            }
-                            State::Failed(f) => {
-                                let msg = match f {
-                                    Failure::Corrupt(m)
-                                    | Failure::Unreachable(m)
-                                    | Failure::Local(m) => m,
-                                    Failure::Status { status, .. } => {
-                                        format!("upstream answered {status}")
-                                    }
-                                };
-                                let e = std::io::Error::other(msg);
-                                return Some((Err(e), (Ok(origin), pos, true)));
-                            }
-                            _ => {}
-                        }
-                        if end.is_some_and(|e| pos >= e) {
-                            return None;
-                        }
-                        if rx.changed().await.is_err() {
-                            let e = std::io::Error::other("download task ended");
-                            return Some((Err(e), (Ok(origin), pos, true)));
-                        }
-                    }
-                }
-            };
-            let limit = limit.unwrap_or(u64::MAX);
-            if pos >= limit {
-                // For a flight in progress `limit` may grow; Done/File mean the end.
-                let done = match &origin {
-                    Origin::File { .. } => true,
-                    Origin::Flight { rx, .. } => matches!(*rx.borrow(), State::Done { .. }),
-                };
-                if done || end.is_some_and(|e| pos >= e) {
-                    return None;
-                }
-            }
-            // A reader keeping up with a download: the bytes are still in memory.
-            if let Origin::Flight { flight, .. } = &origin {
-                if let Some(b) = flight.recent_slice(pos, limit) {
-                    let n = b.len() as u64;
-                    metrics.served_bytes.fetch_add(n, Ordering::Relaxed);
-                    metrics.served_memory_bytes.fetch_add(n, Ordering::Relaxed);
-                    return Some((Ok(b), (Ok(origin), pos + n, false)));
-                }
-            }
-            let file = match &origin {
-                Origin::File { file, .. } => file.clone(),
-                Origin::Flight { flight, .. } => flight.file.clone(),
-            };
-            let want = (limit - pos).min(CHUNK as u64) as usize;
-            let read_at = move || {
-                let mut buf = vec![0u8; want];
-                file.read_at(&mut buf, pos).map(|n| {
-                    buf.truncate(n);
-                    buf
-                })
-            };
-            // Read in place, on this worker thread: the bytes are in the page cache (just
-            // written or committed). Measured: a hand-off to the blocking pool per chunk costs
-            // a third of the 32-way cold throughput and gains nothing for one reader, whose
-            // bytes come from `recent` while it keeps up.
-            let read = read_at();
-            match read {
-                Ok(buf) if buf.is_empty() => {
-                    let e = std::io::Error::other("cache file shorter than expected");
-                    Some((Err(e), (Ok(origin), pos, true)))
-                }
-                Ok(buf) => {
-                    let n = buf.len() as u64;
-                    metrics.served_bytes.fetch_add(n, Ordering::Relaxed);
-                    Some((Ok(Bytes::from(buf)), (Ok(origin), pos + n, false)))
-                }
-                Err(e) => Some((Err(e), (Ok(origin), pos, true))),
-            }
-        }
-    })
-}
-
-pub enum BodySource {
-    File(BlobRead),
-    Flight(Arc<Flight>),
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 #[derive(Default)]
 pub struct Metrics {
@@ -27,7 +27,7 @@ impl Metrics {
         *self
             .requests
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .entry((kind, cache))
             .or_default() += 1;
     }
@@ -36,7 +36,7 @@ impl Metrics {
         *self
             .upstream
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .entry((method, kind))
             .or_default() += 1;
     }
@@ -45,7 +45,7 @@ impl Metrics {
     pub fn upstream_count(&self, method: &str, kind: &str) -> u64 {
         self.upstream
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .filter(|((m, k), _)| *m == method && *k == kind)
             .map(|(_, n)| *n)
@@ -54,9 +54,16 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut s = String::new();
+        self.render_requests(&mut s);
+        self.render_gauges(&mut s);
+        s
+    }
+
+    fn render_requests(&self, s: &mut String) {
         s.push_str("# HELP mirrorctl_requests_total Client requests by kind and cache result.\n");
         s.push_str("# TYPE mirrorctl_requests_total counter\n");
-        for ((k, c), n) in self.requests.lock().unwrap().iter() {
+        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((k, c), n) in requests.iter() {
             let _ = writeln!(
                 s,
                 "mirrorctl_requests_total{{kind=\"{k}\",cache=\"{c}\"}} {n}"
@@ -66,12 +73,17 @@ impl Metrics {
             "# HELP mirrorctl_upstream_requests_total Requests sent to upstream registries.\n",
         );
         s.push_str("# TYPE mirrorctl_upstream_requests_total counter\n");
-        for ((m, k), n) in self.upstream.lock().unwrap().iter() {
+        drop(requests);
+        let upstream = self.upstream.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((m, k), n) in upstream.iter() {
             let _ = writeln!(
                 s,
                 "mirrorctl_upstream_requests_total{{method=\"{m}\",kind=\"{k}\"}} {n}"
             );
         }
+    }
+
+    fn render_gauges(&self, s: &mut String) {
         let gauges: [(&str, &str, &str, &AtomicU64); 8] = [
             (
                 "mirrorctl_upstream_bytes_total",
@@ -129,6 +141,5 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
-        s
     }
 }

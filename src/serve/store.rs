@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 pub struct Store {
     root: PathBuf,
@@ -51,7 +51,7 @@ pub struct BlobRead {
 
 impl Drop for BlobRead {
     fn drop(&mut self) {
-        let mut ix = self.store.index.lock().unwrap();
+        let mut ix = self.store.index();
         if let Some(e) = ix.blobs.get_mut(&self.digest) {
             e.readers = e.readers.saturating_sub(1);
         }
@@ -61,38 +61,13 @@ impl Drop for BlobRead {
 const ALGS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 
 impl Store {
+    fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Open (create) the cache dir: remove stray temp files, rebuild the index from disk.
     pub fn open(root: &Path, max_size: Option<u64>, metrics: Arc<Metrics>) -> Result<Arc<Store>> {
-        let mut found: Vec<(Digest, u64, std::time::SystemTime)> = Vec::new();
-        for kind in ["blobs", "manifests"] {
-            for alg in ALGS {
-                let dir = root.join(kind).join(alg.as_str());
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("cannot create cache dir `{}`", dir.display()))?;
-                for ent in std::fs::read_dir(&dir)
-                    .with_context(|| format!("cannot read `{}`", dir.display()))?
-                {
-                    let ent = ent?;
-                    let name = ent.file_name().to_string_lossy().into_owned();
-                    if name.starts_with(".tmp-") {
-                        let _ = std::fs::remove_file(ent.path());
-                        continue;
-                    }
-                    if kind != "blobs" {
-                        continue;
-                    }
-                    let Ok(d) = format!("{}:{name}", alg.as_str()).parse::<Digest>() else {
-                        continue;
-                    };
-                    let md = ent.metadata()?;
-                    if md.is_file() {
-                        found.push((d, md.len(), md.modified().unwrap_or(std::time::UNIX_EPOCH)));
-                    }
-                }
-            }
-        }
-        // Oldest modification first, so restart keeps a sensible LRU order.
-        found.sort_by_key(|(_, _, t)| *t);
+        let found = scan(root)?;
         let mut ix = Index::default();
         for (d, size, _) in found {
             ix.clock += 1;
@@ -152,7 +127,7 @@ impl Store {
 
     /// A committed blob, held against eviction while the returned value lives.
     pub fn lookup(self: &Arc<Self>, d: &Digest) -> Option<BlobRead> {
-        let mut ix = self.index.lock().unwrap();
+        let mut ix = self.index();
         ix.clock += 1;
         let now = ix.clock;
         let e = ix.blobs.get_mut(d)?;
@@ -169,7 +144,7 @@ impl Store {
     /// Whether a blob is committed (no access recorded).
     #[cfg(test)]
     pub fn contains(&self, d: &Digest) -> bool {
-        self.index.lock().unwrap().blobs.contains_key(d)
+        self.index().blobs.contains_key(d)
     }
 
     /// A new temp file next to where `d` will live (same file system, so rename is atomic).
@@ -196,7 +171,7 @@ impl Store {
             format!("cannot rename `{}` to `{}`", tmp.display(), dest.display())
         })?;
         {
-            let mut ix = self.index.lock().unwrap();
+            let mut ix = self.index();
             ix.clock += 1;
             let last = ix.clock;
             if ix
@@ -225,7 +200,7 @@ impl Store {
     /// Remove least recently used blobs that nobody reads until the total fits `--max-size`.
     pub fn evict(&self) {
         let Some(max) = self.max_size else { return };
-        let mut ix = self.index.lock().unwrap();
+        let mut ix = self.index();
         while ix.total > max {
             let victim = ix
                 .blobs
@@ -237,7 +212,7 @@ impl Store {
             let path = self.blob_path(&d);
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    eprintln!("warning: cannot evict `{}`: {e}", path.display());
+                    crate::diag::warn(&format!("cannot evict `{}`: {e}", path.display()));
                     break;
                 }
             }
@@ -255,7 +230,7 @@ impl Store {
     pub fn manifest(&self, d: &Digest) -> Option<(String, bytes::Bytes)> {
         let raw = std::fs::read(self.manifest_path(d)).ok()?;
         let nl = raw.iter().position(|&b| b == b'\n')?;
-        let ct = String::from_utf8(raw[..nl].to_vec()).ok()?;
+        let ct = String::from_utf8(raw.get(..nl)?.to_vec()).ok()?;
         let body = bytes::Bytes::from(raw).slice(nl + 1..);
         (d.of_same_algorithm(&body) == *d).then_some((ct, body))
     }
@@ -278,6 +253,41 @@ impl Store {
     pub fn tags_path(&self) -> PathBuf {
         self.root.join("tags.json")
     }
+}
+
+/// Create the cache dirs, remove stray temp files, list the blob files (oldest first).
+fn scan(root: &Path) -> Result<Vec<(Digest, u64, std::time::SystemTime)>> {
+    let mut found: Vec<(Digest, u64, std::time::SystemTime)> = Vec::new();
+    for kind in ["blobs", "manifests"] {
+        for alg in ALGS {
+            let dir = root.join(kind).join(alg.as_str());
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create cache dir `{}`", dir.display()))?;
+            for ent in std::fs::read_dir(&dir)
+                .with_context(|| format!("cannot read `{}`", dir.display()))?
+            {
+                let ent = ent?;
+                let name = ent.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".tmp-") {
+                    let _ = std::fs::remove_file(ent.path());
+                    continue;
+                }
+                if kind != "blobs" {
+                    continue;
+                }
+                let Ok(d) = format!("{}:{name}", alg.as_str()).parse::<Digest>() else {
+                    continue;
+                };
+                let md = ent.metadata()?;
+                if md.is_file() {
+                    found.push((d, md.len(), md.modified().unwrap_or(std::time::UNIX_EPOCH)));
+                }
+            }
+        }
+    }
+    // Oldest modification first, so restart keeps a sensible LRU order.
+    found.sort_by_key(|(_, _, t)| *t);
+    Ok(found)
 }
 
 #[cfg(test)]
