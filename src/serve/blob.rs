@@ -6,6 +6,7 @@ use super::body::{body_stream, BodySource};
 use super::flight::{Failure, Flight, Source, State};
 use super::http::{content_headers, error, hit, miss, upstream_failure, with_cache_status};
 use super::route;
+use super::store::BlobRead;
 use super::upstream::Upstream;
 use super::App;
 use crate::oci::{CacheStatus, Digest, ErrorCode};
@@ -29,10 +30,20 @@ pub async fn blob(
     if method == Method::HEAD && unknown() {
         return head_upstream(app, up, repo, &d, &what).await;
     }
-    let src = match app.flights.get(&app.store, &app.metrics, up, repo, &d) {
+    let mut src = match app.flights.get(&app.store, &app.metrics, up, repo, &d) {
         Ok(s) => s,
         Err(msg) => return upstream_failure(&Failure::Local(msg), &what),
     };
+    if let Source::Hit(r) = &mut src {
+        let ranged = method == Method::GET && headers.contains_key(header::RANGE);
+        if !r.verified && ranged && !verify_whole(app, r).await {
+            // Deleted: fetch it again.
+            src = match app.flights.get(&app.store, &app.metrics, up, repo, &d) {
+                Ok(s) => s,
+                Err(msg) => return upstream_failure(&Failure::Local(msg), &what),
+            };
+        }
+    }
     match src {
         Source::Hit(r) => {
             app.metrics.request("blob", "hit");
@@ -41,6 +52,34 @@ pub async fn blob(
         }
         Source::Flight { flight, started } => {
             from_flight(app, method, headers, &d, flight, started, &what).await
+        }
+    }
+}
+
+/// A blob found at start and not yet read back, asked for with a `Range`: the range alone
+/// cannot be checked, so hash the whole file first. False when it was corrupt (and deleted).
+async fn verify_whole(app: &App, r: &mut BlobRead) -> bool {
+    let (path, d) = (r.path.clone(), r.digest().clone());
+    let (p, dd) = (path.clone(), d.clone());
+    let check = tokio::task::spawn_blocking(move || super::store::hashes_to(&p, &dd))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    match check {
+        Ok(true) => {
+            app.store.mark_verified(&d);
+            r.verified = true;
+            true
+        }
+        Ok(false) => {
+            app.store.discard(&d, "does not hash to its digest");
+            false
+        }
+        Err(e) => {
+            app.store.discard(
+                &d,
+                &format!("cannot be read back (`{}`: {e})", path.display()),
+            );
+            false
         }
     }
 }
@@ -113,7 +152,7 @@ async fn from_flight(
     let mut r = if method == Method::HEAD {
         Response::new(Body::empty())
     } else {
-        let stream = body_stream(src, 0, None, app.metrics.clone());
+        let stream = body_stream(src, 0, None, app.store.clone(), app.metrics.clone());
         Response::new(Body::from_stream(stream))
     };
     blob_headers(&mut r, d);
@@ -158,11 +197,13 @@ fn sized(
     let mut r = if method == Method::HEAD || start == end {
         Response::new(Body::empty())
     } else {
+        let (store, metrics) = (app.store.clone(), app.metrics.clone());
         Response::new(Body::from_stream(body_stream(
             src,
             start,
             Some(end),
-            app.metrics.clone(),
+            store,
+            metrics,
         )))
     };
     *r.status_mut() = status;

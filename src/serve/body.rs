@@ -1,10 +1,15 @@
 //! Blob response bodies: `[start, end)` of a committed file, or of a [`Flight`] in progress
 //! following its published length. Errors abort the response (the client sees a body cut
 //! short, never a complete one of wrong bytes).
+//!
+//! A committed blob not yet read back since the start ([`BlobRead::verified`] false) is hashed
+//! on its way to the first client that reads it whole; its last chunk goes out only when the
+//! digest matched, and on a mismatch the response is aborted and the blob deleted.
 
 use super::flight::{Flight, State, CHUNK};
 use super::metrics::Metrics;
-use super::store::BlobRead;
+use super::store::{BlobRead, Store};
+use crate::oci::Verifier;
 use bytes::Bytes;
 use std::fs::File;
 use std::io;
@@ -23,9 +28,10 @@ pub fn body_stream(
     src: BodySource,
     start: u64,
     end: Option<u64>,
+    store: Arc<Store>,
     metrics: Arc<Metrics>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, io::Error>> + Send {
-    let body = Body::new(src, start, end, metrics);
+    let body = Body::new(src, start, end, store, metrics);
     futures_util::stream::unfold(Some(body), |body| async move {
         let mut body = body?;
         match body.next().await? {
@@ -39,6 +45,7 @@ struct Body {
     origin: Origin,
     pos: u64,
     end: Option<u64>,
+    store: Arc<Store>,
     metrics: Arc<Metrics>,
 }
 
@@ -47,6 +54,8 @@ enum Origin {
         /// Held against eviction while the file is read.
         blob: BlobRead,
         file: File,
+        /// Hashing a blob read whole for the first time since the start.
+        verifier: Option<Box<Verifier>>,
     },
     Flight(FlightOrigin),
     /// The cache file could not be opened.
@@ -54,10 +63,25 @@ enum Origin {
 }
 
 impl Body {
-    fn new(src: BodySource, start: u64, end: Option<u64>, metrics: Arc<Metrics>) -> Body {
+    fn new(
+        src: BodySource,
+        start: u64,
+        end: Option<u64>,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+    ) -> Body {
         let origin = match src {
             BodySource::File(blob) => match File::open(&blob.path) {
-                Ok(file) => Origin::File { blob, file },
+                Ok(file) => {
+                    let whole = start == 0 && end.is_none_or(|e| e == blob.size);
+                    let verifier =
+                        (!blob.verified && whole).then(|| Box::new(blob.digest().verifier()));
+                    Origin::File {
+                        blob,
+                        file,
+                        verifier,
+                    }
+                }
                 Err(e) => Origin::Broken(Some(e)),
             },
             BodySource::Flight(flight) => Origin::Flight(FlightOrigin::new(flight)),
@@ -66,6 +90,7 @@ impl Body {
             origin,
             pos: start,
             end,
+            store,
             metrics,
         }
     }
@@ -79,7 +104,12 @@ impl Body {
     }
 
     fn next_from_file(&mut self) -> Option<io::Result<Bytes>> {
-        let Origin::File { blob, file } = &self.origin else {
+        let Origin::File {
+            blob,
+            file,
+            verifier,
+        } = &mut self.origin
+        else {
             return None;
         };
         let end = self.end.unwrap_or(blob.size).min(blob.size);
@@ -91,6 +121,19 @@ impl Body {
             Err(e) => return Some(Err(e)),
         };
         let n = buf.len() as u64;
+        if let Some(v) = verifier.as_mut() {
+            v.update(&buf);
+        }
+        if self.pos + n == blob.size {
+            if let Some(v) = verifier.take() {
+                let d = blob.digest().clone();
+                if v.finish() != d {
+                    self.store.discard(&d, "does not hash to its digest");
+                    return Some(Err(io::Error::other("cached blob corrupt")));
+                }
+                self.store.mark_verified(&d);
+            }
+        }
         self.pos += n;
         self.metrics.served_bytes.fetch_add(n, Ordering::Relaxed);
         Some(Ok(buf))

@@ -7,7 +7,7 @@
 //! shared in memory, while it keeps up, else with positional reads of the temp file; so each
 //! sees bytes as soon as they land and memory stays bounded per flight and per connection.
 //!
-//! The last byte is only published once the digest matched and the file was committed, so no
+//! The last byte is only published once the digest matched and the blob was committed, so no
 //! client can receive a complete body for bytes that turn out wrong: on a mismatch the state
 //! becomes `Failed`, the readers' bodies are aborted, nothing is committed and the next request
 //! starts a new flight.
@@ -204,7 +204,9 @@ impl Flights {
                 started: false,
             });
         }
-        let (tmp, file) = store.temp_file(d).map_err(|e| format!("{e:#}"))?;
+        let (tmp, file) = store
+            .temp_file(d)
+            .map_err(|e| format!("cannot create a temp file for {d}: {e}"))?;
         let file = Arc::new(file);
         let (tx, rx) = watch::channel(State::Connecting);
         let recent = Arc::new(Mutex::new(Recent::default()));
@@ -280,7 +282,7 @@ impl Job {
         let state = match result {
             Ok(size) => match self.store.commit(&self.sink.tmp, d, size) {
                 Ok(()) => State::Done { size },
-                Err(e) => State::Failed(Failure::Local(format!("{e:#}"))),
+                Err(e) => State::Failed(Failure::Local(format!("cannot commit {d}: {e}"))),
             },
             Err(f) => {
                 if let Failure::Corrupt(msg) = &f {

@@ -336,7 +336,7 @@ async fn fetch_manifest(
     let digest = check_digest(app, up, repo, reference, expected, &body)?;
     app.store
         .put_manifest(&digest, &content_type, &body)
-        .map_err(|e| Failure::Local(format!("{e:#}")))?;
+        .map_err(|e| Failure::Local(format!("cannot store manifest {digest}: {e}")))?;
     Ok(Manifest {
         digest,
         content_type,

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub cache_blobs: AtomicU64,
     pub evictions: AtomicU64,
     pub digest_mismatches: AtomicU64,
+    /// Cached blobs found torn or corrupt (size at start, digest on first serve) and deleted.
+    pub corrupt_blobs: AtomicU64,
 }
 
 impl Metrics {
@@ -84,7 +86,7 @@ impl Metrics {
     }
 
     fn render_gauges(&self, s: &mut String) {
-        let gauges: [(&str, &str, &str, &AtomicU64); 8] = [
+        let gauges: [(&str, &str, &str, &AtomicU64); 9] = [
             (
                 "mirrorctl_upstream_bytes_total",
                 "counter",
@@ -132,6 +134,12 @@ impl Metrics {
                 "counter",
                 "Upstream downloads discarded because the bytes did not match the digest.",
                 &self.digest_mismatches,
+            ),
+            (
+                "mirrorctl_cache_corrupt_blobs_total",
+                "counter",
+                "Cached blobs found torn (size, at start) or corrupt (digest, on first serve after a start) and deleted.",
+                &self.corrupt_blobs,
             ),
         ];
         for (name, ty, help, v) in gauges {

@@ -2,7 +2,8 @@
 //!
 //! request → [`route`] (validate) → upstream by `?ns=` → [`manifest`] cache (tag TTL,
 //! stale-if-error) or [`blob`]: [`store`] hit / single [`flight`] per digest → [`body`] →
-//! `Cache-Status` on the way out.
+//! `Cache-Status` on the way out. Committed blobs are made durable off the request path
+//! ([`ledger`]).
 //!
 //! In-process use (e.g. `verify --embedded`): build a [`Config`], call [`start`], read
 //! [`ServerHandle::addr`], and [`ServerHandle::shutdown`] when done.
@@ -12,6 +13,7 @@ mod blob;
 mod body;
 mod flight;
 mod http;
+mod ledger;
 mod log;
 mod manifest;
 pub mod metrics;
@@ -177,7 +179,8 @@ impl ServerHandle {
     }
 
     /// Stop accepting, let in-flight responses finish (up to `grace`), then stop.
-    /// Downloads still running are dropped; their temp files are never committed.
+    /// Downloads still running are dropped; their temp files are never committed. Blobs
+    /// committed are made durable first (up to `grace` again).
     pub async fn shutdown(mut self, grace: Duration) -> Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -191,7 +194,12 @@ impl ServerHandle {
                 Ok(())
             }
         };
-        self.store.remove_own_temp_files();
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            store.flush(grace);
+            store.remove_own_temp_files();
+        })
+        .await;
         result
     }
 }
