@@ -3,7 +3,7 @@
 //! nothing.
 
 use super::body::{body_stream, BodySource};
-use super::flight::{Failure, Flight, Source, State};
+use super::flight::{Failure, Joined, Reader, Source, State};
 use super::http::{content_headers, error, hit, miss, upstream_failure, with_cache_status};
 use super::route;
 use super::store::BlobRead;
@@ -30,18 +30,12 @@ pub async fn blob(
     if method == Method::HEAD && unknown() {
         return head_upstream(app, up, repo, &d, &what).await;
     }
-    let mut src = match app.flights.get(&app.store, &app.metrics, up, repo, &d) {
-        Ok(s) => s,
-        Err(msg) => return upstream_failure(&Failure::Local(msg), &what),
-    };
+    let mut src = app.flights.get(&app.store, &app.metrics, up, repo, &d);
     if let Source::Hit(r) = &mut src {
         let ranged = method == Method::GET && headers.contains_key(header::RANGE);
         if !r.verified && ranged && !verify_whole(app, r).await {
             // Deleted: fetch it again.
-            src = match app.flights.get(&app.store, &app.metrics, up, repo, &d) {
-                Ok(s) => s,
-                Err(msg) => return upstream_failure(&Failure::Local(msg), &what),
-            };
+            src = app.flights.get(&app.store, &app.metrics, up, repo, &d);
         }
     }
     match src {
@@ -50,8 +44,8 @@ pub async fn blob(
             let size = r.size;
             sized(app, method, headers, &d, size, BodySource::File(r), &hit())
         }
-        Source::Flight { flight, started } => {
-            from_flight(app, method, headers, &d, flight, started, &what).await
+        Source::Flight { reader, joined } => {
+            from_flight(app, method, headers, &d, reader, joined, &what).await
         }
     }
 }
@@ -120,13 +114,19 @@ async fn from_flight(
     method: &Method,
     headers: &HeaderMap,
     d: &Digest,
-    flight: Arc<Flight>,
-    started: bool,
+    reader: Reader,
+    joined: Joined,
     what: &str,
 ) -> Response {
-    app.metrics
-        .request("blob", if started { "miss" } else { "collapsed" });
-    let mut rx = flight.subscribe();
+    app.metrics.request(
+        "blob",
+        if joined == Joined::Collapsed {
+            "collapsed"
+        } else {
+            "miss"
+        },
+    );
+    let mut rx = reader.flight().subscribe();
     let size = loop {
         let st = rx.borrow_and_update().clone();
         match st {
@@ -139,12 +139,12 @@ async fn from_flight(
             return upstream_failure(&Failure::Local("download task ended".into()), what);
         }
     };
-    let cs = if started {
-        miss().stored()
-    } else {
-        miss().collapsed()
+    let cs = match joined {
+        Joined::Started if reader.flight().storing() => miss().stored(),
+        Joined::Started | Joined::Solo => miss(),
+        Joined::Collapsed => miss().collapsed(),
     };
-    let src = BodySource::Flight(flight);
+    let src = BodySource::Flight(reader);
     if let Some(size) = size {
         return sized(app, method, headers, d, size, src, &cs);
     }

@@ -6,7 +6,7 @@
 //! on its way to the first client that reads it whole; its last chunk goes out only when the
 //! digest matched, and on a mismatch the response is aborted and the blob deleted.
 
-use super::flight::{Flight, State, CHUNK};
+use super::flight::{Flight, Next, Reader, State, CHUNK};
 use super::metrics::Metrics;
 use super::store::{BlobRead, Store};
 use crate::oci::Verifier;
@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 pub enum BodySource {
     File(BlobRead),
-    Flight(Arc<Flight>),
+    Flight(Reader),
 }
 
 /// A body stream of `[start, end)` (`end` `None`: until the flight says the size).
@@ -51,7 +51,6 @@ struct Body {
 
 enum Origin {
     File {
-        /// Held against eviction while the file is read.
         blob: BlobRead,
         file: File,
         /// Hashing a blob read whole for the first time since the start.
@@ -84,7 +83,10 @@ impl Body {
                 }
                 Err(e) => Origin::Broken(Some(e)),
             },
-            BodySource::Flight(flight) => Origin::Flight(FlightOrigin::new(flight)),
+            BodySource::Flight(reader) => {
+                reader.advance(start);
+                Origin::Flight(FlightOrigin::new(reader))
+            }
         };
         Body {
             origin,
@@ -140,37 +142,46 @@ impl Body {
     }
 
     async fn next_from_flight(&mut self) -> Option<io::Result<Bytes>> {
-        let Origin::Flight(f) = &mut self.origin else {
-            return None;
-        };
-        let limit = match f.limit(self.pos, self.end).await {
-            Ok(Some(l)) => l,
-            Ok(None) => return None,
-            Err(e) => return Some(Err(e)),
-        };
-        // A reader keeping up with a download: the bytes are still in memory.
-        let bytes = match f.flight.recent_slice(self.pos, limit) {
-            Some(b) => {
-                let n = b.len() as u64;
-                self.metrics
-                    .served_memory_bytes
-                    .fetch_add(n, Ordering::Relaxed);
-                b
-            }
-            // Read in place, on this worker thread: the bytes are in the page cache (just
-            // written). Measured: a hand-off to the blocking pool per chunk costs a third of
-            // the 32-way cold throughput and gains nothing for one reader, whose bytes come
-            // from memory while it keeps up.
-            None => match read_chunk(f.flight.file(), self.pos, limit) {
-                Ok(b) => b,
+        loop {
+            let Origin::Flight(f) = &mut self.origin else {
+                return None;
+            };
+            let limit = match f.limit(self.pos, self.end).await {
+                Ok(Some(l)) => l,
+                Ok(None) => return None,
                 Err(e) => return Some(Err(e)),
-            },
-        };
-        self.pos += bytes.len() as u64;
-        self.metrics
-            .served_bytes
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Some(Ok(bytes))
+            };
+            let bytes = match f.reader.next(self.pos, limit) {
+                Next::Bytes(b) => {
+                    let n = b.len() as u64;
+                    self.metrics
+                        .served_memory_bytes
+                        .fetch_add(n, Ordering::Relaxed);
+                    b
+                }
+                // Read in place, on this worker thread: the bytes are in the page cache (just
+                // written). Measured: a hand-off to the blocking pool per chunk costs a third of
+                // the 32-way cold throughput and gains nothing for one reader, whose bytes come
+                // from memory while it keeps up.
+                Next::File(file) => match read_chunk(&file, self.pos, limit) {
+                    Ok(b) => b,
+                    Err(e) => return Some(Err(e)),
+                },
+                Next::Lost => {
+                    // Not held any more (a download that cannot be stored, and this reader fell
+                    // behind): a fetch of its own from here.
+                    let solo = f.reader.flight().solo(self.pos);
+                    self.origin = Origin::Flight(FlightOrigin::new(solo));
+                    continue;
+                }
+            };
+            self.pos += bytes.len() as u64;
+            f.reader.advance(self.pos);
+            self.metrics
+                .served_bytes
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            return Some(Ok(bytes));
+        }
     }
 }
 
@@ -189,14 +200,14 @@ fn read_chunk(file: &File, pos: u64, limit: u64) -> io::Result<Bytes> {
 }
 
 struct FlightOrigin {
-    flight: Arc<Flight>,
+    reader: Reader,
     rx: watch::Receiver<State>,
 }
 
 impl FlightOrigin {
-    fn new(flight: Arc<Flight>) -> FlightOrigin {
-        let rx = flight.subscribe();
-        FlightOrigin { flight, rx }
+    fn new(reader: Reader) -> FlightOrigin {
+        let rx = Flight::subscribe(reader.flight());
+        FlightOrigin { reader, rx }
     }
 
     /// How far we may read from `pos` now (`None`: the end); waits until there is something new.

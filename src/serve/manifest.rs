@@ -334,9 +334,8 @@ async fn fetch_manifest(
         ManifestRef::Tag(_) => claimed,
     };
     let digest = check_digest(app, up, repo, reference, expected, &body)?;
-    app.store
-        .put_manifest(&digest, &content_type, &body)
-        .map_err(|e| Failure::Local(format!("cannot store manifest {digest}: {e}")))?;
+    // A failure to store is counted and logged there; the manifest is served all the same.
+    let _ = app.store.put_manifest(&digest, &content_type, &body);
     Ok(Manifest {
         digest,
         content_type,

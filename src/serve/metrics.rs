@@ -5,6 +5,41 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+/// Why the cache could not write: the `kind` label of `mirrorctl_store_write_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteError {
+    /// ENOSPC, EDQUOT: the file system (or the quota) is full.
+    NoSpace,
+    /// EROFS: the file system is (or was remounted) read-only.
+    ReadOnly,
+    /// EIO and anything else.
+    Io,
+}
+
+impl WriteError {
+    pub const ALL: [WriteError; 3] = [WriteError::NoSpace, WriteError::ReadOnly, WriteError::Io];
+
+    pub fn of(e: &std::io::Error) -> WriteError {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => WriteError::NoSpace,
+            Some(libc::EROFS) => WriteError::ReadOnly,
+            _ => WriteError::Io,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteError::NoSpace => "no-space",
+            WriteError::ReadOnly => "read-only",
+            WriteError::Io => "io-error",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     /// (kind, cache result) → requests. kind: manifest, blob, tags, ping, other.
@@ -22,6 +57,8 @@ pub struct Metrics {
     pub digest_mismatches: AtomicU64,
     /// Cached blobs found torn or corrupt (size at start, digest on first serve) and deleted.
     pub corrupt_blobs: AtomicU64,
+    /// Failed stores (a blob, a manifest, the tag file, the index log), by [`WriteError`].
+    store_write_errors: [AtomicU64; 3],
 }
 
 impl Metrics {
@@ -43,6 +80,15 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    pub fn store_write_error(&self, kind: WriteError) {
+        self.store_write_errors[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failed stores of one kind so far.
+    pub fn store_write_errors(&self, kind: WriteError) -> u64 {
+        self.store_write_errors[kind.index()].load(Ordering::Relaxed)
+    }
+
     /// Upstream requests of one method and kind so far (for tests and the benchmark).
     pub fn upstream_count(&self, method: &str, kind: &str) -> u64 {
         self.upstream
@@ -57,6 +103,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut s = String::new();
         self.render_requests(&mut s);
+        self.render_store_errors(&mut s);
         self.render_gauges(&mut s);
         s
     }
@@ -149,5 +196,39 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+    }
+
+    fn render_store_errors(&self, s: &mut String) {
+        s.push_str("# HELP mirrorctl_store_write_errors_total Cache writes that failed (blob, manifest, tag file, index log), by cause; the pull is served from upstream meanwhile.\n");
+        s.push_str("# TYPE mirrorctl_store_write_errors_total counter\n");
+        for k in WriteError::ALL {
+            let _ = writeln!(
+                s,
+                "mirrorctl_store_write_errors_total{{kind=\"{}\"}} {}",
+                k.as_str(),
+                self.store_write_errors(k)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_errors_by_kind() {
+        let m = Metrics::default();
+        let of = |n| WriteError::of(&std::io::Error::from_raw_os_error(n));
+        assert_eq!(of(libc::ENOSPC), WriteError::NoSpace);
+        assert_eq!(of(libc::EDQUOT), WriteError::NoSpace);
+        assert_eq!(of(libc::EROFS), WriteError::ReadOnly);
+        assert_eq!(of(libc::EIO), WriteError::Io);
+        m.store_write_error(WriteError::NoSpace);
+        m.store_write_error(WriteError::NoSpace);
+        let text = m.render();
+        assert!(text.contains("mirrorctl_store_write_errors_total{kind=\"no-space\"} 2\n"));
+        assert!(text.contains("mirrorctl_store_write_errors_total{kind=\"read-only\"} 0\n"));
+        assert!(text.contains("mirrorctl_store_write_errors_total{kind=\"io-error\"} 0\n"));
     }
 }

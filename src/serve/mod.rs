@@ -3,7 +3,8 @@
 //! request → [`route`] (validate) → upstream by `?ns=` → [`manifest`] cache (tag TTL,
 //! stale-if-error) or [`blob`]: [`store`] hit / single [`flight`] per digest → [`body`] →
 //! `Cache-Status` on the way out. Committed blobs are made durable off the request path
-//! ([`ledger`]).
+//! ([`ledger`]); a cache that cannot write is counted and logged once per cause ([`health`]) while
+//! pulls go on from upstream.
 //!
 //! In-process use (e.g. `verify --embedded`): build a [`Config`], call [`start`], read
 //! [`ServerHandle::addr`], and [`ServerHandle::shutdown`] when done.
@@ -12,6 +13,7 @@ mod auth;
 mod blob;
 mod body;
 mod flight;
+mod health;
 mod http;
 mod ledger;
 mod log;
@@ -114,10 +116,13 @@ impl App {
 struct Tags {
     map: Mutex<HashMap<String, (Digest, Option<Instant>)>>,
     path: PathBuf,
+    /// Where a failure to save is reported.
+    store: Arc<Store>,
 }
 
 impl Tags {
-    fn load(path: PathBuf) -> Tags {
+    fn load(store: Arc<Store>) -> Tags {
+        let path = store.tags_path();
         let map = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<HashMap<String, Digest>>(&b).ok())
@@ -128,6 +133,7 @@ impl Tags {
         Tags {
             map: Mutex::new(map),
             path,
+            store,
         }
     }
 
@@ -150,11 +156,12 @@ impl Tags {
             let tmp = self
                 .path
                 .with_extension(format!("tmp-{}", std::process::id()));
-            if std::fs::write(&tmp, text)
-                .and_then(|_| std::fs::rename(&tmp, &self.path))
-                .is_err()
+            if let Err(e) =
+                std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &self.path))
             {
-                crate::diag::warn(&format!("cannot save `{}`", self.path.display()));
+                let _ = std::fs::remove_file(&tmp);
+                let what = format!("`{}`", self.path.display());
+                self.store.write_failed(&what, &e);
             }
         }
     }
@@ -215,7 +222,7 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
         metrics: metrics.clone(),
         default,
         by_registry,
-        tags: Tags::load(store.tags_path()),
+        tags: Tags::load(store.clone()),
         tag_ttl: config.tag_ttl,
     });
     let htpasswd = match &config.htpasswd {

@@ -17,6 +17,7 @@
 //!
 //! Eviction (LRU by last access) never removes a blob that a response is still reading.
 
+use super::health::Health;
 use super::ledger::{self, Ledger};
 use super::metrics::Metrics;
 use crate::oci::{Algorithm, Digest};
@@ -43,6 +44,7 @@ struct Shared {
     /// `None` when the log could not be opened: blobs are served but none survives a restart.
     ledger: Mutex<Option<Ledger>>,
     metrics: Arc<Metrics>,
+    health: Health,
 }
 
 #[derive(Default)]
@@ -125,6 +127,7 @@ impl Store {
     /// whose length matches their durable record, rewrite the log compact, start the committer.
     pub fn open(root: &Path, max_size: Option<u64>, metrics: Arc<Metrics>) -> Result<Arc<Store>> {
         let found = scan(root)?;
+        let health = Health::new(metrics.clone());
         let records = ledger::read(root).unwrap_or_else(|e| {
             crate::diag::warn(&format!(
                 "cannot read the cache's `{}`: {e}; keeping its blobs, each verified when first served",
@@ -148,7 +151,7 @@ impl Store {
         let entries: Vec<(Digest, u64)> = kept.into_iter().map(|(d, n, _)| (d, n)).collect();
         let ledger = Ledger::rewrite(root, &entries)
             .or_else(|e| {
-                failed(&format!("`{}`", ledger::FILE), &e);
+                health.failed(&format!("`{}`", ledger::FILE), &e);
                 Ledger::append_to(root)
             })
             .ok();
@@ -157,6 +160,7 @@ impl Store {
             index: Mutex::new(ix),
             ledger: Mutex::new(ledger),
             metrics,
+            health,
         });
         shared.gauges(&shared.index());
         let (tx, rx) = mpsc::channel();
@@ -283,6 +287,15 @@ impl Store {
         }
     }
 
+    /// The disk is full: where `--max-size` allows eviction, free about `need` bytes of the
+    /// least recently used blobs, so that the next download can be stored.
+    pub fn make_room(&self, need: u64) {
+        if self.max_size.is_some() {
+            let total = self.shared.index().total;
+            self.evict_to(total.saturating_sub(need.max(1)));
+        }
+    }
+
     fn evict_to(&self, max: u64) {
         let mut ix = self.shared.index();
         let mut evicted = false;
@@ -343,6 +356,11 @@ impl Store {
         self.send(Job::Sync);
     }
 
+    /// A write for `what` failed: counted, and logged once per cause.
+    pub fn write_failed(&self, what: &str, e: &io::Error) {
+        self.shared.health.failed(what, e);
+    }
+
     /// A cached manifest: (content type, bytes), verified against its digest on read.
     pub fn manifest(&self, d: &Digest) -> Option<(String, bytes::Bytes)> {
         let raw = std::fs::read(self.manifest_path(d)).ok()?;
@@ -352,7 +370,8 @@ impl Store {
         (d.of_same_algorithm(&body) == *d).then_some((ct, body))
     }
 
-    /// Store a manifest whose bytes were checked against `d`.
+    /// Store a manifest whose bytes were checked against `d`. A failure is already counted and
+    /// logged (once per cause) when this returns it: the manifest can be served all the same.
     pub fn put_manifest(&self, d: &Digest, content_type: &str, body: &[u8]) -> io::Result<()> {
         let dest = self.manifest_path(d);
         let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
@@ -362,8 +381,9 @@ impl Store {
         data.push(b'\n');
         data.extend_from_slice(body);
         let r = std::fs::write(&tmp, data).and_then(|()| std::fs::rename(&tmp, &dest));
-        if r.is_err() {
+        if let Err(e) = &r {
             let _ = std::fs::remove_file(&tmp);
+            self.write_failed(&format!("manifest {d}"), e);
         }
         r
     }
@@ -410,7 +430,7 @@ impl Shared {
     fn record_removal(&self, d: &Digest) {
         if let Some(l) = self.ledger().as_mut() {
             if let Err(e) = l.remove(d) {
-                failed(&format!("`{}`", ledger::FILE), &e);
+                self.health.failed(&format!("`{}`", ledger::FILE), &e);
             }
         }
     }
@@ -423,7 +443,7 @@ impl Shared {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => {
-                failed(&format!("blob {d}"), &e);
+                self.health.failed(&format!("blob {d}"), &e);
                 let mut ix = self.index();
                 if let Some(old) = ix.blobs.remove(d) {
                     ix.total -= old.size;
@@ -441,7 +461,7 @@ impl Shared {
         algs.dedup();
         for alg in algs {
             if let Err(e) = ledger::sync_dir(&self.root.join("blobs").join(alg.as_str())) {
-                failed("the blob directory", &e);
+                self.health.failed("the blob directory", &e);
                 return false;
             }
         }
@@ -452,7 +472,7 @@ impl Shared {
         };
         for (d, n) in blobs.iter().filter(|(d, _)| ix.blobs.contains_key(d)) {
             if let Err(e) = l.add(d, *n) {
-                failed(&format!("`{}`", ledger::FILE), &e);
+                self.health.failed(&format!("`{}`", ledger::FILE), &e);
                 return false;
             }
         }
@@ -462,14 +482,9 @@ impl Shared {
     fn sync_ledger(&self) {
         let syncer = self.ledger().as_ref().map(Ledger::syncer);
         if let Some(Err(e)) = syncer.map(|f| f.and_then(|f| f.sync_data())) {
-            failed(&format!("`{}`", ledger::FILE), &e);
+            self.health.failed(&format!("`{}`", ledger::FILE), &e);
         }
     }
-}
-
-/// A write of the store failed.
-fn failed(what: &str, e: &io::Error) {
-    crate::diag::warn(&format!("cache cannot store {what}: {e}"));
 }
 
 /// The committer: batches of jobs, one log fsync per batch.
