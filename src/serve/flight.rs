@@ -332,9 +332,13 @@ impl Buffer {
         Some(file)
     }
 
-    /// Detach the slowest readers (they fetch on their own), so the others can go on.
+    /// Detach the slowest readers (they fetch on their own when they read on), so the others
+    /// can go on; none when all are as slow (there is nobody to let go on).
     fn detach_slowest(&mut self) {
-        if let Some(min) = self.readers.values().copied().min() {
+        let Some(min) = self.readers.values().copied().min() else {
+            return;
+        };
+        if self.readers.values().any(|p| *p > min) {
             self.readers.retain(|_, p| *p > min);
             self.trim();
         }
@@ -624,7 +628,8 @@ impl Job {
     }
 
     /// Not stored: while the buffer is full, wait for the slowest reader (detaching it after
-    /// [`STALL`] without a move); give up when no reader is left.
+    /// [`STALL`] without a move, unless it is as fast as every other); give up when every
+    /// client left.
     async fn hold_back(&self) -> Result<(), Failure> {
         loop {
             {
@@ -859,6 +864,11 @@ mod tests {
         // …and go once it is detached for being slow or leaves.
         b.detach_slowest();
         assert_eq!(b.start(), 11 * mb);
+        b.detach_slowest();
+        assert!(
+            b.readers.contains_key(&near),
+            "the last one is never let go"
+        );
         b.detach(near);
         assert!(b.chunks.is_empty() && b.bytes == 0);
     }
