@@ -24,9 +24,12 @@ pub async fn blob(
     headers: &HeaderMap,
 ) -> Response {
     let what = format!("blob {d}");
-    // HEAD of a blob neither stored nor downloading: ask upstream with HEAD, download nothing.
-    // Otherwise HEAD is answered like GET below, without the body.
-    let unknown = || app.store.lookup(&d).is_none() && app.flights.in_flight(&d).is_none();
+    // HEAD of a blob neither stored nor being downloaded into the store: ask upstream with
+    // HEAD, download nothing (a download that cannot be stored may no longer hold the blob's
+    // start, and a fetch of its own for a HEAD would be a waste). Otherwise HEAD is answered
+    // like GET below, without the body.
+    let unknown =
+        || app.store.lookup(&d).is_none() && app.flights.in_flight(&d).is_none_or(|f| !f.storing());
     if method == Method::HEAD && unknown() {
         return head_upstream(app, up, repo, &d, &what).await;
     }
