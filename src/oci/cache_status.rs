@@ -4,6 +4,11 @@
 
 use std::fmt;
 
+/// `detail=` when the next hop's bytes did not hash to the digest asked for (nothing stored).
+pub const DIGEST_MISMATCH: &str = "digest-mismatch";
+/// `detail=` when the cache's own storage failed it.
+pub const STORAGE_ERROR: &str = "storage-error";
+
 /// Why a cache forwarded the request (RFC 9211 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fwd {
@@ -211,6 +216,42 @@ mod tests {
                 .to_string(),
             "mirrorctl; fwd=uri-miss; detail=upstream-unreachable"
         );
+    }
+
+    #[test]
+    fn renders_failures_and_bypass() {
+        let m = "mirrorctl";
+        assert_eq!(
+            CacheStatus::forwarded(m, Fwd::UriMiss)
+                .with_fwd_status(404)
+                .to_string(),
+            "mirrorctl; fwd=uri-miss; fwd-status=404"
+        );
+        assert_eq!(
+            CacheStatus::forwarded(m, Fwd::UriMiss)
+                .with_detail(DIGEST_MISMATCH)
+                .to_string(),
+            "mirrorctl; fwd=uri-miss; detail=digest-mismatch"
+        );
+        assert_eq!(
+            CacheStatus::forwarded(m, Fwd::UriMiss)
+                .with_detail(STORAGE_ERROR)
+                .to_string(),
+            "mirrorctl; fwd=uri-miss; detail=storage-error"
+        );
+        assert_eq!(
+            CacheStatus::forwarded(m, Fwd::Stale)
+                .with_fwd_status(503)
+                .to_string(),
+            "mirrorctl; fwd=stale; fwd-status=503"
+        );
+        assert_eq!(
+            CacheStatus::forwarded(m, Fwd::Bypass)
+                .with_fwd_status(200)
+                .to_string(),
+            "mirrorctl; fwd=bypass; fwd-status=200"
+        );
+        assert_eq!(CacheStatus::hit(m).to_string(), "mirrorctl; hit");
     }
 
     #[test]

@@ -2,13 +2,13 @@
 
 use anyhow::{bail, Context, Result};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 use base64::Engine as _;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Users from an htpasswd file, with a cache of credentials already checked (bcrypt is slow on
 /// purpose; a registry client sends the same header on every request).
@@ -60,7 +60,12 @@ impl Htpasswd {
         else {
             return false;
         };
-        if self.verified.lock().unwrap().contains(b64) {
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(b64)
+        {
             return true;
         }
         let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
@@ -77,7 +82,10 @@ impl Htpasswd {
         };
         let ok = bcrypt::verify(pass, hash).unwrap_or(false);
         if ok {
-            self.verified.lock().unwrap().insert(b64.to_string());
+            self.verified
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(b64.to_string());
         }
         ok
     }
@@ -108,8 +116,7 @@ pub async fn require_auth(
         return next.run(req).await;
     }
     let mut r = super::http::error(
-        StatusCode::UNAUTHORIZED,
-        "UNAUTHORIZED",
+        &crate::oci::ErrorCode::Unauthorized,
         "authentication required",
     );
     r.headers_mut().insert(
@@ -157,8 +164,12 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    pub fn new(tcp: tokio::net::TcpListener, cfg: Arc<rustls::ServerConfig>) -> TlsListener {
-        let local = tcp.local_addr().expect("bound listener has an address");
+    /// `local`: the address `tcp` is bound to.
+    pub fn new(
+        tcp: tokio::net::TcpListener,
+        local: std::net::SocketAddr,
+        cfg: Arc<rustls::ServerConfig>,
+    ) -> TlsListener {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
         tokio::spawn(async move {

@@ -1,24 +1,38 @@
-//! The HTTP front: routes, handlers, `Cache-Status`, OCI error bodies.
+//! The HTTP front: routes, dispatch to [`super::manifest`] and [`super::blob`], tags,
+//! `Cache-Status` values and OCI error responses.
 
-use super::flight::{body_stream, BodySource, Failure, Source, State};
-use super::route::{self, ManifestRef, Target};
-use super::upstream::Upstream;
+use super::flight::Failure;
+use super::route::{self, Target};
 use super::App;
-use crate::oci::{error_body, media, Digest};
-use axum::body::Body;
+use crate::oci::cache_status::{DIGEST_MISMATCH, STORAGE_ERROR};
+use crate::oci::{error_body, CacheStatus, Digest, ErrorCode, Fwd};
+use crate::registry::UPSTREAM_UNREACHABLE;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 pub const CACHE_STATUS: &str = "cache-status";
-const API_VERSION: &str = "docker-distribution-api-version";
-const CONTENT_DIGEST: &str = "docker-content-digest";
-/// Largest manifest accepted from upstream (the spec's recommended limit).
-const MAX_MANIFEST: usize = 4 << 20;
+pub const API_VERSION: &str = "docker-distribution-api-version";
+pub const CONTENT_DIGEST: &str = "docker-content-digest";
+/// This cache's name in `Cache-Status`.
+const CACHE_NAME: &str = "mirrorctl";
+
+/// `mirrorctl; hit`.
+pub fn hit() -> CacheStatus {
+    CacheStatus::hit(CACHE_NAME)
+}
+
+/// `mirrorctl; fwd=uri-miss`.
+pub fn miss() -> CacheStatus {
+    CacheStatus::forwarded(CACHE_NAME, Fwd::UriMiss)
+}
+
+/// `mirrorctl; fwd=stale`.
+pub fn stale() -> CacheStatus {
+    CacheStatus::forwarded(CACHE_NAME, Fwd::Stale)
+}
 
 pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new()
@@ -26,13 +40,7 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/v2/", axum::routing::any(ping))
         .route("/v2/{*rest}", axum::routing::any(v2))
         .route("/metrics", axum::routing::get(metrics))
-        .fallback(|| async {
-            error(
-                StatusCode::NOT_FOUND,
-                "NAME_UNKNOWN",
-                "not a registry endpoint",
-            )
-        })
+        .fallback(|| async { error(&ErrorCode::NameUnknown, "not a registry endpoint") })
         .with_state(app)
 }
 
@@ -44,18 +52,24 @@ async fn metrics(AxState(app): AxState<Arc<App>>) -> Response {
         .into_response()
 }
 
-/// An OCI error response.
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+/// An OCI error response, with the HTTP status that goes with `code`.
+pub fn error(code: &ErrorCode, message: &str) -> Response {
+    let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_with_status(status, code, message)
+}
+
+/// An OCI error response with another status than `code`'s own (an upstream's, passed on).
+pub fn error_with_status(status: StatusCode, code: &ErrorCode, message: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        error_body(&crate::oci::ErrorCode::parse(code), message, None),
+        error_body(code, message, None),
     )
         .into_response()
 }
 
-fn with_cache_status(mut r: Response, cs: &str) -> Response {
-    if let Ok(v) = HeaderValue::from_str(cs) {
+pub fn with_cache_status(mut r: Response, cs: &CacheStatus) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&cs.to_string()) {
         r.headers_mut().insert(CACHE_STATUS, v);
     }
     r
@@ -78,8 +92,7 @@ async fn ping(AxState(app): AxState<Arc<App>>, method: Method) -> Response {
 
 fn not_allowed() -> Response {
     let mut r = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "UNSUPPORTED",
+        &ErrorCode::Unsupported,
         "mirrorctl serve is a read-only pull-through cache: push and delete are not supported",
     );
     r.headers_mut()
@@ -98,12 +111,7 @@ async fn v2(
         Ok(t) => t,
         Err((code, msg)) => {
             app.metrics.request("other", "invalid");
-            let status = if code == "NAME_UNKNOWN" {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            return error(status, code, &msg);
+            return error(&code, &msg);
         }
     };
     let tags_get = matches!(target, Target::Tags { .. }) && method == Method::GET;
@@ -117,593 +125,105 @@ async fn v2(
         Ok(u) => u,
         Err(msg) => {
             app.metrics.request("other", "no-upstream");
-            return error(StatusCode::NOT_FOUND, "NAME_UNKNOWN", &msg);
+            return error(&ErrorCode::NameUnknown, &msg);
         }
     };
     match target {
         Target::Manifest { repo, reference } => {
-            manifest(&app, &up, &method, &repo, reference, &headers).await
+            super::manifest::manifest(&app, &up, &method, &repo, reference, &headers).await
         }
-        Target::Blob { repo, digest } => blob(&app, &up, &method, &repo, digest, &headers).await,
+        Target::Blob { repo, digest } => {
+            super::blob::blob(&app, &up, &method, &repo, digest, &headers).await
+        }
         Target::Tags { repo } => tags(&app, &up, &repo, &q).await,
-        Target::Upload => unreachable!(),
+        Target::Upload => not_allowed(),
     }
 }
 
 /// Response headers shared by manifests and blobs.
-fn content_headers(h: &mut HeaderMap, d: &Digest, content_type: &str) {
+pub fn content_headers(h: &mut HeaderMap, d: &Digest, content_type: &str) {
     if let Ok(v) = HeaderValue::from_str(content_type) {
         h.insert(header::CONTENT_TYPE, v);
     }
     let ds = d.to_string();
-    h.insert(CONTENT_DIGEST, HeaderValue::from_str(&ds).unwrap());
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(&format!("\"{ds}\"")).unwrap(),
-    );
+    if let Ok(v) = HeaderValue::from_str(&ds) {
+        h.insert(CONTENT_DIGEST, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{ds}\"")) {
+        h.insert(header::ETAG, v);
+    }
 }
 
 // ---------------------------------------------------------------- upstream failures
 
 /// What to tell a client when the upstream failed and nothing cached can answer.
-fn upstream_failure(f: &Failure, what: &str) -> Response {
+pub fn upstream_failure(f: &Failure, what: &str) -> Response {
     match f {
         Failure::Status {
             status,
             content_type,
             body,
         } => {
-            let mut r =
-                if body.is_empty() || content_type.as_deref().is_none_or(|c| !c.contains("json")) {
-                    let code = match *status {
-                        StatusCode::NOT_FOUND => "NOT_FOUND",
-                        StatusCode::TOO_MANY_REQUESTS => "TOOMANYREQUESTS",
-                        StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
-                        StatusCode::FORBIDDEN => "DENIED",
-                        _ => "UNKNOWN",
-                    };
-                    let code = if *status == StatusCode::NOT_FOUND {
-                        if what.starts_with("blob") {
-                            "BLOB_UNKNOWN"
-                        } else {
-                            "MANIFEST_UNKNOWN"
-                        }
-                    } else {
-                        code
-                    };
-                    error(
-                        *status,
-                        code,
-                        &format!("upstream answered {status} for {what}"),
-                    )
-                } else {
-                    (
-                        *status,
-                        [(header::CONTENT_TYPE, "application/json")],
-                        body.clone(),
-                    )
-                        .into_response()
-                };
-            let cs = format!("mirrorctl; fwd=uri-miss; fwd-status={}", status.as_u16());
-            r = with_cache_status(r, &cs);
-            r
+            let passed_on =
+                !body.is_empty() && content_type.as_deref().is_some_and(|c| c.contains("json"));
+            let r = if passed_on {
+                let ct = [(header::CONTENT_TYPE, "application/json")];
+                (*status, ct, body.clone()).into_response()
+            } else {
+                let code = code_for_upstream_status(*status, what.starts_with("blob"));
+                let msg = format!("upstream answered {status} for {what}");
+                error_with_status(*status, &code, &msg)
+            };
+            with_cache_status(r, &miss().with_fwd_status(status.as_u16()))
         }
         Failure::Unreachable(msg) => with_cache_status(
             error(
-                StatusCode::BAD_GATEWAY,
-                "UNAVAILABLE",
+                &ErrorCode::Unavailable,
                 &format!("upstream registry unreachable and {what} is not cached: {msg}"),
             ),
-            "mirrorctl; fwd=uri-miss; detail=upstream-unreachable",
+            &miss().with_detail(UPSTREAM_UNREACHABLE),
         ),
         Failure::Corrupt(msg) => with_cache_status(
-            error(
+            error_with_status(
                 StatusCode::BAD_GATEWAY,
-                "DIGEST_INVALID",
+                &ErrorCode::DigestInvalid,
                 &format!("upstream sent bad content for {what}: {msg}"),
             ),
-            "mirrorctl; fwd=uri-miss; detail=digest-mismatch",
+            &miss().with_detail(DIGEST_MISMATCH),
         ),
         Failure::Local(msg) => {
-            eprintln!("error: {what}: {msg}");
+            crate::diag::error(&format!("{what}: {msg}"));
             with_cache_status(
                 error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "UNKNOWN",
+                    &ErrorCode::Unknown,
                     "cache storage error (see the server log)",
                 ),
-                "mirrorctl; fwd=uri-miss; detail=storage-error",
+                &miss().with_detail(STORAGE_ERROR),
             )
         }
     }
 }
 
-async fn status_failure(resp: reqwest::Response) -> Failure {
-    let status = resp.status();
-    let content_type = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let body = resp.bytes().await.unwrap_or_default();
-    Failure::Status {
-        status,
-        content_type,
-        body: body.slice(..body.len().min(64 * 1024)),
-    }
-}
-
-/// Upstream statuses that justify serving a stale copy.
-fn stale_worthy(s: StatusCode) -> bool {
-    s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS
-}
-
-// ---------------------------------------------------------------- manifests
-
-fn manifest_response(
-    method: &Method,
-    d: &Digest,
-    content_type: &str,
-    body: Bytes,
-    cache_status: &str,
-) -> Response {
-    let len = body.len();
-    let mut r = if method == Method::HEAD {
-        Response::new(Body::empty())
-    } else {
-        Response::new(Body::from(body))
-    };
-    content_headers(r.headers_mut(), d, content_type);
-    r.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    with_cache_status(r, cache_status)
-}
-
-fn accept_of(headers: &HeaderMap) -> HeaderValue {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(", ")
-        .parse()
-        .ok()
-        .filter(|v: &HeaderValue| !v.is_empty())
-        .unwrap_or_else(|| HeaderValue::from_str(&media::accept_header()).unwrap())
-}
-
-/// Whether the client's `Accept` allows `content_type` (no `Accept` allows anything).
-fn accepts(headers: &HeaderMap, content_type: &str) -> bool {
-    let want = media::base(content_type);
-    let mut any = false;
-    for v in headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-    {
-        for item in v.split(',') {
-            any = true;
-            let b = media::base(item);
-            if b == want || b == "*/*" || b.is_empty() {
-                return true;
-            }
-        }
-    }
-    !any
-}
-
-/// GET a manifest from upstream and check it: (digest, content type, bytes).
-async fn fetch_manifest(
-    app: &App,
-    up: &Upstream,
-    repo: &str,
-    reference: &ManifestRef,
-    accept: &HeaderValue,
-) -> Result<(Digest, String, Bytes), Failure> {
-    let mut h = HeaderMap::new();
-    h.insert(header::ACCEPT, accept.clone());
-    let resp = up
-        .send(
-            Method::GET,
-            &format!("/v2/{repo}/manifests/{reference}"),
-            h,
-            "manifest",
-        )
-        .await
-        .map_err(|e| Failure::Unreachable(e.0))?;
-    if resp.status() != StatusCode::OK {
-        return Err(status_failure(resp).await);
-    }
-    let ct = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(media::OCI_MANIFEST)
-        .to_string();
-    let claimed: Option<Digest> = resp
-        .headers()
-        .get(CONTENT_DIGEST)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse().ok());
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_MANIFEST as u64)
-    {
-        return Err(Failure::Corrupt(format!(
-            "manifest larger than {MAX_MANIFEST} bytes"
-        )));
-    }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| Failure::Unreachable(format!("reading manifest: {e}")))?;
-    if body.len() > MAX_MANIFEST {
-        return Err(Failure::Corrupt(format!(
-            "manifest larger than {MAX_MANIFEST} bytes"
-        )));
-    }
-    app.metrics
-        .upstream_bytes
-        .fetch_add(body.len() as u64, std::sync::atomic::Ordering::Relaxed);
-    let expected = match reference {
-        ManifestRef::Digest(d) => Some(d.clone()),
-        ManifestRef::Tag(_) => claimed,
-    };
-    let digest = match expected {
-        Some(d) => {
-            let got = d.of_same_algorithm(&body);
-            if got != d {
-                app.metrics
-                    .digest_mismatches
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                eprintln!("error: manifest {repo}:{reference} from {}: bytes hash to {got}, not {d}; discarded", up.registry);
-                return Err(Failure::Corrupt(format!("bytes hash to {got}, not {d}")));
-            }
-            d
-        }
-        None => Digest::sha256_of(&body),
-    };
-    app.store
-        .put_manifest(&digest, &ct, &body)
-        .map_err(|e| Failure::Local(format!("{e:#}")))?;
-    Ok((digest, ct, body))
-}
-
-async fn manifest(
-    app: &App,
-    up: &Upstream,
-    method: &Method,
-    repo: &str,
-    reference: ManifestRef,
-    headers: &HeaderMap,
-) -> Response {
-    let accept = accept_of(headers);
-    let what = format!("manifest {repo}:{reference}");
-    let tag = match &reference {
-        ManifestRef::Digest(d) => {
-            if let Some((ct, body)) = app.store.manifest(d) {
-                app.metrics.request("manifest", "hit");
-                return manifest_response(method, d, &ct, body, "mirrorctl; hit");
-            }
-            return match fetch_manifest(app, up, repo, &reference, &accept).await {
-                Ok((d, ct, body)) => {
-                    app.metrics.request("manifest", "miss");
-                    manifest_response(method, &d, &ct, body, "mirrorctl; fwd=uri-miss; stored")
-                }
-                Err(f) => {
-                    app.metrics.request("manifest", "error");
-                    upstream_failure(&f, &what)
-                }
-            };
-        }
-        ManifestRef::Tag(t) => t.clone(),
-    };
-
-    let key = format!("{}/{repo}:{tag}", up.registry);
-    let ttl = app.tag_ttl;
-    let known = app.tags.get(&key);
-    // A cached manifest of a type this client does not accept is no use to it: ask upstream
-    // (which may have another representation) and leave the cached tag alone.
-    let cached = known
-        .as_ref()
-        .and_then(|(d, _)| app.store.manifest(d).map(|(ct, b)| (d.clone(), ct, b)));
-    if let Some((_, ct, _)) = &cached {
-        if !accepts(headers, ct) {
-            return match fetch_manifest(app, up, repo, &reference, &accept).await {
-                Ok((d, ct, body)) => {
-                    app.metrics.request("manifest", "miss");
-                    manifest_response(method, &d, &ct, body, "mirrorctl; fwd=uri-miss; stored")
-                }
-                Err(f) => {
-                    app.metrics.request("manifest", "error");
-                    upstream_failure(&f, &what)
-                }
-            };
-        }
-    }
-    if let (Some((_, Some(checked))), Some((d, ct, body))) = (&known, &cached) {
-        let age = checked.elapsed();
-        if age < ttl {
-            app.metrics.request("manifest", "hit");
-            let cs = format!("mirrorctl; hit; ttl={}", (ttl - age).as_secs());
-            return manifest_response(method, d, ct, body.clone(), &cs);
-        }
-    }
-    let ttl_s = ttl.as_secs();
-    // Known but expired: revalidate with HEAD (free against pull limits), GET only on change.
-    let mut stale_status: Option<Result<StatusCode, String>> = None;
-    if let Some((d, ct, body)) = &cached {
-        let mut h = HeaderMap::new();
-        h.insert(header::ACCEPT, accept.clone());
-        match up
-            .send(
-                Method::HEAD,
-                &format!("/v2/{repo}/manifests/{tag}"),
-                h,
-                "manifest",
-            )
-            .await
-        {
-            Ok(resp) if resp.status() == StatusCode::OK => {
-                let now: Option<Digest> = resp
-                    .headers()
-                    .get(CONTENT_DIGEST)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|s| s.parse().ok());
-                if now.as_ref() == Some(d) {
-                    app.tags.set(&key, d, Some(Instant::now()));
-                    app.metrics.request("manifest", "revalidated");
-                    let cs = format!("mirrorctl; fwd=stale; fwd-status=200; ttl={ttl_s}");
-                    return manifest_response(method, d, ct, body.clone(), &cs);
-                }
-                // Changed (or no digest given): fall through to GET.
-            }
-            Ok(resp) if stale_worthy(resp.status()) => stale_status = Some(Ok(resp.status())),
-            Ok(resp) => {
-                // 404 and friends: the tag is gone upstream; say so.
-                app.metrics.request("manifest", "error");
-                return upstream_failure(&status_failure(resp).await, &what);
-            }
-            Err(e) => stale_status = Some(Err(e.0)),
-        }
-        if let Some(s) = stale_status {
-            app.metrics.request("manifest", "stale");
-            let why = match &s {
-                Ok(st) => format!("answered {st}"),
-                Err(e) => format!("is unreachable ({e})"),
-            };
-            eprintln!(
-                "warning: upstream {} {why}; serving the last known {what} ({d}, stale)",
-                up.registry
-            );
-            let cs = match s {
-                Ok(st) => format!("mirrorctl; fwd=stale; fwd-status={}", st.as_u16()),
-                Err(_) => "mirrorctl; fwd=stale; detail=upstream-unreachable".to_string(),
-            };
-            return manifest_response(method, d, ct, body.clone(), &cs);
-        }
-    }
-    match fetch_manifest(app, up, repo, &ManifestRef::Tag(tag.clone()), &accept).await {
-        Ok((d, ct, body)) => {
-            app.tags.set(&key, &d, Some(Instant::now()));
-            app.metrics.request("manifest", "miss");
-            let cs = format!("mirrorctl; fwd=uri-miss; stored; ttl={ttl_s}");
-            manifest_response(method, &d, &ct, body, &cs)
-        }
-        Err(f) => {
-            // Upstream failed on the GET: the last known copy is still better than nothing.
-            let worthy = match &f {
-                Failure::Unreachable(_) => true,
-                Failure::Status { status, .. } => stale_worthy(*status),
-                _ => false,
-            };
-            if let (true, Some((d, ct, body))) = (worthy, cached) {
-                app.metrics.request("manifest", "stale");
-                let why = match &f {
-                    Failure::Status { status, .. } => format!("answered {status}"),
-                    Failure::Unreachable(e) => format!("is unreachable ({e})"),
-                    _ => "failed".to_string(),
-                };
-                eprintln!(
-                    "warning: upstream {} {why}; serving the last known {what} ({d}, stale)",
-                    up.registry
-                );
-                let cs = match &f {
-                    Failure::Status { status, .. } => {
-                        format!("mirrorctl; fwd=stale; fwd-status={}", status.as_u16())
-                    }
-                    _ => "mirrorctl; fwd=stale; detail=upstream-unreachable".to_string(),
-                };
-                return manifest_response(method, &d, &ct, body, &cs);
-            }
-            app.metrics.request("manifest", "error");
-            upstream_failure(&f, &what)
-        }
-    }
-}
-
-// ---------------------------------------------------------------- blobs
-
-fn blob_headers(r: &mut Response, d: &Digest) {
-    content_headers(r.headers_mut(), d, "application/octet-stream");
-    let h = r.headers_mut();
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=31536000"),
-    );
-}
-
-/// A 200/206/416 response for a blob of known `size` from `src`.
-fn sized_blob_response(
-    app: &App,
-    method: &Method,
-    headers: &HeaderMap,
-    d: &Digest,
-    size: u64,
-    src: BodySource,
-    cs: &str,
-) -> Response {
-    let range_h = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, start, end) = match route::range(range_h, size) {
-        Ok(None) => (StatusCode::OK, 0, size),
-        Ok(Some((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
-        Err(route::Unsatisfiable) => {
-            let mut r = error(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "RANGE_INVALID",
-                &format!("range not satisfiable for a blob of {size} bytes"),
-            );
-            r.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}")).unwrap(),
-            );
-            return with_cache_status(r, cs);
-        }
-    };
-    let mut r = if method == Method::HEAD || start == end {
-        Response::new(Body::empty())
-    } else {
-        Response::new(Body::from_stream(body_stream(
-            src,
-            start,
-            Some(end),
-            app.metrics.clone(),
-        )))
-    };
-    *r.status_mut() = status;
-    blob_headers(&mut r, d);
-    r.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    if status == StatusCode::PARTIAL_CONTENT {
-        r.headers_mut().insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)).unwrap(),
-        );
-    }
-    with_cache_status(r, cs)
-}
-
-async fn blob(
-    app: &Arc<App>,
-    up: &Arc<Upstream>,
-    method: &Method,
-    repo: &str,
-    d: Digest,
-    headers: &HeaderMap,
-) -> Response {
-    let what = format!("blob {d}");
-    // HEAD of a blob neither stored nor downloading: ask upstream with HEAD, download nothing.
-    // Otherwise HEAD is answered like GET below, without the body.
-    let unknown = || app.store.lookup(&d).is_none() && app.flights.in_flight(&d).is_none();
-    if method == Method::HEAD && unknown() {
-        return match up
-            .send(
-                Method::HEAD,
-                &format!("/v2/{repo}/blobs/{d}"),
-                HeaderMap::new(),
-                "blob",
-            )
-            .await
-        {
-            Ok(resp) if resp.status() == StatusCode::OK => {
-                app.metrics.request("blob", "miss");
-                let mut r = Response::new(Body::empty());
-                blob_headers(&mut r, &d);
-                // Not `content_length()`: for a HEAD that is the (empty) body's length.
-                let n = resp
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
-                if let Some(n) = n {
-                    r.headers_mut()
-                        .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
-                }
-                with_cache_status(r, "mirrorctl; fwd=uri-miss")
-            }
-            Ok(resp) => {
-                app.metrics.request("blob", "error");
-                upstream_failure(&status_failure(resp).await, &what)
-            }
-            Err(e) => {
-                app.metrics.request("blob", "error");
-                upstream_failure(&Failure::Unreachable(e.0), &what)
-            }
-        };
-    }
-    let src = match app.flights.get(&app.store, &app.metrics, up, repo, &d) {
-        Ok(s) => s,
-        Err(msg) => return upstream_failure(&Failure::Local(msg), &what),
-    };
-    let (flight, started) = match src {
-        Source::Hit(r) => {
-            app.metrics.request("blob", "hit");
-            let size = r.size;
-            return sized_blob_response(
-                app,
-                method,
-                headers,
-                &d,
-                size,
-                BodySource::File(r),
-                "mirrorctl; hit",
-            );
-        }
-        Source::Flight { flight, started } => (flight, started),
-    };
-    let cs = if started {
-        "mirrorctl; fwd=uri-miss; stored"
-    } else {
-        "mirrorctl; fwd=uri-miss; collapsed"
-    };
-    app.metrics
-        .request("blob", if started { "miss" } else { "collapsed" });
-    // Wait for the upstream's answer to know the size (or the failure).
-    let mut rx = flight.subscribe();
-    let size = loop {
-        let st = rx.borrow_and_update().clone();
-        match st {
-            State::Connecting => {}
-            State::Streaming { size, .. } => break size,
-            State::Done { size } => break Some(size),
-            State::Failed(f) => return upstream_failure(&f, &what),
-        }
-        if rx.changed().await.is_err() {
-            return upstream_failure(&Failure::Local("download task ended".into()), &what);
-        }
-    };
-    match size {
-        Some(size) => sized_blob_response(
-            app,
-            method,
-            headers,
-            &d,
-            size,
-            BodySource::Flight(flight),
-            cs,
-        ),
-        None => {
-            // Upstream sent no length: stream chunked; a failure aborts the body.
-            let mut r = if method == Method::HEAD {
-                Response::new(Body::empty())
-            } else {
-                Response::new(Body::from_stream(body_stream(
-                    BodySource::Flight(flight),
-                    0,
-                    None,
-                    app.metrics.clone(),
-                )))
-            };
-            blob_headers(&mut r, &d);
-            with_cache_status(r, cs)
-        }
+/// The OCI code for an upstream status that came without a JSON error body.
+fn code_for_upstream_status(status: StatusCode, blob: bool) -> ErrorCode {
+    match status {
+        StatusCode::NOT_FOUND if blob => ErrorCode::BlobUnknown,
+        StatusCode::NOT_FOUND => ErrorCode::ManifestUnknown,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::TooManyRequests,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorCode::Denied,
+        _ => ErrorCode::Unknown,
     }
 }
 
 // ---------------------------------------------------------------- tags
 
-async fn tags(app: &App, up: &Upstream, repo: &str, q: &HashMap<String, String>) -> Response {
+async fn tags(
+    app: &App,
+    up: &super::upstream::Upstream,
+    repo: &str,
+    q: &HashMap<String, String>,
+) -> Response {
     app.metrics.request("tags", "pass");
     let mut path = format!("/v2/{repo}/tags/list");
     let mut params: Vec<String> = Vec::new();
@@ -730,10 +250,9 @@ async fn tags(app: &App, up: &Upstream, repo: &str, q: &HashMap<String, String>)
             if let Some(l) = link {
                 r.headers_mut().insert(header::LINK, l);
             }
-            with_cache_status(
-                r,
-                &format!("mirrorctl; fwd=bypass; fwd-status={}", status.as_u16()),
-            )
+            let cs =
+                CacheStatus::forwarded(CACHE_NAME, Fwd::Bypass).with_fwd_status(status.as_u16());
+            with_cache_status(r, &cs)
         }
         Err(e) => upstream_failure(&Failure::Unreachable(e.0), &format!("tags of {repo}")),
     }
@@ -744,25 +263,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accept_matching() {
-        let mut h = HeaderMap::new();
-        assert!(accepts(&h, media::OCI_MANIFEST), "no Accept takes anything");
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static(media::DOCKER_MANIFEST),
+    fn errors_take_the_status_of_their_code() {
+        assert_eq!(error(&ErrorCode::NameUnknown, "x").status(), 404);
+        assert_eq!(error(&ErrorCode::NameInvalid, "x").status(), 400);
+        assert_eq!(error(&ErrorCode::Unsupported, "x").status(), 405);
+        assert_eq!(error(&ErrorCode::RangeInvalid, "x").status(), 416);
+        let r = upstream_failure(&Failure::Corrupt("bad".into()), "blob x");
+        assert_eq!(r.status(), 502);
+        assert_eq!(
+            r.headers()[CACHE_STATUS],
+            "mirrorctl; fwd=uri-miss; detail=digest-mismatch"
         );
-        assert!(!accepts(&h, media::OCI_MANIFEST));
-        assert!(accepts(
-            &h,
-            "application/vnd.docker.distribution.manifest.v2+json; charset=utf-8"
-        ));
-        h.append(
-            header::ACCEPT,
-            HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json;q=0.5"),
+        let r = upstream_failure(&Failure::Unreachable("down".into()), "blob x");
+        assert_eq!(
+            r.headers()[CACHE_STATUS],
+            "mirrorctl; fwd=uri-miss; detail=upstream-unreachable"
         );
-        assert!(accepts(&h, media::OCI_MANIFEST));
-        let mut star = HeaderMap::new();
-        star.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        assert!(accepts(&star, media::OCI_INDEX));
+        let f = Failure::Status {
+            status: StatusCode::NOT_FOUND,
+            content_type: None,
+            body: bytes::Bytes::new(),
+        };
+        let r = upstream_failure(&f, "blob x");
+        assert_eq!(r.status(), 404);
+        assert_eq!(
+            r.headers()[CACHE_STATUS],
+            "mirrorctl; fwd=uri-miss; fwd-status=404"
+        );
     }
 }

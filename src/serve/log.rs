@@ -17,7 +17,6 @@ pub enum LogFormat {
 }
 
 pub async fn access_log(State(fmt): State<LogFormat>, req: Request, next: Next) -> Response {
-    let mut resp_headers = None;
     let started = Instant::now();
     let remote = req
         .extensions()
@@ -41,8 +40,7 @@ pub async fn access_log(State(fmt): State<LogFormat>, req: Request, next: Next) 
     if fmt == LogFormat::Off {
         return resp;
     }
-    resp_headers.get_or_insert_with(|| resp.headers().clone());
-    let h = resp_headers.unwrap();
+    let h = resp.headers();
     let status = resp.status().as_u16();
     let bytes = h
         .get(header::CONTENT_LENGTH)
@@ -111,7 +109,9 @@ fn clf_time(t: SystemTime) -> String {
     let (y, m, d, hh, mm, ss) = civil(t);
     format!(
         "{d:02}/{}/{y}:{hh:02}:{mm:02}:{ss:02} +0000",
-        MON[m as usize - 1]
+        MON.get((m as usize).wrapping_sub(1))
+            .copied()
+            .unwrap_or("Jan")
     )
 }
 

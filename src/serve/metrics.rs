@@ -3,7 +3,42 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
+
+/// Why the cache could not write: the `kind` label of `mirrorctl_store_write_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteError {
+    /// ENOSPC, EDQUOT: the file system (or the quota) is full.
+    NoSpace,
+    /// EROFS: the file system is (or was remounted) read-only.
+    ReadOnly,
+    /// EIO and anything else.
+    Io,
+}
+
+impl WriteError {
+    pub const ALL: [WriteError; 3] = [WriteError::NoSpace, WriteError::ReadOnly, WriteError::Io];
+
+    pub fn of(e: &std::io::Error) -> WriteError {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => WriteError::NoSpace,
+            Some(libc::EROFS) => WriteError::ReadOnly,
+            _ => WriteError::Io,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteError::NoSpace => "no-space",
+            WriteError::ReadOnly => "read-only",
+            WriteError::Io => "io-error",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -20,6 +55,10 @@ pub struct Metrics {
     pub cache_blobs: AtomicU64,
     pub evictions: AtomicU64,
     pub digest_mismatches: AtomicU64,
+    /// Cached blobs found torn or corrupt (size at start, digest on first serve) and deleted.
+    pub corrupt_blobs: AtomicU64,
+    /// Failed stores (a blob, a manifest, the tag file, the index log), by [`WriteError`].
+    store_write_errors: [AtomicU64; 3],
 }
 
 impl Metrics {
@@ -27,7 +66,7 @@ impl Metrics {
         *self
             .requests
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .entry((kind, cache))
             .or_default() += 1;
     }
@@ -36,16 +75,25 @@ impl Metrics {
         *self
             .upstream
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .entry((method, kind))
             .or_default() += 1;
+    }
+
+    pub fn store_write_error(&self, kind: WriteError) {
+        self.store_write_errors[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failed stores of one kind so far.
+    pub fn store_write_errors(&self, kind: WriteError) -> u64 {
+        self.store_write_errors[kind.index()].load(Ordering::Relaxed)
     }
 
     /// Upstream requests of one method and kind so far (for tests and the benchmark).
     pub fn upstream_count(&self, method: &str, kind: &str) -> u64 {
         self.upstream
             .lock()
-            .unwrap()
+            .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .filter(|((m, k), _)| *m == method && *k == kind)
             .map(|(_, n)| *n)
@@ -54,9 +102,17 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut s = String::new();
+        self.render_requests(&mut s);
+        self.render_store_errors(&mut s);
+        self.render_gauges(&mut s);
+        s
+    }
+
+    fn render_requests(&self, s: &mut String) {
         s.push_str("# HELP mirrorctl_requests_total Client requests by kind and cache result.\n");
         s.push_str("# TYPE mirrorctl_requests_total counter\n");
-        for ((k, c), n) in self.requests.lock().unwrap().iter() {
+        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((k, c), n) in requests.iter() {
             let _ = writeln!(
                 s,
                 "mirrorctl_requests_total{{kind=\"{k}\",cache=\"{c}\"}} {n}"
@@ -66,13 +122,18 @@ impl Metrics {
             "# HELP mirrorctl_upstream_requests_total Requests sent to upstream registries.\n",
         );
         s.push_str("# TYPE mirrorctl_upstream_requests_total counter\n");
-        for ((m, k), n) in self.upstream.lock().unwrap().iter() {
+        drop(requests);
+        let upstream = self.upstream.lock().unwrap_or_else(PoisonError::into_inner);
+        for ((m, k), n) in upstream.iter() {
             let _ = writeln!(
                 s,
                 "mirrorctl_upstream_requests_total{{method=\"{m}\",kind=\"{k}\"}} {n}"
             );
         }
-        let gauges: [(&str, &str, &str, &AtomicU64); 8] = [
+    }
+
+    fn render_gauges(&self, s: &mut String) {
+        let gauges: [(&str, &str, &str, &AtomicU64); 9] = [
             (
                 "mirrorctl_upstream_bytes_total",
                 "counter",
@@ -121,6 +182,12 @@ impl Metrics {
                 "Upstream downloads discarded because the bytes did not match the digest.",
                 &self.digest_mismatches,
             ),
+            (
+                "mirrorctl_cache_corrupt_blobs_total",
+                "counter",
+                "Cached blobs found torn (size, at start) or corrupt (digest, on first serve after a start) and deleted.",
+                &self.corrupt_blobs,
+            ),
         ];
         for (name, ty, help, v) in gauges {
             let _ = writeln!(
@@ -129,6 +196,39 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
-        s
+    }
+
+    fn render_store_errors(&self, s: &mut String) {
+        s.push_str("# HELP mirrorctl_store_write_errors_total Cache writes that failed (blob, manifest, tag file, index log), by cause; the pull is served from upstream meanwhile.\n");
+        s.push_str("# TYPE mirrorctl_store_write_errors_total counter\n");
+        for k in WriteError::ALL {
+            let _ = writeln!(
+                s,
+                "mirrorctl_store_write_errors_total{{kind=\"{}\"}} {}",
+                k.as_str(),
+                self.store_write_errors(k)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_errors_by_kind() {
+        let m = Metrics::default();
+        let of = |n| WriteError::of(&std::io::Error::from_raw_os_error(n));
+        assert_eq!(of(libc::ENOSPC), WriteError::NoSpace);
+        assert_eq!(of(libc::EDQUOT), WriteError::NoSpace);
+        assert_eq!(of(libc::EROFS), WriteError::ReadOnly);
+        assert_eq!(of(libc::EIO), WriteError::Io);
+        m.store_write_error(WriteError::NoSpace);
+        m.store_write_error(WriteError::NoSpace);
+        let text = m.render();
+        assert!(text.contains("mirrorctl_store_write_errors_total{kind=\"no-space\"} 2\n"));
+        assert!(text.contains("mirrorctl_store_write_errors_total{kind=\"read-only\"} 0\n"));
+        assert!(text.contains("mirrorctl_store_write_errors_total{kind=\"io-error\"} 0\n"));
     }
 }

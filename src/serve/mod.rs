@@ -1,15 +1,23 @@
 //! `mirrorctl serve`: an embedded pull-through cache.
 //!
-//! request → [`route`] (validate) → upstream by `?ns=` → manifest cache (tag TTL, stale-if-error)
-//! or blob [`store`] hit / single [`flight`] per digest → `Cache-Status` on the way out.
+//! request → [`route`] (validate) → upstream by `?ns=` → [`manifest`] cache (tag TTL,
+//! stale-if-error) or [`blob`]: [`store`] hit / single [`flight`] per digest → [`body`] →
+//! `Cache-Status` on the way out. Committed blobs are made durable off the request path
+//! ([`ledger`]); a cache that cannot write is counted and logged once per cause ([`health`]) while
+//! pulls go on from upstream.
 //!
 //! In-process use (e.g. `verify --embedded`): build a [`Config`], call [`start`], read
 //! [`ServerHandle::addr`], and [`ServerHandle::shutdown`] when done.
 
 mod auth;
+mod blob;
+mod body;
 mod flight;
+mod health;
 mod http;
+mod ledger;
 mod log;
+mod manifest;
 pub mod metrics;
 pub mod route;
 mod store;
@@ -21,7 +29,7 @@ use metrics::Metrics;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use store::Store;
 use upstream::Upstream;
@@ -78,13 +86,16 @@ impl Config {
     }
 }
 
+/// Upstreams by canonical registry name.
+type ByRegistry = HashMap<String, Arc<Upstream>>;
+
 /// Shared state of a running server.
 pub struct App {
     store: Arc<Store>,
     flights: Arc<flight::Flights>,
     pub metrics: Arc<Metrics>,
     default: Arc<Upstream>,
-    by_registry: HashMap<String, Arc<Upstream>>,
+    by_registry: ByRegistry,
     tags: Tags,
     tag_ttl: Duration,
 }
@@ -105,10 +116,13 @@ impl App {
 struct Tags {
     map: Mutex<HashMap<String, (Digest, Option<Instant>)>>,
     path: PathBuf,
+    /// Where a failure to save is reported.
+    store: Arc<Store>,
 }
 
 impl Tags {
-    fn load(path: PathBuf) -> Tags {
+    fn load(store: Arc<Store>) -> Tags {
+        let path = store.tags_path();
         let map = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice::<HashMap<String, Digest>>(&b).ok())
@@ -119,15 +133,20 @@ impl Tags {
         Tags {
             map: Mutex::new(map),
             path,
+            store,
         }
     }
 
+    fn map(&self) -> MutexGuard<'_, HashMap<String, (Digest, Option<Instant>)>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn get(&self, key: &str) -> Option<(Digest, Option<Instant>)> {
-        self.map.lock().unwrap().get(key).cloned()
+        self.map().get(key).cloned()
     }
 
     fn set(&self, key: &str, d: &Digest, checked: Option<Instant>) {
-        let mut m = self.map.lock().unwrap();
+        let mut m = self.map();
         let changed = m.get(key).is_none_or(|(old, _)| old != d);
         m.insert(key.to_string(), (d.clone(), checked));
         if changed {
@@ -137,11 +156,12 @@ impl Tags {
             let tmp = self
                 .path
                 .with_extension(format!("tmp-{}", std::process::id()));
-            if std::fs::write(&tmp, text)
-                .and_then(|_| std::fs::rename(&tmp, &self.path))
-                .is_err()
+            if let Err(e) =
+                std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &self.path))
             {
-                crate::diag::warn(&format!("cannot save `{}`", self.path.display()));
+                let _ = std::fs::remove_file(&tmp);
+                let what = format!("`{}`", self.path.display());
+                self.store.write_failed(&what, &e);
             }
         }
     }
@@ -166,7 +186,8 @@ impl ServerHandle {
     }
 
     /// Stop accepting, let in-flight responses finish (up to `grace`), then stop.
-    /// Downloads still running are dropped; their temp files are never committed.
+    /// Downloads still running are dropped; their temp files are never committed. Blobs
+    /// committed are made durable first (up to `grace` again).
     pub async fn shutdown(mut self, grace: Duration) -> Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -180,7 +201,12 @@ impl ServerHandle {
                 Ok(())
             }
         };
-        self.store.remove_own_temp_files();
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            store.flush(grace);
+            store.remove_own_temp_files();
+        })
+        .await;
         result
     }
 }
@@ -189,6 +215,53 @@ impl ServerHandle {
 pub async fn start(config: Config) -> Result<ServerHandle> {
     let metrics = Arc::new(Metrics::default());
     let store = Store::open(&config.cache_dir, config.max_size, metrics.clone())?;
+    let (default, by_registry) = upstreams(&config, &metrics)?;
+    let app = Arc::new(App {
+        store: store.clone(),
+        flights: Arc::new(flight::Flights::default()),
+        metrics: metrics.clone(),
+        default,
+        by_registry,
+        tags: Tags::load(store.clone()),
+        tag_ttl: config.tag_ttl,
+    });
+    let htpasswd = match &config.htpasswd {
+        Some(p) => Some(Arc::new(auth::Htpasswd::load(p)?)),
+        None => None,
+    };
+    let tls = match &config.tls {
+        Some((c, k)) => Some(auth::tls_config(c, k)?),
+        None => None,
+    };
+    let router = http::router(app)
+        .layer(axum::middleware::from_fn_with_state(
+            htpasswd,
+            auth::require_auth,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            config.access_log,
+            log::access_log,
+        ));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let is_tls = tls.is_some();
+    let task = spawn_server(listener, addr, tls, router, rx);
+    Ok(ServerHandle {
+        addr,
+        tls: is_tls,
+        metrics,
+        store,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+/// The default upstream, and every upstream by canonical registry name (the default also under
+/// its own host, so `?ns=<its host>` finds it).
+fn upstreams(config: &Config, metrics: &Arc<Metrics>) -> Result<(Arc<Upstream>, ByRegistry)> {
     let mk = |u: &UpstreamConfig| -> Result<Arc<Upstream>> {
         Ok(Arc::new(Upstream::new(
             u.registry.clone(),
@@ -216,66 +289,31 @@ pub async fn start(config: Config) -> Result<ServerHandle> {
     for u in &config.upstreams {
         by_registry.insert(u.registry.clone(), mk(u)?);
     }
-    let tags = Tags::load(store.tags_path());
-    let app = Arc::new(App {
-        store: store.clone(),
-        flights: Arc::new(flight::Flights::default()),
-        metrics: metrics.clone(),
-        default,
-        by_registry,
-        tags,
-        tag_ttl: config.tag_ttl,
-    });
-    let htpasswd = match &config.htpasswd {
-        Some(p) => Some(Arc::new(auth::Htpasswd::load(p)?)),
-        None => None,
-    };
-    let tls = match &config.tls {
-        Some((c, k)) => Some(auth::tls_config(c, k)?),
-        None => None,
-    };
-    let router = http::router(app)
-        .layer(axum::middleware::from_fn_with_state(
-            htpasswd,
-            auth::require_auth,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            config.access_log,
-            log::access_log,
-        ));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    Ok((default, by_registry))
+}
+
+/// Serve `router` on `listener` (with TLS when configured) until `stop` fires.
+fn spawn_server(
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    router: axum::Router,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
     let stop = async move {
-        let _ = rx.await;
+        let _ = stop.await;
     };
-    let is_tls = tls.is_some();
-    let task = match tls {
+    let service = router.into_make_service_with_connect_info::<auth::RemoteAddr>();
+    match tls {
         None => tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<auth::RemoteAddr>(),
-            )
-            .with_graceful_shutdown(stop)
-            .await
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
         }),
         Some(cfg) => tokio::spawn(async move {
-            axum::serve(
-                auth::TlsListener::new(listener, cfg),
-                router.into_make_service_with_connect_info::<auth::RemoteAddr>(),
-            )
-            .with_graceful_shutdown(stop)
-            .await
+            axum::serve(auth::TlsListener::new(listener, addr, cfg), service)
+                .with_graceful_shutdown(stop)
+                .await
         }),
-    };
-    Ok(ServerHandle {
-        addr,
-        tls: is_tls,
-        metrics,
-        store,
-        shutdown: Some(tx),
-        task,
-    })
+    }
 }

@@ -1,8 +1,7 @@
 //! Parsing `/v2/<name>/…` paths into typed requests (the only way a path reaches the handlers)
 //! and `Range` headers.
 
-use crate::oci::Digest;
-use crate::oci::{valid_repository, valid_tag};
+use crate::oci::{valid_repository, valid_tag, Digest, ErrorCode};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Target {
@@ -36,12 +35,17 @@ impl std::fmt::Display for ManifestRef {
     }
 }
 
-/// Why a path was refused: (OCI error code, message).
-pub type Refusal = (&'static str, String);
+/// Why a path was refused: (OCI error code, which gives the HTTP status, message).
+pub type Refusal = (ErrorCode, String);
 
 /// Parse the part after `/v2/`.
 pub fn parse(rest: &str) -> Result<Target, Refusal> {
-    let name_err = |n: &str| ("NAME_INVALID", format!("invalid repository name `{n}`"));
+    let name_err = |n: &str| {
+        (
+            ErrorCode::NameInvalid,
+            format!("invalid repository name `{n}`"),
+        )
+    };
     if let Some((repo, _)) = rest.split_once("/blobs/uploads") {
         if valid_repository(repo) {
             return Ok(Target::Upload);
@@ -62,12 +66,12 @@ pub fn parse(rest: &str) -> Result<Target, Refusal> {
         let reference = if r.contains(':') {
             ManifestRef::Digest(
                 r.parse()
-                    .map_err(|e: crate::oci::DigestError| ("DIGEST_INVALID", e.0))?,
+                    .map_err(|e: crate::oci::DigestError| (ErrorCode::DigestInvalid, e.0))?,
             )
         } else if valid_tag(r) {
             ManifestRef::Tag(r.into())
         } else {
-            return Err(("TAG_INVALID", format!("invalid tag `{r}`")));
+            return Err((ErrorCode::TagInvalid, format!("invalid tag `{r}`")));
         };
         return Ok(Target::Manifest {
             repo: repo.into(),
@@ -80,13 +84,16 @@ pub fn parse(rest: &str) -> Result<Target, Refusal> {
         }
         let digest = d
             .parse()
-            .map_err(|e: crate::oci::DigestError| ("DIGEST_INVALID", e.0))?;
+            .map_err(|e: crate::oci::DigestError| (ErrorCode::DigestInvalid, e.0))?;
         return Ok(Target::Blob {
             repo: repo.into(),
             digest,
         });
     }
-    Err(("NAME_UNKNOWN", format!("no such endpoint `/v2/{rest}`")))
+    Err((
+        ErrorCode::NameUnknown,
+        format!("no such endpoint `/v2/{rest}`"),
+    ))
 }
 
 #[derive(Debug, PartialEq, Eq)]

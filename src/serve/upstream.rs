@@ -13,7 +13,7 @@ use crate::oci::{AuthChallenge, AuthScheme};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A cached token is dropped this long before the realm says it expires.
@@ -56,14 +56,16 @@ impl Upstream {
             .read_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build()?;
-        let basic = credentials.map(|(u, p)| {
-            use base64::Engine as _;
-            let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            let mut v = HeaderValue::from_str(&format!("Basic {b64}"))
-                .expect("base64 is a valid header value");
-            v.set_sensitive(true);
-            v
-        });
+        let basic = match credentials {
+            Some((u, p)) => {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+                let mut v = HeaderValue::from_str(&format!("Basic {b64}"))?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
         Ok(Upstream {
             registry,
             base: base.trim_end_matches('/').to_string(),
@@ -146,7 +148,7 @@ impl Upstream {
         if self.basic_wanted.load(Ordering::Relaxed) {
             return self.basic.clone();
         }
-        let mut tokens = self.tokens.lock().unwrap();
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
         match tokens.get(repo) {
             Some((v, until)) if Instant::now() < *until => Some(v.clone()),
             Some(_) => {
@@ -195,7 +197,7 @@ impl Upstream {
                     .unwrap_or(now);
                 self.tokens
                     .lock()
-                    .unwrap()
+                    .unwrap_or_else(PoisonError::into_inner)
                     .insert(repo.to_string(), (v.clone(), until));
                 Ok(Some(v))
             }
