@@ -40,11 +40,23 @@ pub fn client() -> reqwest::Client {
 
 /// `method url` with `headers`, body read to the end.
 pub async fn fetch(c: &reqwest::Client, method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
+    try_fetch(c, method, url, headers)
+        .await
+        .expect("request sent")
+}
+
+/// [`fetch`], for a response that may be aborted before its headers are complete (`Err`).
+pub async fn try_fetch(
+    c: &reqwest::Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<Resp, reqwest::Error> {
     let mut r = c.request(method.parse().unwrap(), url);
     for (k, v) in headers {
         r = r.header(*k, *v);
     }
-    let resp = r.send().await.expect("request sent");
+    let resp = r.send().await?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp
@@ -52,11 +64,11 @@ pub async fn fetch(c: &reqwest::Client, method: &str, url: &str, headers: &[(&st
         .await
         .map(|b| b.to_vec())
         .map_err(|e| format!("{e:?}"));
-    Resp {
+    Ok(Resp {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// `GET url` with `headers`.
@@ -67,4 +79,16 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
 /// `HEAD url`.
 pub fn head(url: &str) -> Resp {
     rt().block_on(fetch(&client(), "HEAD", url, &[]))
+}
+
+/// A server's Prometheus `/metrics` text (`base`: its URL).
+pub fn metrics(base: &str) -> String {
+    String::from_utf8(get(&format!("{base}/metrics"), &[]).body().to_vec()).unwrap()
+}
+
+/// The value of one metric line (`name{labels}` exactly) in a `/metrics` text, 0 when absent.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
 }

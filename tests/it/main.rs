@@ -21,5 +21,6 @@ mod matrix;
 mod preflight;
 mod promises;
 mod serve;
+mod serve_store;
 mod verify;
 mod verify_embedded;

@@ -439,7 +439,7 @@ fn one_upstream_fetch_ranges_ttl_and_stale_if_error() {
     let v: serde_json::Value = serde_json::from_slice(missing.body()).unwrap();
     assert_eq!(v["errors"][0]["code"], "UNAVAILABLE");
 
-    let m = String::from_utf8(get(&format!("{}/metrics", s.url()), &[]).body().to_vec()).unwrap();
+    let m = crate::common::http::metrics(&s.url());
     assert!(
         m.contains("mirrorctl_requests_total{kind=\"blob\",cache=\"collapsed\"}"),
         "{m}"
@@ -577,7 +577,7 @@ fn wrong_bytes_are_never_committed_and_refetched() {
     let r = get(&url, &[]);
     assert_eq!(r.cache_status(), "mirrorctl; hit");
     assert_eq!(fake.gets(), 3);
-    let m = String::from_utf8(get(&format!("{}/metrics", s.url()), &[]).body().to_vec()).unwrap();
+    let m = crate::common::http::metrics(&s.url());
     assert!(m.contains("mirrorctl_digest_mismatches_total 2"), "{m}");
 }
 
@@ -683,7 +683,7 @@ fn max_size_evicts_least_recently_used() {
     let r = get(&url(&b.digest), &[]);
     assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
     assert_eq!(sha256(r.body()), b.digest);
-    let m = String::from_utf8(get(&format!("{}/metrics", s.url()), &[]).body().to_vec()).unwrap();
+    let m = crate::common::http::metrics(&s.url());
     assert!(m.contains("mirrorctl_evictions_total 2"), "{m}");
     // --json-log: one JSON object per request on stderr.
     let lines: Vec<serde_json::Value> = s

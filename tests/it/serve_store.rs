@@ -2,106 +2,16 @@
 //! by skopeo): blobs torn or corrupted between two runs (crash safety), and a cache on a tiny
 //! tmpfs (a full disk must not break pulls). Everything on loopback; every process is killed on
 //! drop; the tmpfs lives in a private mount namespace that dies with the server.
-#![allow(dead_code)]
-
-mod common;
-
-use common::registry::Registry;
-use common::serve::Serve;
-use common::{Daemon, Workspace};
-use sha2::{Digest as _, Sha256};
+use crate::common::http::{client, fetch, get, metric, metrics, rt, Resp};
+use crate::common::registry::Registry;
+use crate::common::serve::Serve;
+use crate::common::{self, sha256, AccessLogged, Daemon, Seeded, Workspace};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-struct Resp {
-    status: u16,
-    cache_status: String,
-    body: Result<Vec<u8>, String>,
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-async fn fetch(c: &reqwest::Client, url: &str, headers: &[(&str, &str)]) -> Resp {
-    try_fetch(c, url, headers).await.expect("request sent")
-}
-
-/// A GET whose response may be aborted before its headers are complete (`Err`).
-async fn try_fetch(
-    c: &reqwest::Client,
-    url: &str,
-    headers: &[(&str, &str)],
-) -> Result<Resp, reqwest::Error> {
-    let mut r = c.get(url);
-    for (k, v) in headers {
-        r = r.header(*k, *v);
-    }
-    let resp = r.send().await?;
-    let status = resp.status().as_u16();
-    let cache_status = resp
-        .headers()
-        .get("cache-status")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let body = resp
-        .bytes()
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|e| format!("{e:?}"));
-    Ok(Resp {
-        status,
-        cache_status,
-        body,
-    })
-}
-
-fn get(url: &str, headers: &[(&str, &str)]) -> Resp {
-    rt().block_on(fetch(&client(), url, headers))
-}
-
-fn sha256(b: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(b)))
-}
-
-fn metrics(base: &str) -> String {
-    String::from_utf8(get(&format!("{base}/metrics"), &[]).body.unwrap()).unwrap()
-}
-
-/// The value of one metric line (`name{labels}` exactly), 0 when absent.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn upstream_gets(up: &Registry, path: &str) -> usize {
-    up.access_log()
-        .iter()
-        .filter(|e| e.method == "GET" && e.path == path)
-        .count()
-}
-
-struct Up {
-    upstream: Registry,
-    image: common::image::ProbeImage,
-}
-
-fn seeded_upstream(ws: &Workspace, big_mb: Option<usize>) -> Up {
-    let image = common::image::ProbeImage::build(&ws.aux("image"), big_mb);
-    let upstream = Registry::upstream(&ws.aux("upstream"));
-    common::registry::seed_upstream(&upstream, &image, &ws.aux("seed"));
-    Up { upstream, image }
+    up.gets_since(0, path)
 }
 
 // ---------------------------------------------------------------- crash safety
@@ -118,7 +28,7 @@ fn torn_and_corrupt_blobs_are_refetched_after_a_restart() {
         return;
     }
     let ws = Workspace::new("store-crash");
-    let up = seeded_upstream(&ws, Some(1));
+    let up = Seeded::start(&ws, Some(1));
     let cache = ws.aux("cache");
     let args = ["--upstream", &up.upstream.url()];
     let big = up.image.big.clone().unwrap().layer;
@@ -135,7 +45,7 @@ fn torn_and_corrupt_blobs_are_refetched_after_a_restart() {
     let mut s = Serve::start(&ws.aux("run1"), &cache, &args);
     for b in blobs {
         let r = get(&format!("{}{}", s.url(), path(&b.digest)), &[]);
-        assert_eq!(r.cache_status, "mirrorctl; fwd=uri-miss; stored");
+        assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
         assert_eq!(sha256(r.body.as_ref().unwrap()), b.digest);
     }
     // Durable once recorded in the index log (by the committer, off the clients' path).
@@ -179,7 +89,7 @@ fn torn_and_corrupt_blobs_are_refetched_after_a_restart() {
 
     // The short blob: gone, so a plain miss, fetched again.
     let r = get(&format!("{}{}", s.url(), path(&cut.digest)), &[]);
-    assert_eq!(r.cache_status, "mirrorctl; fwd=uri-miss; stored");
+    assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
     assert_eq!(sha256(r.body.as_ref().unwrap()), cut.digest);
     assert_eq!(upstream_gets(&up.upstream, &path(&cut.digest)), 2);
 
@@ -187,14 +97,14 @@ fn torn_and_corrupt_blobs_are_refetched_after_a_restart() {
     // last chunk, then a refetch.
     let url = format!("{}{}", s.url(), path(&rot.digest));
     let r = get(&url, &[]);
-    assert_eq!((r.status, r.cache_status.as_str()), (200, "mirrorctl; hit"));
+    assert_eq!((r.status, r.cache_status()), (200, "mirrorctl; hit"));
     assert!(
         r.body.as_ref().is_err(),
         "a complete body of wrong bytes was served"
     );
     assert!(!file(&rot.digest).exists(), "the corrupt blob is deleted");
     let r = get(&url, &[]);
-    assert_eq!(r.cache_status, "mirrorctl; fwd=uri-miss; stored");
+    assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
     assert_eq!(sha256(r.body.as_ref().unwrap()), rot.digest);
     assert_eq!(upstream_gets(&up.upstream, &path(&rot.digest)), 2);
     assert!(
@@ -211,7 +121,7 @@ fn torn_and_corrupt_blobs_are_refetched_after_a_restart() {
     let url = format!("{}{}", s.url(), path(&rot_ranged.digest));
     let r = get(&url, &[("Range", "bytes=10-19")]);
     assert_eq!(r.status, 206);
-    assert_eq!(r.cache_status, "mirrorctl; fwd=uri-miss; stored");
+    assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
     let right = std::fs::read(
         up.image
             .dir
@@ -224,7 +134,7 @@ fn torn_and_corrupt_blobs_are_refetched_after_a_restart() {
 
     // The intact blob: a hit, read back and verified on the way, not fetched again.
     let r = get(&format!("{}{}", s.url(), path(&intact.digest)), &[]);
-    assert_eq!(r.cache_status, "mirrorctl; hit");
+    assert_eq!(r.cache_status(), "mirrorctl; hit");
     assert_eq!(sha256(r.body.as_ref().unwrap()), intact.digest);
     assert_eq!(upstream_gets(&up.upstream, &path(&intact.digest)), 1);
     let m = metrics(&s.url());
@@ -286,7 +196,7 @@ fn concurrent_gets(url: &str, n: usize) -> Vec<Resp> {
         let futs: Vec<_> = (0..n)
             .map(|_| {
                 let (c, url) = (c.clone(), url.to_string());
-                tokio::spawn(async move { fetch(&c, &url, &[]).await })
+                tokio::spawn(async move { fetch(&c, "GET", &url, &[]).await })
             })
             .collect();
         let mut v = Vec::new();
@@ -306,7 +216,7 @@ fn a_full_disk_streams_every_reader_whole_and_keeps_serving_hits() {
         return;
     }
     let ws = Workspace::new("store-full");
-    let up = seeded_upstream(&ws, Some(4));
+    let up = Seeded::start(&ws, Some(4));
     let big = up.image.big.clone().unwrap().layer;
     assert!(big.size > 4 << 20);
     let s = TmpfsServe::start(&ws.aux("serve"), "3m", &up.upstream.url());
@@ -314,7 +224,7 @@ fn a_full_disk_streams_every_reader_whole_and_keeps_serving_hits() {
 
     let results = concurrent_gets(&url(&big.digest), 3);
     let path = format!("/v2/library/probe/blobs/{}", big.digest);
-    let statuses: Vec<&str> = results.iter().map(|r| r.cache_status.as_str()).collect();
+    let statuses: Vec<&str> = results.iter().map(|r| r.cache_status()).collect();
     let gets = upstream_gets(&up.upstream, &path);
     eprintln!("3 concurrent clients: {statuses:?}, {gets} upstream GETs");
     for r in &results {
@@ -338,10 +248,10 @@ fn a_full_disk_streams_every_reader_whole_and_keeps_serving_hits() {
     // A small blob fits: stored, then a hit.
     let small = &up.image.amd64.layer;
     let r = get(&url(&small.digest), &[]);
-    assert_eq!(r.cache_status, "mirrorctl; fwd=uri-miss; stored");
+    assert_eq!(r.cache_status(), "mirrorctl; fwd=uri-miss; stored");
     assert_eq!(sha256(r.body.as_ref().unwrap()), small.digest);
     let r = get(&url(&small.digest), &[]);
-    assert_eq!(r.cache_status, "mirrorctl; hit");
+    assert_eq!(r.cache_status(), "mirrorctl; hit");
     assert_eq!(sha256(r.body.as_ref().unwrap()), small.digest);
     // A manifest too.
     let tag = format!("{}/v2/library/probe/manifests/latest", s.url);
@@ -350,9 +260,9 @@ fn a_full_disk_streams_every_reader_whole_and_keeps_serving_hits() {
     assert_eq!(first.status, 200);
     let again = get(&tag, &accept);
     assert!(
-        again.cache_status.starts_with("mirrorctl; hit"),
+        again.cache_status().starts_with("mirrorctl; hit"),
         "{}",
-        again.cache_status
+        again.cache_status()
     );
 }
 
@@ -367,7 +277,7 @@ fn a_lagging_reader_of_an_unstorable_download_gets_its_own_fetch() {
         return;
     }
     let ws = Workspace::new("store-lag");
-    let up = seeded_upstream(&ws, Some(48));
+    let up = Seeded::start(&ws, Some(48));
     let big = up.image.big.clone().unwrap().layer;
     let s = TmpfsServe::start(&ws.aux("serve"), "3m", &up.upstream.url());
     let url = format!("{}/v2/library/probe/blobs/{}", s.url, big.digest);
@@ -385,14 +295,14 @@ fn a_lagging_reader_of_an_unstorable_download_gets_its_own_fetch() {
         let others: Vec<_> = (0..2)
             .map(|_| {
                 let (c, url) = (c.clone(), url.clone());
-                tokio::spawn(async move { fetch(&c, &url, &[]).await })
+                tokio::spawn(async move { fetch(&c, "GET", &url, &[]).await })
             })
             .collect();
         // Once the cache gave up storing, a newcomer cannot start from the flight's memory.
         let no_space = "mirrorctl_store_write_errors_total{kind=\"no-space\"}";
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let m = fetch(&c, &format!("{}/metrics", s.url), &[]).await;
+            let m = fetch(&c, "GET", &format!("{}/metrics", s.url), &[]).await;
             if metric(&String::from_utf8_lossy(m.body.as_ref().unwrap()), no_space) >= 1 {
                 break;
             }
@@ -405,7 +315,7 @@ fn a_lagging_reader_of_an_unstorable_download_gets_its_own_fetch() {
         }
         let late = {
             let (c, url) = (c.clone(), url.clone());
-            tokio::spawn(async move { fetch(&c, &url, &[]).await })
+            tokio::spawn(async move { fetch(&c, "GET", &url, &[]).await })
         };
         let mut done = Vec::new();
         for f in others {
@@ -422,7 +332,8 @@ fn a_lagging_reader_of_an_unstorable_download_gets_its_own_fetch() {
         assert_eq!(sha256(r.body.as_ref().expect("whole body")), big.digest);
     }
     assert_eq!(
-        late.cache_status, "mirrorctl; fwd=uri-miss",
+        late.cache_status(),
+        "mirrorctl; fwd=uri-miss",
         "its own fetch"
     );
     // The flight, the lagging client's own and the late one's own (more if one of the two
