@@ -47,6 +47,8 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Targets to configure, comma-separated or repeated [default: every target found under --root]')
             [CompletionResult]::new('--dockerd-version', '--dockerd-version', [CompletionResultType]::ParameterName, 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root''s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)')
             [CompletionResult]::new('--preflight-timeout', '--preflight-timeout', [CompletionResultType]::ParameterName, 'How long preflight waits for each mirror')
+            [CompletionResult]::new('--image', '--image', [CompletionResultType]::ParameterName, 'The probe image for --verify')
+            [CompletionResult]::new('--probe-timeout', '--probe-timeout', [CompletionResultType]::ParameterName, 'With --verify: how long each client''s pull may take')
             [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another mirrorctl run to release the lock (seconds, or `30s`, `2m`)')
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
@@ -54,6 +56,8 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)')
             [CompletionResult]::new('--no-preflight', '--no-preflight', [CompletionResultType]::ParameterName, 'Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)')
             [CompletionResult]::new('--allow-auth-mirror', '--allow-auth-mirror', [CompletionResultType]::ParameterName, 'Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)')
+            [CompletionResult]::new('--verify', '--verify', [CompletionResultType]::ParameterName, 'After writing and reloading (implies --reload), pull --image with each armed target''s real client through the mirror; roll this run back when one fails')
+            [CompletionResult]::new('--block-upstream', '--block-upstream', [CompletionResultType]::ParameterName, 'With --verify: map the upstream''s host names to 0.0.0.0 in <root>/etc/hosts while the clients pull')
             [CompletionResult]::new('--dry-run', '--dry-run', [CompletionResultType]::ParameterName, 'Show what would change; write nothing, not even state')
             [CompletionResult]::new('--reload', '--reload', [CompletionResultType]::ParameterName, 'Reload or restart the daemons whose config changed (dockerd: SIGHUP; others: systemctl)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
@@ -83,10 +87,12 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             break
         }
         'mirrorctl;status' {
+            [CompletionResult]::new('--probe-timeout', '--probe-timeout', [CompletionResultType]::ParameterName, 'How long each mirror may take to answer')
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color output (NO_COLOR is honoured)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('--no-probe', '--no-probe', [CompletionResultType]::ParameterName, 'Do not ask each armed mirror `GET /v2/` (by default every one is asked, with a short deadline)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
             [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')

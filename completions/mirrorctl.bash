@@ -91,7 +91,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__arm)
-            opts="-q -v -h --mirror --registry --target --insecure --dockerd-version --no-preflight --preflight-timeout --allow-auth-mirror --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --mirror --registry --target --insecure --dockerd-version --no-preflight --preflight-timeout --allow-auth-mirror --verify --image --block-upstream --probe-timeout --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,6 +114,14 @@ _mirrorctl() {
                     return 0
                     ;;
                 --preflight-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --image)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -379,12 +387,16 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__status)
-            opts="-q -v -h --json --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --json --no-probe --probe-timeout --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -49,6 +49,8 @@ registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/9
 k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dockerd-version -d 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root\'s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l preflight-timeout -d 'How long preflight waits for each mirror' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l image -d 'The probe image for --verify' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l probe-timeout -d 'With --verify: how long each client\'s pull may take' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l lock-timeout -d 'How long to wait for another mirrorctl run to release the lock (seconds, or `30s`, `2m`)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
@@ -58,6 +60,8 @@ never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l insecure -d 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l no-preflight -d 'Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l allow-auth-mirror -d 'Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l verify -d 'After writing and reloading (implies --reload), pull --image with each armed target\'s real client through the mirror; roll this run back when one fails'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l block-upstream -d 'With --verify: map the upstream\'s host names to 0.0.0.0 in <root>/etc/hosts while the clients pull'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dry-run -d 'Show what would change; write nothing, not even state'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l reload -d 'Reload or restart the daemons whose config changed (dockerd: SIGHUP; others: systemctl)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l json -d 'Print one JSON document on stdout instead of text'
@@ -81,12 +85,14 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l json -d '
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l probe-timeout -d 'How long each mirror may take to answer' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l no-probe -d 'Do not ask each armed mirror `GET /v2/` (by default every one is asked, with a short deadline)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s h -l help -d 'Print help'

@@ -277,6 +277,14 @@ pub struct StatusArgs {
     /// Print one JSON document on stdout instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// Do not ask each armed mirror `GET /v2/` (by default every one is asked, with a short deadline)
+    #[arg(long)]
+    pub no_probe: bool,
+
+    /// How long each mirror may take to answer
+    #[arg(long, value_name = "DUR", default_value = "3", value_parser = units::positive_duration)]
+    pub probe_timeout: Duration,
 }
 
 #[cfg(test)]

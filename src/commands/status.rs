@@ -30,6 +30,19 @@ struct StatusTarget {
     drift: bool,
     reload_pending: bool,
     files: Vec<StatusFile>,
+    /// Whether each of its mirrors answers `GET /v2/` now (absent with `--no-probe`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe: Option<Vec<MirrorProbe>>,
+}
+
+/// One mirror's answer to `GET /v2/` now.
+#[derive(Debug, Clone, Serialize)]
+struct MirrorProbe {
+    mirror: String,
+    ok: bool,
+    /// Why not, in one sentence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
@@ -65,7 +78,11 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
             reload_pending: files.iter().any(|f| f.reload_pending),
             mirrors,
             files,
+            probe: None,
         });
+    }
+    if !a.no_probe {
+        probe_mirrors(&mut out, a.probe_timeout)?;
     }
     if a.json {
         output::print_json(&serde_json::json!({
@@ -80,6 +97,44 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
         print_text(&out);
     }
     Ok(0)
+}
+
+/// Ask every armed mirror `GET /v2/` once (under `timeout`) and give each target its answers.
+fn probe_mirrors(out: &mut [StatusTarget], timeout: std::time::Duration) -> Result<()> {
+    let mut urls: Vec<crate::mirror::Mirror> = Vec::new();
+    for t in out.iter() {
+        for m in &t.mirrors {
+            let url = m.split_once('=').map(|(_, u)| u).unwrap_or(m);
+            if let Ok(m) = crate::mirror::Mirror::parse(url) {
+                if !urls.contains(&m) {
+                    urls.push(m);
+                }
+            }
+        }
+    }
+    if urls.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<&crate::mirror::Mirror> = urls.iter().collect();
+    let checked = crate::preflight::check(&refs, timeout, false)?;
+    for t in out.iter_mut().filter(|t| t.armed) {
+        let mine: Vec<MirrorProbe> = checked
+            .iter()
+            .filter(|c| {
+                let u = c.mirror.url();
+                t.mirrors
+                    .iter()
+                    .any(|m| m.ends_with(&format!("={u}")) || *m == u)
+            })
+            .map(|c| MirrorProbe {
+                mirror: c.mirror.url(),
+                ok: c.ok(),
+                error: c.error.as_ref().map(ToString::to_string),
+            })
+            .collect();
+        t.probe = Some(mine);
+    }
+    Ok(())
 }
 
 fn print_text(out: &[StatusTarget]) {
@@ -111,6 +166,12 @@ fn print_text(out: &[StatusTarget]) {
         }
         if !t.mirrors.is_empty() {
             println!("  mirrors: {}", t.mirrors.join(", "));
+        }
+        for p in t.probe.iter().flatten() {
+            match &p.error {
+                None => println!("  {} {} answers", console::style("✓").green(), p.mirror),
+                Some(e) => println!("  {} {}", console::style("✗").red(), e),
+            }
         }
     }
 }

@@ -268,3 +268,47 @@ fn reload_that_finds_nothing_says_so_and_hosts_toml_needs_none() {
     assert_eq!(pending("config.toml"), Some(true.into()), "{doc:#}");
     assert_eq!(pending("hosts.toml"), Some(false.into()), "{doc:#}");
 }
+
+#[test]
+fn status_probes_each_armed_mirror() {
+    let ws = Workspace::new("status-probe");
+    // A "mirror" that answers `/v2/` like a registry, and one where nothing listens.
+    let live = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let live_url = format!("http://{}", live.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in live.incoming().flatten() {
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        }
+    });
+    let dead_url = format!("http://127.0.0.1:{}", common::free_port());
+    ws.run(&[
+        "arm", "--target", "buildkit", "--mirror", &live_url, "--mirror", &dead_url,
+    ])
+    .assert_ok();
+    let out = ws.run(&["status", "--json"]);
+    assert_eq!(out.code(), Some(0), "{out}");
+    let doc = json(&out);
+    let probe = common::target(&doc, "buildkit")["probe"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let ok_of = |u: &str| {
+        probe
+            .iter()
+            .find(|p| p["mirror"] == u)
+            .map(|p| p["ok"].clone())
+    };
+    assert_eq!(ok_of(&live_url), Some(true.into()), "{out}");
+    assert_eq!(ok_of(&dead_url), Some(false.into()), "{out}");
+    let out = ws.run(&["status", "--json", "--no-probe"]);
+    assert!(
+        common::target(&json(&out), "buildkit")
+            .get("probe")
+            .is_none(),
+        "{out}"
+    );
+}
