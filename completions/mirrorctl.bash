@@ -456,7 +456,7 @@ _mirrorctl() {
                     return 0
                     ;;
                 --client)
-                    COMPREPLY=($(compgen -W "docker containerd buildkit podman skopeo" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "docker containerd buildkit podman skopeo cri" -- "${cur}"))
                     return 0
                     ;;
                 --root)

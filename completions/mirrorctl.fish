@@ -127,7 +127,8 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l client -d
 containerd\t'containerd via `ctr content fetch --hosts-dir <root>/etc/containerd/certs.d` (`CONTAINERD_ADDRESS`)'
 buildkit\t'dockerd\'s built-in BuildKit: `DOCKER_BUILDKIT=1 docker build --pull` of `FROM <image>`'
 podman\t'`podman pull` with registries.conf and its drop-ins in effect'
-skopeo\t'`skopeo copy docker://<image> dir:<tmp>` with registries.conf and its drop-ins in effect'"
+skopeo\t'`skopeo copy docker://<image> dir:<tmp>` with registries.conf and its drop-ins in effect'
+cri\t'containerd\'s CRI image service (kubelet\'s path, through config.toml\'s config_path): `crictl pull`, else the built-in client (`cri` feature)'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''

@@ -68,6 +68,14 @@ pub fn flag_values(args: &[String], flag: &str) -> Vec<String> {
     out
 }
 
+/// A program on `PATH`, if there is one.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
 /// Send SIGHUP to `pid` (a pid [`daemon_pid`] vouched for).
 pub fn sighup(pid: i32, name: &str) -> anyhow::Result<()> {
     // SAFETY: kill(2) on a pid whose comm was just checked.

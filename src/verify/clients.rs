@@ -28,6 +28,8 @@ pub enum ClientName {
     Podman,
     /// `skopeo copy docker://<image> dir:<tmp>` with registries.conf and its drop-ins in effect
     Skopeo,
+    /// containerd's CRI image service (kubelet's path, through config.toml's config_path): `crictl pull`, else the built-in client (`cri` feature)
+    Cri,
 }
 
 impl ClientName {
@@ -38,6 +40,7 @@ impl ClientName {
             ClientName::Buildkit => "buildkit",
             ClientName::Podman => "podman",
             ClientName::Skopeo => "skopeo",
+            ClientName::Cri => "cri",
         }
     }
 }
@@ -106,6 +109,7 @@ impl Probe {
         let r = match name {
             ClientName::Docker => docker(&dockerd, self),
             ClientName::Containerd => containerd(self),
+            ClientName::Cri => cri(self),
             ClientName::Buildkit => buildkit(&dockerd, self),
             ClientName::Podman | ClientName::Skopeo => containers(name, self),
         };
@@ -531,24 +535,22 @@ fn containers_cmd(root: &Root, tmp: &Path, prog: &str) -> Command {
     c
 }
 
-fn containerd(p: &Probe) -> Result<String, String> {
-    let (root, mirror, image, platform, timeout) = (
-        &p.root,
-        p.mirror.as_str(),
-        &p.image,
-        p.platform.as_deref(),
-        p.timeout,
+/// `certs.d/<registry>/hosts.toml` under the root must name the mirror: its path.
+fn hosts_toml_names_mirror(p: &Probe) -> Result<std::path::PathBuf, String> {
+    let (mirror, image, cli) = (p.mirror.as_str(), &p.image, &p.cli);
+    let certs = p.root.join(targets::CONTAINERD_CERTS_D);
+    let hosts_toml = certs
+        .join(targets::containerd::host_dir_name(&image.registry))
+        .join("hosts.toml");
+    let fix = format!(
+        "run `{cli} arm --mirror {}={mirror} --target containerd`",
+        image.registry
     );
-    let cli = &p.cli;
-    let certs = root.join(targets::CONTAINERD_CERTS_D);
-    let host_dir = certs.join(targets::containerd::host_dir_name(&image.registry));
-    let hosts_toml = host_dir.join("hosts.toml");
     let text = std::fs::read_to_string(&hosts_toml).map_err(|_| {
         format!(
-            "{} does not exist: containerd pulls {} from the upstream; run `{cli} arm --mirror {}={mirror} --target containerd`",
+            "{} does not exist: containerd pulls {} from the upstream; {fix}",
             hosts_toml.display(),
             image.registry,
-            image.registry
         )
     })?;
     let want = mirror.trim_end_matches('/');
@@ -564,12 +566,18 @@ fn containerd(p: &Probe) -> Result<String, String> {
         .unwrap_or(false);
     if !names {
         return Err(format!(
-            "{} has no [host.\"{mirror}\"] entry: containerd pulls {} from the upstream; run `{cli} arm --mirror {}={mirror} --target containerd`",
+            "{} has no [host.\"{mirror}\"] entry: containerd pulls {} from the upstream; {fix}",
             hosts_toml.display(),
             image.registry,
-            image.registry
         ));
     }
+    Ok(hosts_toml)
+}
+
+fn containerd(p: &Probe) -> Result<String, String> {
+    let (root, mirror, image) = (&p.root, p.mirror.as_str(), &p.image);
+    let hosts_toml = hosts_toml_names_mirror(p)?;
+    let certs = root.join(targets::CONTAINERD_CERTS_D);
     let config = root.join(targets::CONTAINERD_CONFIG);
     let cfg_note = match std::fs::read_to_string(&config) {
         Ok(c) if config_path_covers(&c, &certs, root.path()) => String::new(),
@@ -584,11 +592,11 @@ fn containerd(p: &Probe) -> Result<String, String> {
     let mut c = Command::new("ctr");
     c.arg("--address").arg(host::containerd::address(root));
     c.args(["content", "fetch", "--hosts-dir"]).arg(&certs);
-    if let Some(pf) = platform {
+    if let Some(pf) = p.platform.as_deref() {
         c.args(["--platform", pf]);
     }
     c.arg(&reference);
-    let (ok, out) = output(c, timeout * 4)?;
+    let (ok, out) = output(c, p.timeout * 4)?;
     if !ok {
         return Err(format!(
             "`ctr content fetch {reference}` with --hosts-dir {} failed: {}; check the mirror and {}",
@@ -601,6 +609,66 @@ fn containerd(p: &Probe) -> Result<String, String> {
         "{} names {mirror} and `ctr content fetch {reference}` succeeded{cfg_note}",
         hosts_toml.display()
     ))
+}
+
+/// kubelet's path: the CRI image service of the running containerd, which reads certs.d
+/// through config.toml's `config_path` (unlike `ctr --hosts-dir`). `crictl` when it is on
+/// PATH (as on Kubernetes nodes), else the built-in client (`cri` feature).
+fn cri(p: &Probe) -> Result<String, String> {
+    let (root, mirror, image) = (&p.root, p.mirror.as_str(), &p.image);
+    let hosts_toml = hosts_toml_names_mirror(p)?;
+    let certs = root.join(targets::CONTAINERD_CERTS_D);
+    let config = root.join(targets::CONTAINERD_CONFIG);
+    let covered =
+        std::fs::read_to_string(&config).is_ok_and(|c| config_path_covers(&c, &certs, root.path()));
+    if !covered {
+        return Err(format!(
+            "{} has no CRI registry config_path covering {}: kubelet's pulls (CRI) do not read {}; run `{} arm --mirror {mirror} --target containerd` and restart containerd",
+            config.display(),
+            certs.display(),
+            hosts_toml.display(),
+            p.cli
+        ));
+    }
+    let socket = host::containerd::address(root);
+    let reference = image.to_string();
+    let (how, result) = if crate::host::which("crictl").is_some() {
+        let mut c = Command::new("crictl");
+        let ep = format!("unix://{}", socket.display());
+        c.args([
+            "--runtime-endpoint",
+            &ep,
+            "--image-endpoint",
+            &ep,
+            "pull",
+            &reference,
+        ]);
+        let r = output(c, p.timeout * 4).and_then(|(ok, out)| {
+            if ok {
+                Ok(out)
+            } else {
+                Err(last_line(&out).to_string())
+            }
+        });
+        ("`crictl pull`", r)
+    } else {
+        (
+            "CRI PullImage",
+            super::cri::pull(&socket, &reference, p.timeout * 4),
+        )
+    };
+    match result {
+        Ok(_) => Ok(format!(
+            "{} covers {} (it names {mirror}) and {how} of {reference} through containerd's CRI succeeded",
+            config.display(),
+            hosts_toml.display()
+        )),
+        Err(e) => Err(format!(
+            "{how} of {reference} through containerd's CRI (socket {}) failed: {e}; check the mirror, {} and that containerd was restarted after config.toml changed",
+            socket.display(),
+            hosts_toml.display()
+        )),
+    }
 }
 
 /// Whether config.toml's CRI `config_path` (v2 or v3 plugin) lists `certs` (as a system path

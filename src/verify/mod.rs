@@ -10,6 +10,7 @@
 //! [`run`] takes its own [`Options`] (the clap adapter is `commands::verify`).
 
 pub mod clients;
+pub mod cri;
 pub mod embedded;
 pub mod evidence;
 mod flow;

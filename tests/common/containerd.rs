@@ -25,7 +25,70 @@ pub fn write_hosts_toml(hosts_dir: &Path, mirror_url: &str) {
     );
 }
 
+/// A node's containerd `config.toml` with its CRI plugin on (kubelet's image service), every
+/// path under `dir`, and no registry settings: what `mirrorctl arm --target containerd` edits.
+/// No CNI is configured (image pulls need none; the CRI plugin logs that and runs).
+pub fn cri_config(dir: &Path) -> String {
+    format!(
+        r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "{d}/c.sock"
+
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+
+[debug]
+  address = "{d}/debug.sock"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  disable_cgroup = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "native"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{d}/cni/bin"
+    conf_dir = "{d}/cni/conf"
+"#,
+        d = dir.display()
+    )
+}
+
 impl Containerd {
+    /// Start containerd as a node runs it, from `<root>/etc/containerd/config.toml` (e.g.
+    /// [`cri_config`] after `mirrorctl arm`), in a private mount namespace where
+    /// `<root>/etc/containerd` is `/etc/containerd`: the config's `config_path =
+    /// "/etc/containerd/certs.d"` reads the root's certs.d, as on the node. Its socket must be
+    /// `<dir>/c.sock`. Needs `/etc/containerd` to exist on this machine (the mount point).
+    pub fn start_from_root(root: &Path, dir: &Path) -> Containerd {
+        std::fs::create_dir_all(dir).unwrap();
+        let socket = dir.join("c.sock");
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+            .arg("mount -n --bind \"$1\" /etc/containerd && exec containerd --config /etc/containerd/config.toml")
+            .arg("sh")
+            .arg(root.join("etc/containerd"));
+        guard(&mut cmd);
+        let mut daemon = Daemon::spawn("containerd-cri", cmd, dir);
+        let s = socket.clone();
+        daemon
+            .wait_ready("socket accepts", Duration::from_secs(30), |_| {
+                UnixStream::connect(&s).is_ok()
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        Containerd { daemon, socket }
+    }
+
     /// Start it with everything under `dir`; waits until the socket accepts connections.
     pub fn start(dir: &Path) -> Containerd {
         std::fs::create_dir_all(dir).unwrap();

@@ -64,7 +64,7 @@ fn a_good_mirror_is_proven_and_a_broken_one_rolled_back() {
     gone.daemon.stop();
     let out = arm_and_run(&ws, &dockerd, &ctrd, &broken.url());
     assert_eq!(out.code(), Some(1), "{out}");
-    let doc = json(&out);
+    let doc = crate::json_schema::check("run", &out);
     assert_eq!(doc["ok"], false, "{out}");
     let probes = doc["probes"].as_array().unwrap();
     assert!(probes.iter().any(|p| p["ok"] == false), "{out}");
@@ -93,7 +93,7 @@ fn a_good_mirror_is_proven_and_a_broken_one_rolled_back() {
     let mark = lab.mirror.log_mark();
     let out = arm_and_run(&ws, &dockerd, &ctrd, &lab.mirror.url());
     assert_eq!(out.code(), Some(0), "{out}");
-    let doc = json(&out);
+    let doc = crate::json_schema::check("run", &out);
     for t in ["docker", "containerd"] {
         let p = doc["probes"]
             .as_array()

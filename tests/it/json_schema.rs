@@ -16,7 +16,7 @@ fn schema(name: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&v).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn check(name: &str, out: &Out) -> serde_json::Value {
+pub(crate) fn check(name: &str, out: &Out) -> serde_json::Value {
     let doc: serde_json::Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{out}"));
     let errors: Vec<String> = schema(name)

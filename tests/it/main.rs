@@ -11,6 +11,8 @@ mod cli;
 mod cli_registries_k3s;
 mod completions;
 mod crash_arm;
+#[cfg(feature = "cri")]
+mod cri;
 mod docker_certs_d;
 mod e2e_arm;
 mod e2e_registries;

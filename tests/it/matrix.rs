@@ -52,15 +52,18 @@ const POLICY_JSON: &str = "{\"default\":[{\"type\":\"insecureAcceptAnything\"}]}
 enum Client {
     Dockerd,
     Ctr,
+    /// kubelet's path: containerd's CRI image service, through config.toml's config_path.
+    Cri,
     Buildkit,
     Podman,
     Skopeo,
 }
 
 impl Client {
-    const ALL: [Client; 5] = [
+    const ALL: [Client; 6] = [
         Client::Dockerd,
         Client::Ctr,
+        Client::Cri,
         Client::Buildkit,
         Client::Podman,
         Client::Skopeo,
@@ -70,6 +73,7 @@ impl Client {
         match self {
             Client::Dockerd => "dockerd",
             Client::Ctr => "ctr",
+            Client::Cri => "cri",
             Client::Buildkit => "buildkit",
             Client::Podman => "podman",
             Client::Skopeo => "skopeo",
@@ -80,7 +84,7 @@ impl Client {
     fn target(self) -> &'static str {
         match self {
             Client::Dockerd | Client::Buildkit => "docker",
-            Client::Ctr => "containerd",
+            Client::Ctr | Client::Cri => "containerd",
             Client::Podman | Client::Skopeo => "registries",
         }
     }
@@ -90,6 +94,7 @@ impl Client {
         match self {
             Client::Dockerd => "docker",
             Client::Ctr => "containerd",
+            Client::Cri => "cri",
             Client::Buildkit => "buildkit",
             Client::Podman => "podman",
             Client::Skopeo => "skopeo",
@@ -101,7 +106,7 @@ impl Client {
         match self {
             Client::Dockerd => UA_DOCKERD,
             // ctr, and dockerd's BuildKit (its vendored containerd resolver).
-            Client::Ctr | Client::Buildkit => UA_CONTAINERD,
+            Client::Ctr | Client::Cri | Client::Buildkit => UA_CONTAINERD,
             Client::Podman => UA_PODMAN,
             Client::Skopeo => UA_SKOPEO,
         }
@@ -113,6 +118,7 @@ impl Client {
                 &["dockerd", "docker", "containerd", "unshare", "runc"]
             }
             Client::Ctr => &["containerd", "ctr"],
+            Client::Cri => &["containerd", "ctr", "unshare"],
             Client::Podman => &["podman", "unshare"],
             Client::Skopeo => &["skopeo", "unshare"],
         }
@@ -296,6 +302,9 @@ struct Rig {
     /// `Err(reason)` when the client cannot run here.
     dockerd: Result<Dockerd, String>,
     ctrd: Result<Containerd, String>,
+    /// A node's containerd, started from the root's config.toml with its CRI plugin on
+    /// (restarted after arm and disarm, which change config.toml).
+    cri: Result<Containerd, String>,
     containers: ContainersEnv,
     /// Reason per client that cannot run (missing binaries, dockerd did not start).
     unavailable: BTreeMap<&'static str, String>,
@@ -329,6 +338,26 @@ impl Rig {
         self.ctrd.as_ref().map_err(|e| e.clone())
     }
 
+    fn cri(&self) -> Result<&Containerd, String> {
+        self.cri.as_ref().map_err(|e| e.clone())
+    }
+
+    /// (Re)start the CRI containerd from `<root>/etc/containerd/config.toml`.
+    fn start_cri(&mut self) -> Result<(), String> {
+        self.cri = Err("restarting".into());
+        let (root, dir) = (self.ws.root(), self.ws.aux("cri"));
+        self.cri = attempt(|| Ok(Containerd::start_from_root(&root, &dir)))
+            .map_err(|e| format!("the CRI containerd did not start: {e}"));
+        self.cri.as_ref().map(|_| ()).map_err(|e| e.clone())
+    }
+
+    /// `ctr -n k8s.io` against the CRI containerd (kubelet's images live in that namespace).
+    fn cri_ctr(&self) -> Result<std::process::Command, String> {
+        let mut c = self.cri()?.ctr();
+        c.args(["-n", "k8s.io"]);
+        Ok(c)
+    }
+
     /// Remove the client's local copies of every probe variant (they share blobs), so the next
     /// pull is real: manifest and blobs from the registry.
     fn forget(&self, client: Client) -> Result<(), String> {
@@ -351,6 +380,11 @@ impl Rig {
             }
             Client::Ctr => {
                 let mut c = self.ctrd()?.ctr();
+                c.args(["images", "rm", "--sync"]).args(&refs);
+                run_timeout(&mut c, Duration::from_secs(60));
+            }
+            Client::Cri => {
+                let mut c = self.cri_ctr()?;
                 c.args(["images", "rm", "--sync"]).args(&refs);
                 run_timeout(&mut c, Duration::from_secs(60));
             }
@@ -384,6 +418,28 @@ impl Rig {
                 };
                 self.ctrd()?.pull(&self.hosts_dir(), &reference, extra)
             }
+            Client::Cri => {
+                // CRI PullImage, kubelet's call (the built-in client, `cri` feature).
+                use std::os::unix::process::ExitStatusExt;
+                let r = mirrorctl::verify::cri::pull(
+                    &self.cri()?.socket,
+                    &reference,
+                    Duration::from_secs(120),
+                );
+                let (code, text) = match r {
+                    Ok(image_ref) => (0, image_ref),
+                    Err(e) => (
+                        1,
+                        format!("{e}\ncontainerd log: {}", self.cri()?.daemon.stderr()),
+                    ),
+                };
+                Out {
+                    cmdline: format!("CRI PullImage {reference}"),
+                    status: std::process::ExitStatus::from_raw(code << 8),
+                    stdout: text,
+                    stderr: String::new(),
+                }
+            }
             Client::Podman => self.containers.podman_pull(&reference, &[]),
             Client::Skopeo => {
                 // Into a dir of our own, to read what arrived.
@@ -411,6 +467,11 @@ impl Rig {
         let out = match client {
             Client::Dockerd => self.dockerd()?.repo_digests(&reference),
             Client::Ctr => self.ctrd()?.image_ls(&reference),
+            Client::Cri => {
+                let mut c = self.cri_ctr()?;
+                c.args(["images", "ls"]).arg(format!("name=={reference}"));
+                run_timeout(&mut c, Duration::from_secs(60))
+            }
             Client::Podman => {
                 let mut c = self.containers.podman();
                 c.args(["image", "inspect", "--format", "{{json .RepoDigests}}"])
@@ -447,7 +508,11 @@ impl Rig {
                 // buildx plugin cannot run `DOCKER_BUILDKIT=1 docker build`) first on PATH.
                 d.client_env(c);
             }
-            if let Ok(ctrd) = &self.ctrd {
+            let sock = match client {
+                Client::Cri => self.cri.as_ref().ok(),
+                _ => self.ctrd.as_ref().ok(),
+            };
+            if let Some(ctrd) = sock {
                 c.env("CONTAINERD_ADDRESS", &ctrd.socket);
             }
         };
@@ -500,6 +565,12 @@ fn load(rig: &mut Rig, client: Client, want: &[String]) -> StepResult {
         Client::Buildkit => {
             rig.start_dockerd()?;
             "after a dockerd restart (its BuildKit reads registry-mirrors only at start)"
+        }
+        Client::Cri => {
+            rig.start_cri()?;
+            return Ok(
+                "; containerd restarted (it reads config.toml's config_path at start)".into(),
+            );
         }
         _ => return Ok(String::new()),
     };
@@ -849,6 +920,22 @@ fn every_client_through_every_mirror() {
     ws.write("etc/docker/daemon.json", USER_DAEMON_JSON);
     ws.write("etc/containers/registries.conf", USER_REGISTRIES_CONF);
     ws.write("etc/containers/policy.json", POLICY_JSON);
+    // A node's containerd config (CRI on), which the containerd target arms.
+    ws.write(
+        "etc/containerd/config.toml",
+        &common::containerd::cri_config(&ws.aux("cri")),
+    );
+    if !mirrorctl::verify::cri::BUILT_IN {
+        unavailable.insert(
+            "cri",
+            "this build has no CRI client (run with `--features cri`)".into(),
+        );
+    } else if !Path::new("/etc/containerd").is_dir() {
+        unavailable.insert(
+            "cri",
+            "/etc/containerd (the CRI containerd's mount point) is missing".into(),
+        );
+    }
     let containers = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
     let ctrd = if unavailable.contains_key("ctr") {
         Err("not started".to_string())
@@ -864,6 +951,7 @@ fn every_client_through_every_mirror() {
         ws,
         dockerd: Err("not started".into()),
         ctrd,
+        cri: Err("not started".into()),
         containers,
         unavailable,
         dockerd_starts: (0, Duration::ZERO),
@@ -910,6 +998,7 @@ fn every_client_through_every_mirror() {
     if let Ok(d) = &mut rig.dockerd {
         d.stop();
     }
+    rig.cri = Err("stopped".into());
     let note = format!(
         " — dockerd started {}× ({:.1}s)",
         rig.dockerd_starts.0,
