@@ -16,62 +16,34 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
     let ctx = super::context(g)?;
     let set = MirrorSet::new(&a.mirrors, &a.registry, a.insecure)?;
     let targets = chosen_targets(&ctx, &a.targets)?;
-    let dockerd = if targets.contains(&TargetName::Docker) {
-        let given = match &a.dockerd_version {
-            Some(v) => Some((v.clone(), VersionSource::Flag)),
-            None => std::env::var("MIRRORCTL_DOCKERD_VERSION")
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| (v, VersionSource::Env)),
-        };
-        dockerd::planned_version(&ctx.root, given.as_ref().map(|(v, s)| (v.as_str(), *s)))?
-    } else {
-        DockerdVersion {
-            version: None,
-            describe: String::new(),
-        }
-    };
+    let dockerd = planned_dockerd(&ctx, a, &targets)?;
     // Every mirror must answer like a registry before anything is written.
-    let found = if a.no_preflight {
-        None
-    } else {
-        Some(super::preflight::run(
+    let found = match a.no_preflight {
+        true => None,
+        false => Some(super::preflight::run(
             &ctx,
             &set,
             &targets,
             a.preflight_timeout,
             a.allow_auth_mirror,
-        )?)
+        )?),
     };
     let mut opts = a.common.clone();
     opts.reload |= a.verify;
-    let verify = a.verify && !opts.dry_run;
-    let probe_opts = if verify {
-        Some(super::verify_arm::Options {
-            image: a
-                .image
-                .parse()
-                .map_err(|e| UserError(format!("--image `{}`: {e}", a.image)))?,
-            block_upstream: a
-                .block_upstream
-                .then(|| crate::verify::hosts::default_path(ctx.root.path())),
-            timeout: a.probe_timeout,
-            cli: crate::output::cli_prefix(g),
-        })
-    } else {
-        None
+    let probes = match a.verify && !opts.dry_run {
+        true => Some(probe_options(g, a, &ctx)?),
+        false => None,
     };
     let mut session = Session::open(&ctx, opts.dry_run, opts.lock_timeout)?;
     // Plan every target before writing anything: one bad file stops the whole run.
     let planned = plan_all(&ctx, &session.journal, &targets, &set, &dockerd)?;
-    if verify {
+    if probes.is_some() {
         mark_verifying(&ctx, &mut session.journal, &planned)?;
     }
-    let needs_credentials = found
-        .as_ref()
-        .map(|f| f.needs_credentials.clone())
-        .unwrap_or_default();
-    let run_notes: Vec<String> = found.as_ref().map(|f| f.notes.clone()).unwrap_or_default();
+    let (needs_credentials, run_notes) = match &found {
+        Some(f) => (f.needs_credentials.clone(), f.notes.clone()),
+        None => Default::default(),
+    };
     let notes = |t: TargetName, changes: &[Change]| -> Vec<String> {
         let wrote_daemon_json = changes
             .iter()
@@ -98,23 +70,72 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
             notes: &notes,
         },
     )?;
-    if let Some(po) = &probe_opts {
-        let armed: Vec<TargetName> = report
-            .targets
-            .iter()
-            .filter(|t| t.status != super::report::TargetStatus::Skipped)
-            .map(|t| t.target)
-            .collect();
-        report.probes = super::verify_arm::run(&ctx, &set, &armed, po)?;
-        let failed = report.probes.iter().any(|p| p.failed()) || !report.reload_failed().is_empty();
-        if failed {
-            report.rollback = Some(super::roll_back(&ctx, &mut session.journal)?);
-        } else {
-            session.journal.verifying = None;
-            session.journal.save(&ctx.state_dir)?;
-        }
+    if let Some(po) = &probes {
+        prove_or_roll_back(&ctx, &mut session, &set, po, &mut report)?;
     }
     super::report::finish(report, opts.json, opts.reload)
+}
+
+/// The dockerd version the docker target plans for (only asked when docker is a target).
+fn planned_dockerd(ctx: &Ctx, a: &ArmArgs, targets: &[TargetName]) -> Result<DockerdVersion> {
+    if !targets.contains(&TargetName::Docker) {
+        return Ok(DockerdVersion {
+            version: None,
+            describe: String::new(),
+        });
+    }
+    let given = match &a.dockerd_version {
+        Some(v) => Some((v.clone(), VersionSource::Flag)),
+        None => std::env::var("MIRRORCTL_DOCKERD_VERSION")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (v, VersionSource::Env)),
+    };
+    Ok(dockerd::planned_version(
+        &ctx.root,
+        given.as_ref().map(|(v, s)| (v.as_str(), *s)),
+    )?)
+}
+
+/// What `--verify`'s probes pull and how.
+fn probe_options(g: &Global, a: &ArmArgs, ctx: &Ctx) -> Result<super::verify_arm::Options> {
+    Ok(super::verify_arm::Options {
+        image: a
+            .image
+            .parse()
+            .map_err(|e| UserError(format!("--image `{}`: {e}", a.image)))?,
+        block_upstream: a
+            .block_upstream
+            .then(|| crate::verify::hosts::default_path(ctx.root.path())),
+        timeout: a.probe_timeout,
+        cli: crate::output::cli_prefix(g),
+    })
+}
+
+/// `--verify`: each armed target's client pulls through the mirror; any failure (or a reload
+/// that failed) rolls this run back. The verdicts and the rollback go into the report.
+fn prove_or_roll_back(
+    ctx: &Ctx,
+    session: &mut Session,
+    set: &MirrorSet,
+    po: &super::verify_arm::Options,
+    report: &mut super::report::RunReport,
+) -> Result<()> {
+    let armed: Vec<TargetName> = report
+        .targets
+        .iter()
+        .filter(|t| t.status != super::report::TargetStatus::Skipped)
+        .map(|t| t.target)
+        .collect();
+    report.probes = super::verify_arm::run(ctx, set, &armed, po)?;
+    let failed = report.probes.iter().any(|p| p.failed()) || !report.reload_failed().is_empty();
+    if failed {
+        report.rollback = Some(super::roll_back(ctx, &mut session.journal)?);
+    } else {
+        session.journal.verifying = None;
+        session.journal.save(&ctx.state_dir)?;
+    }
+    Ok(())
 }
 
 /// `arm --verify`: journal what every file this run changes was before (its record, or none),
