@@ -162,6 +162,7 @@ fn validate(original: &str, framing: super::text::Framing, body: &str) -> Result
             "daemon.json must hold a JSON object (`{ … }`)",
         ));
     };
+    refuse_duplicate_keys(original, framing, body)?;
     for key in [MIRRORS_KEY, INSECURE_KEY] {
         if let Some(val) = obj.get(key) {
             let ok = val
@@ -178,6 +179,47 @@ fn validate(original: &str, framing: super::text::Framing, body: &str) -> Result
                     format!("`{key}` must be a list of strings; dockerd would refuse to start"),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuse a key written twice in one object, at any depth. dockerd (Go's encoding/json) takes
+/// the last one, serde_json too, but the syntax tree mirrorctl edits finds the first: the file
+/// is ambiguous, and an edit could land on the entry dockerd ignores.
+fn refuse_duplicate_keys(
+    original: &str,
+    framing: super::text::Framing,
+    body: &str,
+) -> Result<(), PlanError> {
+    use jsonc_parser::ast::Value;
+    // `body` passed serde_json, so it is strict JSON nested at most 128 deep.
+    let ast = jsonc_parser::parse_to_ast(body, &Default::default(), &ParseOptions::default())
+        .map_err(|e| PlanError::whole(format!("invalid JSON: {e}")))?;
+    let at = |off: usize| crate::error::line_col(original, original_offset(original, framing, off));
+    let mut stack: Vec<&Value> = ast.value.iter().collect();
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(o) => {
+                for (i, p) in o.properties.iter().enumerate() {
+                    let name = p.name.as_str();
+                    if let Some(first) = o.properties[..i].iter().find(|q| q.name.as_str() == name)
+                    {
+                        let (line, col) = at(p.range.start);
+                        let (fl, fc) = at(first.range.start);
+                        return Err(PlanError::new(
+                            line,
+                            col,
+                            format!(
+                                "key `{name}` is written twice in one object (first at line {fl}, column {fc}): dockerd would take the last one, so the file is ambiguous. Remove one of them, then rerun"
+                            ),
+                        ));
+                    }
+                    stack.push(&p.value);
+                }
+            }
+            Value::Array(a) => stack.extend(a.elements.iter()),
+            _ => {}
         }
     }
     Ok(())
@@ -426,6 +468,43 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("list of strings"));
+    }
+
+    #[test]
+    fn refuses_duplicated_keys_at_the_duplicate() {
+        // serde_json keeps the last `registry-mirrors` (an array), the CST editor found the
+        // first (a string): this panicked in edit_list.
+        let e = plan(
+            Some("{\"registry-mirrors\":\"x\",\"registry-mirrors\":[]}"),
+            &[m("http://x:1")],
+            false,
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (1, 25), "{e}");
+        assert!(
+            e.message.contains("`registry-mirrors` is written twice")
+                && e.message.contains("line 1, column 2")
+                && e.message.contains("take the last one"),
+            "{e}"
+        );
+        // Nested, and after a BOM and CRLF line endings.
+        let e = plan(
+            Some("\u{feff}{\r\n  \"log-opts\": {\"a\": \"1\",\r\n    \"a\": \"2\"}\r\n}\r\n"),
+            &[m("http://x:1")],
+            false,
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (3, 5), "{e}");
+        // Equal keys in different objects are fine.
+        plan(
+            Some("{\"a\": {\"x\": 1}, \"b\": {\"x\": 1}}"),
+            &[m("http://x:1")],
+            false,
+            &[],
+        )
+        .unwrap();
     }
 
     #[test]
