@@ -88,7 +88,10 @@ fn validate(original: &str, body: &str) -> Result<(), PlanError> {
             "registries.yaml holds several YAML documents; k3s reads one",
         ));
     }
-    let root = &docs[0];
+    // No document at all: only comments and document end markers (`...`).
+    let Some(root) = docs.first() else {
+        return Ok(());
+    };
     let Yaml::Hash(h) = root else {
         if matches!(root, Yaml::Null) {
             return Ok(());
@@ -142,6 +145,13 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     let original = current.unwrap_or("");
     let (framing, body) = unframe(original);
     validate(original, &body)?;
+    // A document end marker (`...`) and what follows it (comments, more markers) are kept aside
+    // and put back after the edit: yaml-edit refuses the marker, and keys appended after it
+    // would be another document, which k3s never reads.
+    let (body, tail) = match end_marker(&body) {
+        Some(at) => (body[..at].to_string(), body[at..].to_string()),
+        None => (body, String::new()),
+    };
     let mut owned = Vec::new();
 
     // Wanted: registry → endpoint URLs; insecure https mirrors → configs entries.
@@ -385,12 +395,32 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     if !out.is_empty() && !out.ends_with('\n') && (current.is_none() || body.ends_with('\n')) {
         out.push('\n');
     }
+    out.push_str(&tail);
     owned.sort();
     owned.dedup();
     Ok(Planned {
         text: reframe(framing, &out),
         owned,
     })
+}
+
+/// Offset of the first document end marker: a line `...` at column 0 (maybe with spaces and a
+/// comment after it).
+fn end_marker(text: &str) -> Option<usize> {
+    let mut off = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("...") {
+            let rest = rest
+                .trim_start_matches([' ', '\t'])
+                .trim_end_matches(['\n', '\r']);
+            let sep = rest.len() < line.len() - 3 || rest.is_empty();
+            if sep && (rest.is_empty() || rest.starts_with('#')) {
+                return Some(off);
+            }
+        }
+        off += line.len();
+    }
+    None
 }
 
 /// Remove the line `key:` (no value, `~` or `null`, maybe a comment) at column 0.
@@ -535,6 +565,51 @@ mod tests {
         assert!(e.line >= 2, "{e}");
         let e = plan(Some("mirrors: [1]\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
         assert_eq!((e.line, e.column), (1, 1), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    fn set() -> MirrorSet {
+        MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap()
+    }
+
+    #[test]
+    fn document_end_markers() {
+        // Only `...`: no YAML document at all (this indexed docs[0] and panicked). A document
+        // ending in `...`: keys are added before the marker, not after it (another document,
+        // which k3s would not read), and yaml-edit, which refuses the marker, never sees it.
+        for cur in [
+            "...\n",
+            "# c\n...\n",
+            "configs: {}\n... # end\n",
+            "---\n...\n",
+        ] {
+            let p = plan(Some(cur), &set(), &[]).unwrap();
+            let docs = YamlLoader::load_from_str(&p.text).unwrap();
+            assert_eq!(docs.len(), 1, "{cur:?} → {:?}", p.text);
+            assert_eq!(
+                docs[0]["mirrors"]["docker.io"]["endpoint"][0].as_str(),
+                Some("http://a:1"),
+                "{cur:?} → {:?}",
+                p.text
+            );
+            assert!(
+                p.text.contains("\n...") || p.text.starts_with("..."),
+                "{:?}",
+                p.text
+            );
+            let empty = MirrorSet {
+                registries: vec![],
+                insecure: false,
+            };
+            let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
+        assert_eq!(end_marker("a: ...\n....\n...x\n"), None);
+        assert_eq!(end_marker("a: 1\n...\r\n"), Some(5));
     }
 }
 
