@@ -226,7 +226,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             }
         }
     }
-    let text = toml_util::render(&doc, current.is_none());
+    let text = toml_util::render_edit(&body, &doc, current.is_none());
     Ok(Planned {
         text: reframe(framing, &text),
         owned,
@@ -334,6 +334,26 @@ mod tests {
         assert!(
             p.text.contains("registry.\"127.0.0.1:5001\".http = true"),
             "{}",
+            p.text
+        );
+        let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
+        assert_eq!(back.text, cur);
+    }
+
+    #[test]
+    fn mixed_line_ends_and_no_final_newline_survive_arm_and_disarm() {
+        // toml_edit writes `\n` everywhere and ends with one; found by the fuzz harness.
+        let cur = "debug = true\r\n[registry.\"docker.io\"]\n  mirrors = [\"user.example\"]\r\n\r\n[registry.\"ghcr.io\"]";
+        let p = plan(Some(cur), &set(&["http://127.0.0.1:5001"], false), &[]).unwrap();
+        assert!(
+            p.text.starts_with("debug = true\r\n") && !p.text.ends_with('\n'),
+            "{:?}",
+            p.text
+        );
+        assert!(
+            p.text
+                .contains("mirrors = [\"127.0.0.1:5001\", \"user.example\"]\r\n"),
+            "{:?}",
             p.text
         );
         let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();

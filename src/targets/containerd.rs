@@ -103,7 +103,7 @@ pub fn plan_hosts(
     }
     if want.is_empty() {
         return Ok(Planned {
-            text: reframe(framing, &doc.to_string()),
+            text: reframe(framing, &toml_util::render_edit(&body, &doc, false)),
             owned,
         });
     }
@@ -160,7 +160,7 @@ pub fn plan_hosts(
         }
     }
     order_hosts(&mut doc, &want_norm);
-    let text = toml_util::render(&doc, current.is_none_or(|c| c.trim().is_empty()));
+    let text = toml_util::render_edit(&body, &doc, current.is_none_or(|c| c.trim().is_empty()));
     Ok(Planned {
         text: reframe(framing, &text),
         owned,
@@ -392,7 +392,7 @@ pub fn plan_config(
             doc.remove("version");
         }
         return Ok(Planned {
-            text: reframe(framing, &doc.to_string()),
+            text: reframe(framing, &toml_util::render_edit(&body, &doc, false)),
             owned,
         });
     }
@@ -456,7 +456,7 @@ pub fn plan_config(
         }
     }
     Ok(Planned {
-        text: reframe(framing, &doc.to_string()),
+        text: reframe(framing, &toml_util::render_edit(&body, &doc, false)),
         owned,
     })
 }
@@ -541,6 +541,26 @@ mod tests {
                 && back.text.contains("x-a"),
             "{}",
             back.text
+        );
+    }
+
+    #[test]
+    fn mixed_line_ends_and_no_final_newline_survive_arm_and_disarm() {
+        // Found by the fuzz harness: toml_edit dropped the `\r`s and added a final newline.
+        let cur = "# mine\r\nserver = \"https://registry-1.docker.io\"\n\r\n[host.\"https://user.example\"]\r\n  capabilities = [\"pull\"]";
+        let p = plan_hosts(Some(cur), "docker.io", &[m("http://a:1")], false, &[]).unwrap();
+        assert!(p.text.starts_with("# mine\r\n"), "{:?}", p.text);
+        let back = plan_hosts(Some(&p.text), "docker.io", &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur);
+        let cur = "version = 2\r\n# x\n[plugins.\"io.containerd.grpc.v1.cri\"]\r\n  sandbox_image = \"p\"";
+        let dir = "/etc/containerd/certs.d";
+        let p = plan_config(Some(cur), dir, true, &[]).unwrap();
+        assert!(!p.text.ends_with('\n'), "{:?}", p.text);
+        assert_eq!(
+            plan_config(Some(&p.text), dir, false, &p.owned)
+                .unwrap()
+                .text,
+            cur
         );
     }
 

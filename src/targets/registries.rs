@@ -242,7 +242,7 @@ pub fn plan(
         doc.remove("registry");
     }
 
-    let mut text = doc.to_string();
+    let mut text = super::toml_util::render_edit(&body, &doc, false);
     if fresh && !set.registries.is_empty() {
         text = format!("{HEADER}\n{}", text.trim_start());
     }
@@ -470,6 +470,20 @@ mod rearm_tests {
         );
         assert!(ib < ic, "{}", b.text);
         assert!(b.text.starts_with("# Written by mirrorctl"), "{}", b.text);
+    }
+
+    #[test]
+    fn mixed_line_ends_and_no_final_newline_survive_arm_and_disarm() {
+        // Found by the fuzz harness: toml_edit dropped the `\r`s and added a final newline.
+        let cur = "# mine\r\n[[registry]]\nprefix = \"docker.io\"\r\nlocation = \"docker.io\"\r\n\r\n[[registry.mirror]]\r\nlocation = \"user:1\"";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        assert!(p.text.starts_with("# mine\r\n"), "{:?}", p.text);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&p.text), &empty, &p.owned, &[]).unwrap();
+        assert_eq!(back.text, cur);
     }
 
     #[test]

@@ -59,6 +59,96 @@ pub fn original_offset(original: &str, f: Framing, body_offset: usize) -> usize 
     }
 }
 
+/// Give an edited text the line-end bytes of the text it was made from. Editors that render
+/// every line end as `\n` and always end with one (toml_edit) would otherwise drop the `\r` of
+/// lines in a file whose line ends are mixed (`unframe` only converts a file that is CRLF
+/// throughout) and add a final newline the file lacked — bytes that taking the edit out again
+/// could not restore. Lines the edit kept (or moved) come back verbatim, a line it rewrote in
+/// place keeps its old line end, new lines get `\n`, and a missing final newline stays missing.
+pub fn keep_line_ends(original: &str, edited: &str) -> String {
+    use similar::{capture_diff_slices_deadline, Algorithm, DiffOp};
+    let old: Vec<&str> = original.split_inclusive('\n').collect();
+    let new: Vec<&str> = edited.split_inclusive('\n').collect();
+    let content = |l: &&'_ str| -> String {
+        let l = l.strip_suffix('\n').unwrap_or(l);
+        l.strip_suffix('\r').unwrap_or(l).to_string()
+    };
+    let (o, n): (Vec<String>, Vec<String>) = (
+        old.iter().map(content).collect(),
+        new.iter().map(content).collect(),
+    );
+    // Per new line: the old line whose bytes it takes, or whose line end it takes.
+    let mut take: Vec<Option<usize>> = vec![None; new.len()];
+    let mut end_of: Vec<Option<usize>> = vec![None; new.len()];
+    let mut used = vec![false; old.len()];
+    // A worse diff (past the deadline) only means fewer lines keep their bytes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    for op in capture_diff_slices_deadline(Algorithm::Myers, &o, &n, Some(deadline)) {
+        match op {
+            DiffOp::Equal {
+                old_index,
+                new_index,
+                len,
+            } => {
+                for i in 0..len {
+                    take[new_index + i] = Some(old_index + i);
+                    used[old_index + i] = true;
+                }
+            }
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } if old_len == new_len => {
+                for i in 0..new_len {
+                    end_of[new_index + i] = Some(old_index + i);
+                }
+            }
+            _ => {}
+        }
+    }
+    // Lines the diff did not align (moved with a table, say): an unused old line with the
+    // same content gives its bytes.
+    let mut by_content: std::collections::HashMap<&str, std::collections::VecDeque<usize>> =
+        Default::default();
+    for (j, c) in o.iter().enumerate().filter(|(j, _)| !used[*j]) {
+        by_content.entry(c.as_str()).or_default().push_back(j);
+    }
+    for (i, t) in take.iter_mut().enumerate() {
+        if t.is_none() {
+            *t = by_content
+                .get_mut(n[i].as_str())
+                .and_then(|q| q.pop_front());
+        }
+    }
+    let mut out = String::with_capacity(edited.len() + 16);
+    for (i, line) in new.iter().enumerate() {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        match take[i] {
+            Some(j) => out.push_str(old[j]),
+            None if !line.ends_with('\n') => out.push_str(line),
+            None => {
+                out.push_str(&n[i]);
+                let old_end = end_of[i].map(|j| &old[j][o[j].len()..]);
+                out.push_str(match old_end {
+                    Some("\r\n") => "\r\n",
+                    _ => "\n",
+                });
+            }
+        }
+    }
+    if !original.is_empty() && !original.ends_with('\n') && out.ends_with('\n') {
+        out.pop();
+        if out.ends_with('\r') {
+            out.pop();
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +163,28 @@ mod tests {
         assert!(f.bom && f.crlf);
         assert_eq!(body, "a\nb\n");
         assert_eq!(original_offset("\u{feff}a\r\nb\r\n", f, 2), 3 + 3);
+    }
+
+    #[test]
+    fn edits_keep_line_ends() {
+        // Mixed line ends: kept lines keep their `\r`, a line rewritten in place keeps its line
+        // end, new lines get `\n`; taking the edit out again gives the original back.
+        let orig = "a = 1\r\nb = [1]\r\nc = 3\n";
+        let edited = "a = 1\nb = [0, 1]\nc = 3\n\n[t]\nx = 1\n";
+        let armed = keep_line_ends(orig, edited);
+        assert_eq!(armed, "a = 1\r\nb = [0, 1]\r\nc = 3\n\n[t]\nx = 1\n");
+        assert_eq!(keep_line_ends(&armed, "a = 1\nb = [1]\nc = 3\n"), orig);
+        // No final newline: none is added, lines appended after the last one are separated.
+        let orig = "a = 1";
+        let armed = keep_line_ends(orig, "a = 1\n\n[t]\nx = 1\n");
+        assert_eq!(armed, "a = 1\n\n[t]\nx = 1");
+        assert_eq!(keep_line_ends(&armed, "a = 1\n"), orig);
+        assert_eq!(keep_line_ends("", "a = 1\n"), "a = 1\n");
+        // A line the diff does not align (its block moved) keeps its bytes too.
+        let orig = "[a]\nx = 1\n\n[b]\r\ny = 2\r\n";
+        assert_eq!(
+            keep_line_ends(orig, "[b]\ny = 2\n\n[a]\nx = 1\n"),
+            "[b]\r\ny = 2\r\n\n[a]\nx = 1\n"
+        );
     }
 }

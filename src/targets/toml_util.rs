@@ -109,6 +109,16 @@ pub fn render(doc: &DocumentMut, fresh: bool) -> String {
     }
 }
 
+/// Render an edited document: a new file the way [`render`] does, an existing one with the
+/// line ends of its `body` (see [`super::text::keep_line_ends`]).
+pub fn render_edit(body: &str, doc: &DocumentMut, fresh: bool) -> String {
+    if fresh {
+        render(doc, true)
+    } else {
+        super::text::keep_line_ends(body, &doc.to_string())
+    }
+}
+
 /// The indentation one level of keys gets in this file: the indentation of the first key under a
 /// table header ("" when keys are not indented), or two spaces — the style of the clients' own
 /// documentation — when the file has no key under a header to learn from.
