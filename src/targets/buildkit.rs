@@ -216,7 +216,10 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             }
         }
     }
-    owned.dedup();
+    // A token can come twice (a mirror whose host:port is also a registry of the set names
+    // one table twice): keep the first of each.
+    let mut seen = std::collections::HashSet::new();
+    owned.retain(|t| seen.insert(t.clone()));
     // Keys of the tables mirrorctl created get the file's own indentation.
     let indent = toml_util::key_indent(&body);
     if let Some(registry) = doc.get_mut("registry").and_then(Item::as_table_like_mut) {
@@ -358,6 +361,18 @@ mod tests {
         );
         let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
         assert_eq!(back.text, cur);
+    }
+
+    #[test]
+    fn a_mirror_named_like_its_registry_is_owned_once() {
+        // `docker.io=http://docker.io`: one table is both the registry's and the mirror's; a
+        // re-arm listed it twice in `owned` (found by the fuzz harness).
+        let s = set(&["docker.io=http://docker.io"], false);
+        let p = plan(Some("debug = true\n"), &s, &[]).unwrap();
+        let again = plan(Some(&p.text), &s, &p.owned).unwrap();
+        assert_eq!(again, p);
+        let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
+        assert_eq!(back.text, "debug = true\n");
     }
 
     #[test]
