@@ -24,6 +24,11 @@ fn tok_insecure(hp: &str) -> String {
 fn tok_key(key: &str) -> String {
     format!("key:{key}")
 }
+const LAYOUT_TOK: &str = "empty-object=";
+/// The inside of the empty object mirrorctl added keys to (JSON-encoded).
+fn tok_layout(inside: &str) -> String {
+    format!("{LAYOUT_TOK}{}", serde_json::Value::from(inside))
+}
 
 /// Normalise a `registry-mirrors` entry for comparison (dockerd stores them with one trailing
 /// slash, lower-case host).
@@ -59,12 +64,8 @@ pub fn plan(
     prev: &[String],
 ) -> Result<Planned, PlanError> {
     let original = current.unwrap_or("");
-    let (framing, body) = unframe(original);
+    let (framing, mut body) = unframe(original);
     validate(original, framing, &body)?;
-
-    let root = CstRootNode::parse(&body, &ParseOptions::default())
-        .map_err(|e| PlanError::whole(format!("invalid JSON: {e}")))?;
-    let obj = root.object_value_or_set();
 
     let want_mirrors: Vec<String> = mirrors.iter().map(|m| m.url()).collect();
     let want_insecure: Vec<String> = mirrors
@@ -73,7 +74,42 @@ pub fn plan(
         .map(|m| m.url())
         .collect();
 
+    let parse = |body: &str| {
+        CstRootNode::parse(body, &ParseOptions::default())
+            .map_err(|e| PlanError::whole(format!("invalid JSON: {e}")))
+    };
+    let mut root = parse(&body)?;
+    let mut obj = root.object_value_or_set();
     let mut owned = Vec::new();
+
+    // The CST's append spreads a one-line object over several lines and turns the blank
+    // inside of an empty one (`{ }`, `{\n}`) into the new keys' layout: neither can be taken
+    // back when the keys are removed again. Keys this run creates in a one-line object are
+    // written on that line; the inside of an empty object is remembered in an owned token and
+    // put back when the object is empty again.
+    let creating: Vec<&str> = [(MIRRORS_KEY, &want_mirrors), (INSECURE_KEY, &want_insecure)]
+        .into_iter()
+        .filter(|(k, w)| !w.is_empty() && obj.get(k).is_none())
+        .map(|(k, _)| k)
+        .collect();
+    let braces = body.find('{').zip(body.rfind('}'));
+    let mut created_inline: Vec<&str> = Vec::new();
+    if let (false, Some((open, close))) = (creating.is_empty(), braces) {
+        let inside = &body[open + 1..close];
+        if obj.properties().is_empty() {
+            if !inside.is_empty() {
+                owned.push(tok_layout(inside));
+            }
+        } else if !inside.contains('\n') {
+            let at = body[..close].trim_end_matches([' ', '\t', '\r']).len();
+            let keys: String = creating.iter().map(|k| format!(", \"{k}\": []")).collect();
+            body.insert_str(at, &keys);
+            root = parse(&body)?;
+            obj = root.object_value_or_set();
+            created_inline = creating;
+        }
+    }
+    let layout: Option<String> = owned.pop();
     edit_list(
         &obj,
         MIRRORS_KEY,
@@ -82,6 +118,7 @@ pub fn plan(
         norm_mirror,
         tok_mirror,
         prev,
+        &created_inline,
         &mut owned,
     );
     edit_list(
@@ -92,10 +129,26 @@ pub fn plan(
         norm_insecure,
         tok_insecure,
         prev,
+        &created_inline,
         &mut owned,
     );
 
     let mut text = root.to_string();
+    match (layout, prev.iter().find(|t| t.starts_with(LAYOUT_TOK))) {
+        (Some(t), _) => owned.push(t),
+        (None, Some(t)) if !obj.properties().is_empty() => owned.push(t.clone()),
+        (None, Some(t)) => {
+            // Empty again: give it back the inside it had.
+            if let (Some(open), Some(close), Ok(inside)) = (
+                text.find('{'),
+                text.rfind('}'),
+                serde_json::from_str::<String>(&t[LAYOUT_TOK.len()..]),
+            ) {
+                text.replace_range(open + 1..close, &inside);
+            }
+        }
+        (None, None) => {}
+    }
     if current.is_none() || original.trim_start_matches('\u{feff}').trim().is_empty() {
         // A new document: make sure it ends with a newline, as editors and jq write them.
         if !text.ends_with('\n') {
@@ -244,7 +297,7 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
 /// Ensure `want` (normalised via `norm`) in the array under `key`: wanted entries first in
 /// order when `front`, else appended; entries owned before but no longer wanted are removed;
 /// the key is created (and then owned) when missing, and removed again when mirrorctl created it
-/// and nothing is left in it.
+/// and nothing is left in it. `created`: keys this run already wrote (empty) into the text.
 #[allow(clippy::too_many_arguments)]
 fn edit_list(
     obj: &CstObject,
@@ -254,6 +307,7 @@ fn edit_list(
     norm: fn(&str) -> String,
     tok: fn(&str) -> String,
     prev: &[String],
+    created: &[&str],
     owned: &mut Vec<String>,
 ) {
     let key_tok = tok_key(key);
@@ -273,7 +327,7 @@ fn edit_list(
     owned.extend(merged.owned.iter().map(|n| tok(n)));
     let target = merged.list;
 
-    let key_owned_before = prev.contains(&key_tok);
+    let key_owned_before = prev.contains(&key_tok) || created.contains(&key);
     match (prop, array) {
         (Some(p), Some(a)) => {
             if target.is_empty() && key_owned_before {
@@ -468,6 +522,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("list of strings"));
+    }
+
+    #[test]
+    fn one_line_and_blank_objects_come_back_from_disarm() {
+        // Found by the fuzz harness: the CST's append spread `{"debug":true}` over four lines
+        // and disarm kept them; `{ }` and `{\n}` came back as `{}`.
+        let one = [m("http://127.0.0.1:5001")];
+        for cur in [
+            "{\"debug\":true}",
+            " {\"debug\": true } \n",
+            "{\"a\":1,\"registry-mirrors\":[]}\n",
+            "{ }",
+            "{\n}\n",
+            "\u{feff}{\r\n\r\n}\r\n",
+            "{}",
+        ] {
+            let p = plan(Some(cur), &one, false, &[]).unwrap();
+            if !cur.contains('\n') && cur.contains("\"a") {
+                assert!(!p.text.trim_end().contains('\n'), "{cur:?} → {:?}", p.text);
+            }
+            let again = plan(Some(&p.text), &one, false, &p.owned).unwrap();
+            assert_eq!(again, p, "{cur:?}");
+            let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
+        let p = plan(Some("{\"debug\":true}"), &one, false, &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "{\"debug\":true, \"registry-mirrors\": [\"http://127.0.0.1:5001\"], \"insecure-registries\": [\"http://127.0.0.1:5001\"]}"
+        );
     }
 
     #[test]
