@@ -385,9 +385,11 @@ pub fn plan_config(
             prune_empty_registry(&mut doc, plugin);
         }
         // mirrorctl wrote the whole file: with nothing else left in it, drop its `version` too.
-        let only_version = doc
-            .iter()
-            .all(|(k, v)| k == "version" || v.as_table_like().is_some_and(|t| t.is_empty()));
+        fn empty(v: &Item) -> bool {
+            v.as_table_like()
+                .is_some_and(|t| t.iter().all(|(_, v)| empty(v)))
+        }
+        let only_version = doc.iter().all(|(k, v)| k == "version" || empty(v));
         if prev.iter().any(|t| t == "version") && only_version {
             doc.remove("version");
         }
@@ -562,6 +564,17 @@ mod tests {
                 .text,
             cur
         );
+    }
+
+    #[test]
+    fn disarm_of_a_written_config_leaves_nothing() {
+        // `plugins` still held the empty CRI table, so `version = 2` stayed (fuzz harness).
+        let dir = "/etc/containerd/certs.d";
+        for cur in [None, Some("")] {
+            let p = plan_config(cur, dir, true, &[]).unwrap();
+            let back = plan_config(Some(&p.text), dir, false, &p.owned).unwrap();
+            assert_eq!(back.text, "", "{:?}", p.text);
+        }
     }
 
     #[test]
