@@ -63,6 +63,21 @@ pub fn plan_hosts(
                 "`host` must be a table of `[host.\"<url>\"]` entries",
             ));
         }
+        // containerd decodes every entry under `host` as a host's table (and fails on, say,
+        // `[host]\nlocation = 1`): refuse what it would refuse, rather than arm around it.
+        let bad = item.as_table_like().and_then(|h| {
+            h.iter()
+                .find(|(_, v)| !v.is_table_like())
+                .map(|(k, _)| k.to_string())
+        });
+        if let Some(k) = bad {
+            return Err(toml_util::error_at(
+                original,
+                framing,
+                toml_util::key_offset(&body, &k),
+                format!("`host.{k}` must be a `[host.\"<url>\"]` table: containerd reads every entry under `host` as a host"),
+            ));
+        }
     }
     if let Some(item) = doc.get("server") {
         if item.as_str().is_none() {
@@ -564,6 +579,19 @@ mod tests {
                 .text,
             cur
         );
+    }
+
+    #[test]
+    fn refuses_a_host_entry_that_is_not_a_table() {
+        // Found by the fuzz harness: `capabilities` under `[host]` was taken for a host that
+        // comes before mirrorctl's; containerd fails to decode such a file.
+        let cur =
+            "server = \"https://registry-1.docker.io\"\n\n[host]\ncapabilities = [\"pull\"]\n";
+        let e = plan_hosts(Some(cur), "docker.io", &[m("http://a:1")], false, &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (4, 1), "{e}");
+        assert!(e.message.contains("`host.capabilities`"), "{e}");
+        let inline = "[host]\n\"https://u.example\" = { capabilities = [\"pull\"] }\n";
+        plan_hosts(Some(inline), "docker.io", &[m("http://a:1")], false, &[]).unwrap();
     }
 
     #[test]
