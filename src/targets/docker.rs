@@ -365,14 +365,19 @@ fn obj_is_multiline(obj: &CstObject) -> bool {
 }
 
 /// Rewrite an array's elements to `target`, keeping its layout: a multi-line array gets element
-/// edits (each on its own line, indented like its neighbours); a one-line array is re-rendered
-/// on one line.
+/// edits (each on its own line, indented like its neighbours); a one-line array is rewritten on
+/// one line by [`one_line_array`].
 fn set_array(a: &CstArray, target: &[String], current: &[String]) {
-    if !a.to_string().contains('\n') {
-        let list: Vec<String> = target.to_vec();
-        let replacement = a.clone().replace_with(list.into());
-        debug_assert!(replacement.is_some());
-        return;
+    let raw = a.to_string();
+    if !raw.contains('\n') {
+        if let Some(text) = one_line_array(&raw, target) {
+            // A raw token: the CST renders a number's text as given.
+            let replacement = a
+                .clone()
+                .replace_with(jsonc_parser::cst::CstInputValue::Number(text));
+            debug_assert!(replacement.is_some());
+            return;
+        }
     }
     // Keep the common prefix; insert the new tail before removing the old one, so the array
     // never becomes empty (an empty array loses its multi-line layout).
@@ -388,6 +393,59 @@ fn set_array(a: &CstArray, target: &[String], current: &[String]) {
     for e in old {
         e.remove();
     }
+}
+
+/// A one-line array of strings holding `target`, written like `raw`: the user's elements keep
+/// their bytes and, where they stay neighbours, the separator between them; new ones are JSON
+/// strings joined with the array's first separator (`, ` when it has none); the space inside
+/// the brackets stays. Rendering the whole array anew (`", "` everywhere) could not be taken
+/// back: disarm would leave `["a", "b"]` for the user's `["a","b"]`.
+fn one_line_array(raw: &str, target: &[String]) -> Option<String> {
+    use jsonc_parser::ast::Value;
+    let ast =
+        jsonc_parser::parse_to_ast(raw, &Default::default(), &ParseOptions::default()).ok()?;
+    let Some(Value::Array(arr)) = ast.value else {
+        return None;
+    };
+    // (range, decoded value) of each element: validated, they are all strings.
+    let elems: Vec<(jsonc_parser::common::Range, String)> = arr
+        .elements
+        .iter()
+        .map(|e| e.as_string_lit().map(|s| (s.range, s.value.to_string())))
+        .collect::<Option<_>>()?;
+    let (lead, trail) = match (elems.first(), elems.last()) {
+        (Some((f, _)), Some((l, _))) => (&raw[1..f.start], &raw[l.end..raw.len() - 1]),
+        _ => (&raw[1..raw.len() - 1], ""),
+    };
+    let seps: Vec<&str> = elems
+        .windows(2)
+        .map(|w| &raw[w[0].0.end..w[1].0.start])
+        .collect();
+    let default_sep = seps.first().copied().unwrap_or(", ");
+    let mut used = vec![false; elems.len()];
+    let mut out = format!("[{lead}");
+    let mut prev: Option<Option<usize>> = None;
+    for t in target {
+        let found = (0..elems.len()).find(|&i| !used[i] && elems[i].1 == *t);
+        if let Some(p) = prev {
+            let sep = match (p, found) {
+                (Some(i), Some(j)) if j == i + 1 => seps[i],
+                _ => default_sep,
+            };
+            out.push_str(sep);
+        }
+        match found {
+            Some(i) => {
+                used[i] = true;
+                out.push_str(&raw[elems[i].0.start..elems[i].0.end]);
+            }
+            None => out.push_str(&serde_json::Value::from(t.as_str()).to_string()),
+        }
+        prev = Some(found);
+    }
+    out.push_str(trail);
+    out.push(']');
+    Some(out)
 }
 
 #[cfg(test)]
@@ -551,6 +609,35 @@ mod tests {
         assert_eq!(
             p.text,
             "{\"debug\":true, \"registry-mirrors\": [\"http://127.0.0.1:5001\"], \"insecure-registries\": [\"http://127.0.0.1:5001\"]}"
+        );
+    }
+
+    #[test]
+    fn one_line_arrays_keep_their_spacing() {
+        // Found by the fuzz harness: the array was re-rendered with `", "` and disarm kept it.
+        let one = [m("http://127.0.0.1:5001")];
+        for cur in [
+            "{\"registry-mirrors\":[\"https://a.example\",\"https://b.example\"]}",
+            "{\"registry-mirrors\": [ \"https://a.example\" ,  \"https://b.example\",\"https://c.example\" ], \"insecure-registries\": [ ]}",
+            "{\"registry-mirrors\":[\"https://a.example\"],\"insecure-registries\":[\"x:1\",\"y:2\"]}",
+        ] {
+            let p = plan(Some(cur), &one, false, &[]).unwrap();
+            let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
+        let p = plan(
+            Some("{\"registry-mirrors\":[\"https://a.example\",\"https://b.example\"]}"),
+            &one,
+            false,
+            &[],
+        )
+        .unwrap();
+        assert!(
+            p.text.contains(
+                "[\"http://127.0.0.1:5001\",\"https://a.example\",\"https://b.example\"]"
+            ),
+            "{}",
+            p.text
         );
     }
 
