@@ -379,19 +379,55 @@ fn set_array(a: &CstArray, target: &[String], current: &[String]) {
             return;
         }
     }
-    // Keep the common prefix; insert the new tail before removing the old one, so the array
-    // never becomes empty (an empty array loses its multi-line layout).
-    let keep_prefix = current
-        .iter()
-        .zip(target.iter())
-        .take_while(|(c, t)| c == t)
-        .count();
-    let old: Vec<_> = a.elements().into_iter().skip(keep_prefix).collect();
-    for (i, t) in target.iter().enumerate().skip(keep_prefix) {
-        a.insert(i, t.as_str().into());
+    // The elements that stay (a longest common subsequence of `current` and `target`) keep
+    // their nodes, so their bytes and indentation; the others are inserted after the element
+    // they follow in `target`, then the ones no longer wanted removed — inserting first, so
+    // the array never becomes empty (an empty array loses its multi-line layout). Rewriting the
+    // elements after the common prefix, as before, re-rendered every user entry behind a new
+    // one: disarm could not give their layout back.
+    let (n, m) = (current.len(), target.len());
+    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if current[i] == target[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
     }
-    for e in old {
-        e.remove();
+    // anchor[j]: the current element target[j] is, when it stays.
+    let mut anchor: Vec<Option<usize>> = vec![None; m];
+    let mut kept = vec![false; n];
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        if current[i] == target[j] {
+            anchor[j] = Some(i);
+            kept[i] = true;
+            i += 1;
+            j += 1;
+        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    let old = a.elements();
+    let (mut inserted, mut at) = (0, 0);
+    for (t, anchor) in target.iter().zip(&anchor) {
+        match anchor {
+            Some(ci) => at = ci + inserted + 1,
+            None => {
+                a.insert(at, t.as_str().into());
+                inserted += 1;
+                at += 1;
+            }
+        }
+    }
+    for (e, keep) in old.into_iter().zip(kept) {
+        if !keep {
+            e.remove();
+        }
     }
 }
 
@@ -639,6 +675,22 @@ mod tests {
             "{}",
             p.text
         );
+    }
+
+    #[test]
+    fn multi_line_arrays_keep_the_users_elements_as_written() {
+        // Found by the fuzz harness: every element after a new one was re-rendered, so an
+        // odd indentation or escape did not come back from disarm.
+        let one = [m("http://127.0.0.1:5001")];
+        let cur = "{\n  \"registry-mirrors\": [\n    \"https://a.example\",\n     \"https://\\u0062.example\"\n  ]\n}\n";
+        let p = plan(Some(cur), &one, false, &[]).unwrap();
+        assert!(
+            p.text.contains("     \"https://\\u0062.example\""),
+            "{}",
+            p.text
+        );
+        let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur, "{}", p.text);
     }
 
     #[test]
