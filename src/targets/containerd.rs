@@ -125,11 +125,12 @@ pub fn plan_hosts(
 
     // 2. `server` first, then mirrorctl's hosts in order before the user's.
     if doc.get("server").is_none() {
-        let mut entries: Vec<(String, Item)> = Vec::new();
+        // The keys go back with their decor (an indented `  capabilities = …` stays indented).
+        let mut entries: Vec<(toml_edit::Key, Item)> = Vec::new();
         let keys: Vec<String> = doc.iter().map(|(k, _)| k.to_string()).collect();
         for k in keys {
-            if let Some(v) = doc.remove(&k) {
-                entries.push((k, v));
+            if let Some(e) = doc.remove_entry(&k) {
+                entries.push(e);
             }
         }
         doc.insert(
@@ -137,7 +138,7 @@ pub fn plan_hosts(
             toml_edit::value(crate::oci::upstream_endpoint(registry)),
         );
         for (k, v) in entries {
-            doc.insert(&k, v);
+            doc.insert_formatted(&k, v);
         }
         owned.push("server".to_string());
     } else if prev.iter().any(|t| t == "server") {
@@ -579,6 +580,23 @@ mod tests {
                 .text,
             cur
         );
+    }
+
+    #[test]
+    fn keys_before_the_added_server_keep_their_indentation() {
+        // Found by the fuzz harness: re-inserted after `server`, `  capabilities` lost its
+        // indentation and disarm could not give it back.
+        let cur = "  capabilities = [\"pull\"] # all hosts\n\n[host.\"https://u.example\"]\n";
+        let p = plan_hosts(Some(cur), "quay.io", &[m("http://a:1")], false, &[]).unwrap();
+        assert!(
+            p.text.starts_with(
+                "server = \"https://quay.io\"\n  capabilities = [\"pull\"] # all hosts\n"
+            ),
+            "{}",
+            p.text
+        );
+        let back = plan_hosts(Some(&p.text), "quay.io", &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur);
     }
 
     #[test]
