@@ -206,7 +206,29 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
                         )
                     })?;
                 let tok = format!("{flag}:{hp}");
-                let already = ht.get(flag).and_then(Item::as_bool) == Some(true);
+                let already = match ht.get(flag) {
+                    None => false,
+                    Some(v) if v.as_bool() == Some(true) => true,
+                    // The user's own `http = false` (or a non-boolean): overwriting it, disarm
+                    // would then remove the line, the user's setting with it.
+                    Some(v) => {
+                        let why = if flag == "http" {
+                            "the mirror speaks plain HTTP"
+                        } else {
+                            "--insecure skips TLS verification"
+                        };
+                        return Err(toml_util::error_at(
+                            original,
+                            framing,
+                            toml_util::key_offset(&body, &hp),
+                            format!(
+                                "`registry.\"{hp}\".{flag}` is `{}`, but {} needs `{flag} = true` ({why}). Set it to true or remove it, then rerun",
+                                v.to_string().trim(),
+                                m.url()
+                            ),
+                        ));
+                    }
+                };
                 if !already {
                     ht.insert(flag, toml_edit::value(true));
                     owned.push(tok);
@@ -361,6 +383,25 @@ mod tests {
         );
         let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
         assert_eq!(back.text, cur);
+    }
+
+    #[test]
+    fn refuses_to_overwrite_the_users_flag() {
+        // Found by the fuzz harness: `http = false` (or `http = 2`) was replaced by
+        // `http = true`, owned, and disarm then removed the user's line.
+        for v in ["false", "2", "\"yes\""] {
+            let cur = format!("[registry.\"127.0.0.1:5001\"]\n  http = {v}\n");
+            let e = plan(Some(&cur), &set(&["http://127.0.0.1:5001"], false), &[]).unwrap_err();
+            assert_eq!(e.line, 1, "{e}");
+            assert!(
+                e.message
+                    .contains(&format!("`registry.\"127.0.0.1:5001\".http` is `{v}`")),
+                "{e}"
+            );
+        }
+        let cur = "[registry.\"m.example\"]\n  insecure = false\n";
+        let e = plan(Some(cur), &set(&["https://m.example"], true), &[]).unwrap_err();
+        assert!(e.message.contains("--insecure"), "{e}");
     }
 
     #[test]
