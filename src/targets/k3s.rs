@@ -9,7 +9,7 @@
 //! first. Top-level keys mirrorctl adds to a block-style (or empty) document are appended as
 //! text, so they always come out in block style.
 
-use super::text::{reframe, unframe};
+use super::text::{original_offset, reframe, unframe, Framing};
 use super::Planned;
 use crate::error::PlanError;
 use crate::mirror::{Mirror, MirrorSet};
@@ -75,13 +75,15 @@ fn at_key(original: &str, key: &str, message: String) -> PlanError {
 }
 
 /// Strict parse and the shape checks k3s applies (it refuses to start otherwise).
-fn validate(original: &str, body: &str) -> Result<(), PlanError> {
+fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanError> {
     if is_blank(body) {
         return Ok(());
     }
     let docs = YamlLoader::load_from_str(body).map_err(|e| {
-        let m = e.marker();
-        PlanError::new(m.line(), m.col() + 1, format!("invalid YAML: {}", e.info()))
+        // From the byte offset, not yaml-rust2's line: it also counts a lone `\r` as a line
+        // break, and knows nothing of the BOM and CRLF taken off the body.
+        let at = original_offset(original, framing, e.marker().index());
+        PlanError::at_offset(original, at, format!("invalid YAML: {}", e.info()))
     })?;
     if docs.len() > 1 {
         return Err(PlanError::whole(
@@ -144,7 +146,7 @@ fn validate(original: &str, body: &str) -> Result<(), PlanError> {
 pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<Planned, PlanError> {
     let original = current.unwrap_or("");
     let (framing, body) = unframe(original);
-    validate(original, &body)?;
+    validate(original, framing, &body)?;
     // A document end marker (`...`) and what follows it (comments, more markers) are kept aside
     // and put back after the edit: yaml-edit refuses the marker, and keys appended after it
     // would be another document, which k3s never reads.
@@ -565,6 +567,12 @@ mod tests {
         assert!(e.line >= 2, "{e}");
         let e = plan(Some("mirrors: [1]\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
         assert_eq!((e.line, e.column), (1, 1), "{e}");
+        // A lone CR is a YAML line break, not one of the file's lines (fuzz harness: the
+        // error pointed at line 2 of a one-line file); a BOM shifts the column.
+        let e = plan(Some("mirro\rrs: {}\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 9), "{e}");
+        let e = plan(Some("\u{feff}a: [\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
     }
 }
 
