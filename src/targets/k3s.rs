@@ -204,8 +204,9 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             .filter(|(k, wanted)| *wanted && null_key(k))
             .map(|(k, _)| k)
             .collect();
+        let indent = root_indent(&text).to_string();
         for k in drop {
-            text = drop_null_key_line(&text, k);
+            text = drop_null_key_line(&text, k, &indent);
         }
         let mut add = String::new();
         if !want.is_empty() && !has("mirrors") {
@@ -237,7 +238,11 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
             }
-            text.push_str(&add);
+            // At the indentation of the document's other top-level keys.
+            for line in add.split_inclusive('\n') {
+                text.push_str(&indent);
+                text.push_str(line);
+            }
         }
     }
     let doc = match parse_edit(&text)? {
@@ -425,13 +430,31 @@ fn end_marker(text: &str) -> Option<usize> {
     None
 }
 
-/// Remove the line `key:` (no value, `~` or `null`, maybe a comment) at column 0.
-fn drop_null_key_line(text: &str, key: &str) -> String {
+/// The indentation of the document's top-level keys: that of its first content line (a block
+/// mapping may be indented as a whole).
+fn root_indent(body: &str) -> &str {
+    for line in body.lines() {
+        let t = line.trim_start_matches(' ');
+        if t.is_empty() || t.starts_with('#') || t.starts_with("---") || t.starts_with('%') {
+            continue;
+        }
+        return &line[..line.len() - t.len()];
+    }
+    ""
+}
+
+/// Remove the top-level line `key:` (no value, `~` or `null`, maybe a comment), written at
+/// the top-level keys' `indent`.
+fn drop_null_key_line(text: &str, key: &str, indent: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let rest = line
-            .strip_prefix(key)
-            .or_else(|| line.strip_prefix(&format!("\"{key}\"")))
+            .strip_prefix(indent)
+            .filter(|l| !l.starts_with(' '))
+            .and_then(|l| {
+                l.strip_prefix(key)
+                    .or_else(|| l.strip_prefix(&format!("\"{key}\"")))
+            })
             .and_then(|r| r.strip_prefix(':'));
         let is_null = rest.is_some_and(|r| {
             let v = r.split('#').next().unwrap_or("").trim();
@@ -618,6 +641,44 @@ mod marker_tests {
         }
         assert_eq!(end_marker("a: ...\n....\n...x\n"), None);
         assert_eq!(end_marker("a: 1\n...\r\n"), Some(5));
+    }
+}
+
+#[cfg(test)]
+mod indent_tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_added_at_the_indentation_of_an_indented_document() {
+        // Found by the fuzz harness: `mirrors:` was appended at column 0 after top-level keys
+        // at column 2 (invalid YAML), and the indented `  mirrors:` (no value) was not dropped.
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", true).unwrap();
+        for cur in [
+            "  configs:\n    x:\n      auth: {username: u}\n",
+            "  mirrors:\n  configs: {}\n",
+        ] {
+            let p = plan(Some(cur), &s, &[]).unwrap();
+            let docs = YamlLoader::load_from_str(&p.text).expect(&p.text);
+            assert_eq!(
+                docs[0]["mirrors"]["docker.io"]["endpoint"][0].as_str(),
+                Some("http://a:1"),
+                "{}",
+                p.text
+            );
+            assert_eq!(root_indent(&p.text), "  ");
+        }
+        let p = plan(
+            Some("  configs:\n    x:\n      auth: {username: u}\n"),
+            &s,
+            &[],
+        )
+        .unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+        assert_eq!(back.text, "  configs:\n    x:\n      auth: {username: u}\n");
     }
 }
 
