@@ -402,6 +402,11 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     if !out.is_empty() && !out.ends_with('\n') && (current.is_none() || body.ends_with('\n')) {
         out.push('\n');
     }
+    if tail.is_empty() && !body.is_empty() && !body.ends_with('\n') && out.ends_with('\n') {
+        // A file without a final newline stays without one: keys appended to it end the text
+        // with one, which disarm, removing them, could not tell from the user's.
+        out.pop();
+    }
     out.push_str(&tail);
     owned.sort();
     owned.dedup();
@@ -641,6 +646,29 @@ mod marker_tests {
         }
         assert_eq!(end_marker("a: ...\n....\n...x\n"), None);
         assert_eq!(end_marker("a: 1\n...\r\n"), Some(5));
+    }
+}
+
+#[cfg(test)]
+mod final_newline_tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_final_newline_stays_without_one() {
+        // Found by the fuzz harness: `# c` came back from disarm as `# c\n`.
+        let s = MirrorSet::from_args(&["https://m.example:8443".to_string()], "docker.io", true)
+            .unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        for cur in ["# c", "configs:\n  x:\n    auth: {username: u}"] {
+            let p = plan(Some(cur), &s, &[]).unwrap();
+            assert!(!p.text.ends_with('\n'), "{:?}", p.text);
+            YamlLoader::load_from_str(&p.text).unwrap();
+            let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
     }
 }
 
