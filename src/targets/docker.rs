@@ -66,6 +66,7 @@ pub fn plan(
     let original = current.unwrap_or("");
     let (framing, mut body) = unframe(original);
     validate(original, framing, &body)?;
+    let unframed = body.clone();
 
     let want_mirrors: Vec<String> = mirrors.iter().map(|m| m.url()).collect();
     let want_insecure: Vec<String> = mirrors
@@ -133,7 +134,9 @@ pub fn plan(
         &mut owned,
     );
 
-    let mut text = root.to_string();
+    // In a file whose line ends are mixed, the CST writes new lines with one line end for the
+    // whole file, and removing them again can leave it behind: keep each line's own.
+    let mut text = super::text::keep_line_ends(&unframed, &root.to_string());
     match (layout, prev.iter().find(|t| t.starts_with(LAYOUT_TOK))) {
         (Some(t), _) => owned.push(t),
         (None, Some(t)) if !obj.properties().is_empty() => owned.push(t.clone()),
@@ -646,6 +649,19 @@ mod tests {
             p.text,
             "{\"debug\":true, \"registry-mirrors\": [\"http://127.0.0.1:5001\"], \"insecure-registries\": [\"http://127.0.0.1:5001\"]}"
         );
+    }
+
+    #[test]
+    fn mixed_line_ends_come_back_from_disarm() {
+        // Found by the fuzz harness: only the last line ends in CRLF, and disarm left a `\r`
+        // on the line the new keys had followed.
+        let one = [m("http://127.0.0.1:5001")];
+        for cur in ["{\n  \"debug\": true\n}\r\n", "{\r\n  \"debug\": true\n}\n"] {
+            let p = plan(Some(cur), &one, false, &[]).unwrap();
+            serde_json::from_str::<serde_json::Value>(&p.text).unwrap();
+            let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
     }
 
     #[test]
