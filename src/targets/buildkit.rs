@@ -386,6 +386,25 @@ mod tests {
     }
 
     #[test]
+    fn refuses_a_second_byte_order_mark() {
+        // Found by the fuzz harness: toml_edit dropped the second BOM, disarm could not give
+        // it back (and the clients' TOML parsers refuse it).
+        let e = plan(
+            Some("\u{feff}\u{feff}debug = true\n"),
+            &set(&["http://127.0.0.1:5001"], false),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("second byte order mark"), "{e}");
+        plan(
+            Some("\u{feff}debug = true\n"),
+            &set(&["http://127.0.0.1:5001"], false),
+            &[],
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn refuses_to_overwrite_the_users_flag() {
         // Found by the fuzz harness: `http = false` (or `http = 2`) was replaced by
         // `http = true`, owned, and disarm then removed the user's line.

@@ -48,6 +48,7 @@ fn parse(
     body: &str,
     framing: super::text::Framing,
 ) -> Result<DocumentMut, PlanError> {
+    super::toml_util::refuse_second_bom(original, framing, body)?;
     body.parse::<DocumentMut>().map_err(|e| {
         let off = e.span().map(|s| s.start).unwrap_or(0);
         let orig = super::text::original_offset(original, framing, off);
@@ -470,6 +471,20 @@ mod rearm_tests {
         );
         assert!(ib < ic, "{}", b.text);
         assert!(b.text.starts_with("# Written by mirrorctl"), "{}", b.text);
+    }
+
+    #[test]
+    fn refuses_a_second_byte_order_mark() {
+        // Found by the fuzz harness (in buildkitd.toml): toml_edit dropped the second BOM.
+        let e = plan(
+            Some("\u{feff}\u{feff}[[registry]]\n"),
+            &set(&["http://a:1"]),
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (1, 2), "{e}");
+        assert!(e.message.contains("second byte order mark"), "{e}");
     }
 
     #[test]

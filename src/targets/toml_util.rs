@@ -5,8 +5,23 @@ use super::text::{original_offset, Framing};
 use crate::error::{line_col, PlanError};
 use toml_edit::{Array, DocumentMut, Item};
 
+/// Refuse a second byte order mark: `unframe` takes one off (and puts it back), toml_edit
+/// would silently drop another, and the clients' TOML parsers refuse it.
+pub fn refuse_second_bom(original: &str, framing: Framing, body: &str) -> Result<(), PlanError> {
+    if body.starts_with('\u{feff}') {
+        return Err(error_at(
+            original,
+            framing,
+            Some(0),
+            "invalid TOML: a second byte order mark (U+FEFF) at the start of the file; remove it",
+        ));
+    }
+    Ok(())
+}
+
 /// Parse the unframed `body`; a syntax error points at its line and column in `original`.
 pub fn parse(original: &str, framing: Framing, body: &str) -> Result<DocumentMut, PlanError> {
+    refuse_second_bom(original, framing, body)?;
     body.parse::<DocumentMut>().map_err(|e| {
         let at = e.span().map(|s| s.start).unwrap_or(0);
         let msg = e.message().trim().to_string();
