@@ -183,99 +183,109 @@ pub fn plan_hosts(
     })
 }
 
-/// Give header tables document positions so mirrorctl's hosts come first (in `want` order),
-/// then the user's hosts, each with its sub-tables, and every other table where it was.
+/// Give header tables document positions so mirrorctl's hosts come first (in `want` order,
+/// each with its sub-tables), before the first table of any other host. Only those tables
+/// move: every other table keeps its place, so the user's layout (a host's sub-table written
+/// after another host, say) is not regrouped, and removing mirrorctl's hosts again gives it
+/// back.
 fn order_hosts(doc: &mut DocumentMut, want: &[String]) {
+    /// Room between two tables of the original file for the ones moved in between.
+    const GAP: isize = 1 << 20;
+    /// Room for one moved host's sub-tables.
+    const HOST: isize = 1 << 10;
+    fn scale(t: &mut Table) {
+        if let Some(p) = t.position() {
+            t.set_position(Some(p * GAP));
+        }
+        for (_, v) in t.iter_mut() {
+            match v {
+                Item::Table(st) => scale(st),
+                Item::ArrayOfTables(a) => a.iter_mut().for_each(scale),
+                _ => {}
+            }
+        }
+    }
+    /// The positions of a table and its sub-tables.
+    fn positions(t: &Table, out: &mut Vec<isize>) {
+        out.extend(t.position());
+        for (_, v) in t.iter() {
+            match v {
+                Item::Table(st) => positions(st, out),
+                Item::ArrayOfTables(a) => a.iter().for_each(|t| positions(t, out)),
+                _ => {}
+            }
+        }
+    }
+    fn place(t: &mut Table, next: &mut isize) {
+        if t.position().is_some() || !t.is_implicit() {
+            t.set_position(Some(*next));
+            *next += 1;
+        }
+        for (_, v) in t.iter_mut() {
+            if let Item::Table(st) = v {
+                place(st, next);
+            }
+        }
+    }
+    let rank = |k: &str| want.iter().position(|w| *w == norm_host(k));
     let Some(hosts) = doc.get_mut("host").and_then(Item::as_table_mut) else {
         return;
     };
-    let keys: Vec<String> = hosts.iter().map(|(k, _)| k.to_string()).collect();
-    let rank = |k: &str| -> usize {
-        let n = norm_host(k);
-        want.iter().position(|w| *w == n).unwrap_or(want.len())
-    };
-    // Current document order of the host tables (new ones have no position yet: last).
-    let mut order: Vec<(String, isize, usize)> = keys
+    // (key, rank, positions of its tables); new tables have none.
+    let mut entries: Vec<(String, Option<usize>, Vec<isize>)> = hosts
         .iter()
-        .map(|k| {
-            let pos = hosts
-                .get(k)
-                .and_then(Item::as_table)
-                .and_then(Table::position)
-                .unwrap_or(isize::MAX);
-            (k.clone(), pos, rank(k))
+        .map(|(k, v)| {
+            let mut ps = Vec::new();
+            if let Some(t) = v.as_table() {
+                positions(t, &mut ps);
+            }
+            (k.to_string(), rank(k), ps)
         })
         .collect();
-    let before: Vec<String> = {
-        let mut o = order.clone();
-        o.sort_by_key(|(_, p, _)| *p);
-        o.into_iter().map(|(k, _, _)| k).collect()
-    };
-    order.sort_by_key(|(_, p, r)| (*r, *p));
-    let after: Vec<String> = order.iter().map(|(k, _, _)| k.clone()).collect();
-    if before == after && order.iter().all(|(_, p, _)| *p != isize::MAX) {
+    let first_other = entries
+        .iter()
+        .filter(|(_, r, _)| r.is_none())
+        .flat_map(|(_, _, ps)| ps.iter().copied())
+        .min();
+    let mut mine: Vec<&(String, Option<usize>, Vec<isize>)> =
+        entries.iter().filter(|(_, r, _)| r.is_some()).collect();
+    mine.sort_by_key(|(_, r, _)| *r);
+    // Already in place: every table of mirrorctl's hosts positioned, in `want` order, before
+    // any other host's.
+    let mut last = isize::MIN;
+    let in_place = mine.iter().all(|(_, _, ps)| {
+        let ok = !ps.is_empty()
+            && ps
+                .iter()
+                .all(|p| *p > last && first_other.is_none_or(|f| *p < f));
+        last = ps.iter().copied().max().unwrap_or(last);
+        ok
+    });
+    if in_place {
         return;
     }
-    // Slots: the positions the host tables occupy now, plus fresh ones after everything.
-    let mut slots: Vec<isize> = order
-        .iter()
-        .map(|(_, p, _)| *p)
-        .filter(|p| *p != isize::MAX)
-        .collect();
-    slots.sort();
-    let mut next = max_position(doc.as_table()) + 1;
-    while slots.len() < order.len() {
-        slots.push(next);
-        next += 1;
-    }
-    // The first slot goes to the first table in the new order, and so on. Sub-tables
-    // (`[host."…".header]`) get a position right after their host table.
+    let order: Vec<String> = mine.iter().map(|(k, _, _)| k.clone()).collect();
+    entries.clear();
+    scale(doc.as_table_mut());
+    let mut max = isize::MIN;
+    let mut all = Vec::new();
+    positions(doc.as_table(), &mut all);
+    max = all.into_iter().fold(max, isize::max);
+    // Just before the first other host's first table (its slot scaled by GAP), or after
+    // everything.
+    let base = match first_other {
+        Some(f) => f * GAP - GAP + 1,
+        None => max.max(0) + GAP,
+    };
     let Some(hosts) = doc.get_mut("host").and_then(Item::as_table_mut) else {
         return;
     };
-    for ((k, _, _), slot) in order.iter().zip(slots) {
+    for (j, k) in order.iter().enumerate() {
         if let Some(t) = hosts.get_mut(k).and_then(Item::as_table_mut) {
-            t.set_position(Some(slot * 1000));
-            let mut sub = 1;
-            for (_, v) in t.iter_mut() {
-                if let Some(st) = v.as_table_mut() {
-                    st.set_position(Some(slot * 1000 + sub));
-                    sub += 1;
-                }
-            }
+            let mut next = base + j as isize * HOST;
+            place(t, &mut next);
         }
     }
-    // Other tables keep their relative order on the same scale.
-    scale_other_positions(doc);
-}
-
-fn max_position(t: &Table) -> isize {
-    let mut m = t.position().unwrap_or(0);
-    for (_, v) in t.iter() {
-        if let Some(st) = v.as_table() {
-            m = m.max(max_position(st));
-        }
-    }
-    m
-}
-
-/// Multiply positions of every table outside `host` by 1000 so they interleave correctly with
-/// the host tables renumbered on that scale.
-fn scale_other_positions(doc: &mut DocumentMut) {
-    fn walk(t: &mut Table) {
-        for (k, v) in t.iter_mut() {
-            if k == "host" {
-                continue;
-            }
-            if let Some(st) = v.as_table_mut() {
-                if let Some(p) = st.position() {
-                    st.set_position(Some(p * 1000));
-                }
-                walk(st);
-            }
-        }
-    }
-    walk(doc.as_table_mut());
 }
 
 /// The CRI plugin whose `registry` table holds `config_path`, by config `version`.
@@ -580,6 +590,43 @@ mod tests {
                 .text,
             cur
         );
+    }
+
+    #[test]
+    fn only_mirrorctls_hosts_move() {
+        // Found by the fuzz harness: every host table got a new position, each with its
+        // sub-tables right after it, so a sub-table the user wrote after another host moved,
+        // and disarm could not put it back.
+        let cur = "server = \"https://registry-1.docker.io\"\n\n[host.\"https://a.example\"]\n[host.\"https://b.example\".header]\nx = \"y\"\n  [host.\"https://a.example\".header]\n    x-team = \"ci\"\n";
+        let p = plan_hosts(
+            Some(cur),
+            "docker.io",
+            &[m("http://m:1"), m("https://b.example")],
+            false,
+            &[],
+        )
+        .unwrap();
+        let at = |s: &str| p.text.find(s).unwrap();
+        assert!(
+            at("[host.\"http://m:1\"]") < at("[host.\"https://b.example\".header]")
+                && at("[host.\"https://b.example\".header]") < at("[host.\"https://a.example\"]")
+                && at("[host.\"https://a.example\"]") < at("[host.\"https://a.example\".header]"),
+            "{}",
+            p.text
+        );
+        let cur = "server = \"https://registry-1.docker.io\"\n\n[host.\"https://a.example\"]\n[host.\"https://b.example\".header]\nx = \"y\"\n  [host.\"https://a.example\".header]\n    x-team = \"ci\"\n";
+        let p = plan_hosts(Some(cur), "docker.io", &[m("http://m:1")], false, &[]).unwrap();
+        let again = plan_hosts(
+            Some(&p.text),
+            "docker.io",
+            &[m("http://m:1")],
+            false,
+            &p.owned,
+        )
+        .unwrap();
+        assert_eq!(again, p);
+        let back = plan_hosts(Some(&p.text), "docker.io", &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur, "{}", p.text);
     }
 
     #[test]
