@@ -64,7 +64,8 @@ pub fn original_offset(original: &str, f: Framing, body_offset: usize) -> usize 
 /// lines in a file whose line ends are mixed (`unframe` only converts a file that is CRLF
 /// throughout) and add a final newline the file lacked — bytes that taking the edit out again
 /// could not restore. Lines the edit kept (or moved) come back verbatim, a line it rewrote in
-/// place keeps its old line end, new lines get `\n`, and a missing final newline stays missing.
+/// place keeps its old line end (paired from the start of a rewritten block), new lines get
+/// `\n`, and a missing final newline stays missing.
 pub fn keep_line_ends(original: &str, edited: &str) -> String {
     use similar::{capture_diff_slices_deadline, Algorithm, DiffOp};
     let old: Vec<&str> = original.split_inclusive('\n').collect();
@@ -95,13 +96,15 @@ pub fn keep_line_ends(original: &str, edited: &str) -> String {
                     used[old_index + i] = true;
                 }
             }
+            // Lines rewritten in place, paired from the start of the block (a value edited
+            // and lines added after it, say).
             DiffOp::Replace {
                 old_index,
                 old_len,
                 new_index,
                 new_len,
-            } if old_len == new_len => {
-                for i in 0..new_len {
+            } => {
+                for i in 0..new_len.min(old_len) {
                     end_of[new_index + i] = Some(old_index + i);
                 }
             }
@@ -180,6 +183,12 @@ mod tests {
         assert_eq!(armed, "a = 1\n\n[t]\nx = 1");
         assert_eq!(keep_line_ends(&armed, "a = 1\n"), orig);
         assert_eq!(keep_line_ends("", "a = 1\n"), "a = 1\n");
+        // A line rewritten while lines are added after it keeps its line end (fuzz harness:
+        // `mirrors = []\r\n` in an LF file lost its `\r` once the mirror's table followed it).
+        let orig = "[r]\nmirrors = []\r\n[s]\n";
+        let armed = keep_line_ends(orig, "[r]\nmirrors = [\"m\"]\n\n[t]\nhttp = true\n[s]\n");
+        assert_eq!(armed, "[r]\nmirrors = [\"m\"]\r\n\n[t]\nhttp = true\n[s]\n");
+        assert_eq!(keep_line_ends(&armed, "[r]\nmirrors = []\n[s]\n"), orig);
         // A line the diff does not align (its block moved) keeps its bytes too.
         let orig = "[a]\nx = 1\n\n[b]\r\ny = 2\r\n";
         assert_eq!(
