@@ -409,10 +409,12 @@ fn set_array(a: &CstArray, target: &[String], current: &[String]) {
             kept[i] = true;
             i += 1;
             j += 1;
-        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
-            i += 1;
-        } else {
+        } else if lcs[i][j + 1] >= lcs[i + 1][j] {
+            // On a tie, take `target[j]` as new: a user's entry moved to the front is then
+            // re-inserted, and the entries it moved past keep their nodes.
             j += 1;
+        } else {
+            i += 1;
         }
     }
     let old = a.elements();
@@ -649,6 +651,18 @@ mod tests {
             p.text,
             "{\"debug\":true, \"registry-mirrors\": [\"http://127.0.0.1:5001\"], \"insecure-registries\": [\"http://127.0.0.1:5001\"]}"
         );
+    }
+
+    #[test]
+    fn entries_behind_a_moved_one_keep_their_bytes() {
+        // Found by the fuzz harness: moving the user's own mirror to the front re-rendered the
+        // entry it moved past (its escape lost) instead of itself.
+        let one = [m("http://127.0.0.1:5001")];
+        let cur = "{\n  \"registry-mirrors\": [\n    \"https://\\u0062.example\",\n    \"HTTP://127.0.0.1:5001\"\n  ]\n}\n";
+        let p = plan(Some(cur), &one, false, &[]).unwrap();
+        assert!(p.text.contains("\"https://\\u0062.example\""), "{}", p.text);
+        let first = p.text.find("127.0.0.1").unwrap();
+        assert!(first < p.text.find("u0062").unwrap(), "{}", p.text);
     }
 
     #[test]
