@@ -66,6 +66,11 @@ pub fn plan(
     let original = current.unwrap_or("");
     let (framing, mut body) = unframe(original);
     validate(original, framing, &body)?;
+    if body.trim().is_empty() && body.contains(|c: char| !matches!(c, ' ' | '\t' | '\n' | '\r')) {
+        // Blank to dockerd (Go's TrimSpace) but not JSON whitespace (U+2028, say): a document
+        // written after it would not be strict JSON (mirrorctl's own reader refuses it).
+        body.clear();
+    }
     let unframed = body.clone();
 
     let want_mirrors: Vec<String> = mirrors.iter().map(|m| m.url()).collect();
@@ -663,6 +668,16 @@ mod tests {
         assert!(p.text.contains("\"https://\\u0062.example\""), "{}", p.text);
         let first = p.text.find("127.0.0.1").unwrap();
         assert!(first < p.text.find("u0062").unwrap(), "{}", p.text);
+    }
+
+    #[test]
+    fn a_blank_file_that_is_not_json_whitespace_gets_a_clean_document() {
+        // Found by the fuzz harness: after U+2028 (blank to dockerd) the new document was not
+        // strict JSON, which mirrorctl's own reader refuses.
+        let one = [m("http://127.0.0.1:5001")];
+        let p = plan(Some("\u{2028} \n"), &one, false, &[]).unwrap();
+        serde_json::from_str::<serde_json::Value>(&p.text).unwrap();
+        assert_eq!(listed_mirrors(&p.text), vec!["http://127.0.0.1:5001"]);
     }
 
     #[test]
