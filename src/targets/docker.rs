@@ -345,10 +345,38 @@ fn edit_list(
             if key_owned_before {
                 owned.push(key_tok);
             }
+            // The blank inside of an empty multi-line array (`[\n  ]`) the CST would turn into
+            // `[]` once emptied again: kept in a token, put back then.
+            let layout_tok = format!("empty-array:{key}=");
+            let raw = a.to_string();
+            let layout = match prev.iter().find(|t| t.starts_with(&layout_tok)) {
+                Some(t) => Some(t.clone()),
+                None if current.is_empty() && !target.is_empty() && raw.contains('\n') => {
+                    Some(format!(
+                        "{layout_tok}{}",
+                        serde_json::Value::from(&raw[1..raw.len() - 1])
+                    ))
+                }
+                None => None,
+            };
             if target == current {
+                owned.extend(layout);
                 return;
             }
             set_array(&a, &target, &current);
+            match layout {
+                Some(t) if target.is_empty() => {
+                    if let Ok(inside) = serde_json::from_str::<String>(&t[layout_tok.len()..]) {
+                        if let Some(a) = obj.get(key).and_then(|p| p.array_value()) {
+                            a.replace_with(jsonc_parser::cst::CstInputValue::Number(format!(
+                                "[{inside}]"
+                            )));
+                        }
+                    }
+                }
+                Some(t) => owned.push(t),
+                None => {}
+            }
         }
         (Some(_), None) => unreachable!("validated: `{key}` is an array"),
         (None, _) => {
@@ -656,6 +684,17 @@ mod tests {
             p.text,
             "{\"debug\":true, \"registry-mirrors\": [\"http://127.0.0.1:5001\"], \"insecure-registries\": [\"http://127.0.0.1:5001\"]}"
         );
+    }
+
+    #[test]
+    fn an_empty_multi_line_array_comes_back_from_disarm() {
+        // Found by the fuzz harness: `[\n  ]` came back from disarm as `[]`.
+        let one = [m("http://127.0.0.1:5001")];
+        let cur = "{\n  \"registry-mirrors\": [\n  ],\n  \"insecure-registries\": [ ]\n}\n";
+        let p = plan(Some(cur), &one, false, &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &one, false, &p.owned).unwrap(), p);
+        let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur, "{}", p.text);
     }
 
     #[test]
