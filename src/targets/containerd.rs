@@ -108,10 +108,12 @@ pub fn plan_hosts(
     if want.is_empty() && prev.iter().any(|t| t == "server") {
         doc.remove("server");
     }
+    // Only the implicit `host` table that `[host."…"]` headers make: an empty `[host]` the user
+    // wrote stays.
     if doc
         .get("host")
-        .and_then(Item::as_table_like)
-        .is_some_and(|h| h.is_empty())
+        .and_then(Item::as_table)
+        .is_some_and(|h| h.is_empty() && h.is_implicit())
         && want.is_empty()
     {
         doc.remove("host");
@@ -590,6 +592,15 @@ mod tests {
                 .text,
             cur
         );
+    }
+
+    #[test]
+    fn the_users_empty_host_table_stays() {
+        // Found by the fuzz harness: disarm removed the user's empty `[host]` with mirrorctl's.
+        let cur = "server = \"https://registry-1.docker.io\"\n\n[host]\n";
+        let p = plan_hosts(Some(cur), "docker.io", &[m("http://a:1")], false, &[]).unwrap();
+        let back = plan_hosts(Some(&p.text), "docker.io", &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur, "{}", p.text);
     }
 
     #[test]
