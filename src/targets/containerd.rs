@@ -427,6 +427,23 @@ pub fn plan_config(
         });
     }
 
+    // A `registry` that is not a table would be overwritten below, and disarm would then
+    // remove it (containerd refuses such a file anyway).
+    let not_table = doc
+        .get("plugins")
+        .and_then(Item::as_table_like)
+        .and_then(|p| p.get(plugin))
+        .and_then(Item::as_table_like)
+        .and_then(|c| c.get("registry"))
+        .is_some_and(|r| !r.is_table_like());
+    if not_table {
+        return Err(toml_util::error_at(
+            original,
+            framing,
+            toml_util::key_offset(&body, "registry"),
+            format!("`plugins.\"{plugin}\".registry` must be a table"),
+        ));
+    }
     let created = registry_table(&mut doc, plugin).is_none();
     if created {
         let plugins = doc
@@ -592,6 +609,16 @@ mod tests {
                 .text,
             cur
         );
+    }
+
+    #[test]
+    fn refuses_a_cri_registry_that_is_not_a_table() {
+        // Found by the fuzz harness: `registry = 3` was replaced by mirrorctl's table, and
+        // disarm removed it.
+        let cur = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  registry = 3\n";
+        let e = plan_config(Some(cur), "/etc/containerd/certs.d", true, &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (4, 3), "{e}");
+        assert!(e.message.contains("must be a table"), "{e}");
     }
 
     #[test]
