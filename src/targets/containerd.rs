@@ -398,14 +398,8 @@ pub fn plan_config(
             if prev.contains(&set_tok) {
                 reg.remove("config_path");
             } else if prev.contains(&pre_tok) {
-                if let Some(v) = reg.get("config_path").and_then(Item::as_str) {
-                    let rest = v.strip_prefix(&format!("{certs_dir}:")).map(str::to_string);
-                    if let Some(rest) = rest {
-                        toml_util::set_string(
-                            reg.get_mut("config_path").expect("read above"),
-                            &rest,
-                        );
-                    }
+                if let Some(item) = reg.get_mut("config_path") {
+                    toml_util::strip_string_prefix(item, &format!("{certs_dir}:"));
                 }
             }
         }
@@ -484,7 +478,7 @@ pub fn plan_config(
             let dirs: Vec<&str> = v.split(':').map(|d| d.trim_end_matches('/')).collect();
             if !dirs.contains(&certs_dir) {
                 let item = reg.get_mut("config_path").expect("read above");
-                toml_util::set_string(item, &format!("{certs_dir}:{v}"));
+                toml_util::prepend_string(item, &format!("{certs_dir}:"));
                 owned.push(pre_tok);
             } else if prev.contains(&set_tok) {
                 owned.push(set_tok);

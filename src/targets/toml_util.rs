@@ -169,11 +169,133 @@ pub fn indent_keys(table: &mut toml_edit::Table, indent: &str) {
     }
 }
 
+/// The raw text of a string value as the file writes it (quotes included).
+fn raw_string(item: &Item) -> Option<String> {
+    match item.as_value()? {
+        toml_edit::Value::String(f) => f.as_repr()?.as_raw().as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The opening of a one-line string holding `prefix` first, written for the quotes `raw`
+/// uses: `"` and `prefix` escaped as toml_edit writes it, or `'` and `prefix` verbatim.
+fn opening(raw: &str, prefix: &str) -> Option<String> {
+    if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+        return None;
+    }
+    if raw.starts_with('"') {
+        let e = toml_edit::Value::from(prefix).to_string();
+        let e = e.trim();
+        return e.strip_suffix('"').map(str::to_string);
+    }
+    if raw.starts_with('\'') && !prefix.contains(['\'', '\n', '\r']) {
+        return Some(format!("'{prefix}"));
+    }
+    None
+}
+
+/// Set a string value from its raw text, keeping the decor; `false` if it does not hold
+/// `expect`.
+fn set_raw(item: &mut Item, raw: &str, expect: &str) -> bool {
+    let Ok(mut v) = raw.parse::<toml_edit::Value>() else {
+        return false;
+    };
+    match item.as_value_mut() {
+        Some(old) if v.as_str() == Some(expect) => {
+            *v.decor_mut() = old.decor().clone();
+            *old = v;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Put `prefix` in front of a string value. The user's part keeps its bytes (escapes, quote
+/// style), so [`strip_string_prefix`] gives them back; [`set_string`] would write the whole
+/// value anew.
+pub fn prepend_string(item: &mut Item, prefix: &str) {
+    let Some(cur) = item.as_str().map(str::to_string) else {
+        return;
+    };
+    let want = format!("{prefix}{cur}");
+    if let Some(raw) = raw_string(item) {
+        if let Some(open) = opening(&raw, prefix) {
+            if set_raw(item, &format!("{open}{}", &raw[1..]), &want) {
+                return;
+            }
+        }
+    }
+    set_string(item, &want);
+}
+
+/// Take `prefix` off the front of a string value, the rest keeping its bytes; `false` when
+/// the value does not start with it.
+pub fn strip_string_prefix(item: &mut Item, prefix: &str) -> bool {
+    let Some(rest) = item
+        .as_str()
+        .and_then(|v| v.strip_prefix(prefix))
+        .map(str::to_string)
+    else {
+        return false;
+    };
+    if let Some(raw) = raw_string(item) {
+        if let Some(r) = opening(&raw, prefix).and_then(|o| raw.strip_prefix(&o)) {
+            if set_raw(item, &format!("{}{r}", &raw[..1]), &rest) {
+                return true;
+            }
+        }
+    }
+    set_string(item, &rest);
+    true
+}
+
 /// Replace a string value in place, keeping the comments and spacing around it.
 pub fn set_string(item: &mut Item, s: &str) {
     if let Some(v) = item.as_value_mut() {
         let decor = v.decor().clone();
         *v = toml_edit::Value::from(s);
         *v.decor_mut() = decor;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepending_keeps_the_users_part_as_written() {
+        // Found by the fuzz harness: set_string re-encoded the user's `\\e`/`\\u0063` and
+        // disarm could not give them back.
+        for raw in [
+            "\"/opt/\\u0063erts.d\"",
+            "'/opt/certs.d'",
+            "\"\"\"/opt/certs.d\"\"\"",
+            "\"/opt\"",
+        ] {
+            let text = format!("config_path = {raw} # mine\n");
+            let mut doc: DocumentMut = text.parse().unwrap();
+            let item = doc.get_mut("config_path").unwrap();
+            prepend_string(item, "/etc/containerd/certs.d:");
+            let armed = doc.to_string();
+            if !raw.starts_with("\"\"\"") {
+                assert!(armed.contains(&raw[1..]), "{armed}");
+                assert!(armed.contains(" # mine"), "{armed}");
+            }
+            let mut d2: DocumentMut = armed.parse().unwrap();
+            assert!(
+                d2["config_path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("/etc/containerd/certs.d:/opt"),
+                "{armed}"
+            );
+            assert!(strip_string_prefix(
+                d2.get_mut("config_path").unwrap(),
+                "/etc/containerd/certs.d:"
+            ));
+            if !raw.starts_with("\"\"\"") {
+                assert_eq!(d2.to_string(), text);
+            }
+        }
     }
 }
