@@ -15,7 +15,9 @@ pub fn unframe(text: &str) -> (Framing, String) {
         None => (false, text),
     };
     let lf = body.matches('\n').count();
-    let crlf = lf > 0 && body.matches("\r\n").count() == lf;
+    // Not when a line ends in `\r\r\n`: the body would still hold a CR before an LF, which
+    // the clients' parsers then never see (a TOML parser refuses the lone `\r`).
+    let crlf = lf > 0 && body.matches("\r\n").count() == lf && !body.contains("\r\r\n");
     let body = if crlf {
         body.replace("\r\n", "\n")
     } else {
@@ -166,6 +168,11 @@ mod tests {
         assert!(f.bom && f.crlf);
         assert_eq!(body, "a\nb\n");
         assert_eq!(original_offset("\u{feff}a\r\nb\r\n", f, 2), 3 + 3);
+        // Found by the fuzz harness: "a\r\r\n" was CRLF-framed, and the TOML planners then
+        // accepted a file with a lone CR the clients refuse.
+        let (f, body) = unframe("a\r\r\nb\r\n");
+        assert!(!f.crlf);
+        assert_eq!(body, "a\r\r\nb\r\n");
     }
 
     #[test]
