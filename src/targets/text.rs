@@ -84,9 +84,19 @@ pub fn keep_line_ends(original: &str, edited: &str) -> String {
     let mut take: Vec<Option<usize>> = vec![None; new.len()];
     let mut end_of: Vec<Option<usize>> = vec![None; new.len()];
     let mut used = vec![false; old.len()];
+    // The blank lines that end both texts pair up from the end: they are the file's trailing
+    // whitespace, which the editor keeps at the end, and the diff would otherwise pair a
+    // blank line the edit added with one of them.
+    let blank_tail = |v: &[String]| v.iter().rev().take_while(|c| c.trim().is_empty()).count();
+    let tail = blank_tail(&o).min(blank_tail(&n));
+    for i in 1..=tail {
+        take[new.len() - i] = Some(old.len() - i);
+        used[old.len() - i] = true;
+    }
+    let (o_head, n_head) = (&o[..o.len() - tail], &n[..n.len() - tail]);
     // A worse diff (past the deadline) only means fewer lines keep their bytes.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    for op in capture_diff_slices_deadline(Algorithm::Myers, &o, &n, Some(deadline)) {
+    for op in capture_diff_slices_deadline(Algorithm::Myers, o_head, n_head, Some(deadline)) {
         match op {
             DiffOp::Equal {
                 old_index,
@@ -196,6 +206,12 @@ mod tests {
         let armed = keep_line_ends(orig, "[r]\nmirrors = [\"m\"]\n\n[t]\nhttp = true\n[s]\n");
         assert_eq!(armed, "[r]\nmirrors = [\"m\"]\r\n\n[t]\nhttp = true\n[s]\n");
         assert_eq!(keep_line_ends(&armed, "[r]\nmirrors = []\n[s]\n"), orig);
+        // The trailing blank lines keep theirs, though the edit adds blank lines before them
+        // (fuzz harness: a last "\r\n" in an LF file gave its CR to a table's blank line).
+        let orig = "[a]\nx = 1\n\r\n";
+        let armed = keep_line_ends(orig, "[a]\nx = 1\n\n[b]\ny = 2\n\n");
+        assert_eq!(armed, "[a]\nx = 1\n\n[b]\ny = 2\n\r\n");
+        assert_eq!(keep_line_ends(&armed, "[a]\nx = 1\n\n"), orig);
         // A line the diff does not align (its block moved) keeps its bytes too.
         let orig = "[a]\nx = 1\n\n[b]\r\ny = 2\r\n";
         assert_eq!(
