@@ -351,7 +351,7 @@ fn edit_user_table(
     };
     let wanted: Vec<String> = want.iter().map(|m| m.host_port()).collect();
     let existing: Vec<Table> = aot.iter().cloned().collect();
-    let mut out = ArrayOfTables::new();
+    let mut out: Vec<Table> = Vec::new();
     for m in want {
         let hp = m.host_port();
         let users = existing
@@ -366,17 +366,28 @@ fn edit_user_table(
             }
         }
     }
-    for e in existing {
-        let loc = location_of(&e);
+    for e in &existing {
+        let loc = location_of(e);
         if wanted.contains(&loc) || prev.contains(&tok_mirror(prefix, &loc)) {
             continue;
         }
-        out.push(e);
+        out.push(e.clone());
     }
     if out.is_empty() {
         t.remove("mirror");
-    } else {
-        *aot = out;
+    } else if out
+        .iter()
+        .map(Table::to_string)
+        .ne(existing.iter().map(Table::to_string))
+    {
+        // Tables are written in the order of their document positions, which the copies
+        // keep: without them, they follow their [[registry]] in this order.
+        let mut a = ArrayOfTables::new();
+        for mut m in out {
+            m.set_position(None);
+            a.push(m);
+        }
+        *aot = a;
     }
     Ok(())
 }
@@ -485,6 +496,23 @@ mod rearm_tests {
         .unwrap_err();
         assert_eq!((e.line, e.column), (1, 2), "{e}");
         assert!(e.message.contains("second byte order mark"), "{e}");
+    }
+
+    #[test]
+    fn the_users_own_mirror_moves_first_in_the_file() {
+        // Found by the fuzz harness: the reordered [[registry.mirror]] copies kept their
+        // document positions, so the file still listed the user's other mirror first.
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"user:1\"\n\n[[registry.mirror]]\nlocation = \"a:1\"\ninsecure = true\n";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        assert!(
+            p.text.find("\"a:1\"").unwrap() < p.text.find("\"user:1\"").unwrap(),
+            "{}",
+            p.text
+        );
+        assert_eq!(
+            plan(Some(&p.text), &set(&["http://a:1"]), &p.owned, &[]).unwrap(),
+            p
+        );
     }
 
     #[test]
