@@ -349,26 +349,29 @@ fn edit_user_table(
             "the [[registry]] for \"{prefix}\" writes `mirror` inline; write [[registry.mirror]] tables for mirrorctl to edit it"
         )));
     };
-    let wanted: Vec<String> = want.iter().map(|m| m.host_port()).collect();
     let existing: Vec<Table> = aot.iter().cloned().collect();
     let mut out: Vec<Table> = Vec::new();
+    // The user's entries used for a wanted mirror (only the first with its location: a
+    // duplicate the user wrote stays, among the rest).
+    let mut used = vec![false; existing.len()];
     for m in want {
         let hp = m.host_port();
-        let users = existing
-            .iter()
-            .find(|e| location_of(e) == hp)
+        let users = (0..existing.len())
+            .find(|&i| !used[i] && location_of(&existing[i]) == hp)
             .filter(|_| !prev.contains(&tok_mirror(prefix, &hp)));
         match users {
-            Some(e) => out.push(e.clone()),
+            Some(i) => {
+                used[i] = true;
+                out.push(existing[i].clone());
+            }
             None => {
                 out.push(mirror_table(m, set));
                 owned.push(tok_mirror(prefix, &hp));
             }
         }
     }
-    for e in &existing {
-        let loc = location_of(e);
-        if wanted.contains(&loc) || prev.contains(&tok_mirror(prefix, &loc)) {
+    for (i, e) in existing.iter().enumerate() {
+        if used[i] || prev.contains(&tok_mirror(prefix, &location_of(e))) {
             continue;
         }
         out.push(e.clone());
@@ -512,6 +515,23 @@ mod rearm_tests {
         assert_eq!(
             plan(Some(&p.text), &set(&["http://a:1"]), &p.owned, &[]).unwrap(),
             p
+        );
+    }
+
+    #[test]
+    fn a_duplicate_of_a_wanted_mirror_stays() {
+        // Found by the fuzz harness: every user entry with a wanted location was dropped but
+        // the first, so the user's duplicate did not come back from disarm.
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"a:1\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"a:1\"\ninsecure = true\n";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        assert_eq!(p.text.matches("\"a:1\"").count(), 2, "{}", p.text);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        assert_eq!(
+            plan(Some(&p.text), &empty, &p.owned, &[]).unwrap().text,
+            cur
         );
     }
 
