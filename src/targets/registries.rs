@@ -195,6 +195,42 @@ pub fn plan(
         ));
     };
 
+    // Two [[registry]] tables with the prefix of a table mirrorctl edits: containers/image
+    // keeps the last (it merges tables by prefix), and mirrorctl's entries are owned per
+    // prefix, so an edit of one looked like an edit of the other. Refuse, as for daemon.json's
+    // duplicated keys.
+    let prefixes: Vec<String> = aot
+        .iter()
+        .map(|t| prefix_of(t).unwrap_or_default())
+        .collect();
+    let edits = |p: &str| {
+        set.for_registry(p).is_some()
+            || prev
+                .iter()
+                .any(|t| *t == tok_table(p) || t.starts_with(&format!("mirror:{p}=")))
+    };
+    if let Some(i) =
+        (0..prefixes.len()).find(|&i| edits(&prefixes[i]) && prefixes[..i].contains(&prefixes[i]))
+    {
+        let msg = format!(
+            "two [[registry]] tables have prefix \"{}\": containers/image uses the last one, so the file is ambiguous. Merge them into one, then rerun",
+            prefixes[i]
+        );
+        let mut off = 0;
+        let mut headers = Vec::new();
+        for line in original.split_inclusive('\n') {
+            if line.trim_start().starts_with("[[registry]]") {
+                headers.push(off + line.len() - line.trim_start().len());
+            }
+            off += line.len();
+        }
+        return Err(if headers.len() == prefixes.len() {
+            PlanError::at_offset(original, headers[i], msg)
+        } else {
+            PlanError::whole(msg)
+        });
+    }
+
     // Tables mirrorctl owns: rebuilt from scratch (or dropped when no longer wanted).
     let mut i = 0;
     while i < aot.len() {
@@ -516,6 +552,19 @@ mod rearm_tests {
             plan(Some(&p.text), &set(&["http://a:1"]), &p.owned, &[]).unwrap(),
             p
         );
+    }
+
+    #[test]
+    fn refuses_two_tables_with_one_prefix() {
+        // Found by the fuzz harness: entries are owned per prefix, so a re-arm took the user's
+        // mirror in one table for mirrorctl's in the other (arm twice != arm once).
+        let cur = "# two\n[[registry]]\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"u:1\"\n\n[[registry]]\nprefix = \"docker.io\"\n";
+        let e = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (8, 1), "{e}");
+        assert!(e.message.contains("uses the last one"), "{e}");
+        // Not for prefixes mirrorctl does not touch.
+        let other = "[[registry]]\nprefix = \"quay.io\"\n[[registry]]\nprefix = \"quay.io\"\n";
+        plan(Some(other), &set(&["http://a:1"]), &[], &[]).unwrap();
     }
 
     #[test]
