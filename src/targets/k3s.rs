@@ -392,7 +392,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     }
 
     let mut out = doc.to_string();
-    if root.is_empty() && !body.trim_start().starts_with('{') {
+    if root.is_empty() && block_root {
         // Everything mirrorctl added is gone: no `{}` for a document that had none.
         out = out
             .split_inclusive('\n')
@@ -646,6 +646,27 @@ mod marker_tests {
         }
         assert_eq!(end_marker("a: ...\n....\n...x\n"), None);
         assert_eq!(end_marker("a: 1\n...\r\n"), Some(5));
+    }
+}
+
+#[cfg(test)]
+mod flow_root_tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_flow_root_after_a_marker_comes_back() {
+        // Found by the fuzz harness: only a document *starting* with `{` counted as flow, so
+        // disarm dropped the `{}` of "---\n{}\n".
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        for cur in ["---\n{}\n", "# c\n{}\n", "{}\n"] {
+            let p = plan(Some(cur), &s, &[]).unwrap();
+            let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
     }
 }
 
