@@ -76,6 +76,32 @@ fn at_key(original: &str, key: &str, message: String) -> PlanError {
 
 /// Strict parse and the shape checks k3s applies (it refuses to start otherwise).
 fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanError> {
+    // Characters the YAML parsers disagree on or refuse: yaml-rust2 ends the input at a NUL
+    // (what follows vanished), reads NEL and the Unicode line and paragraph separators as
+    // YAML 1.2 does (not line breaks) where k3s's YAML 1.1 parser breaks lines at them, and
+    // takes a BOM at a line start for indentation, which yaml-edit does not.
+    if let Some((at, c)) = body.char_indices().find(|&(_, c)| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+            )
+    }) {
+        let why = match c {
+            '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                "a line break to YAML 1.1 parsers (k3s's) and not to YAML 1.2 ones; write a plain line break"
+            }
+            '\u{feff}' => "a byte order mark inside the file; remove it",
+            _ => "a control character, which YAML does not allow",
+        };
+        let at = original_offset(original, framing, at);
+        return Err(PlanError::at_offset(
+            original,
+            at,
+            format!("invalid YAML: U+{:04X} is {why}", c as u32),
+        ));
+    }
     if is_blank(body) {
         return Ok(());
     }
@@ -595,6 +621,17 @@ mod tests {
         assert!(e.line >= 2, "{e}");
         let e = plan(Some("mirrors: [1]\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
         assert_eq!((e.line, e.column), (1, 1), "{e}");
+        // Found by the fuzz harness: yaml-rust2 stops at a NUL (the rest of the file
+        // vanished), and reads NEL, U+2028 and a BOM mid-file unlike k3s's parser.
+        for (cur, at) in [
+            ("\0irrors:\nmirrors: {}\n", (1, 1)),
+            ("mirrors:\n  # a\u{85}b\n", (2, 6)),
+            ("mirrors:\n\u{feff}  docker.io: {}\n", (2, 1)),
+            ("a: \"\u{2028}\"\n", (1, 5)),
+        ] {
+            let e = plan(Some(cur), &set(&["http://a:1"], false), &[]).unwrap_err();
+            assert_eq!((e.line, e.column), at, "{cur:?}: {e}");
+        }
         // A lone CR is a YAML line break, not one of the file's lines (fuzz harness: the
         // error pointed at line 2 of a one-line file); a BOM shifts the column.
         let e = plan(Some("mirro\rrs: {}\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
