@@ -116,6 +116,19 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
             "registries.yaml holds several YAML documents; k3s reads one",
         ));
     }
+    // Content after a document end marker that ends no document (`...` first): yaml-rust2
+    // reads it as the document, k3s's parser (libyaml) an empty first document then another,
+    // which k3s never reads.
+    if let Some(at) = end_marker(body) {
+        let after = body[at..].split_once('\n').map(|(_, r)| r).unwrap_or("");
+        if is_blank(&body[..at]) && !is_blank(after) {
+            return Err(PlanError::at_offset(
+                original,
+                original_offset(original, framing, at),
+                "the file starts with a document end marker (`...`): k3s reads the (empty) document it ends and ignores what follows. Remove the marker, then rerun",
+            ));
+        }
+    }
     // No document at all: only comments and document end markers (`...`).
     let Some(root) = docs.first() else {
         return Ok(());
@@ -680,6 +693,15 @@ mod marker_tests {
             };
             let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
             assert_eq!(back.text, cur, "{:?}", p.text);
+        }
+        // Found by the fuzz harness: content after a leading `...` is a second document to
+        // k3s; arm added its keys to the first one.
+        for cur in ["...\nmirrors: {}\n", "# c\n...\n---\nconfigs: {}\n"] {
+            let e = plan(Some(cur), &set(), &[]).unwrap_err();
+            assert!(
+                e.message.contains("starts with a document end marker"),
+                "{e}"
+            );
         }
         assert_eq!(end_marker("a: ...\n....\n...x\n"), None);
         assert_eq!(end_marker("a: 1\n...\r\n"), Some(5));
