@@ -105,6 +105,29 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
     if is_blank(body) {
         return Ok(());
     }
+    // A tab before the first key (`  \tkey:`): yaml-rust2 lets it through, libyaml (k3s)
+    // refuses it, and the keys mirrorctl appends at that key's indentation would not line up.
+    let mut off = 0;
+    for line in body.split_inclusive('\n') {
+        let ws = line.len() - line.trim_start_matches([' ', '\t']).len();
+        let rest = line[ws..].trim_end_matches(['\n', '\r']);
+        if rest.is_empty()
+            || rest.starts_with('#')
+            || rest.starts_with("---")
+            || rest.starts_with('%')
+        {
+            off += line.len();
+            continue;
+        }
+        if let Some(tab) = line[..ws].find('\t') {
+            return Err(PlanError::at_offset(
+                original,
+                original_offset(original, framing, off + tab),
+                "invalid YAML: a tab before the first key (YAML indents with spaces only)",
+            ));
+        }
+        break;
+    }
     let docs = YamlLoader::load_from_str(body).map_err(|e| {
         // From the byte offset, not yaml-rust2's line: it also counts a lone `\r` as a line
         // break, and knows nothing of the BOM and CRLF taken off the body.
@@ -645,6 +668,16 @@ mod tests {
             let e = plan(Some(cur), &set(&["http://a:1"], false), &[]).unwrap_err();
             assert_eq!((e.line, e.column), at, "{cur:?}: {e}");
         }
+        // Found by the fuzz harness: yaml-rust2 accepted a tab before the first key, and the
+        // keys mirrorctl appended did not line up with it.
+        let e = plan(Some("  \tdebug: true\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 3), "{e}");
+        plan(
+            Some("a: 1 # \t\n\t# c\n"),
+            &set(&["http://a:1"], false),
+            &[],
+        )
+        .unwrap();
         // A lone CR is a YAML line break, not one of the file's lines (fuzz harness: the
         // error pointed at line 2 of a one-line file); a BOM shifts the column.
         let e = plan(Some("mirro\rrs: {}\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
