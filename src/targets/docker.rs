@@ -363,19 +363,18 @@ fn edit_list(
                 owned.extend(layout);
                 return;
             }
-            set_array(&a, &target, &current);
             match layout {
                 Some(t) if target.is_empty() => {
-                    if let Ok(inside) = serde_json::from_str::<String>(&t[layout_tok.len()..]) {
-                        if let Some(a) = obj.get(key).and_then(|p| p.array_value()) {
-                            a.replace_with(jsonc_parser::cst::CstInputValue::Number(format!(
-                                "[{inside}]"
-                            )));
-                        }
-                    }
+                    let inside =
+                        serde_json::from_str::<String>(&t[layout_tok.len()..]).unwrap_or_default();
+                    a.replace_with(jsonc_parser::cst::CstInputValue::Number(format!(
+                        "[{inside}]"
+                    )));
                 }
-                Some(t) => owned.push(t),
-                None => {}
+                layout => {
+                    set_array(&a, &target, &current);
+                    owned.extend(layout);
+                }
             }
         }
         (Some(_), None) => unreachable!("validated: `{key}` is an array"),
@@ -400,13 +399,13 @@ fn obj_is_multiline(obj: &CstObject) -> bool {
     obj.to_string().contains('\n') || obj.properties().len() <= 1
 }
 
-/// Rewrite an array's elements to `target`, keeping its layout: a multi-line array gets element
-/// edits (each on its own line, indented like its neighbours); a one-line array is rewritten on
-/// one line by [`one_line_array`].
+/// Rewrite an array's elements to `target`, keeping its layout: an array holding elements
+/// (or on one line) is rewritten as text by [`rewrite_array`]; an empty multi-line array gets
+/// its elements from the CST, each on its own line, indented for it.
 fn set_array(a: &CstArray, target: &[String], current: &[String]) {
     let raw = a.to_string();
-    if !raw.contains('\n') {
-        if let Some(text) = one_line_array(&raw, target) {
+    if !current.is_empty() || !raw.contains('\n') {
+        if let Some(text) = rewrite_array(&raw, target) {
             // A raw token: the CST renders a number's text as given.
             let replacement = a
                 .clone()
@@ -415,66 +414,19 @@ fn set_array(a: &CstArray, target: &[String], current: &[String]) {
             return;
         }
     }
-    // The elements that stay (a longest common subsequence of `current` and `target`) keep
-    // their nodes, so their bytes and indentation; the others are inserted after the element
-    // they follow in `target`, then the ones no longer wanted removed — inserting first, so
-    // the array never becomes empty (an empty array loses its multi-line layout). Rewriting the
-    // elements after the common prefix, as before, re-rendered every user entry behind a new
-    // one: disarm could not give their layout back.
-    let (n, m) = (current.len(), target.len());
-    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if current[i] == target[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    // anchor[j]: the current element target[j] is, when it stays.
-    let mut anchor: Vec<Option<usize>> = vec![None; m];
-    let mut kept = vec![false; n];
-    let (mut i, mut j) = (0, 0);
-    while i < n && j < m {
-        if current[i] == target[j] {
-            anchor[j] = Some(i);
-            kept[i] = true;
-            i += 1;
-            j += 1;
-        } else if lcs[i][j + 1] >= lcs[i + 1][j] {
-            // On a tie, take `target[j]` as new: a user's entry moved to the front is then
-            // re-inserted, and the entries it moved past keep their nodes.
-            j += 1;
-        } else {
-            i += 1;
-        }
-    }
-    let old = a.elements();
-    let (mut inserted, mut at) = (0, 0);
-    for (t, anchor) in target.iter().zip(&anchor) {
-        match anchor {
-            Some(ci) => at = ci + inserted + 1,
-            None => {
-                a.insert(at, t.as_str().into());
-                inserted += 1;
-                at += 1;
-            }
-        }
-    }
-    for (e, keep) in old.into_iter().zip(kept) {
-        if !keep {
-            e.remove();
-        }
+    for (i, t) in target.iter().enumerate() {
+        a.insert(i, t.as_str().into());
     }
 }
 
-/// A one-line array of strings holding `target`, written like `raw`: the user's elements keep
-/// their bytes and, where they stay neighbours, the separator between them; new ones are JSON
-/// strings joined with the array's first separator (`, ` when it has none); the space inside
-/// the brackets stays. Rendering the whole array anew (`", "` everywhere) could not be taken
-/// back: disarm would leave `["a", "b"]` for the user's `["a","b"]`.
-fn one_line_array(raw: &str, target: &[String]) -> Option<String> {
+/// An array of strings holding `target`, written like `raw`: the user's elements keep their
+/// bytes and, where they stay neighbours, the separator between them; new ones are JSON
+/// strings joined with the array's first separator (for one element, a comma and the space
+/// before it when that breaks the line, else `, `); the space inside the brackets stays.
+/// Rendering the array anew (`", "` everywhere on one line; the CST's element edits, which
+/// re-render the elements behind a new one and re-indent irregular layouts) could not be
+/// taken back: disarm would not give the user's bytes back.
+fn rewrite_array(raw: &str, target: &[String]) -> Option<String> {
     use jsonc_parser::ast::Value;
     let ast =
         jsonc_parser::parse_to_ast(raw, &Default::default(), &ParseOptions::default()).ok()?;
@@ -495,7 +447,12 @@ fn one_line_array(raw: &str, target: &[String]) -> Option<String> {
         .windows(2)
         .map(|w| &raw[w[0].0.end..w[1].0.start])
         .collect();
-    let default_sep = seps.first().copied().unwrap_or(", ");
+    let line_sep = format!(",{lead}");
+    let default_sep = match seps.first() {
+        Some(s) => *s,
+        None if lead.contains(['\n', '\r']) => line_sep.as_str(),
+        None => ", ",
+    };
     let mut used = vec![false; elems.len()];
     let mut out = format!("[{lead}");
     let mut prev: Option<Option<usize>> = None;
@@ -516,6 +473,10 @@ fn one_line_array(raw: &str, target: &[String]) -> Option<String> {
             None => out.push_str(&serde_json::Value::from(t.as_str()).to_string()),
         }
         prev = Some(found);
+    }
+    if target.is_empty() && format!("{lead}{trail}").contains(['\n', '\r']) {
+        // Emptied: no blank lines left inside.
+        return Some("[]".to_string());
     }
     out.push_str(trail);
     out.push(']');
@@ -683,6 +644,37 @@ mod tests {
         assert_eq!(
             p.text,
             "{\"debug\":true, \"registry-mirrors\": [\"http://127.0.0.1:5001\"], \"insecure-registries\": [\"http://127.0.0.1:5001\"]}"
+        );
+    }
+
+    #[test]
+    fn irregular_multi_line_arrays_come_back_from_disarm() {
+        // Found by the fuzz harness: the CST's insert put the first element of
+        // `["a", "b"\n  ]` on a new line, and disarm left it there; a lone CR as line break.
+        let one = [m("http://127.0.0.1:5001")];
+        for cur in [
+            "{\"registry-mirrors\":[\"https://a.example\", \"https://b.example\"\n  ]\n}\n",
+            "{\r\n  \"registry-mirrors\": [\r  \"https://a.example\"\r\n  ]\r\n}\r\n",
+            "{\n  \"registry-mirrors\": [\n    \"https://a.example\"\n  ]\n}\n",
+        ] {
+            let p = plan(Some(cur), &one, false, &[]).unwrap();
+            serde_json::from_str::<serde_json::Value>(&p.text).unwrap();
+            assert_eq!(plan(Some(&p.text), &one, false, &p.owned).unwrap(), p);
+            let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
+        let p = plan(
+            Some("{\n  \"registry-mirrors\": [\n    \"https://a.example\"\n  ]\n}\n"),
+            &one,
+            false,
+            &[],
+        )
+        .unwrap();
+        assert!(
+            p.text
+                .contains("[\n    \"http://127.0.0.1:5001\",\n    \"https://a.example\"\n  ]"),
+            "{}",
+            p.text
         );
     }
 
