@@ -88,11 +88,12 @@ pub fn plan(
     let mut obj = root.object_value_or_set();
     let mut owned = Vec::new();
 
-    // The CST's append spreads a one-line object over several lines and turns the blank
-    // inside of an empty one (`{ }`, `{\n}`) into the new keys' layout: neither can be taken
-    // back when the keys are removed again. Keys this run creates in a one-line object are
-    // written on that line; the inside of an empty object is remembered in an owned token and
-    // put back when the object is empty again.
+    // The CST's append spreads a one-line object over several lines, moves a closing brace
+    // written after the last member to a line of its own, and turns the blank inside of an
+    // empty object (`{ }`, `{\n}`) into the new keys' layout: none of it can be taken back
+    // when the keys are removed again. Keys this run creates where the closing brace follows
+    // the last member are written after it as text; the inside of an empty object is
+    // remembered in an owned token and put back when the object is empty again.
     let creating: Vec<&str> = [(MIRRORS_KEY, &want_mirrors), (INSECURE_KEY, &want_insecure)]
         .into_iter()
         .filter(|(k, w)| !w.is_empty() && obj.get(k).is_none())
@@ -106,9 +107,22 @@ pub fn plan(
             if !inside.is_empty() {
                 owned.push(tok_layout(inside));
             }
-        } else if !inside.contains('\n') {
-            let at = body[..close].trim_end_matches([' ', '\t', '\r']).len();
-            let keys: String = creating.iter().map(|k| format!(", \"{k}\": []")).collect();
+        } else if !body[body[..close].trim_end().len()..close].contains('\n') {
+            // The closing brace follows the last member on its line (a one-line object, or
+            // `…,\n  "b": 2 }`): the new keys follow it there too, on the next line of their own
+            // in a multi-line object.
+            let at = body[..close].trim_end().len();
+            let sep = if inside.contains('\n') {
+                let line = &body[body[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+                let indent = &line[..line.len() - line.trim_start().len()];
+                format!(",\n{indent}")
+            } else {
+                ", ".to_string()
+            };
+            let keys: String = creating
+                .iter()
+                .map(|k| format!("{sep}\"{k}\": []"))
+                .collect();
             body.insert_str(at, &keys);
             root = parse(&body)?;
             obj = root.object_value_or_set();
@@ -116,6 +130,7 @@ pub fn plan(
         }
     }
     let layout: Option<String> = owned.pop();
+    let mut removed: Vec<String> = Vec::new();
     edit_list(
         &obj,
         MIRRORS_KEY,
@@ -126,6 +141,7 @@ pub fn plan(
         prev,
         &created_inline,
         &mut owned,
+        &mut removed,
     );
     edit_list(
         &obj,
@@ -137,14 +153,16 @@ pub fn plan(
         prev,
         &created_inline,
         &mut owned,
+        &mut removed,
     );
 
     // In a file whose line ends are mixed, the CST writes new lines with one line end for the
     // whole file, and removing them again can leave it behind: keep each line's own.
-    let mut text = super::text::keep_line_ends(&unframed, &root.to_string());
+    let (rendered, empty) = remove_members(&root.to_string(), &removed);
+    let mut text = super::text::keep_line_ends(&unframed, &rendered);
     match (layout, prev.iter().find(|t| t.starts_with(LAYOUT_TOK))) {
         (Some(t), _) => owned.push(t),
-        (None, Some(t)) if !obj.properties().is_empty() => owned.push(t.clone()),
+        (None, Some(t)) if !empty => owned.push(t.clone()),
         (None, Some(t)) => {
             // Empty again: give it back the inside it had.
             if let (Some(open), Some(close), Ok(inside)) = (
@@ -317,6 +335,7 @@ fn edit_list(
     prev: &[String],
     created: &[&str],
     owned: &mut Vec<String>,
+    removed: &mut Vec<String>,
 ) {
     let key_tok = tok_key(key);
     let prop = obj.get(key);
@@ -337,9 +356,10 @@ fn edit_list(
 
     let key_owned_before = prev.contains(&key_tok) || created.contains(&key);
     match (prop, array) {
-        (Some(p), Some(a)) => {
+        (Some(_), Some(a)) => {
             if target.is_empty() && key_owned_before {
-                p.remove();
+                // Taken out of the text once rendered (see `remove_members`).
+                removed.push(key.to_string());
                 return;
             }
             if key_owned_before {
@@ -397,6 +417,49 @@ fn edit_list(
 
 fn obj_is_multiline(obj: &CstObject) -> bool {
     obj.to_string().contains('\n') || obj.properties().len() <= 1
+}
+
+/// Take the members named `keys` out of the root object of `text`, each with the separator
+/// before it (after the first member: from the end of the one before it), so that removing
+/// what was added after a member — by mirrorctl as text, or by the CST's append — gives the
+/// bytes back; the CST's own removal puts a closing brace written after the last member on a
+/// line of its own. Also says whether the object is empty then.
+fn remove_members(text: &str, keys: &[String]) -> (String, bool) {
+    use jsonc_parser::ast::Value;
+    /// The root object's range and its members' (name, start, end).
+    type Members = (usize, usize, Vec<(String, usize, usize)>);
+    let root_object = |t: &str| -> Option<Members> {
+        let ast =
+            jsonc_parser::parse_to_ast(t, &Default::default(), &ParseOptions::default()).ok()?;
+        let Some(Value::Object(o)) = ast.value else {
+            return None;
+        };
+        let props = o
+            .properties
+            .iter()
+            .map(|p| (p.name.as_str().to_string(), p.range.start, p.range.end))
+            .collect();
+        Some((o.range.start, o.range.end, props))
+    };
+    let mut out = text.to_string();
+    for k in keys {
+        let Some((start, end, props)) = root_object(&out) else {
+            break;
+        };
+        let Some(i) = props.iter().position(|(n, _, _)| n == k) else {
+            continue;
+        };
+        let cut = match i {
+            0 => match props.get(1) {
+                Some(next) => (props[0].1, next.1),
+                None => (start + 1, end - 1),
+            },
+            _ => (props[i - 1].2, props[i].2),
+        };
+        out.replace_range(cut.0..cut.1, "");
+    }
+    let empty = root_object(&out).is_some_and(|(_, _, p)| p.is_empty());
+    (out, empty)
 }
 
 /// Rewrite an array's elements to `target`, keeping its layout: an array holding elements
@@ -719,6 +782,23 @@ mod tests {
         for cur in ["{\n  \"debug\": true\n}\r\n", "{\r\n  \"debug\": true\n}\n"] {
             let p = plan(Some(cur), &one, false, &[]).unwrap();
             serde_json::from_str::<serde_json::Value>(&p.text).unwrap();
+            let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
+    }
+
+    #[test]
+    fn a_closing_brace_after_the_last_member_stays_there() {
+        // Found by the fuzz harness: the CST's append moved `}` to a line of its own, and
+        // disarm left it there.
+        let one = [m("http://127.0.0.1:5001")];
+        for cur in [
+            "{\n\t\"debug\": true,\n\t\"dns\": [\"10.0.0.2\"]}\n",
+            "{\"a\": 1,\n \"b\": 2 }",
+        ] {
+            let p = plan(Some(cur), &one, false, &[]).unwrap();
+            serde_json::from_str::<serde_json::Value>(&p.text).unwrap();
+            assert_eq!(plan(Some(&p.text), &one, false, &p.owned).unwrap(), p);
             let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
             assert_eq!(back.text, cur, "{:?}", p.text);
         }
