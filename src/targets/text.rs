@@ -123,6 +123,21 @@ pub fn keep_line_ends(original: &str, edited: &str) -> String {
             _ => {}
         }
     }
+    // Of several old lines with the same content between two aligned ones, the diff may pick
+    // a later one (removing a table whose last line repeats the one before it): take the
+    // earliest, whose line end is the one the kept line had before.
+    let mut last: Option<usize> = None;
+    let head = new.len() - tail;
+    for t in take[..head].iter_mut() {
+        let Some(j) = *t else { continue };
+        let from = last.map_or(0, |l| l + 1);
+        if let Some(k) = (from..j).find(|&k| !used[k] && o[k] == o[j]) {
+            used[j] = false;
+            used[k] = true;
+            *t = Some(k);
+        }
+        last = *t;
+    }
     // Lines the diff did not align (moved with a table, say): an unused old line with the
     // same content gives its bytes.
     let mut by_content: std::collections::HashMap<&str, std::collections::VecDeque<usize>> =
@@ -212,6 +227,12 @@ mod tests {
         let armed = keep_line_ends(orig, "[a]\nx = 1\n\n[b]\ny = 2\n\n");
         assert_eq!(armed, "[a]\nx = 1\n\n[b]\ny = 2\n\r\n");
         assert_eq!(keep_line_ends(&armed, "[a]\nx = 1\n\n"), orig);
+        // Of two lines with one content, the one the edit kept keeps its line end (fuzz
+        // harness: disarm aligned the kept `  http = true` with the removed table's copy).
+        let orig = "[a]\n  http = true\r\n";
+        let armed = keep_line_ends(orig, "[a]\n  http = true\n\n[b]\n  http = true\n");
+        assert_eq!(armed, "[a]\n  http = true\r\n\n[b]\n  http = true\n");
+        assert_eq!(keep_line_ends(&armed, "[a]\n  http = true\n"), orig);
         // A line the diff does not align (its block moved) keeps its bytes too.
         let orig = "[a]\nx = 1\n\n[b]\r\ny = 2\r\n";
         assert_eq!(
