@@ -406,6 +406,18 @@ pub fn plan_config(
         if prev.iter().any(|t| t == "table:registry") {
             prune_empty_registry(&mut doc, plugin);
         }
+        if prev.iter().any(|t| t == IMPLICIT_TOK) {
+            if let Some(t) = doc
+                .get_mut("plugins")
+                .and_then(|p| p.get_mut(plugin))
+                .and_then(|c| c.get_mut("registry"))
+                .and_then(Item::as_table_mut)
+            {
+                if t.get_values().is_empty() {
+                    t.set_implicit(true);
+                }
+            }
+        }
         // mirrorctl wrote the whole file: with nothing else left in it, drop its `version` too.
         fn empty(v: &Item) -> bool {
             v.as_table_like()
@@ -463,6 +475,13 @@ pub fn plan_config(
     } else if prev.iter().any(|t| t == "table:registry") {
         owned.push("table:registry".to_string());
     }
+    // The registry table there only as the parent of others (`[….registry.configs."h".tls]`)
+    // gets a header of its own once config_path is in it: remembered, so disarm makes it
+    // implicit again rather than leave an empty `[….registry]`.
+    let implicit = cri_registry(&doc, plugin).is_some_and(Table::is_implicit);
+    if implicit || prev.iter().any(|t| t == IMPLICIT_TOK) {
+        owned.push(IMPLICIT_TOK.to_string());
+    }
     let indent = toml_util::key_indent(&body);
     let reg = registry_table(&mut doc, plugin).expect("just ensured");
     match reg
@@ -500,6 +519,13 @@ pub fn plan_config(
         text: reframe(framing, &toml_util::render_edit(&body, &doc, false)),
         owned,
     })
+}
+
+const IMPLICIT_TOK: &str = "table:registry-implicit";
+
+/// The CRI plugin's `registry` when it is a (header or implicit) table.
+fn cri_registry<'a>(doc: &'a DocumentMut, plugin: &str) -> Option<&'a Table> {
+    doc.get("plugins")?.get(plugin)?.get("registry")?.as_table()
 }
 
 fn registry_table<'a>(doc: &'a mut DocumentMut, plugin: &str) -> Option<&'a mut dyn TableLike> {
@@ -597,6 +623,23 @@ mod tests {
         let dir = "/etc/containerd/certs.d";
         let p = plan_config(Some(cur), dir, true, &[]).unwrap();
         assert!(!p.text.ends_with('\n'), "{:?}", p.text);
+        assert_eq!(
+            plan_config(Some(&p.text), dir, false, &p.owned)
+                .unwrap()
+                .text,
+            cur
+        );
+    }
+
+    #[test]
+    fn an_implicit_registry_table_stays_implicit() {
+        // Found by the fuzz harness: with only `[….registry.configs."h".tls]` in the file, the
+        // registry table got a header for config_path, and disarm left it, empty.
+        let dir = "/etc/containerd/certs.d";
+        let cur = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"reg.example\".auth]\n  username = \"u\"\n";
+        let p = plan_config(Some(cur), dir, true, &[]).unwrap();
+        assert!(p.text.contains("config_path"), "{}", p.text);
+        assert_eq!(plan_config(Some(&p.text), dir, true, &p.owned).unwrap(), p);
         assert_eq!(
             plan_config(Some(&p.text), dir, false, &p.owned)
                 .unwrap()
