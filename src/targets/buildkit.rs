@@ -135,6 +135,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
         if created || prev.contains(&format!("table:{}", r.registry)) {
             owned.push(format!("table:{}", r.registry));
         }
+        note_implicit(registry, &r.registry, prev, &mut owned);
         let rt = registry
             .get_mut(&r.registry)
             .and_then(Item::as_table_like_mut)
@@ -194,6 +195,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
                 if created || prev.contains(&format!("table:{hp}")) {
                     owned.push(format!("table:{hp}"));
                 }
+                note_implicit(registry, &hp, prev, &mut owned);
                 let ht = registry
                     .get_mut(&hp)
                     .and_then(Item::as_table_like_mut)
@@ -238,6 +240,20 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             }
         }
     }
+    // Tables that were only implicit and are no longer wanted: implicit again once their
+    // values are gone (else an empty header would stay behind).
+    for t in prev {
+        if let Some(name) = t.strip_prefix(IMPLICIT_TOK) {
+            if owned.contains(t) {
+                continue;
+            }
+            if let Some(Item::Table(tab)) = registry.get_mut(name) {
+                if tab.get_values().is_empty() {
+                    tab.set_implicit(true);
+                }
+            }
+        }
+    }
     // A token can come twice (a mirror whose host:port is also a registry of the set names
     // one table twice): keep the first of each.
     let mut seen = std::collections::HashSet::new();
@@ -256,6 +272,21 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
         text: reframe(framing, &text),
         owned,
     })
+}
+
+const IMPLICIT_TOK: &str = "implicit:";
+
+/// A table that exists only as the parent of others (`[[registry."docker.io".keypair]]`) gets a
+/// header of its own once mirrorctl puts a value in it: remember that it was implicit (or keep
+/// remembering), so that it is made implicit again when the values are gone.
+fn note_implicit(registry: &dyn TableLike, name: &str, prev: &[String], owned: &mut Vec<String>) {
+    let tok = format!("{IMPLICIT_TOK}{name}");
+    // (Dotted tables have no header either way, and count as implicit when parsed.)
+    let implicit =
+        matches!(registry.get(name), Some(Item::Table(t)) if t.is_implicit() && !t.is_dotted());
+    if (implicit || prev.contains(&tok)) && !owned.contains(&tok) {
+        owned.push(tok);
+    }
 }
 
 /// `http` for a plain-HTTP mirror, `insecure` for https with `--insecure`.
@@ -383,6 +414,28 @@ mod tests {
         );
         let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
         assert_eq!(back.text, cur);
+    }
+
+    #[test]
+    fn an_implicit_registry_table_stays_implicit() {
+        // As in containerd's config.toml, where the fuzz harness found it: the table that
+        // existed only as the keypairs' parent got a header for `mirrors`, and disarm left it.
+        let cur = "[[registry.\"docker.io\".keypair]]\n  key = \"/k.pem\"\n  cert = \"/c.pem\"\n";
+        let s = set(&["http://127.0.0.1:5001"], false);
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+        let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
+        assert_eq!(back.text, cur, "{}", p.text);
+    }
+
+    #[test]
+    fn dotted_tables_are_not_remembered_as_implicit() {
+        // A parsed dotted table counts as implicit, but has no header to lose: not remembered
+        // (else a re-arm remembers the dotted table the first arm created, and owned changes).
+        let cur = "registry.\"docker.io\".mirrors = [\"user.example\"]\n";
+        let s = set(&["http://127.0.0.1:5001"], false);
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
     }
 
     #[test]
