@@ -296,13 +296,27 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn mirror_table(m: &Mirror, set: &MirrorSet) -> Table {
+fn mirror_table((location, insecure): &(String, bool)) -> Table {
     let mut t = Table::new();
-    t.insert("location", value(m.host_port()));
-    if set.needs_insecure(m) {
+    t.insert("location", value(location.as_str()));
+    if *insecure {
         t.insert("insecure", value(true));
     }
     t
+}
+
+/// The mirrors as `(location, insecure)`: registries.conf writes no scheme, so `http://h` and
+/// `https://h` are one location (insecure if either needs it), listed once, where first seen.
+fn locations(mirrors: &[Mirror], set: &MirrorSet) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for m in mirrors {
+        let hp = m.host_port();
+        match out.iter_mut().find(|(l, _)| *l == hp) {
+            Some((_, insecure)) => *insecure |= set.needs_insecure(m),
+            None => out.push((hp, set.needs_insecure(m))),
+        }
+    }
+    out
 }
 
 /// A `[[registry]]` for `prefix`: the copied settings (or `location = prefix`), mirrorctl's
@@ -332,9 +346,9 @@ fn build_table(prefix: &str, mirrors: &[Mirror], set: &MirrorSet, src: Option<&S
     }
     let mut aot = ArrayOfTables::new();
     let mut seen: Vec<String> = Vec::new();
-    for m in mirrors {
-        seen.push(m.host_port());
-        aot.push(mirror_table(m, set));
+    for l in locations(mirrors, set) {
+        seen.push(l.0.clone());
+        aot.push(mirror_table(&l));
     }
     if let Some(s) = src {
         for mt in mirror_tables(&s.table) {
@@ -390,8 +404,8 @@ fn edit_user_table(
     // The user's entries used for a wanted mirror (only the first with its location: a
     // duplicate the user wrote stays, among the rest).
     let mut used = vec![false; existing.len()];
-    for m in want {
-        let hp = m.host_port();
+    for l in locations(want, set) {
+        let hp = l.0.clone();
         let users = (0..existing.len())
             .find(|&i| !used[i] && location_of(&existing[i]) == hp)
             .filter(|_| !prev.contains(&tok_mirror(prefix, &hp)));
@@ -401,7 +415,7 @@ fn edit_user_table(
                 out.push(existing[i].clone());
             }
             None => {
-                out.push(mirror_table(m, set));
+                out.push(mirror_table(&l));
                 owned.push(tok_mirror(prefix, &hp));
             }
         }
@@ -565,6 +579,34 @@ mod rearm_tests {
         // Not for prefixes mirrorctl does not touch.
         let other = "[[registry]]\nprefix = \"quay.io\"\n[[registry]]\nprefix = \"quay.io\"\n";
         plan(Some(other), &set(&["http://a:1"]), &[], &[]).unwrap();
+    }
+
+    #[test]
+    fn an_http_and_an_https_mirror_of_one_host_are_one_location() {
+        // Found by the fuzz harness: both got a [[registry.mirror]] (one taken for the user's,
+        // one owned), and a re-arm took the user's for mirrorctl's (arm twice != arm once).
+        let s = MirrorSet::from_args(
+            &["https://h:1".to_string(), "http://h:1".to_string()],
+            "docker.io",
+            false,
+        )
+        .unwrap();
+        let p = plan(None, &s, &[], &[]).unwrap();
+        assert_eq!(
+            p.text.matches("location = \"h:1\"").count(),
+            1,
+            "{}",
+            p.text
+        );
+        assert!(
+            p.text.contains("location = \"h:1\"\ninsecure = true"),
+            "{}",
+            p.text
+        );
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"h:1\"\ninsecure = true\n";
+        let p = plan(Some(cur), &s, &[], &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &s, &p.owned, &[]).unwrap(), p);
+        assert_eq!(p.text, cur);
     }
 
     #[test]
