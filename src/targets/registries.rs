@@ -135,6 +135,8 @@ pub fn plan(
     let (framing, body) = unframe(original);
     let mut doc = parse(original, &body, framing)?;
     refuse_v1(&doc, original, "")?;
+    // Room between the file's tables for mirror tables placed among them (edit_user_table).
+    super::toml_util::scale_positions(doc.as_table_mut(), POSITION_GAP);
 
     // What the other files say, in the order containers/image reads them: the main file, then
     // drop-ins by name. Tables with the same prefix in a later file replace earlier ones.
@@ -292,6 +294,9 @@ pub fn plan(
     })
 }
 
+/// The factor table positions are scaled by (see [`super::toml_util::scale_positions`]).
+const POSITION_GAP: isize = 1 << 16;
+
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -420,6 +425,7 @@ fn edit_user_table(
             }
         }
     }
+    let front = out.len();
     for (i, e) in existing.iter().enumerate() {
         if used[i] || prev.contains(&tok_mirror(prefix, &location_of(e))) {
             continue;
@@ -433,11 +439,16 @@ fn edit_user_table(
         .map(Table::to_string)
         .ne(existing.iter().map(Table::to_string))
     {
-        // Tables are written in the order of their document positions, which the copies
-        // keep: without them, they follow their [[registry]] in this order.
+        // Tables are written in the order of their document positions (scaled by
+        // POSITION_GAP in `plan`). The user's other mirrors keep theirs, so their layout stays
+        // (one written after another [[…]] table, say); the wanted ones go just before the
+        // first of them, or, with none, follow their [[registry]] (no position).
+        let first_rest = out[front..].iter().filter_map(Table::position).min();
         let mut a = ArrayOfTables::new();
-        for mut m in out {
-            m.set_position(None);
+        for (k, mut m) in out.into_iter().enumerate() {
+            if k < front {
+                m.set_position(first_rest.map(|p| p - POSITION_GAP + 1 + k as isize));
+            }
             a.push(m);
         }
         *aot = a;
@@ -607,6 +618,28 @@ mod rearm_tests {
         let p = plan(Some(cur), &s, &[], &[]).unwrap();
         assert_eq!(plan(Some(&p.text), &s, &p.owned, &[]).unwrap(), p);
         assert_eq!(p.text, cur);
+    }
+
+    #[test]
+    fn the_users_other_mirrors_keep_their_places() {
+        // Found by the fuzz harness: without positions, a [[registry.mirror]] written after
+        // another table moved up to its [[registry]], and disarm left it there.
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"u:1\"\n\n[[rugistry]]\nx = 1\n[[registry.mirror]]\nlocation = \"u:2\"\n";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        let at = |s: &str| p.text.find(s).unwrap();
+        assert!(
+            at("\"a:1\"") < at("\"u:1\"") && at("[[rugistry]]") < at("\"u:2\""),
+            "{}",
+            p.text
+        );
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        assert_eq!(
+            plan(Some(&p.text), &empty, &p.owned, &[]).unwrap().text,
+            cur
+        );
     }
 
     #[test]

@@ -109,6 +109,21 @@ pub fn set_array(item: &mut Item, list: &[String]) {
     }
 }
 
+/// Multiply the document positions of a table and every table below it by `by`, keeping
+/// their order and making room between them for tables placed in between.
+pub fn scale_positions(t: &mut toml_edit::Table, by: isize) {
+    if let Some(p) = t.position() {
+        t.set_position(Some(p * by));
+    }
+    for (_, v) in t.iter_mut() {
+        match v {
+            Item::Table(st) => scale_positions(st, by),
+            Item::ArrayOfTables(a) => a.iter_mut().for_each(|st| scale_positions(st, by)),
+            _ => {}
+        }
+    }
+}
+
 /// Render a document; a new file gets a blank line between tables, none at the top.
 pub fn render(doc: &DocumentMut, fresh: bool) -> String {
     let text = doc.to_string();
