@@ -107,18 +107,8 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
     }
     // A tab before the first key (`  \tkey:`): yaml-rust2 lets it through, libyaml (k3s)
     // refuses it, and the keys mirrorctl appends at that key's indentation would not line up.
-    let mut off = 0;
-    for line in body.split_inclusive('\n') {
+    if let Some((off, line)) = first_content_line(body) {
         let ws = line.len() - line.trim_start_matches([' ', '\t']).len();
-        let rest = line[ws..].trim_end_matches(['\n', '\r']);
-        if rest.is_empty()
-            || rest.starts_with('#')
-            || rest.starts_with("---")
-            || rest.starts_with('%')
-        {
-            off += line.len();
-            continue;
-        }
         if let Some(tab) = line[..ws].find('\t') {
             return Err(PlanError::at_offset(
                 original,
@@ -126,7 +116,6 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
                 "invalid YAML: a tab before the first key (YAML indents with spaces only)",
             ));
         }
-        break;
     }
     let docs = YamlLoader::load_from_str(body).map_err(|e| {
         // From the byte offset, not yaml-rust2's line: it also counts a lone `\r` as a line
@@ -497,17 +486,33 @@ fn end_marker(text: &str) -> Option<usize> {
     None
 }
 
+/// The first line holding content (not blank, a comment, a directive or a `---` marker),
+/// with its offset. `---` is a marker only when a space or the line's end follows it
+/// (`---mirrors:` is a key).
+fn first_content_line(body: &str) -> Option<(usize, &str)> {
+    let mut off = 0;
+    for line in body.split_inclusive('\n') {
+        let t = line
+            .trim_start_matches([' ', '\t'])
+            .trim_end_matches(['\n', '\r']);
+        let marker = t
+            .strip_prefix("---")
+            .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t']));
+        if !(t.is_empty() || t.starts_with('#') || marker || t.starts_with('%')) {
+            return Some((off, line));
+        }
+        off += line.len();
+    }
+    None
+}
+
 /// The indentation of the document's top-level keys: that of its first content line (a block
 /// mapping may be indented as a whole).
 fn root_indent(body: &str) -> &str {
-    for line in body.lines() {
-        let t = line.trim_start_matches(' ');
-        if t.is_empty() || t.starts_with('#') || t.starts_with("---") || t.starts_with('%') {
-            continue;
-        }
-        return &line[..line.len() - t.len()];
+    match first_content_line(body) {
+        Some((_, line)) => &line[..line.len() - line.trim_start_matches(' ').len()],
+        None => "",
     }
-    ""
 }
 
 /// Remove the top-level line `key:` (no value, `~` or `null`, maybe a comment), written at
@@ -682,6 +687,8 @@ mod tests {
         // error pointed at line 2 of a one-line file); a BOM shifts the column.
         let e = plan(Some("mirro\rrs: {}\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
         assert_eq!((e.line, e.column), (1, 9), "{e}");
+        let e = plan(Some("a: b: c\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 5), "{e}");
         let e = plan(Some("\u{feff}a: [\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
         assert_eq!(e.line, 2, "{e}");
     }
@@ -808,6 +815,17 @@ mod indent_tests {
             );
             assert_eq!(root_indent(&p.text), "  ");
         }
+        // Found by the fuzz harness: `---mirrors:` is a key, not a document marker; the key
+        // after it set the indentation, and mirrorctl's keys went under `---mirrors`.
+        let p = plan(Some("---mirrors:\n  docker.io: {}\n"), &s, &[]).unwrap();
+        let docs = YamlLoader::load_from_str(&p.text).unwrap();
+        assert!(
+            docs[0]["mirrors"]["docker.io"]["endpoint"]
+                .as_vec()
+                .is_some(),
+            "{}",
+            p.text
+        );
         let p = plan(
             Some("  configs:\n    x:\n      auth: {username: u}\n"),
             &s,
