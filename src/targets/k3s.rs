@@ -80,8 +80,10 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
     // (what follows vanished), reads NEL and the Unicode line and paragraph separators as
     // YAML 1.2 does (not line breaks) where k3s's YAML 1.1 parser breaks lines at them, and
     // takes a BOM at a line start for indentation, which yaml-edit does not.
-    if let Some((at, c)) = body.char_indices().find(|&(_, c)| {
+    let lone_cr = |i: usize| !body[i + 1..].starts_with('\n');
+    if let Some((at, c)) = body.char_indices().find(|&(i, c)| {
         (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+            || (c == '\r' && lone_cr(i))
             || ('\u{7f}'..='\u{9f}').contains(&c)
             || matches!(
                 c,
@@ -93,6 +95,9 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
                 "a line break to YAML 1.1 parsers (k3s's) and not to YAML 1.2 ones; write a plain line break"
             }
             '\u{feff}' => "a byte order mark inside the file; remove it",
+            // A line break to YAML, not to the line-based steps of the edit (document markers,
+            // indentation).
+            '\r' => "a carriage return without a line feed (an old Mac line break); use \\n or \\r\\n",
             _ => "a control character, which YAML does not allow",
         };
         let at = original_offset(original, framing, at);
@@ -673,6 +678,15 @@ mod tests {
             let e = plan(Some(cur), &set(&["http://a:1"], false), &[]).unwrap_err();
             assert_eq!((e.line, e.column), at, "{cur:?}: {e}");
         }
+        // Found by the fuzz harness: a lone CR is a line break to YAML, not to the edit's
+        // line-based steps (`...\rendpoint: []` hid content after a document end marker).
+        let e = plan(
+            Some("...\rendpoint: []\n"),
+            &set(&["http://a:1"], false),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("carriage return"), "{e}");
         // Found by the fuzz harness: yaml-rust2 accepted a tab before the first key, and the
         // keys mirrorctl appended did not line up with it.
         let e = plan(Some("  \tdebug: true\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
@@ -684,9 +698,10 @@ mod tests {
         )
         .unwrap();
         // A lone CR is a YAML line break, not one of the file's lines (fuzz harness: the
-        // error pointed at line 2 of a one-line file); a BOM shifts the column.
+        // error pointed at line 2 of a one-line file; now the CR itself is refused); a BOM
+        // shifts the column.
         let e = plan(Some("mirro\rrs: {}\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
-        assert_eq!((e.line, e.column), (1, 9), "{e}");
+        assert_eq!((e.line, e.column), (1, 6), "{e}");
         let e = plan(Some("a: b: c\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
         assert_eq!((e.line, e.column), (1, 5), "{e}");
         let e = plan(Some("\u{feff}a: [\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
