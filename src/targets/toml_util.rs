@@ -74,38 +74,61 @@ pub fn array(list: &[String]) -> Array {
     a
 }
 
-/// Replace an array's strings, keeping its surrounding decoration (comments after it) and, for
-/// a multi-line array, one element per line with the first element's indentation.
+/// Replace an array's strings, keeping its surrounding decoration (comments after it). The
+/// user's elements stay as written (their raw string, a literal tab or `'quotes'`, and their
+/// spacing or comments); new ones go on a line of their own with the first element's
+/// indentation in a multi-line array, after `", "` on one line. On one line the space after
+/// `[` stays with the first slot. Re-rendering the elements (`a.fmt()`, as before) could not be
+/// taken back: disarm would not give the user's bytes back.
 pub fn set_array(item: &mut Item, list: &[String]) {
     let Some(a) = item.as_array_mut() else { return };
     let multiline = a.to_string().contains('\n');
-    let indent = a
-        .iter()
-        .next()
-        .and_then(|v| {
-            v.decor()
-                .prefix()
-                .and_then(|p| p.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "\n  ".to_string());
+    let old: Vec<toml_edit::Value> = a.iter().cloned().collect();
+    let prefix =
+        |i: usize| -> Option<String> { old.get(i)?.decor().prefix()?.as_str().map(str::to_string) };
+    // A new element's line: a line break and the first element's indentation.
+    let indent = match prefix(0) {
+        Some(p) if p.contains('\n') => format!("\n{}", &p[p.rfind('\n').unwrap() + 1..]),
+        _ => "\n  ".to_string(),
+    };
     let trailing = a.trailing().as_str().map(str::to_string);
     let had_comma = a.trailing_comma();
-    a.clear();
+    let mut used = vec![false; old.len()];
+    let mut vals: Vec<(Option<usize>, toml_edit::Value)> = Vec::new();
     for s in list {
-        a.push(s.as_str());
+        match (0..old.len()).find(|&i| !used[i] && old[i].as_str() == Some(s.as_str())) {
+            Some(i) => {
+                used[i] = true;
+                vals.push((Some(i), old[i].clone()));
+            }
+            None => {
+                let mut v = toml_edit::Value::from(s.as_str());
+                let p = if multiline { indent.as_str() } else { " " };
+                v.decor_mut().set_prefix(p);
+                v.decor_mut().set_suffix("");
+                vals.push((None, v));
+            }
+        }
     }
-    if multiline {
-        for v in a.iter_mut() {
-            v.decor_mut().set_prefix(indent.clone());
-            v.decor_mut().set_suffix("");
+    if !multiline {
+        // The first slot keeps the space after `[`; an element moved away from it takes the
+        // separator's.
+        let sep = prefix(1).unwrap_or_else(|| " ".to_string());
+        for (k, (from, v)) in vals.iter_mut().enumerate() {
+            match (k, from) {
+                (0, _) => v.decor_mut().set_prefix(prefix(0).unwrap_or_default()),
+                (_, Some(0)) | (_, None) => v.decor_mut().set_prefix(sep.clone()),
+                _ => {}
+            }
         }
-        a.set_trailing_comma(had_comma);
-        if let Some(t) = trailing {
-            a.set_trailing(t);
-        }
-    } else {
-        a.fmt();
+    }
+    a.clear();
+    for (_, v) in vals {
+        a.push_formatted(v);
+    }
+    a.set_trailing_comma(had_comma);
+    if let Some(t) = trailing {
+        a.set_trailing(t);
     }
 }
 
@@ -276,6 +299,34 @@ pub fn set_string(item: &mut Item, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arrays_keep_the_users_elements_as_written() {
+        // Found by the fuzz harness: the array was re-rendered, so a literal tab in a string
+        // came back from disarm as `\\t`, and `["a","b"]` as `["a", "b"]`.
+        for text in [
+            "m = [\"mir\tror\"]",
+            "m = [\"a\",\"b\"]",
+            "m = [ 'a' , \"b\" ] # c",
+            "m = [\n  # first\n  \"a\",\n  \"b\", # second\n]",
+        ] {
+            let mut doc: DocumentMut = text.parse().unwrap();
+            let old: Vec<String> = doc["m"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect();
+            let mut new = vec!["x".to_string()];
+            new.extend(old.iter().cloned());
+            set_array(doc.get_mut("m").unwrap(), &new);
+            let armed = doc.to_string();
+            let mut d2: DocumentMut = armed.parse().unwrap();
+            assert_eq!(d2["m"].as_array().unwrap().len(), old.len() + 1, "{armed}");
+            set_array(d2.get_mut("m").unwrap(), &old);
+            assert_eq!(d2.to_string().trim_end(), text, "{armed}");
+        }
+    }
 
     #[test]
     fn prepending_keeps_the_users_part_as_written() {
