@@ -600,6 +600,9 @@ fn edit_endpoints(
     prev: &[String],
     owned: &mut Vec<String>,
 ) {
+    // An `endpoint` key mirrorctl added to the user's registry entry is its own: owned, and
+    // removed again once empty (else `endpoint: []` stayed behind).
+    let key_tok = format!("endpoint-key:{name}");
     let Some(seq_node) = reg.get_sequence("endpoint") else {
         if eps.is_empty() {
             return;
@@ -608,8 +611,20 @@ fn edit_endpoints(
         for e in eps {
             owned.push(tok_endpoint(name, e));
         }
+        owned.push(key_tok);
         return;
     };
+    if prev.contains(&key_tok) {
+        let only_ours = seq_node.values().all(|v| {
+            let n = norm_endpoint(&v.as_scalar().map(|s| s.as_string()).unwrap_or_default());
+            prev.contains(&tok_endpoint(name, &n)) && !eps.contains(&n)
+        });
+        if eps.is_empty() && only_ours {
+            reg.remove("endpoint");
+            return;
+        }
+        owned.push(key_tok);
+    }
     let current: Vec<String> = seq_node
         .values()
         .map(|v| v.as_scalar().map(|s| s.as_string()).unwrap_or_default())
@@ -760,6 +775,31 @@ mod marker_tests {
         }
         assert_eq!(end_marker("a: ...\n....\n...x\n"), None);
         assert_eq!(end_marker("a: 1\n...\r\n"), Some(5));
+    }
+}
+
+#[cfg(test)]
+mod endpoint_key_tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_key_mirrorctl_added_goes_on_disarm() {
+        // Found by the fuzz harness: `docker.io: {}` came back from disarm as
+        // `docker.io: {endpoint: []}`.
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        for cur in [
+            "mirrors:\n  docker.io: {}\n",
+            "mirrors:\n  docker.io:\n    rewrite:\n      \"^a/(.*)\": \"b/$1\"\n",
+        ] {
+            let p = plan(Some(cur), &s, &[]).unwrap();
+            assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+            let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{}", p.text);
+        }
     }
 }
 
