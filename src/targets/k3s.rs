@@ -263,6 +263,18 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
         let indent = root_indent(&text).to_string();
         for k in drop {
             text = drop_null_key_line(&text, k, &indent);
+            // Written so that the line was not found (`&a mirrors:`, `!!null`…): the key would
+            // be added a second time.
+            let still = parse_edit(&text)?
+                .and_then(|d| d.as_mapping())
+                .is_some_and(|m| m.contains_key(k));
+            if still {
+                return Err(at_key(
+                    original,
+                    k,
+                    format!("the top-level `{k}` has no value and is written in a way mirrorctl does not replace (an anchor, a tag or a flow key); write it as a plain `{k}:` line or remove it, then rerun"),
+                ));
+            }
         }
         let mut add = String::new();
         if !want.is_empty() && !has("mirrors") {
@@ -781,6 +793,19 @@ mod marker_tests {
 #[cfg(test)]
 mod endpoint_key_tests {
     use super::*;
+
+    #[test]
+    fn refuses_a_null_key_it_cannot_replace() {
+        // Found by the fuzz harness: `&a mirrors:` (no value) was not dropped, and the
+        // appended `mirrors:` duplicated the key.
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        let e = plan(Some("# c\n&a mirrors:\nconfigs: {}\n"), &s, &[]).unwrap_err();
+        assert!(
+            e.message.contains("top-level `mirrors` has no value"),
+            "{e}"
+        );
+        assert_eq!(e.line, 2, "{e}");
+    }
 
     #[test]
     fn an_endpoint_key_mirrorctl_added_goes_on_disarm() {
