@@ -89,11 +89,11 @@ pub fn plan(
     let mut owned = Vec::new();
 
     // The CST's append spreads a one-line object over several lines, moves a closing brace
-    // written after the last member to a line of its own, and turns the blank inside of an
-    // empty object (`{ }`, `{\n}`) into the new keys' layout: none of it can be taken back
-    // when the keys are removed again. Keys this run creates where the closing brace follows
-    // the last member are written after it as text; the inside of an empty object is
-    // remembered in an owned token and put back when the object is empty again.
+    // written after the last member to a line of its own, drops blank lines after the opening
+    // brace, and turns the blank inside of an empty object (`{ }`, `{\n}`) into the new keys'
+    // layout: none of it can be taken back when the keys are removed again. Keys this run
+    // creates after a last member are written after it as text; the inside of an empty object
+    // is remembered in an owned token and put back when the object is empty again.
     let creating: Vec<&str> = [(MIRRORS_KEY, &want_mirrors), (INSECURE_KEY, &want_insecure)]
         .into_iter()
         .filter(|(k, w)| !w.is_empty() && obj.get(k).is_none())
@@ -107,21 +107,23 @@ pub fn plan(
             if !inside.is_empty() {
                 owned.push(tok_layout(inside));
             }
-        } else if !body[body[..close].trim_end().len()..close].contains('\n') {
-            // The closing brace follows the last member on its line (a one-line object, or
-            // `…,\n  "b": 2 }`): the new keys follow it there too, on the next line of their own
-            // in a multi-line object.
+        } else {
+            // After the last member: on its line in a one-line object, on a line of their own
+            // at its indentation in a multi-line one — with an empty multi-line array the CST
+            // fills, one element per line, when the closing brace has a line of its own
+            // (else, as in `…,\n  "b": 2 }`, a one-line array, the brace staying where it is).
             let at = body[..close].trim_end().len();
-            let sep = if inside.contains('\n') {
-                let line = &body[body[..at].rfind('\n').map_or(0, |i| i + 1)..at];
-                let indent = &line[..line.len() - line.trim_start().len()];
-                format!(",\n{indent}")
-            } else {
-                ", ".to_string()
+            let brace_own_line = body[at..close].contains('\n');
+            let line = &body[body[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let (sep, empty) = match (inside.contains('\n'), brace_own_line) {
+                (false, _) => (", ".to_string(), "[]".to_string()),
+                (true, false) => (format!(",\n{indent}"), "[]".to_string()),
+                (true, true) => (format!(",\n{indent}"), format!("[\n{indent}]")),
             };
             let keys: String = creating
                 .iter()
-                .map(|k| format!("{sep}\"{k}\": []"))
+                .map(|k| format!("{sep}\"{k}\": {empty}"))
                 .collect();
             body.insert_str(at, &keys);
             root = parse(&body)?;
@@ -371,7 +373,11 @@ fn edit_list(
             let raw = a.to_string();
             let layout = match prev.iter().find(|t| t.starts_with(&layout_tok)) {
                 Some(t) => Some(t.clone()),
-                None if current.is_empty() && !target.is_empty() && raw.contains('\n') => {
+                None if current.is_empty()
+                    && !target.is_empty()
+                    && raw.contains('\n')
+                    && !key_owned_before =>
+                {
                     Some(format!(
                         "{layout_tok}{}",
                         serde_json::Value::from(&raw[1..raw.len() - 1])
@@ -785,6 +791,22 @@ mod tests {
             let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
             assert_eq!(back.text, cur, "{:?}", p.text);
         }
+    }
+
+    #[test]
+    fn a_blank_line_after_the_opening_brace_stays() {
+        // Found by the fuzz harness: the CST's append dropped the blank line after `{`.
+        let one = [m("http://127.0.0.1:5001")];
+        let cur = "\u{feff}{\n\n  \"debug\": true\n}\n";
+        let p = plan(Some(cur), &one, false, &[]).unwrap();
+        assert!(
+            p.text.contains("{\n\n  \"debug\": true,\n  \"registry-mirrors\": [\n    \"http://127.0.0.1:5001\"\n  ],"),
+            "{}",
+            p.text
+        );
+        assert_eq!(plan(Some(&p.text), &one, false, &p.owned).unwrap(), p);
+        let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur, "{}", p.text);
     }
 
     #[test]
