@@ -123,20 +123,42 @@ pub fn keep_line_ends(original: &str, edited: &str) -> String {
             _ => {}
         }
     }
-    // Of several old lines with the same content between two aligned ones, the diff may pick
-    // a later one (removing a table whose last line repeats the one before it): take the
-    // earliest, whose line end is the one the kept line had before.
-    let mut last: Option<usize> = None;
+    // Of lines with the same content the diff may pair the wrong ones: a kept line with the
+    // copy in a table removed after it, a new table's line with the kept one it was inserted
+    // before. Alignments are extended to their neighbours instead (an aligned pair whose next
+    // or previous lines have the same content pairs those too, taking them from where they
+    // were paired), so each line stays with its context, and with its line end.
     let head = new.len() - tail;
-    for t in take[..head].iter_mut() {
-        let Some(j) = *t else { continue };
-        let from = last.map_or(0, |l| l + 1);
-        if let Some(k) = (from..j).find(|&k| !used[k] && o[k] == o[j]) {
-            used[j] = false;
-            used[k] = true;
-            *t = Some(k);
+    let mut of_old: Vec<Option<usize>> = vec![None; old.len()];
+    for (i, t) in take[..head].iter().enumerate() {
+        if let Some(j) = *t {
+            of_old[j] = Some(i);
         }
-        last = *t;
+    }
+    let mut changed = true;
+    let mut rounds = 0;
+    while changed && rounds < 8 {
+        changed = false;
+        rounds += 1;
+        for i in 0..head {
+            let Some(j) = take[i] else { continue };
+            for (ni, nj) in [(i + 1, j + 1), (i.wrapping_sub(1), j.wrapping_sub(1))] {
+                if ni >= head || nj >= old.len() - tail || take[ni] == Some(nj) || o[nj] != n[ni] {
+                    continue;
+                }
+                if let Some(oj) = take[ni] {
+                    of_old[oj] = None;
+                    used[oj] = false;
+                }
+                if let Some(oi) = of_old[nj] {
+                    take[oi] = None;
+                }
+                take[ni] = Some(nj);
+                of_old[nj] = Some(ni);
+                used[nj] = true;
+                changed = true;
+            }
+        }
     }
     // Lines the diff did not align (moved with a table, say): an unused old line with the
     // same content gives its bytes.
@@ -233,6 +255,21 @@ mod tests {
         let armed = keep_line_ends(orig, "[a]\n  http = true\n\n[b]\n  http = true\n");
         assert_eq!(armed, "[a]\n  http = true\r\n\n[b]\n  http = true\n");
         assert_eq!(keep_line_ends(&armed, "[a]\n  http = true\n"), orig);
+        // A table inserted before a kept one whose header it repeats: the kept header keeps
+        // its line end (fuzz harness: `[[registry.mirror]]\r\n` lost its CR to the new one).
+        let orig = "[[r]]\nx = 1\n[[r.m]]\r\nl = \"u\"\r\n";
+        let armed = keep_line_ends(
+            orig,
+            "[[r]]\nx = 1\n\n[[r.m]]\nl = \"a\"\n[[r.m]]\nl = \"u\"\n",
+        );
+        assert_eq!(
+            armed,
+            "[[r]]\nx = 1\n\n[[r.m]]\nl = \"a\"\n[[r.m]]\r\nl = \"u\"\r\n"
+        );
+        assert_eq!(
+            keep_line_ends(&armed, "[[r]]\nx = 1\n[[r.m]]\nl = \"u\"\n"),
+            orig
+        );
         // A line the diff does not align (its block moved) keeps its bytes too.
         let orig = "[a]\nx = 1\n\n[b]\r\ny = 2\r\n";
         assert_eq!(
