@@ -185,6 +185,7 @@ pub fn plan(
         let a = ArrayOfTables::new();
         doc.insert("registry", Item::ArrayOfTables(a));
     }
+    let mut end = super::toml_util::max_position(doc.as_table()) + 1;
     let Some(aot) = doc
         .get_mut("registry")
         .and_then(Item::as_array_of_tables_mut)
@@ -243,9 +244,10 @@ pub fn plan(
                 Some(r) => {
                     let src = sources.iter().find(|(sp, _)| *sp == p).map(|(_, s)| s);
                     let slot = aot.get_mut(i).expect("in range");
-                    let decor = slot.decor().clone();
+                    let (decor, position) = (slot.decor().clone(), slot.position());
                     *slot = build_table(&p, &r.mirrors, set, src);
                     *slot.decor_mut() = decor;
+                    slot.set_position(position);
                     owned.push(tok_table(&p));
                     i += 1;
                 }
@@ -273,7 +275,14 @@ pub fn plan(
                 .iter()
                 .find(|(sp, _)| *sp == r.registry)
                 .map(|(_, s)| s);
-            aot.push(build_table(&r.registry, &r.mirrors, set, src));
+            // After every table of the file: without a position it would follow the last one
+            // visited, which need not be the last in the file (a sub-table of the previous
+            // [[registry]] written before its last [[registry.mirror]]), and mirror tables
+            // written after it would become this table's.
+            let mut t = build_table(&r.registry, &r.mirrors, set, src);
+            t.set_position(Some(end));
+            end += 1;
+            aot.push(t);
             owned.push(tok_table(&r.registry));
         }
     }
@@ -618,6 +627,19 @@ mod rearm_tests {
         let p = plan(Some(cur), &s, &[], &[]).unwrap();
         assert_eq!(plan(Some(&p.text), &s, &p.owned, &[]).unwrap(), p);
         assert_eq!(p.text, cur);
+    }
+
+    #[test]
+    fn a_new_registry_table_goes_after_every_table() {
+        // Found by the fuzz harness: the new [[registry]] followed the sub-table written
+        // before the previous table's last [[registry.mirror]], which became the new table's
+        // (a re-arm then dropped it).
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"u:1\"\n[registry.sub]\nx = 1\n\n[[registry.mirror]]\nlocation = \"u:2\"\n";
+        let s =
+            MirrorSet::from_args(&["quay.io=http://a:1".to_string()], "docker.io", false).unwrap();
+        let p = plan(Some(cur), &s, &[], &[]).unwrap();
+        assert!(p.text.starts_with(cur), "{}", p.text);
+        assert_eq!(plan(Some(&p.text), &s, &p.owned, &[]).unwrap(), p);
     }
 
     #[test]

@@ -147,6 +147,23 @@ pub fn scale_positions(t: &mut toml_edit::Table, by: isize) {
     }
 }
 
+/// The largest document position of a table and the tables below it (0 when none has one).
+pub fn max_position(t: &toml_edit::Table) -> isize {
+    let mut m = t.position().unwrap_or(0);
+    for (_, v) in t.iter() {
+        match v {
+            Item::Table(st) => m = m.max(max_position(st)),
+            Item::ArrayOfTables(a) => {
+                for st in a.iter() {
+                    m = m.max(max_position(st));
+                }
+            }
+            _ => {}
+        }
+    }
+    m
+}
+
 /// Render a document; a new file gets a blank line between tables, none at the top.
 pub fn render(doc: &DocumentMut, fresh: bool) -> String {
     let text = doc.to_string();
