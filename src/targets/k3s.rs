@@ -233,6 +233,26 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     let mut text = body.clone();
     // Missing top-level keys in an empty or block-style document: append them as text.
     let doc = parse_edit(&text)?;
+    // The two parsers must agree on the keys mirrorctl edits: with a tag (`!x mirrors:`)
+    // yaml-rust2 (and k3s) reads `mirrors`, yaml-edit does not, and the key was added again.
+    if !is_blank(&text) {
+        let strict = YamlLoader::load_from_str(&text).ok();
+        let root = strict.as_ref().and_then(|d| d.first());
+        for k in ["mirrors", "configs"] {
+            let a = root.is_some_and(|r| !r[k].is_badvalue());
+            let b = doc
+                .as_ref()
+                .and_then(|d| d.as_mapping())
+                .is_some_and(|m| m.contains_key(k));
+            if a != b {
+                return Err(at_key(
+                    original,
+                    k,
+                    format!("the top-level `{k}` is written in a way (a tag, say) mirrorctl's editor does not read as `{k}`; write it as a plain `{k}:`, then rerun"),
+                ));
+            }
+        }
+    }
     let block_root = doc
         .as_ref()
         .and_then(|d| d.as_mapping())
@@ -793,6 +813,20 @@ mod marker_tests {
 #[cfg(test)]
 mod endpoint_key_tests {
     use super::*;
+
+    #[test]
+    fn refuses_a_key_the_editor_does_not_read() {
+        // Found by the fuzz harness: yaml-rust2 reads `!x mirrors:` as `mirrors`, yaml-edit
+        // does not, and `mirrors` was appended a second time.
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        for cur in [
+            "!x mirrors: {}\n",
+            "!x mirrors:\n  docker.io:\n    endpoint: []\n",
+        ] {
+            let e = plan(Some(cur), &s, &[]).unwrap_err();
+            assert!(e.message.contains("editor does not read"), "{e}");
+        }
+    }
 
     #[test]
     fn refuses_a_null_key_it_cannot_replace() {
