@@ -674,13 +674,22 @@ fn edit_endpoints(
     if already {
         return;
     }
-    // Remove wanted and stale entries (from the back), then insert the wanted ones in front.
+    // Remove wanted and stale entries (from the back), then insert the wanted ones in front,
+    // a user's own entry as the user spelled it (`http://h:007`, say, which is `http://h:7`):
+    // it stays the user's, and disarm leaves it so.
+    let spelled = |e: &String| -> String {
+        (0..norm.len())
+            .find(|&i| norm[i] == *e && !prev.contains(&tok_endpoint(name, e)))
+            .map(|i| current[i].clone())
+            .unwrap_or_else(|| e.clone())
+    };
+    let insert: Vec<String> = eps.iter().map(spelled).collect();
     for i in (0..norm.len()).rev() {
         if eps.contains(&norm[i]) || stale(&norm[i]) {
             seq_node.remove(i);
         }
     }
-    for (i, e) in eps.iter().enumerate() {
+    for (i, e) in insert.iter().enumerate() {
         seq_node.insert(i, ScalarValue::double_quoted(e.as_str()));
     }
 }
@@ -839,6 +848,30 @@ mod endpoint_key_tests {
             "{e}"
         );
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn the_users_own_endpoint_keeps_its_spelling() {
+        // Found by the fuzz harness: the user's "http://127.0.0.1:007" (the mirror
+        // http://127.0.0.1:7) was written back as mirrorctl spells it, and disarm kept that.
+        let s = MirrorSet::from_args(
+            &[
+                "http://127.0.0.1:7".to_string(),
+                "https://m.example".to_string(),
+            ],
+            "docker.io",
+            false,
+        )
+        .unwrap();
+        let cur = "mirrors:\n  docker.io:\n    endpoint:\n    - \"http://127.0.0.1:007\"\n    - https://user-cache.example\n";
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        assert!(p.text.contains("\"http://127.0.0.1:007\""), "{}", p.text);
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        assert_eq!(plan(Some(&p.text), &empty, &p.owned).unwrap().text, cur);
     }
 
     #[test]
