@@ -331,6 +331,19 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
                 text.push_str(&indent);
                 text.push_str(line);
             }
+            // The keys must have landed at the top level, in the one document: a layout that
+            // defeats that (a first line holding only a tag, `  !!map`) is refused rather
+            // than written broken.
+            let landed = YamlLoader::load_from_str(&text).is_ok_and(|d| {
+                d.len() == 1
+                    && (!appended_mirrors || !d[0]["mirrors"].is_badvalue())
+                    && (!appended_configs || !d[0]["configs"].is_badvalue())
+            });
+            if !landed {
+                return Err(PlanError::whole(
+                    "mirrorctl cannot add its top-level keys to this file as it is laid out (its first line is not a top-level key); start the file with its top-level keys, then rerun",
+                ));
+            }
         }
     }
     let doc = match parse_edit(&text)? {
@@ -848,6 +861,16 @@ mod endpoint_key_tests {
             "{e}"
         );
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn refuses_a_layout_the_keys_cannot_be_added_to() {
+        // Found by the fuzz harness: after a first line holding only a tag the keys were
+        // appended at its indentation, and the output was not YAML.
+        let s =
+            MirrorSet::from_args(&["https://m.example".to_string()], "docker.io", false).unwrap();
+        let e = plan(Some("  !!map\nauth:uth:\n \n  username"), &s, &[]).unwrap_err();
+        assert!(e.message.contains("cannot add its top-level keys"), "{e}");
     }
 
     #[test]
