@@ -158,25 +158,26 @@ pub fn plan(
         &mut removed,
     );
 
-    // In a file whose line ends are mixed, the CST writes new lines with one line end for the
-    // whole file, and removing them again can leave it behind: keep each line's own.
-    let (rendered, empty) = remove_members(&root.to_string(), &removed);
-    let mut text = super::text::keep_line_ends(&unframed, &rendered);
+    let (mut rendered, empty) = remove_members(&root.to_string(), &removed);
     match (layout, prev.iter().find(|t| t.starts_with(LAYOUT_TOK))) {
         (Some(t), _) => owned.push(t),
         (None, Some(t)) if !empty => owned.push(t.clone()),
         (None, Some(t)) => {
             // Empty again: give it back the inside it had.
             if let (Some(open), Some(close), Ok(inside)) = (
-                text.find('{'),
-                text.rfind('}'),
+                rendered.find('{'),
+                rendered.rfind('}'),
                 serde_json::from_str::<String>(&t[LAYOUT_TOK.len()..]),
             ) {
-                text.replace_range(open + 1..close, &inside);
+                rendered.replace_range(open + 1..close, &inside);
             }
         }
         (None, None) => {}
     }
+    // In a file whose line ends are mixed, the CST writes new lines with one line end for the
+    // whole file, and removing them again can leave it behind: keep each line's own (after
+    // the inside of an emptied object is back, whose lines are then the file's own).
+    let mut text = super::text::keep_line_ends(&unframed, &rendered);
     if current.is_none() || original.trim_start_matches('\u{feff}').trim().is_empty() {
         // A new document: make sure it ends with a newline, as editors and jq write them.
         if !text.ends_with('\n') {
@@ -791,6 +792,16 @@ mod tests {
             let back = plan(Some(&p.text), &[], false, &p.owned).unwrap();
             assert_eq!(back.text, cur, "{:?}", p.text);
         }
+    }
+
+    #[test]
+    fn the_inside_of_an_emptied_object_keeps_its_line_ends() {
+        // Found by the fuzz harness: in "{\r\n}\n" the emptied object's last line got the
+        // CRLF of the line it was paired with.
+        let one = [m("http://127.0.0.1:5001")];
+        let cur = "{\r\n}\n";
+        let p = plan(Some(cur), &one, false, &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &[], false, &p.owned).unwrap().text, cur);
     }
 
     #[test]
