@@ -630,6 +630,30 @@ mod rearm_tests {
     }
 
     #[test]
+    fn a_kept_header_keeps_its_line_end_next_to_blank_lines() {
+        // Found by the fuzz harness (long run): a blank line paired with a neighbour extended
+        // the pairing to the header after it, mirrorctl's, so the user's `[[registry.mirror]]`
+        // lost its CR.
+        let cur = "[[registry]]\r\nprefix = \"docker.io\"\r\n[registry.\"docker.io\"]\nlocation = \"docker.io\"\r\n\r\n[[registry.mirror]]\r\nlocation = \"crlf.example\"\r\n";
+        let a = plan(Some(cur), &set(&["http://127.0.0.1:5000"]), &[], &[]).unwrap();
+        let s = MirrorSet::from_args(
+            &["[::1]:5001=http://mirror.lan".to_string()],
+            "docker.io",
+            false,
+        )
+        .unwrap();
+        let b = plan(Some(&a.text), &s, &a.owned, &[]).unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        assert_eq!(
+            plan(Some(&b.text), &empty, &b.owned, &[]).unwrap().text,
+            cur
+        );
+    }
+
+    #[test]
     fn a_new_registry_table_goes_after_every_table() {
         // Found by the fuzz harness: the new [[registry]] followed the sub-table written
         // before the previous table's last [[registry.mirror]], which became the new table's

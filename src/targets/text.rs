@@ -94,9 +94,11 @@ pub fn keep_line_ends(original: &str, edited: &str) -> String {
         used[old.len() - i] = true;
     }
     let (o_head, n_head) = (&o[..o.len() - tail], &n[..n.len() - tail]);
-    // A worse diff (past the deadline) only means fewer lines keep their bytes.
+    // Patience diff: lines found once in both texts anchor the alignment (Myers maximises the
+    // pairs, and paired a kept table's header with a new table's one after it). A worse diff
+    // (past the deadline) only means fewer lines keep their bytes.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    for op in capture_diff_slices_deadline(Algorithm::Myers, o_head, n_head, Some(deadline)) {
+    for op in capture_diff_slices_deadline(Algorithm::Patience, o_head, n_head, Some(deadline)) {
         match op {
             DiffOp::Equal {
                 old_index,
@@ -142,6 +144,10 @@ pub fn keep_line_ends(original: &str, edited: &str) -> String {
         rounds += 1;
         for i in 0..head {
             let Some(j) = take[i] else { continue };
+            // Blank lines say nothing about what is next to them.
+            if o[j].trim().is_empty() {
+                continue;
+            }
             for (ni, nj) in [(i + 1, j + 1), (i.wrapping_sub(1), j.wrapping_sub(1))] {
                 if ni >= head || nj >= old.len() - tail || take[ni] == Some(nj) || o[nj] != n[ni] {
                     continue;
