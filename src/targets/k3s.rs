@@ -508,6 +508,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
         // with one, which disarm, removing them, could not tell from the user's.
         out.pop();
     }
+    check_result(&out, &want)?;
     out.push_str(&tail);
     owned.sort();
     owned.dedup();
@@ -515,6 +516,46 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
         text: reframe(framing, &out),
         owned,
     })
+}
+
+/// What the edit wrote must read, to yaml-rust2 (whose reading k3s shares where validation
+/// let the file through), as one document listing every wanted endpoint under its registry.
+/// yaml-edit can misread a file the strict parse accepts (an empty key, `: quay.io:`, put a
+/// new registry under the wrong parent): such a file is refused rather than written wrong.
+fn check_result(out: &str, want: &[(String, Vec<String>)]) -> Result<(), PlanError> {
+    if is_blank(out) {
+        return if want.is_empty() {
+            Ok(())
+        } else {
+            Err(PlanError::whole("mirrorctl's YAML editor lost the mirrors it added to this file; write it in plain block style, then rerun"))
+        };
+    }
+    let docs = YamlLoader::load_from_str(out);
+    let misread = |what: String| {
+        PlanError::whole(format!(
+            "mirrorctl's YAML editor misread this file ({what} after the edit); write it in plain block style, then rerun"
+        ))
+    };
+    let docs = docs.map_err(|e| misread(format!("invalid YAML: {}", e.info())))?;
+    if docs.len() > 1 {
+        return Err(misread("several documents".into()));
+    }
+    for (reg, eps) in want {
+        let list = docs
+            .first()
+            .and_then(|d| d["mirrors"][reg.as_str()]["endpoint"].as_vec())
+            .map(|v| {
+                v.iter()
+                    .filter_map(|e| e.as_str())
+                    .map(norm_endpoint)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if let Some(e) = eps.iter().find(|e| !list.contains(&norm_endpoint(e))) {
+            return Err(misread(format!("no endpoint {e} under mirrors.{reg}")));
+        }
+    }
+    Ok(())
 }
 
 /// Offset of the first document end marker: a line `...` at column 0 (maybe with spaces and a
@@ -861,6 +902,21 @@ mod endpoint_key_tests {
             "{e}"
         );
         assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn refuses_what_its_editor_misreads() {
+        // Found by the fuzz harness (long run): with an empty key (`: quay.io:`) yaml-edit put
+        // the new registry under `docker.io`.
+        let s = MirrorSet::from_args(
+            &["[::1]:5001=http://[::1]:5000".to_string()],
+            "docker.io",
+            false,
+        )
+        .unwrap();
+        let cur = "mirrors:\n  : quay.io:\n    endpoint:\n      - \"https://q.example\"\n  \"docker.io\":\n    endpoint:\n      - \"http://127.0.0.1:5000\"\n";
+        let e = plan(Some(cur), &s, &[]).unwrap_err();
+        assert!(e.message.contains("misread"), "{e}");
     }
 
     #[test]
