@@ -482,8 +482,9 @@ fn check(c: &Case) -> Result<bool, String> {
 ///   re-indents around it; only the non-whitespace text must come back.
 /// - k3s holding a flow mapping (`{…}`): yaml-edit drops the space around an entry it removes
 ///   from one; only the non-whitespace text must come back.
-/// - TOML: an empty inline table with space inside (`{ }`) that arm fills comes back `{}`
-///   (toml_edit's rendering).
+/// - TOML: an empty inline table with space inside (`{ }`) that arm fills comes back `{}`,
+///   and a table header with space inside its brackets loses it once the table is edited
+///   or moved (toml_edit's rendering).
 /// - TOML: toml_edit's own parse-and-print regroups the file's lines (dotted keys of one
 ///   table interleaved with other keys): the lines are compared as multisets.
 /// - k3s: a key with no value (`mirrors:`, `configs:`, `<registry>:` under `mirrors`,
@@ -496,9 +497,33 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
     if back == x {
         return None;
     }
-    // TOML: toml_edit writes an inline table emptied again as `{}`, whatever space it held.
+    // TOML: toml_edit writes an inline table emptied again as `{}`, whatever space it held,
+    // and the header of a table it edits or moves without the space inside its brackets
+    // (`[[ registry.mirror]]`, `[registry\t."docker.io"]`).
     let toml_kind = !matches!(kind, FileKind::DaemonJson | FileKind::K3sYaml);
     if toml_kind {
+        let headers = |t: &str| -> String {
+            t.split_inclusive('\n')
+                .map(|l| {
+                    if l.trim_start().starts_with('[') {
+                        let mut q = false;
+                        l.chars()
+                            .filter(|c| {
+                                if *c == '"' {
+                                    q = !q;
+                                }
+                                q || !matches!(c, ' ' | '\t')
+                            })
+                            .collect()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect()
+        };
+        if headers(x) != x && headers(x) == headers(back) {
+            return None;
+        }
         let tight = |t: &str| {
             let mut out = String::new();
             let mut rest = t;
@@ -535,7 +560,15 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
     {
         return None;
     }
-    let lower = x.to_ascii_lowercase();
+    // What the URL parser drops (tabs, line breaks) or IDNA ignores (BOM, zero-width, soft
+    // hyphen) is left out before looking for a mirror's host:port in the text.
+    let plain = |t: &str| -> String {
+        t.chars()
+            .filter(|c| !matches!(c, '\t' | '\r' | '\n' | '\u{feff}' | '\u{200b}' | '\u{ad}'))
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let lower = plain(x);
     let named: Vec<String> = sets
         .iter()
         .flat_map(|s| s.all_mirrors())
@@ -609,9 +642,10 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
             .split_inclusive('\n')
             // Moved entries can also shift the first slot's indentation to another entry.
             .map(|l| {
+                // A moved element can also carry the closing bracket written on its line.
                 let l = l
                     .trim_end_matches(['\n', '\r'])
-                    .trim_end_matches(',')
+                    .trim_end_matches([',', ']', ' ', '\t'])
                     .trim_start();
                 if squash {
                     l.split_whitespace().collect()
@@ -620,14 +654,15 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
                 }
             })
             .filter(|l| {
-                let low = l.to_ascii_lowercase();
+                let low = plain(l);
                 // (k3s: a mapping emptied that way may also be written `{}` on a line of its
                 // own, under its key.)
                 let lone_empty = !null_keys.is_empty() && l.trim() == "{}";
+                // (The blank lines between the entries of a key without value go with it.)
                 let left_out = named.iter().any(|n| low.contains(n.as_str()))
                     || is_null_key(l)
                     || lone_empty
-                    || (squash && l.is_empty());
+                    || ((squash || has_null) && l.trim().is_empty());
                 !left_out
             })
             .collect();
