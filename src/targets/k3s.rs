@@ -203,6 +203,11 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     let original = current.unwrap_or("");
     let (framing, body) = unframe(original);
     validate(original, framing, &body)?;
+    // In a file with mixed line ends (unframe converts only CRLF throughout), yaml-edit would
+    // edit around `\r\n` pairs and could split one, leaving a lone CR: the edit works on LF
+    // text, and the lines it keeps get their line ends back at the end (keep_line_ends).
+    let mixed = body.clone();
+    let body = body.replace("\r\n", "\n");
     // A document end marker (`...`) and what follows it (comments, more markers) are kept aside
     // and put back after the edit: yaml-edit refuses the marker, and keys appended after it
     // would be another document, which k3s never reads.
@@ -510,6 +515,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     }
     check_result(&out, &want)?;
     out.push_str(&tail);
+    let out = super::text::keep_line_ends(&mixed, &out);
     owned.sort();
     owned.dedup();
     Ok(Planned {
@@ -870,6 +876,42 @@ mod marker_tests {
         }
         assert_eq!(end_marker("a: ...\n....\n...x\n"), None);
         assert_eq!(end_marker("a: 1\n...\r\n"), Some(5));
+    }
+}
+
+#[cfg(test)]
+mod mixed_line_end_tests {
+    use super::*;
+
+    #[test]
+    fn mixed_line_ends_survive_and_no_lone_cr_is_left() {
+        // Found by the fuzz harness (long run): yaml-edit, editing around `\r\n` pairs in a
+        // file with mixed line ends, left a lone CR, which the next run refused.
+        let lone_cr = |t: &str| {
+            t.char_indices()
+                .any(|(i, c)| c == '\r' && !t[i + 1..].starts_with('\n'))
+        };
+        let set = |u: &str| MirrorSet::from_args(&[u.to_string()], "docker.io", false).unwrap();
+        let cur = "configs:\r\n  \"mirror.example:5443\":\r\n    auth:\r\n      mirrors: ~\nusername: robot\r\n   ";
+        let a = plan(
+            Some(cur),
+            &set("docker.io=HTTP://Mirror.Example:5000/"),
+            &[],
+        )
+        .unwrap();
+        assert!(!lone_cr(&a.text), "{:?}", a.text);
+        let b = plan(Some(&a.text), &set("docker.io=https://configs:"), &a.owned).unwrap();
+        assert!(!lone_cr(&b.text), "{:?}", b.text);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        plan(Some(&b.text), &empty, &b.owned).unwrap();
+        let cur = "configs:\r\n  \"m.example:5443\":\r\n    auth:\r\n      password: x\nmirrors:\r\n  quay.io:\r\n    endpoint:\r\n      - \"https://q.example\"\r\n";
+        let s = set("http://a:1");
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+        assert_eq!(plan(Some(&p.text), &empty, &p.owned).unwrap().text, cur);
     }
 }
 
