@@ -477,9 +477,11 @@ fn check(c: &Case) -> Result<bool, String> {
 ///   arm put it — no planner records where it was. Lines naming a wanted mirror (its
 ///   `host:port`) are left out and the others compared as multisets (whole tables may move
 ///   with the entry, an element may gain or lose its comma or the closing bracket written on
-///   its line, the first slot's indentation go to another entry); for daemon.json, whose
-///   entries a mirror may spell differently (`127.0.1` is `127.0.0.1` to the URL parser), the
-///   two parse to the same value with the lists taken as sets.
+///   its line, the first slot's indentation go to another entry), or, where that cannot tell
+///   (several elements on one line, an entry the URL parser reads as the mirror although
+///   spelled otherwise: `127.0.1` is `127.0.0.1`), the two must hold the same data with the
+///   lists taken as sets (`canonical`). The file's own spellings of a wanted mirror count as
+///   naming it.
 /// - A file with mixed line ends: each line keeps its own on a best-effort basis (lines are
 ///   matched by content); a CR may go to another line of the same content.
 /// - toml_edit's rendering: its parse-and-print regroups dotted keys interleaved with other
@@ -583,32 +585,40 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
             .to_ascii_lowercase()
     };
     let lower = plain(x);
-    let named: Vec<String> = sets
+    let wanted: Vec<String> = sets
         .iter()
         .flat_map(|s| s.all_mirrors())
         .map(|m| m.host_port().to_ascii_lowercase())
-        .filter(|hp| lower.contains(hp.as_str()))
         .collect();
-    if json {
-        // The same JSON, lists as sets (a moved entry; layout aside).
-        let canon = |t: &str| -> Option<serde_json::Value> {
-            fn sort(v: &mut serde_json::Value) {
-                match v {
-                    serde_json::Value::Array(a) => {
-                        a.iter_mut().for_each(sort);
-                        a.sort_by_key(|e| e.to_string());
-                    }
-                    serde_json::Value::Object(o) => o.values_mut().for_each(sort),
-                    _ => {}
-                }
-            }
-            let mut v: serde_json::Value = serde_json::from_str(strip_bom(t)).ok()?;
-            sort(&mut v);
-            Some(v)
-        };
-        if canon(x).is_some() && canon(x) == canon(back) {
-            return None;
+    let mut named: Vec<String> = wanted
+        .iter()
+        .filter(|hp| lower.contains(hp.as_str()))
+        .cloned()
+        .collect();
+    // And the file's own spellings of them (`127.0:5001` is 127.0.0.0:5001 to the URL parser).
+    for tok in x.split(|c: char| "\"' ,[]{}\n\r\t=#".contains(c)) {
+        let tok = tok.trim();
+        if tok.is_empty() || tok.len() > 200 {
+            continue;
         }
+        let cands = if tok.contains("://") {
+            vec![tok.to_string()]
+        } else {
+            vec![format!("http://{tok}"), format!("https://{tok}")]
+        };
+        let hit = cands.iter().any(|c| {
+            Mirror::parse(c).is_ok_and(|m| wanted.contains(&m.host_port().to_ascii_lowercase()))
+        });
+        if hit && !named.contains(&plain(tok)) {
+            named.push(plain(tok));
+        }
+    }
+    // A moved entry: the same data, lists as sets, layout aside.
+    if !named.is_empty()
+        && canonical(kind, x).is_some()
+        && canonical(kind, x) == canonical(kind, back)
+    {
+        return None;
     }
     let mut null_keys: Vec<String> = Vec::new();
     if yaml {
@@ -659,10 +669,11 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
         let mut v: Vec<String> = strip_bom(t)
             .split_inclusive('\n')
             .map(|l| {
+                // (A separator written at a line's start travels too: `,"b"]`.)
                 let l = l
                     .trim_end_matches(['\n', '\r'])
                     .trim_end_matches([',', ']', ' ', '\t'])
-                    .trim_start();
+                    .trim_start_matches([',', ' ', '\t']);
                 if squash {
                     l.split_whitespace().collect()
                 } else {
@@ -684,6 +695,83 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
     };
     (lines(x) != lines(back))
         .then(|| format!(" (beyond the narrowed cases)\nwanted entries the file names: {named:?}"))
+}
+
+/// The data of a file in one comparable form (JSON), lists sorted and tables unordered, for
+/// comparing files that differ only in where the entries of a list are.
+fn canonical(kind: &FileKind, t: &str) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    fn sorted(mut v: Vec<J>) -> J {
+        v.sort_by_key(|e| e.to_string());
+        J::Array(v)
+    }
+    fn from_toml_value(v: &toml_edit::Value) -> J {
+        match v {
+            toml_edit::Value::Array(a) => sorted(a.iter().map(from_toml_value).collect()),
+            toml_edit::Value::InlineTable(t) => J::Object(
+                t.iter()
+                    .map(|(k, v)| (k.to_string(), from_toml_value(v)))
+                    .collect(),
+            ),
+            toml_edit::Value::String(s) => J::String(s.value().clone()),
+            other => J::String(other.clone().decorated("", "").to_string()),
+        }
+    }
+    fn from_toml(i: &toml_edit::Item) -> J {
+        match i {
+            toml_edit::Item::Value(v) => from_toml_value(v),
+            toml_edit::Item::Table(t) => J::Object(
+                t.iter()
+                    .map(|(k, v)| (k.to_string(), from_toml(v)))
+                    .collect(),
+            ),
+            toml_edit::Item::ArrayOfTables(a) => sorted(
+                a.iter()
+                    .map(|t| from_toml(&toml_edit::Item::Table(t.clone())))
+                    .collect(),
+            ),
+            toml_edit::Item::None => J::Null,
+        }
+    }
+    fn from_yaml(y: &yaml_rust2::Yaml) -> J {
+        use yaml_rust2::Yaml;
+        match y {
+            Yaml::Array(a) => sorted(a.iter().map(from_yaml).collect()),
+            Yaml::Hash(h) => J::Object(
+                h.iter()
+                    .map(|(k, v)| (format!("{k:?}"), from_yaml(v)))
+                    .collect(),
+            ),
+            Yaml::String(s) => J::String(s.clone()),
+            other => J::String(format!("{other:?}")),
+        }
+    }
+    fn sort_json(v: &mut J) {
+        match v {
+            J::Array(a) => {
+                a.iter_mut().for_each(sort_json);
+                a.sort_by_key(|e| e.to_string());
+            }
+            J::Object(o) => o.values_mut().for_each(sort_json),
+            _ => {}
+        }
+    }
+    let t = strip_bom(t);
+    match kind {
+        FileKind::DaemonJson => {
+            let mut v: J = serde_json::from_str(t).ok()?;
+            sort_json(&mut v);
+            Some(v)
+        }
+        FileKind::K3sYaml => {
+            let docs = yaml_rust2::YamlLoader::load_from_str(t).ok()?;
+            Some(J::Array(docs.iter().map(from_yaml).collect()))
+        }
+        _ => {
+            let d: toml_edit::DocumentMut = t.parse().ok()?;
+            Some(from_toml(d.as_item()))
+        }
+    }
 }
 
 fn strip_bom(s: &str) -> &str {
