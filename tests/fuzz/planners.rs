@@ -554,7 +554,8 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
             while let Some(i) = rest.find('{') {
                 out.push_str(&rest[..=i]);
                 rest = &rest[i + 1..];
-                let ws = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+                // (TOML 1.1, which toml_edit reads, allows line breaks in an inline table.)
+                let ws = rest.len() - rest.trim_start_matches([' ', '\t', '\r', '\n']).len();
                 if rest[ws..].starts_with('}') {
                     rest = &rest[ws..];
                 }
