@@ -54,7 +54,8 @@ pub fn validate_registry(host: &str) -> Result<String, String> {
     }
     let (name, port) = split_host_port(h);
     if let Some(p) = port {
-        if p.parse::<u16>().is_err() {
+        // Digits only: `u16::from_str` also takes a leading `+`.
+        if !p.bytes().all(|b| b.is_ascii_digit()) || p.parse::<u16>().is_err() {
             return Err(format!("registry `{h}` has an invalid port `{p}`"));
         }
     }
@@ -260,6 +261,10 @@ mod tests {
         assert!(validate_registry("https://ghcr.io").is_err());
         assert!(validate_registry("ghcr.io/foo").is_err());
         assert!(validate_registry("ghcr.io:99999").is_err());
+        // Found by the fuzz harness: `+5` parsed as a u16 and came back as `a:+5`.
+        assert!(validate_registry("a:+5").is_err());
+        assert!(validate_registry("a:").is_err());
+        assert!("a.b:+5000/x".parse::<Reference>().is_err());
         assert!(validate_registry("-bad.io").is_err());
         assert!(validate_registry("").is_err());
     }

@@ -102,6 +102,14 @@ pub struct Unsatisfiable;
 /// A single `bytes=` range resolved against `size`: `Ok(None)` = no (usable) Range, serve all;
 /// `Err(Unsatisfiable)` = 416.
 pub fn range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    /// A position or length: decimal digits (RFC 9110 `1*DIGIT`). One too big for u64 is still
+    /// well-formed and saturates: as a last position or suffix length it reaches past any body.
+    fn digits(s: &str) -> Result<u64, Unsatisfiable> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Unsatisfiable);
+        }
+        Ok(s.parse().unwrap_or(u64::MAX))
+    }
     let Some(h) = header else { return Ok(None) };
     let Some(spec) = h.trim().strip_prefix("bytes=") else {
         return Ok(None);
@@ -113,20 +121,17 @@ pub fn range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>, Unsa
         return Ok(None);
     };
     let (start, end) = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
+        let n = digits(b)?;
         if n == 0 {
             return Err(Unsatisfiable);
         }
         (size.saturating_sub(n), size)
     } else {
-        let s: u64 = a.parse().map_err(|_| Unsatisfiable)?;
+        let s = digits(a)?;
         let e = if b.is_empty() {
             size
         } else {
-            b.parse::<u64>()
-                .map_err(|_| Unsatisfiable)?
-                .saturating_add(1)
-                .min(size)
+            digits(b)?.saturating_add(1).min(size)
         };
         (s, e)
     };
@@ -197,5 +202,19 @@ mod tests {
         assert_eq!(range(Some("bytes=10-"), 10), Err(Unsatisfiable));
         assert_eq!(range(Some("bytes=0-1,4-5"), 10), Ok(None));
         assert_eq!(range(Some("items=0-1"), 10), Ok(None));
+        // Found by the fuzz harness: well-formed numbers past u64 were refused (416).
+        assert_eq!(
+            range(Some("bytes=0-18446744073709551616"), 10),
+            Ok(Some((0, 10)))
+        );
+        assert_eq!(
+            range(Some("bytes=-99999999999999999999999"), 10),
+            Ok(Some((0, 10)))
+        );
+        assert_eq!(
+            range(Some("bytes=18446744073709551616-"), 10),
+            Err(Unsatisfiable)
+        );
+        assert_eq!(range(Some("bytes=+1-2"), 10), Err(Unsatisfiable));
     }
 }

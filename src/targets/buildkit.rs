@@ -135,6 +135,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
         if created || prev.contains(&format!("table:{}", r.registry)) {
             owned.push(format!("table:{}", r.registry));
         }
+        note_implicit(registry, &r.registry, prev, &mut owned);
         let rt = registry
             .get_mut(&r.registry)
             .and_then(Item::as_table_like_mut)
@@ -194,6 +195,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
                 if created || prev.contains(&format!("table:{hp}")) {
                     owned.push(format!("table:{hp}"));
                 }
+                note_implicit(registry, &hp, prev, &mut owned);
                 let ht = registry
                     .get_mut(&hp)
                     .and_then(Item::as_table_like_mut)
@@ -206,7 +208,29 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
                         )
                     })?;
                 let tok = format!("{flag}:{hp}");
-                let already = ht.get(flag).and_then(Item::as_bool) == Some(true);
+                let already = match ht.get(flag) {
+                    None => false,
+                    Some(v) if v.as_bool() == Some(true) => true,
+                    // The user's own `http = false` (or a non-boolean): overwriting it, disarm
+                    // would then remove the line, the user's setting with it.
+                    Some(v) => {
+                        let why = if flag == "http" {
+                            "the mirror speaks plain HTTP"
+                        } else {
+                            "--insecure skips TLS verification"
+                        };
+                        return Err(toml_util::error_at(
+                            original,
+                            framing,
+                            toml_util::key_offset(&body, &hp),
+                            format!(
+                                "`registry.\"{hp}\".{flag}` is `{}`, but {} needs `{flag} = true` ({why}). Set it to true or remove it, then rerun",
+                                v.to_string().trim(),
+                                m.url()
+                            ),
+                        ));
+                    }
+                };
                 if !already {
                     ht.insert(flag, toml_edit::value(true));
                     owned.push(tok);
@@ -216,7 +240,24 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             }
         }
     }
-    owned.dedup();
+    // Tables that were only implicit and are no longer wanted: implicit again once their
+    // values are gone (else an empty header would stay behind).
+    for t in prev {
+        if let Some(name) = t.strip_prefix(IMPLICIT_TOK) {
+            if owned.contains(t) {
+                continue;
+            }
+            if let Some(Item::Table(tab)) = registry.get_mut(name) {
+                if tab.get_values().is_empty() {
+                    tab.set_implicit(true);
+                }
+            }
+        }
+    }
+    // A token can come twice (a mirror whose host:port is also a registry of the set names
+    // one table twice): keep the first of each.
+    let mut seen = std::collections::HashSet::new();
+    owned.retain(|t| seen.insert(t.clone()));
     // Keys of the tables mirrorctl created get the file's own indentation.
     let indent = toml_util::key_indent(&body);
     if let Some(registry) = doc.get_mut("registry").and_then(Item::as_table_like_mut) {
@@ -226,11 +267,26 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             }
         }
     }
-    let text = toml_util::render(&doc, current.is_none());
+    let text = toml_util::render_edit(&body, &doc, current.is_none());
     Ok(Planned {
         text: reframe(framing, &text),
         owned,
     })
+}
+
+const IMPLICIT_TOK: &str = "implicit:";
+
+/// A table that exists only as the parent of others (`[[registry."docker.io".keypair]]`) gets a
+/// header of its own once mirrorctl puts a value in it: remember that it was implicit (or keep
+/// remembering), so that it is made implicit again when the values are gone.
+fn note_implicit(registry: &dyn TableLike, name: &str, prev: &[String], owned: &mut Vec<String>) {
+    let tok = format!("{IMPLICIT_TOK}{name}");
+    // (Dotted tables have no header either way, and count as implicit when parsed.)
+    let implicit =
+        matches!(registry.get(name), Some(Item::Table(t)) if t.is_implicit() && !t.is_dotted());
+    if (implicit || prev.contains(&tok)) && !owned.contains(&tok) {
+        owned.push(tok);
+    }
 }
 
 /// `http` for a plain-HTTP mirror, `insecure` for https with `--insecure`.
@@ -338,6 +394,98 @@ mod tests {
         );
         let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
         assert_eq!(back.text, cur);
+    }
+
+    #[test]
+    fn mixed_line_ends_and_no_final_newline_survive_arm_and_disarm() {
+        // toml_edit writes `\n` everywhere and ends with one; found by the fuzz harness.
+        let cur = "debug = true\r\n[registry.\"docker.io\"]\n  mirrors = [\"user.example\"]\r\n\r\n[registry.\"ghcr.io\"]";
+        let p = plan(Some(cur), &set(&["http://127.0.0.1:5001"], false), &[]).unwrap();
+        assert!(
+            p.text.starts_with("debug = true\r\n") && !p.text.ends_with('\n'),
+            "{:?}",
+            p.text
+        );
+        assert!(
+            p.text
+                .contains("mirrors = [\"127.0.0.1:5001\", \"user.example\"]\r\n"),
+            "{:?}",
+            p.text
+        );
+        let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
+        assert_eq!(back.text, cur);
+    }
+
+    #[test]
+    fn an_implicit_registry_table_stays_implicit() {
+        // As in containerd's config.toml, where the fuzz harness found it: the table that
+        // existed only as the keypairs' parent got a header for `mirrors`, and disarm left it.
+        let cur = "[[registry.\"docker.io\".keypair]]\n  key = \"/k.pem\"\n  cert = \"/c.pem\"\n";
+        let s = set(&["http://127.0.0.1:5001"], false);
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+        let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
+        assert_eq!(back.text, cur, "{}", p.text);
+    }
+
+    #[test]
+    fn dotted_tables_are_not_remembered_as_implicit() {
+        // A parsed dotted table counts as implicit, but has no header to lose: not remembered
+        // (else a re-arm remembers the dotted table the first arm created, and owned changes).
+        let cur = "registry.\"docker.io\".mirrors = [\"user.example\"]\n";
+        let s = set(&["http://127.0.0.1:5001"], false);
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+    }
+
+    #[test]
+    fn refuses_a_second_byte_order_mark() {
+        // Found by the fuzz harness: toml_edit dropped the second BOM, disarm could not give
+        // it back (and the clients' TOML parsers refuse it).
+        let e = plan(
+            Some("\u{feff}\u{feff}debug = true\n"),
+            &set(&["http://127.0.0.1:5001"], false),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("second byte order mark"), "{e}");
+        plan(
+            Some("\u{feff}debug = true\n"),
+            &set(&["http://127.0.0.1:5001"], false),
+            &[],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn refuses_to_overwrite_the_users_flag() {
+        // Found by the fuzz harness: `http = false` (or `http = 2`) was replaced by
+        // `http = true`, owned, and disarm then removed the user's line.
+        for v in ["false", "2", "\"yes\""] {
+            let cur = format!("[registry.\"127.0.0.1:5001\"]\n  http = {v}\n");
+            let e = plan(Some(&cur), &set(&["http://127.0.0.1:5001"], false), &[]).unwrap_err();
+            assert_eq!(e.line, 1, "{e}");
+            assert!(
+                e.message
+                    .contains(&format!("`registry.\"127.0.0.1:5001\".http` is `{v}`")),
+                "{e}"
+            );
+        }
+        let cur = "[registry.\"m.example\"]\n  insecure = false\n";
+        let e = plan(Some(cur), &set(&["https://m.example"], true), &[]).unwrap_err();
+        assert!(e.message.contains("--insecure"), "{e}");
+    }
+
+    #[test]
+    fn a_mirror_named_like_its_registry_is_owned_once() {
+        // `docker.io=http://docker.io`: one table is both the registry's and the mirror's; a
+        // re-arm listed it twice in `owned` (found by the fuzz harness).
+        let s = set(&["docker.io=http://docker.io"], false);
+        let p = plan(Some("debug = true\n"), &s, &[]).unwrap();
+        let again = plan(Some(&p.text), &s, &p.owned).unwrap();
+        assert_eq!(again, p);
+        let back = plan(Some(&p.text), &set(&[], false), &p.owned).unwrap();
+        assert_eq!(back.text, "debug = true\n");
     }
 
     #[test]

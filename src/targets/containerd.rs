@@ -63,6 +63,21 @@ pub fn plan_hosts(
                 "`host` must be a table of `[host.\"<url>\"]` entries",
             ));
         }
+        // containerd decodes every entry under `host` as a host's table (and fails on, say,
+        // `[host]\nlocation = 1`): refuse what it would refuse, rather than arm around it.
+        let bad = item.as_table_like().and_then(|h| {
+            h.iter()
+                .find(|(_, v)| !v.is_table_like())
+                .map(|(k, _)| k.to_string())
+        });
+        if let Some(k) = bad {
+            return Err(toml_util::error_at(
+                original,
+                framing,
+                toml_util::key_offset(&body, &k),
+                format!("`host.{k}` must be a `[host.\"<url>\"]` table: containerd reads every entry under `host` as a host"),
+            ));
+        }
     }
     if let Some(item) = doc.get("server") {
         if item.as_str().is_none() {
@@ -93,28 +108,31 @@ pub fn plan_hosts(
     if want.is_empty() && prev.iter().any(|t| t == "server") {
         doc.remove("server");
     }
+    // Only the implicit `host` table that `[host."…"]` headers make: an empty `[host]` the user
+    // wrote stays.
     if doc
         .get("host")
-        .and_then(Item::as_table_like)
-        .is_some_and(|h| h.is_empty())
+        .and_then(Item::as_table)
+        .is_some_and(|h| h.is_empty() && h.is_implicit())
         && want.is_empty()
     {
         doc.remove("host");
     }
     if want.is_empty() {
         return Ok(Planned {
-            text: reframe(framing, &doc.to_string()),
+            text: reframe(framing, &toml_util::render_edit(&body, &doc, false)),
             owned,
         });
     }
 
     // 2. `server` first, then mirrorctl's hosts in order before the user's.
     if doc.get("server").is_none() {
-        let mut entries: Vec<(String, Item)> = Vec::new();
+        // The keys go back with their decor (an indented `  capabilities = …` stays indented).
+        let mut entries: Vec<(toml_edit::Key, Item)> = Vec::new();
         let keys: Vec<String> = doc.iter().map(|(k, _)| k.to_string()).collect();
         for k in keys {
-            if let Some(v) = doc.remove(&k) {
-                entries.push((k, v));
+            if let Some(e) = doc.remove_entry(&k) {
+                entries.push(e);
             }
         }
         doc.insert(
@@ -122,7 +140,7 @@ pub fn plan_hosts(
             toml_edit::value(crate::oci::upstream_endpoint(registry)),
         );
         for (k, v) in entries {
-            doc.insert(&k, v);
+            doc.insert_formatted(&k, v);
         }
         owned.push("server".to_string());
     } else if prev.iter().any(|t| t == "server") {
@@ -160,106 +178,116 @@ pub fn plan_hosts(
         }
     }
     order_hosts(&mut doc, &want_norm);
-    let text = toml_util::render(&doc, current.is_none_or(|c| c.trim().is_empty()));
+    let text = toml_util::render_edit(&body, &doc, current.is_none_or(|c| c.trim().is_empty()));
     Ok(Planned {
         text: reframe(framing, &text),
         owned,
     })
 }
 
-/// Give header tables document positions so mirrorctl's hosts come first (in `want` order),
-/// then the user's hosts, each with its sub-tables, and every other table where it was.
+/// Give header tables document positions so mirrorctl's hosts come first (in `want` order,
+/// each with its sub-tables), before the first table of any other host. Only those tables
+/// move: every other table keeps its place, so the user's layout (a host's sub-table written
+/// after another host, say) is not regrouped, and removing mirrorctl's hosts again gives it
+/// back.
 fn order_hosts(doc: &mut DocumentMut, want: &[String]) {
+    /// Room between two tables of the original file for the ones moved in between.
+    const GAP: isize = 1 << 20;
+    /// Room for one moved host's sub-tables.
+    const HOST: isize = 1 << 10;
+    fn scale(t: &mut Table) {
+        if let Some(p) = t.position() {
+            t.set_position(Some(p * GAP));
+        }
+        for (_, v) in t.iter_mut() {
+            match v {
+                Item::Table(st) => scale(st),
+                Item::ArrayOfTables(a) => a.iter_mut().for_each(scale),
+                _ => {}
+            }
+        }
+    }
+    /// The positions of a table and its sub-tables.
+    fn positions(t: &Table, out: &mut Vec<isize>) {
+        out.extend(t.position());
+        for (_, v) in t.iter() {
+            match v {
+                Item::Table(st) => positions(st, out),
+                Item::ArrayOfTables(a) => a.iter().for_each(|t| positions(t, out)),
+                _ => {}
+            }
+        }
+    }
+    fn place(t: &mut Table, next: &mut isize) {
+        if t.position().is_some() || !t.is_implicit() {
+            t.set_position(Some(*next));
+            *next += 1;
+        }
+        for (_, v) in t.iter_mut() {
+            if let Item::Table(st) = v {
+                place(st, next);
+            }
+        }
+    }
+    let rank = |k: &str| want.iter().position(|w| *w == norm_host(k));
     let Some(hosts) = doc.get_mut("host").and_then(Item::as_table_mut) else {
         return;
     };
-    let keys: Vec<String> = hosts.iter().map(|(k, _)| k.to_string()).collect();
-    let rank = |k: &str| -> usize {
-        let n = norm_host(k);
-        want.iter().position(|w| *w == n).unwrap_or(want.len())
-    };
-    // Current document order of the host tables (new ones have no position yet: last).
-    let mut order: Vec<(String, isize, usize)> = keys
+    // (key, rank, positions of its tables); new tables have none.
+    let mut entries: Vec<(String, Option<usize>, Vec<isize>)> = hosts
         .iter()
-        .map(|k| {
-            let pos = hosts
-                .get(k)
-                .and_then(Item::as_table)
-                .and_then(Table::position)
-                .unwrap_or(isize::MAX);
-            (k.clone(), pos, rank(k))
+        .map(|(k, v)| {
+            let mut ps = Vec::new();
+            if let Some(t) = v.as_table() {
+                positions(t, &mut ps);
+            }
+            (k.to_string(), rank(k), ps)
         })
         .collect();
-    let before: Vec<String> = {
-        let mut o = order.clone();
-        o.sort_by_key(|(_, p, _)| *p);
-        o.into_iter().map(|(k, _, _)| k).collect()
-    };
-    order.sort_by_key(|(_, p, r)| (*r, *p));
-    let after: Vec<String> = order.iter().map(|(k, _, _)| k.clone()).collect();
-    if before == after && order.iter().all(|(_, p, _)| *p != isize::MAX) {
+    let first_other = entries
+        .iter()
+        .filter(|(_, r, _)| r.is_none())
+        .flat_map(|(_, _, ps)| ps.iter().copied())
+        .min();
+    let mut mine: Vec<&(String, Option<usize>, Vec<isize>)> =
+        entries.iter().filter(|(_, r, _)| r.is_some()).collect();
+    mine.sort_by_key(|(_, r, _)| *r);
+    // Already in place: every table of mirrorctl's hosts positioned, in `want` order, before
+    // any other host's.
+    let mut last = isize::MIN;
+    let in_place = mine.iter().all(|(_, _, ps)| {
+        let ok = !ps.is_empty()
+            && ps
+                .iter()
+                .all(|p| *p > last && first_other.is_none_or(|f| *p < f));
+        last = ps.iter().copied().max().unwrap_or(last);
+        ok
+    });
+    if in_place {
         return;
     }
-    // Slots: the positions the host tables occupy now, plus fresh ones after everything.
-    let mut slots: Vec<isize> = order
-        .iter()
-        .map(|(_, p, _)| *p)
-        .filter(|p| *p != isize::MAX)
-        .collect();
-    slots.sort();
-    let mut next = max_position(doc.as_table()) + 1;
-    while slots.len() < order.len() {
-        slots.push(next);
-        next += 1;
-    }
-    // The first slot goes to the first table in the new order, and so on. Sub-tables
-    // (`[host."…".header]`) get a position right after their host table.
+    let order: Vec<String> = mine.iter().map(|(k, _, _)| k.clone()).collect();
+    entries.clear();
+    scale(doc.as_table_mut());
+    let mut max = isize::MIN;
+    let mut all = Vec::new();
+    positions(doc.as_table(), &mut all);
+    max = all.into_iter().fold(max, isize::max);
+    // Just before the first other host's first table (its slot scaled by GAP), or after
+    // everything.
+    let base = match first_other {
+        Some(f) => f * GAP - GAP + 1,
+        None => max.max(0) + GAP,
+    };
     let Some(hosts) = doc.get_mut("host").and_then(Item::as_table_mut) else {
         return;
     };
-    for ((k, _, _), slot) in order.iter().zip(slots) {
+    for (j, k) in order.iter().enumerate() {
         if let Some(t) = hosts.get_mut(k).and_then(Item::as_table_mut) {
-            t.set_position(Some(slot * 1000));
-            let mut sub = 1;
-            for (_, v) in t.iter_mut() {
-                if let Some(st) = v.as_table_mut() {
-                    st.set_position(Some(slot * 1000 + sub));
-                    sub += 1;
-                }
-            }
+            let mut next = base + j as isize * HOST;
+            place(t, &mut next);
         }
     }
-    // Other tables keep their relative order on the same scale.
-    scale_other_positions(doc);
-}
-
-fn max_position(t: &Table) -> isize {
-    let mut m = t.position().unwrap_or(0);
-    for (_, v) in t.iter() {
-        if let Some(st) = v.as_table() {
-            m = m.max(max_position(st));
-        }
-    }
-    m
-}
-
-/// Multiply positions of every table outside `host` by 1000 so they interleave correctly with
-/// the host tables renumbered on that scale.
-fn scale_other_positions(doc: &mut DocumentMut) {
-    fn walk(t: &mut Table) {
-        for (k, v) in t.iter_mut() {
-            if k == "host" {
-                continue;
-            }
-            if let Some(st) = v.as_table_mut() {
-                if let Some(p) = st.position() {
-                    st.set_position(Some(p * 1000));
-                }
-                walk(st);
-            }
-        }
-    }
-    walk(doc.as_table_mut());
 }
 
 /// The CRI plugin whose `registry` table holds `config_path`, by config `version`.
@@ -370,33 +398,58 @@ pub fn plan_config(
             if prev.contains(&set_tok) {
                 reg.remove("config_path");
             } else if prev.contains(&pre_tok) {
-                if let Some(v) = reg.get("config_path").and_then(Item::as_str) {
-                    let rest = v.strip_prefix(&format!("{certs_dir}:")).map(str::to_string);
-                    if let Some(rest) = rest {
-                        toml_util::set_string(
-                            reg.get_mut("config_path").expect("read above"),
-                            &rest,
-                        );
-                    }
+                if let Some(item) = reg.get_mut("config_path") {
+                    toml_util::strip_string_prefix(item, &format!("{certs_dir}:"));
                 }
             }
         }
         if prev.iter().any(|t| t == "table:registry") {
             prune_empty_registry(&mut doc, plugin);
         }
+        if prev.iter().any(|t| t == IMPLICIT_TOK) {
+            if let Some(t) = doc
+                .get_mut("plugins")
+                .and_then(|p| p.get_mut(plugin))
+                .and_then(|c| c.get_mut("registry"))
+                .and_then(Item::as_table_mut)
+            {
+                if t.get_values().is_empty() {
+                    t.set_implicit(true);
+                }
+            }
+        }
         // mirrorctl wrote the whole file: with nothing else left in it, drop its `version` too.
-        let only_version = doc
-            .iter()
-            .all(|(k, v)| k == "version" || v.as_table_like().is_some_and(|t| t.is_empty()));
+        fn empty(v: &Item) -> bool {
+            v.as_table_like()
+                .is_some_and(|t| t.iter().all(|(_, v)| empty(v)))
+        }
+        let only_version = doc.iter().all(|(k, v)| k == "version" || empty(v));
         if prev.iter().any(|t| t == "version") && only_version {
             doc.remove("version");
         }
         return Ok(Planned {
-            text: reframe(framing, &doc.to_string()),
+            text: reframe(framing, &toml_util::render_edit(&body, &doc, false)),
             owned,
         });
     }
 
+    // A `registry` that is not a table would be overwritten below, and disarm would then
+    // remove it (containerd refuses such a file anyway).
+    let not_table = doc
+        .get("plugins")
+        .and_then(Item::as_table_like)
+        .and_then(|p| p.get(plugin))
+        .and_then(Item::as_table_like)
+        .and_then(|c| c.get("registry"))
+        .is_some_and(|r| !r.is_table_like());
+    if not_table {
+        return Err(toml_util::error_at(
+            original,
+            framing,
+            toml_util::key_offset(&body, "registry"),
+            format!("`plugins.\"{plugin}\".registry` must be a table"),
+        ));
+    }
     let created = registry_table(&mut doc, plugin).is_none();
     if created {
         let plugins = doc
@@ -422,6 +475,13 @@ pub fn plan_config(
     } else if prev.iter().any(|t| t == "table:registry") {
         owned.push("table:registry".to_string());
     }
+    // The registry table there only as the parent of others (`[….registry.configs."h".tls]`)
+    // gets a header of its own once config_path is in it: remembered, so disarm makes it
+    // implicit again rather than leave an empty `[….registry]`.
+    let implicit = cri_registry(&doc, plugin).is_some_and(Table::is_implicit);
+    if implicit || prev.iter().any(|t| t == IMPLICIT_TOK) {
+        owned.push(IMPLICIT_TOK.to_string());
+    }
     let indent = toml_util::key_indent(&body);
     let reg = registry_table(&mut doc, plugin).expect("just ensured");
     match reg
@@ -437,7 +497,7 @@ pub fn plan_config(
             let dirs: Vec<&str> = v.split(':').map(|d| d.trim_end_matches('/')).collect();
             if !dirs.contains(&certs_dir) {
                 let item = reg.get_mut("config_path").expect("read above");
-                toml_util::set_string(item, &format!("{certs_dir}:{v}"));
+                toml_util::prepend_string(item, &format!("{certs_dir}:"));
                 owned.push(pre_tok);
             } else if prev.contains(&set_tok) {
                 owned.push(set_tok);
@@ -456,9 +516,16 @@ pub fn plan_config(
         }
     }
     Ok(Planned {
-        text: reframe(framing, &doc.to_string()),
+        text: reframe(framing, &toml_util::render_edit(&body, &doc, false)),
         owned,
     })
+}
+
+const IMPLICIT_TOK: &str = "table:registry-implicit";
+
+/// The CRI plugin's `registry` when it is a (header or implicit) table.
+fn cri_registry<'a>(doc: &'a DocumentMut, plugin: &str) -> Option<&'a Table> {
+    doc.get("plugins")?.get(plugin)?.get("registry")?.as_table()
 }
 
 fn registry_table<'a>(doc: &'a mut DocumentMut, plugin: &str) -> Option<&'a mut dyn TableLike> {
@@ -542,6 +609,140 @@ mod tests {
             "{}",
             back.text
         );
+    }
+
+    #[test]
+    fn mixed_line_ends_and_no_final_newline_survive_arm_and_disarm() {
+        // Found by the fuzz harness: toml_edit dropped the `\r`s and added a final newline.
+        let cur = "# mine\r\nserver = \"https://registry-1.docker.io\"\n\r\n[host.\"https://user.example\"]\r\n  capabilities = [\"pull\"]";
+        let p = plan_hosts(Some(cur), "docker.io", &[m("http://a:1")], false, &[]).unwrap();
+        assert!(p.text.starts_with("# mine\r\n"), "{:?}", p.text);
+        let back = plan_hosts(Some(&p.text), "docker.io", &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur);
+        let cur = "version = 2\r\n# x\n[plugins.\"io.containerd.grpc.v1.cri\"]\r\n  sandbox_image = \"p\"";
+        let dir = "/etc/containerd/certs.d";
+        let p = plan_config(Some(cur), dir, true, &[]).unwrap();
+        assert!(!p.text.ends_with('\n'), "{:?}", p.text);
+        assert_eq!(
+            plan_config(Some(&p.text), dir, false, &p.owned)
+                .unwrap()
+                .text,
+            cur
+        );
+    }
+
+    #[test]
+    fn an_implicit_registry_table_stays_implicit() {
+        // Found by the fuzz harness: with only `[….registry.configs."h".tls]` in the file, the
+        // registry table got a header for config_path, and disarm left it, empty.
+        let dir = "/etc/containerd/certs.d";
+        let cur = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"reg.example\".auth]\n  username = \"u\"\n";
+        let p = plan_config(Some(cur), dir, true, &[]).unwrap();
+        assert!(p.text.contains("config_path"), "{}", p.text);
+        assert_eq!(plan_config(Some(&p.text), dir, true, &p.owned).unwrap(), p);
+        assert_eq!(
+            plan_config(Some(&p.text), dir, false, &p.owned)
+                .unwrap()
+                .text,
+            cur
+        );
+    }
+
+    #[test]
+    fn refuses_a_cri_registry_that_is_not_a_table() {
+        // Found by the fuzz harness: `registry = 3` was replaced by mirrorctl's table, and
+        // disarm removed it.
+        let cur = "version = 2\n\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  registry = 3\n";
+        let e = plan_config(Some(cur), "/etc/containerd/certs.d", true, &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (4, 3), "{e}");
+        assert!(e.message.contains("must be a table"), "{e}");
+    }
+
+    #[test]
+    fn the_users_empty_host_table_stays() {
+        // Found by the fuzz harness: disarm removed the user's empty `[host]` with mirrorctl's.
+        let cur = "server = \"https://registry-1.docker.io\"\n\n[host]\n";
+        let p = plan_hosts(Some(cur), "docker.io", &[m("http://a:1")], false, &[]).unwrap();
+        let back = plan_hosts(Some(&p.text), "docker.io", &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur, "{}", p.text);
+    }
+
+    #[test]
+    fn only_mirrorctls_hosts_move() {
+        // Found by the fuzz harness: every host table got a new position, each with its
+        // sub-tables right after it, so a sub-table the user wrote after another host moved,
+        // and disarm could not put it back.
+        let cur = "server = \"https://registry-1.docker.io\"\n\n[host.\"https://a.example\"]\n[host.\"https://b.example\".header]\nx = \"y\"\n  [host.\"https://a.example\".header]\n    x-team = \"ci\"\n";
+        let p = plan_hosts(
+            Some(cur),
+            "docker.io",
+            &[m("http://m:1"), m("https://b.example")],
+            false,
+            &[],
+        )
+        .unwrap();
+        let at = |s: &str| p.text.find(s).unwrap();
+        assert!(
+            at("[host.\"http://m:1\"]") < at("[host.\"https://b.example\".header]")
+                && at("[host.\"https://b.example\".header]") < at("[host.\"https://a.example\"]")
+                && at("[host.\"https://a.example\"]") < at("[host.\"https://a.example\".header]"),
+            "{}",
+            p.text
+        );
+        let cur = "server = \"https://registry-1.docker.io\"\n\n[host.\"https://a.example\"]\n[host.\"https://b.example\".header]\nx = \"y\"\n  [host.\"https://a.example\".header]\n    x-team = \"ci\"\n";
+        let p = plan_hosts(Some(cur), "docker.io", &[m("http://m:1")], false, &[]).unwrap();
+        let again = plan_hosts(
+            Some(&p.text),
+            "docker.io",
+            &[m("http://m:1")],
+            false,
+            &p.owned,
+        )
+        .unwrap();
+        assert_eq!(again, p);
+        let back = plan_hosts(Some(&p.text), "docker.io", &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur, "{}", p.text);
+    }
+
+    #[test]
+    fn keys_before_the_added_server_keep_their_indentation() {
+        // Found by the fuzz harness: re-inserted after `server`, `  capabilities` lost its
+        // indentation and disarm could not give it back.
+        let cur = "  capabilities = [\"pull\"] # all hosts\n\n[host.\"https://u.example\"]\n";
+        let p = plan_hosts(Some(cur), "quay.io", &[m("http://a:1")], false, &[]).unwrap();
+        assert!(
+            p.text.starts_with(
+                "server = \"https://quay.io\"\n  capabilities = [\"pull\"] # all hosts\n"
+            ),
+            "{}",
+            p.text
+        );
+        let back = plan_hosts(Some(&p.text), "quay.io", &[], false, &p.owned).unwrap();
+        assert_eq!(back.text, cur);
+    }
+
+    #[test]
+    fn refuses_a_host_entry_that_is_not_a_table() {
+        // Found by the fuzz harness: `capabilities` under `[host]` was taken for a host that
+        // comes before mirrorctl's; containerd fails to decode such a file.
+        let cur =
+            "server = \"https://registry-1.docker.io\"\n\n[host]\ncapabilities = [\"pull\"]\n";
+        let e = plan_hosts(Some(cur), "docker.io", &[m("http://a:1")], false, &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (4, 1), "{e}");
+        assert!(e.message.contains("`host.capabilities`"), "{e}");
+        let inline = "[host]\n\"https://u.example\" = { capabilities = [\"pull\"] }\n";
+        plan_hosts(Some(inline), "docker.io", &[m("http://a:1")], false, &[]).unwrap();
+    }
+
+    #[test]
+    fn disarm_of_a_written_config_leaves_nothing() {
+        // `plugins` still held the empty CRI table, so `version = 2` stayed (fuzz harness).
+        let dir = "/etc/containerd/certs.d";
+        for cur in [None, Some("")] {
+            let p = plan_config(cur, dir, true, &[]).unwrap();
+            let back = plan_config(Some(&p.text), dir, false, &p.owned).unwrap();
+            assert_eq!(back.text, "", "{:?}", p.text);
+        }
     }
 
     #[test]

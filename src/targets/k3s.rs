@@ -9,7 +9,7 @@
 //! first. Top-level keys mirrorctl adds to a block-style (or empty) document are appended as
 //! text, so they always come out in block style.
 
-use super::text::{reframe, unframe};
+use super::text::{original_offset, reframe, unframe, Framing};
 use super::Planned;
 use crate::error::PlanError;
 use crate::mirror::{Mirror, MirrorSet};
@@ -109,20 +109,81 @@ fn at_key(original: &str, key: &str, message: String) -> PlanError {
 }
 
 /// Strict parse and the shape checks k3s applies (it refuses to start otherwise).
-fn validate(original: &str, body: &str) -> Result<(), PlanError> {
+fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanError> {
+    // Characters the YAML parsers disagree on or refuse: yaml-rust2 ends the input at a NUL
+    // (what follows vanished), reads NEL and the Unicode line and paragraph separators as
+    // YAML 1.2 does (not line breaks) where k3s's YAML 1.1 parser breaks lines at them, and
+    // takes a BOM at a line start for indentation, which yaml-edit does not.
+    let lone_cr = |i: usize| !body[i + 1..].starts_with('\n');
+    if let Some((at, c)) = body.char_indices().find(|&(i, c)| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+            || (c == '\r' && lone_cr(i))
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+            )
+    }) {
+        let why = match c {
+            '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                "a line break to YAML 1.1 parsers (k3s's) and not to YAML 1.2 ones; write a plain line break"
+            }
+            '\u{feff}' => "a byte order mark inside the file; remove it",
+            // A line break to YAML, not to the line-based steps of the edit (document markers,
+            // indentation).
+            '\r' => "a carriage return without a line feed (an old Mac line break); use \\n or \\r\\n",
+            _ => "a control character, which YAML does not allow",
+        };
+        let at = original_offset(original, framing, at);
+        return Err(PlanError::at_offset(
+            original,
+            at,
+            format!("invalid YAML: U+{:04X} is {why}", c as u32),
+        ));
+    }
     if is_blank(body) {
         return Ok(());
     }
+    // A tab before the first key (`  \tkey:`): yaml-rust2 lets it through, libyaml (k3s)
+    // refuses it, and the keys mirrorctl appends at that key's indentation would not line up.
+    if let Some((off, line)) = first_content_line(body) {
+        let ws = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(tab) = line[..ws].find('\t') {
+            return Err(PlanError::at_offset(
+                original,
+                original_offset(original, framing, off + tab),
+                "invalid YAML: a tab before the first key (YAML indents with spaces only)",
+            ));
+        }
+    }
     let docs = YamlLoader::load_from_str(body).map_err(|e| {
-        let m = e.marker();
-        PlanError::new(m.line(), m.col() + 1, format!("invalid YAML: {}", e.info()))
+        // From the byte offset, not yaml-rust2's line: it also counts a lone `\r` as a line
+        // break, and knows nothing of the BOM and CRLF taken off the body.
+        let at = original_offset(original, framing, e.marker().index());
+        PlanError::at_offset(original, at, format!("invalid YAML: {}", e.info()))
     })?;
     if docs.len() > 1 {
         return Err(PlanError::whole(
             "registries.yaml holds several YAML documents; k3s reads one",
         ));
     }
-    let root = &docs[0];
+    // Content after a document end marker that ends no document (`...` first): yaml-rust2
+    // reads it as the document, k3s's parser (libyaml) an empty first document then another,
+    // which k3s never reads.
+    if let Some(at) = end_marker(body) {
+        let after = body[at..].split_once('\n').map(|(_, r)| r).unwrap_or("");
+        if is_blank(&body[..at]) && !is_blank(after) {
+            return Err(PlanError::at_offset(
+                original,
+                original_offset(original, framing, at),
+                "the file starts with a document end marker (`...`): k3s reads the (empty) document it ends and ignores what follows. Remove the marker, then rerun",
+            ));
+        }
+    }
+    // No document at all: only comments and document end markers (`...`).
+    let Some(root) = docs.first() else {
+        return Ok(());
+    };
     let Yaml::Hash(h) = root else {
         if matches!(root, Yaml::Null) {
             return Ok(());
@@ -175,7 +236,19 @@ fn validate(original: &str, body: &str) -> Result<(), PlanError> {
 pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<Planned, PlanError> {
     let original = current.unwrap_or("");
     let (framing, body) = unframe(original);
-    validate(original, &body)?;
+    validate(original, framing, &body)?;
+    // In a file with mixed line ends (unframe converts only CRLF throughout), yaml-edit would
+    // edit around `\r\n` pairs and could split one, leaving a lone CR: the edit works on LF
+    // text, and the lines it keeps get their line ends back at the end (keep_line_ends).
+    let mixed = body.clone();
+    let body = body.replace("\r\n", "\n");
+    // A document end marker (`...`) and what follows it (comments, more markers) are kept aside
+    // and put back after the edit: yaml-edit refuses the marker, and keys appended after it
+    // would be another document, which k3s never reads.
+    let (body, tail) = match end_marker(&body) {
+        Some(at) => (body[..at].to_string(), body[at..].to_string()),
+        None => (body, String::new()),
+    };
     let mut owned = Vec::new();
 
     // Wanted: registry → endpoint URLs; insecure https mirrors → configs entries.
@@ -199,6 +272,26 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     let mut text = body.clone();
     // Missing top-level keys in an empty or block-style document: append them as text.
     let doc = parse_edit(&text)?;
+    // The two parsers must agree on the keys mirrorctl edits: with a tag (`!x mirrors:`)
+    // yaml-rust2 (and k3s) reads `mirrors`, yaml-edit does not, and the key was added again.
+    if !is_blank(&text) {
+        let strict = YamlLoader::load_from_str(&text).ok();
+        let root = strict.as_ref().and_then(|d| d.first());
+        for k in ["mirrors", "configs"] {
+            let a = root.is_some_and(|r| !r[k].is_badvalue());
+            let b = doc
+                .as_ref()
+                .and_then(|d| d.as_mapping())
+                .is_some_and(|m| m.contains_key(k));
+            if a != b {
+                return Err(at_key(
+                    original,
+                    k,
+                    format!("the top-level `{k}` is written in a way (a tag, say) mirrorctl's editor does not read as `{k}`; write it as a plain `{k}:`, then rerun"),
+                ));
+            }
+        }
+    }
     let block_root = doc
         .as_ref()
         .and_then(|d| d.as_mapping())
@@ -226,8 +319,21 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             .filter(|(k, wanted)| *wanted && null_key(k))
             .map(|(k, _)| k)
             .collect();
+        let indent = root_indent(&text).to_string();
         for k in drop {
-            text = drop_null_key_line(&text, k);
+            text = drop_null_key_line(&text, k, &indent);
+            // Written so that the line was not found (`&a mirrors:`, `!!null`…): the key would
+            // be added a second time.
+            let still = parse_edit(&text)?
+                .and_then(|d| d.as_mapping())
+                .is_some_and(|m| m.contains_key(k));
+            if still {
+                return Err(at_key(
+                    original,
+                    k,
+                    format!("the top-level `{k}` has no value and is written in a way mirrorctl does not replace (an anchor, a tag or a flow key); write it as a plain `{k}:` line or remove it, then rerun"),
+                ));
+            }
         }
         let mut add = String::new();
         if !want.is_empty() && !has("mirrors") {
@@ -259,7 +365,24 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
             }
-            text.push_str(&add);
+            // At the indentation of the document's other top-level keys.
+            for line in add.split_inclusive('\n') {
+                text.push_str(&indent);
+                text.push_str(line);
+            }
+            // The keys must have landed at the top level, in the one document: a layout that
+            // defeats that (a first line holding only a tag, `  !!map`) is refused rather
+            // than written broken.
+            let landed = YamlLoader::load_from_str(&text).is_ok_and(|d| {
+                d.len() == 1
+                    && (!appended_mirrors || !d[0]["mirrors"].is_badvalue())
+                    && (!appended_configs || !d[0]["configs"].is_badvalue())
+            });
+            if !landed {
+                return Err(PlanError::whole(
+                    "mirrorctl cannot add its top-level keys to this file as it is laid out (its first line is not a top-level key); start the file with its top-level keys, then rerun",
+                ));
+            }
         }
     }
     let doc = match parse_edit(&text)? {
@@ -409,7 +532,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     }
 
     let mut out = doc.to_string();
-    if root.is_empty() && !body.trim_start().starts_with('{') {
+    if root.is_empty() && block_root {
         // Everything mirrorctl added is gone: no `{}` for a document that had none.
         out = out
             .split_inclusive('\n')
@@ -419,6 +542,14 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     if !out.is_empty() && !out.ends_with('\n') && (current.is_none() || body.ends_with('\n')) {
         out.push('\n');
     }
+    if tail.is_empty() && !body.is_empty() && !body.ends_with('\n') && out.ends_with('\n') {
+        // A file without a final newline stays without one: keys appended to it end the text
+        // with one, which disarm, removing them, could not tell from the user's.
+        out.pop();
+    }
+    check_result(&out, &want)?;
+    out.push_str(&tail);
+    let out = super::text::keep_line_ends(&mixed, &out);
     owned.sort();
     owned.dedup();
     Ok(Planned {
@@ -427,13 +558,106 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     })
 }
 
-/// Remove the line `key:` (no value, `~` or `null`, maybe a comment) at column 0.
-fn drop_null_key_line(text: &str, key: &str) -> String {
+/// What the edit wrote must read, to yaml-rust2 (whose reading k3s shares where validation
+/// let the file through), as one document listing every wanted endpoint under its registry.
+/// yaml-edit can misread a file the strict parse accepts (an empty key, `: quay.io:`, put a
+/// new registry under the wrong parent): such a file is refused rather than written wrong.
+fn check_result(out: &str, want: &[(String, Vec<String>)]) -> Result<(), PlanError> {
+    if is_blank(out) {
+        return if want.is_empty() {
+            Ok(())
+        } else {
+            Err(PlanError::whole("mirrorctl's YAML editor lost the mirrors it added to this file; write it in plain block style, then rerun"))
+        };
+    }
+    let docs = YamlLoader::load_from_str(out);
+    let misread = |what: String| {
+        PlanError::whole(format!(
+            "mirrorctl's YAML editor misread this file ({what} after the edit); write it in plain block style, then rerun"
+        ))
+    };
+    let docs = docs.map_err(|e| misread(format!("invalid YAML: {}", e.info())))?;
+    if docs.len() > 1 {
+        return Err(misread("several documents".into()));
+    }
+    for (reg, eps) in want {
+        let list = docs
+            .first()
+            .and_then(|d| d["mirrors"][reg.as_str()]["endpoint"].as_vec())
+            .map(|v| {
+                v.iter()
+                    .filter_map(|e| e.as_str())
+                    .map(norm_endpoint)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if let Some(e) = eps.iter().find(|e| !list.contains(&norm_endpoint(e))) {
+            return Err(misread(format!("no endpoint {e} under mirrors.{reg}")));
+        }
+    }
+    Ok(())
+}
+
+/// Offset of the first document end marker: a line `...` at column 0 (maybe with spaces and a
+/// comment after it).
+fn end_marker(text: &str) -> Option<usize> {
+    let mut off = 0;
+    for line in text.split_inclusive('\n') {
+        if let Some(rest) = line.strip_prefix("...") {
+            let rest = rest
+                .trim_start_matches([' ', '\t'])
+                .trim_end_matches(['\n', '\r']);
+            let sep = rest.len() < line.len() - 3 || rest.is_empty();
+            if sep && (rest.is_empty() || rest.starts_with('#')) {
+                return Some(off);
+            }
+        }
+        off += line.len();
+    }
+    None
+}
+
+/// The first line holding content (not blank, a comment, a directive or a `---` marker),
+/// with its offset. `---` is a marker only when a space or the line's end follows it
+/// (`---mirrors:` is a key).
+fn first_content_line(body: &str) -> Option<(usize, &str)> {
+    let mut off = 0;
+    for line in body.split_inclusive('\n') {
+        let t = line
+            .trim_start_matches([' ', '\t'])
+            .trim_end_matches(['\n', '\r']);
+        let marker = t
+            .strip_prefix("---")
+            .is_some_and(|r| r.is_empty() || r.starts_with([' ', '\t']));
+        if !(t.is_empty() || t.starts_with('#') || marker || t.starts_with('%')) {
+            return Some((off, line));
+        }
+        off += line.len();
+    }
+    None
+}
+
+/// The indentation of the document's top-level keys: that of its first content line (a block
+/// mapping may be indented as a whole).
+fn root_indent(body: &str) -> &str {
+    match first_content_line(body) {
+        Some((_, line)) => &line[..line.len() - line.trim_start_matches(' ').len()],
+        None => "",
+    }
+}
+
+/// Remove the top-level line `key:` (no value, `~` or `null`, maybe a comment), written at
+/// the top-level keys' `indent`.
+fn drop_null_key_line(text: &str, key: &str, indent: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let rest = line
-            .strip_prefix(key)
-            .or_else(|| line.strip_prefix(&format!("\"{key}\"")))
+            .strip_prefix(indent)
+            .filter(|l| !l.starts_with(' '))
+            .and_then(|l| {
+                l.strip_prefix(key)
+                    .or_else(|| l.strip_prefix(&format!("\"{key}\"")))
+            })
             .and_then(|r| r.strip_prefix(':'));
         let is_null = rest.is_some_and(|r| {
             let v = r.split('#').next().unwrap_or("").trim();
@@ -502,6 +726,9 @@ fn edit_endpoints(
     prev: &[String],
     owned: &mut Vec<String>,
 ) {
+    // An `endpoint` key mirrorctl added to the user's registry entry is its own: owned, and
+    // removed again once empty (else `endpoint: []` stayed behind).
+    let key_tok = format!("endpoint-key:{name}");
     let Some(seq_node) = reg.get_sequence("endpoint") else {
         if eps.is_empty() {
             return;
@@ -510,8 +737,20 @@ fn edit_endpoints(
         for e in eps {
             owned.push(tok_endpoint(name, e));
         }
+        owned.push(key_tok);
         return;
     };
+    if prev.contains(&key_tok) {
+        let only_ours = seq_node.values().all(|v| {
+            let n = norm_endpoint(&v.as_scalar().map(|s| s.as_string()).unwrap_or_default());
+            prev.contains(&tok_endpoint(name, &n)) && !eps.contains(&n)
+        });
+        if eps.is_empty() && only_ours {
+            reg.remove("endpoint");
+            return;
+        }
+        owned.push(key_tok);
+    }
     let current: Vec<String> = seq_node
         .values()
         .map(|v| v.as_scalar().map(|s| s.as_string()).unwrap_or_default())
@@ -529,13 +768,22 @@ fn edit_endpoints(
     if already {
         return;
     }
-    // Remove wanted and stale entries (from the back), then insert the wanted ones in front.
+    // Remove wanted and stale entries (from the back), then insert the wanted ones in front,
+    // a user's own entry as the user spelled it (`http://h:007`, say, which is `http://h:7`):
+    // it stays the user's, and disarm leaves it so.
+    let spelled = |e: &String| -> String {
+        (0..norm.len())
+            .find(|&i| norm[i] == *e && !prev.contains(&tok_endpoint(name, e)))
+            .map(|i| current[i].clone())
+            .unwrap_or_else(|| e.clone())
+    };
+    let insert: Vec<String> = eps.iter().map(spelled).collect();
     for i in (0..norm.len()).rev() {
         if eps.contains(&norm[i]) || stale(&norm[i]) {
             seq_node.remove(i);
         }
     }
-    for (i, e) in eps.iter().enumerate() {
+    for (i, e) in insert.iter().enumerate() {
         seq_node.insert(i, ScalarValue::double_quoted(e.as_str()));
     }
 }
@@ -569,6 +817,329 @@ mod tests {
         assert!(e.line >= 2, "{e}");
         let e = plan(Some("mirrors: [1]\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
         assert_eq!((e.line, e.column), (1, 1), "{e}");
+        // Found by the fuzz harness: yaml-rust2 stops at a NUL (the rest of the file
+        // vanished), and reads NEL, U+2028 and a BOM mid-file unlike k3s's parser.
+        for (cur, at) in [
+            ("\0irrors:\nmirrors: {}\n", (1, 1)),
+            ("mirrors:\n  # a\u{85}b\n", (2, 6)),
+            ("mirrors:\n\u{feff}  docker.io: {}\n", (2, 1)),
+            ("a: \"\u{2028}\"\n", (1, 5)),
+        ] {
+            let e = plan(Some(cur), &set(&["http://a:1"], false), &[]).unwrap_err();
+            assert_eq!((e.line, e.column), at, "{cur:?}: {e}");
+        }
+        // Found by the fuzz harness: a lone CR is a line break to YAML, not to the edit's
+        // line-based steps (`...\rendpoint: []` hid content after a document end marker).
+        let e = plan(
+            Some("...\rendpoint: []\n"),
+            &set(&["http://a:1"], false),
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("carriage return"), "{e}");
+        // Found by the fuzz harness: yaml-rust2 accepted a tab before the first key, and the
+        // keys mirrorctl appended did not line up with it.
+        let e = plan(Some("  \tdebug: true\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 3), "{e}");
+        plan(
+            Some("a: 1 # \t\n\t# c\n"),
+            &set(&["http://a:1"], false),
+            &[],
+        )
+        .unwrap();
+        // A lone CR is a YAML line break, not one of the file's lines (fuzz harness: the
+        // error pointed at line 2 of a one-line file; now the CR itself is refused); a BOM
+        // shifts the column.
+        let e = plan(Some("mirro\rrs: {}\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 6), "{e}");
+        let e = plan(Some("a: b: c\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (1, 5), "{e}");
+        let e = plan(Some("\u{feff}a: [\n"), &set(&["http://a:1"], false), &[]).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    fn set() -> MirrorSet {
+        MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap()
+    }
+
+    #[test]
+    fn document_end_markers() {
+        // Only `...`: no YAML document at all (this indexed docs[0] and panicked). A document
+        // ending in `...`: keys are added before the marker, not after it (another document,
+        // which k3s would not read), and yaml-edit, which refuses the marker, never sees it.
+        for cur in [
+            "...\n",
+            "# c\n...\n",
+            "configs: {}\n... # end\n",
+            "---\n...\n",
+        ] {
+            let p = plan(Some(cur), &set(), &[]).unwrap();
+            let docs = YamlLoader::load_from_str(&p.text).unwrap();
+            assert_eq!(docs.len(), 1, "{cur:?} → {:?}", p.text);
+            assert_eq!(
+                docs[0]["mirrors"]["docker.io"]["endpoint"][0].as_str(),
+                Some("http://a:1"),
+                "{cur:?} → {:?}",
+                p.text
+            );
+            assert!(
+                p.text.contains("\n...") || p.text.starts_with("..."),
+                "{:?}",
+                p.text
+            );
+            let empty = MirrorSet {
+                registries: vec![],
+                insecure: false,
+            };
+            let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
+        // Found by the fuzz harness: content after a leading `...` is a second document to
+        // k3s; arm added its keys to the first one.
+        for cur in ["...\nmirrors: {}\n", "# c\n...\n---\nconfigs: {}\n"] {
+            let e = plan(Some(cur), &set(), &[]).unwrap_err();
+            assert!(
+                e.message.contains("starts with a document end marker"),
+                "{e}"
+            );
+        }
+        assert_eq!(end_marker("a: ...\n....\n...x\n"), None);
+        assert_eq!(end_marker("a: 1\n...\r\n"), Some(5));
+    }
+}
+
+#[cfg(test)]
+mod mixed_line_end_tests {
+    use super::*;
+
+    #[test]
+    fn mixed_line_ends_survive_and_no_lone_cr_is_left() {
+        // Found by the fuzz harness (long run): yaml-edit, editing around `\r\n` pairs in a
+        // file with mixed line ends, left a lone CR, which the next run refused.
+        let lone_cr = |t: &str| {
+            t.char_indices()
+                .any(|(i, c)| c == '\r' && !t[i + 1..].starts_with('\n'))
+        };
+        let set = |u: &str| MirrorSet::from_args(&[u.to_string()], "docker.io", false).unwrap();
+        let cur = "configs:\r\n  \"mirror.example:5443\":\r\n    auth:\r\n      mirrors: ~\nusername: robot\r\n   ";
+        let a = plan(
+            Some(cur),
+            &set("docker.io=HTTP://Mirror.Example:5000/"),
+            &[],
+        )
+        .unwrap();
+        assert!(!lone_cr(&a.text), "{:?}", a.text);
+        let b = plan(Some(&a.text), &set("docker.io=https://configs:"), &a.owned).unwrap();
+        assert!(!lone_cr(&b.text), "{:?}", b.text);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        plan(Some(&b.text), &empty, &b.owned).unwrap();
+        let cur = "configs:\r\n  \"m.example:5443\":\r\n    auth:\r\n      password: x\nmirrors:\r\n  quay.io:\r\n    endpoint:\r\n      - \"https://q.example\"\r\n";
+        let s = set("http://a:1");
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+        assert_eq!(plan(Some(&p.text), &empty, &p.owned).unwrap().text, cur);
+    }
+}
+
+#[cfg(test)]
+mod endpoint_key_tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_key_the_editor_does_not_read() {
+        // Found by the fuzz harness: yaml-rust2 reads `!x mirrors:` as `mirrors`, yaml-edit
+        // does not, and `mirrors` was appended a second time.
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        for cur in [
+            "!x mirrors: {}\n",
+            "!x mirrors:\n  docker.io:\n    endpoint: []\n",
+        ] {
+            let e = plan(Some(cur), &s, &[]).unwrap_err();
+            assert!(e.message.contains("editor does not read"), "{e}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_null_key_it_cannot_replace() {
+        // Found by the fuzz harness: `&a mirrors:` (no value) was not dropped, and the
+        // appended `mirrors:` duplicated the key.
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        let e = plan(Some("# c\n&a mirrors:\nconfigs: {}\n"), &s, &[]).unwrap_err();
+        assert!(
+            e.message.contains("top-level `mirrors` has no value"),
+            "{e}"
+        );
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn refuses_what_its_editor_misreads() {
+        // Found by the fuzz harness (long run): with an empty key (`: quay.io:`) yaml-edit put
+        // the new registry under `docker.io`.
+        let s = MirrorSet::from_args(
+            &["[::1]:5001=http://[::1]:5000".to_string()],
+            "docker.io",
+            false,
+        )
+        .unwrap();
+        let cur = "mirrors:\n  : quay.io:\n    endpoint:\n      - \"https://q.example\"\n  \"docker.io\":\n    endpoint:\n      - \"http://127.0.0.1:5000\"\n";
+        let e = plan(Some(cur), &s, &[]).unwrap_err();
+        assert!(e.message.contains("misread"), "{e}");
+    }
+
+    #[test]
+    fn refuses_a_layout_the_keys_cannot_be_added_to() {
+        // Found by the fuzz harness: after a first line holding only a tag the keys were
+        // appended at its indentation, and the output was not YAML.
+        let s =
+            MirrorSet::from_args(&["https://m.example".to_string()], "docker.io", false).unwrap();
+        let e = plan(Some("  !!map\nauth:uth:\n \n  username"), &s, &[]).unwrap_err();
+        assert!(e.message.contains("cannot add its top-level keys"), "{e}");
+    }
+
+    #[test]
+    fn the_users_own_endpoint_keeps_its_spelling() {
+        // Found by the fuzz harness: the user's "http://127.0.0.1:007" (the mirror
+        // http://127.0.0.1:7) was written back as mirrorctl spells it, and disarm kept that.
+        let s = MirrorSet::from_args(
+            &[
+                "http://127.0.0.1:7".to_string(),
+                "https://m.example".to_string(),
+            ],
+            "docker.io",
+            false,
+        )
+        .unwrap();
+        let cur = "mirrors:\n  docker.io:\n    endpoint:\n    - \"http://127.0.0.1:007\"\n    - https://user-cache.example\n";
+        let p = plan(Some(cur), &s, &[]).unwrap();
+        assert!(p.text.contains("\"http://127.0.0.1:007\""), "{}", p.text);
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        assert_eq!(plan(Some(&p.text), &empty, &p.owned).unwrap().text, cur);
+    }
+
+    #[test]
+    fn an_endpoint_key_mirrorctl_added_goes_on_disarm() {
+        // Found by the fuzz harness: `docker.io: {}` came back from disarm as
+        // `docker.io: {endpoint: []}`.
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        for cur in [
+            "mirrors:\n  docker.io: {}\n",
+            "mirrors:\n  docker.io:\n    rewrite:\n      \"^a/(.*)\": \"b/$1\"\n",
+        ] {
+            let p = plan(Some(cur), &s, &[]).unwrap();
+            assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+            let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{}", p.text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod flow_root_tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_flow_root_after_a_marker_comes_back() {
+        // Found by the fuzz harness: only a document *starting* with `{` counted as flow, so
+        // disarm dropped the `{}` of "---\n{}\n".
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", false).unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        for cur in ["---\n{}\n", "# c\n{}\n", "{}\n"] {
+            let p = plan(Some(cur), &s, &[]).unwrap();
+            let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod final_newline_tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_final_newline_stays_without_one() {
+        // Found by the fuzz harness: `# c` came back from disarm as `# c\n`.
+        let s = MirrorSet::from_args(&["https://m.example:8443".to_string()], "docker.io", true)
+            .unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        for cur in ["# c", "configs:\n  x:\n    auth: {username: u}"] {
+            let p = plan(Some(cur), &s, &[]).unwrap();
+            assert!(!p.text.ends_with('\n'), "{:?}", p.text);
+            YamlLoader::load_from_str(&p.text).unwrap();
+            let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+            assert_eq!(back.text, cur, "{:?}", p.text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod indent_tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_added_at_the_indentation_of_an_indented_document() {
+        // Found by the fuzz harness: `mirrors:` was appended at column 0 after top-level keys
+        // at column 2 (invalid YAML), and the indented `  mirrors:` (no value) was not dropped.
+        let s = MirrorSet::from_args(&["http://a:1".to_string()], "docker.io", true).unwrap();
+        for cur in [
+            "  configs:\n    x:\n      auth: {username: u}\n",
+            "  mirrors:\n  configs: {}\n",
+        ] {
+            let p = plan(Some(cur), &s, &[]).unwrap();
+            let docs = YamlLoader::load_from_str(&p.text).expect(&p.text);
+            assert_eq!(
+                docs[0]["mirrors"]["docker.io"]["endpoint"][0].as_str(),
+                Some("http://a:1"),
+                "{}",
+                p.text
+            );
+            assert_eq!(root_indent(&p.text), "  ");
+        }
+        // Found by the fuzz harness: `---mirrors:` is a key, not a document marker; the key
+        // after it set the indentation, and mirrorctl's keys went under `---mirrors`.
+        let p = plan(Some("---mirrors:\n  docker.io: {}\n"), &s, &[]).unwrap();
+        let docs = YamlLoader::load_from_str(&p.text).unwrap();
+        assert!(
+            docs[0]["mirrors"]["docker.io"]["endpoint"]
+                .as_vec()
+                .is_some(),
+            "{}",
+            p.text
+        );
+        let p = plan(
+            Some("  configs:\n    x:\n      auth: {username: u}\n"),
+            &s,
+            &[],
+        )
+        .unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&p.text), &empty, &p.owned).unwrap();
+        assert_eq!(back.text, "  configs:\n    x:\n      auth: {username: u}\n");
     }
 }
 

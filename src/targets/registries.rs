@@ -48,6 +48,7 @@ fn parse(
     body: &str,
     framing: super::text::Framing,
 ) -> Result<DocumentMut, PlanError> {
+    super::toml_util::refuse_second_bom(original, framing, body)?;
     body.parse::<DocumentMut>().map_err(|e| {
         let off = e.span().map(|s| s.start).unwrap_or(0);
         let orig = super::text::original_offset(original, framing, off);
@@ -134,6 +135,8 @@ pub fn plan(
     let (framing, body) = unframe(original);
     let mut doc = parse(original, &body, framing)?;
     refuse_v1(&doc, original, "")?;
+    // Room between the file's tables for mirror tables placed among them (edit_user_table).
+    super::toml_util::scale_positions(doc.as_table_mut(), POSITION_GAP);
 
     // What the other files say, in the order containers/image reads them: the main file, then
     // drop-ins by name. Tables with the same prefix in a later file replace earlier ones.
@@ -182,6 +185,7 @@ pub fn plan(
         let a = ArrayOfTables::new();
         doc.insert("registry", Item::ArrayOfTables(a));
     }
+    let mut end = super::toml_util::max_position(doc.as_table()) + 1;
     let Some(aot) = doc
         .get_mut("registry")
         .and_then(Item::as_array_of_tables_mut)
@@ -194,6 +198,42 @@ pub fn plan(
         ));
     };
 
+    // Two [[registry]] tables with the prefix of a table mirrorctl edits: containers/image
+    // keeps the last (it merges tables by prefix), and mirrorctl's entries are owned per
+    // prefix, so an edit of one looked like an edit of the other. Refuse, as for daemon.json's
+    // duplicated keys.
+    let prefixes: Vec<String> = aot
+        .iter()
+        .map(|t| prefix_of(t).unwrap_or_default())
+        .collect();
+    let edits = |p: &str| {
+        set.for_registry(p).is_some()
+            || prev
+                .iter()
+                .any(|t| *t == tok_table(p) || t.starts_with(&format!("mirror:{p}=")))
+    };
+    if let Some(i) =
+        (0..prefixes.len()).find(|&i| edits(&prefixes[i]) && prefixes[..i].contains(&prefixes[i]))
+    {
+        let msg = format!(
+            "two [[registry]] tables have prefix \"{}\": containers/image uses the last one, so the file is ambiguous. Merge them into one, then rerun",
+            prefixes[i]
+        );
+        let mut off = 0;
+        let mut headers = Vec::new();
+        for line in original.split_inclusive('\n') {
+            if line.trim_start().starts_with("[[registry]]") {
+                headers.push(off + line.len() - line.trim_start().len());
+            }
+            off += line.len();
+        }
+        return Err(if headers.len() == prefixes.len() {
+            PlanError::at_offset(original, headers[i], msg)
+        } else {
+            PlanError::whole(msg)
+        });
+    }
+
     // Tables mirrorctl owns: rebuilt from scratch (or dropped when no longer wanted).
     let mut i = 0;
     while i < aot.len() {
@@ -204,9 +244,10 @@ pub fn plan(
                 Some(r) => {
                     let src = sources.iter().find(|(sp, _)| *sp == p).map(|(_, s)| s);
                     let slot = aot.get_mut(i).expect("in range");
-                    let decor = slot.decor().clone();
+                    let (decor, position) = (slot.decor().clone(), slot.position());
                     *slot = build_table(&p, &r.mirrors, set, src);
                     *slot.decor_mut() = decor;
+                    slot.set_position(position);
                     owned.push(tok_table(&p));
                     i += 1;
                 }
@@ -234,7 +275,14 @@ pub fn plan(
                 .iter()
                 .find(|(sp, _)| *sp == r.registry)
                 .map(|(_, s)| s);
-            aot.push(build_table(&r.registry, &r.mirrors, set, src));
+            // After every table of the file: without a position it would follow the last one
+            // visited, which need not be the last in the file (a sub-table of the previous
+            // [[registry]] written before its last [[registry.mirror]]), and mirror tables
+            // written after it would become this table's.
+            let mut t = build_table(&r.registry, &r.mirrors, set, src);
+            t.set_position(Some(end));
+            end += 1;
+            aot.push(t);
             owned.push(tok_table(&r.registry));
         }
     }
@@ -242,7 +290,7 @@ pub fn plan(
         doc.remove("registry");
     }
 
-    let mut text = doc.to_string();
+    let mut text = super::toml_util::render_edit(&body, &doc, false);
     if fresh && !set.registries.is_empty() {
         text = format!("{HEADER}\n{}", text.trim_start());
     }
@@ -255,17 +303,34 @@ pub fn plan(
     })
 }
 
+/// The factor table positions are scaled by (see [`super::toml_util::scale_positions`]).
+const POSITION_GAP: isize = 1 << 16;
+
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn mirror_table(m: &Mirror, set: &MirrorSet) -> Table {
+fn mirror_table((location, insecure): &(String, bool)) -> Table {
     let mut t = Table::new();
-    t.insert("location", value(m.host_port()));
-    if set.needs_insecure(m) {
+    t.insert("location", value(location.as_str()));
+    if *insecure {
         t.insert("insecure", value(true));
     }
     t
+}
+
+/// The mirrors as `(location, insecure)`: registries.conf writes no scheme, so `http://h` and
+/// `https://h` are one location (insecure if either needs it), listed once, where first seen.
+fn locations(mirrors: &[Mirror], set: &MirrorSet) -> Vec<(String, bool)> {
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for m in mirrors {
+        let hp = m.host_port();
+        match out.iter_mut().find(|(l, _)| *l == hp) {
+            Some((_, insecure)) => *insecure |= set.needs_insecure(m),
+            None => out.push((hp, set.needs_insecure(m))),
+        }
+    }
+    out
 }
 
 /// A `[[registry]]` for `prefix`: the copied settings (or `location = prefix`), mirrorctl's
@@ -295,9 +360,9 @@ fn build_table(prefix: &str, mirrors: &[Mirror], set: &MirrorSet, src: Option<&S
     }
     let mut aot = ArrayOfTables::new();
     let mut seen: Vec<String> = Vec::new();
-    for m in mirrors {
-        seen.push(m.host_port());
-        aot.push(mirror_table(m, set));
+    for l in locations(mirrors, set) {
+        seen.push(l.0.clone());
+        aot.push(mirror_table(&l));
     }
     if let Some(s) = src {
         for mt in mirror_tables(&s.table) {
@@ -348,34 +413,54 @@ fn edit_user_table(
             "the [[registry]] for \"{prefix}\" writes `mirror` inline; write [[registry.mirror]] tables for mirrorctl to edit it"
         )));
     };
-    let wanted: Vec<String> = want.iter().map(|m| m.host_port()).collect();
     let existing: Vec<Table> = aot.iter().cloned().collect();
-    let mut out = ArrayOfTables::new();
-    for m in want {
-        let hp = m.host_port();
-        let users = existing
-            .iter()
-            .find(|e| location_of(e) == hp)
+    let mut out: Vec<Table> = Vec::new();
+    // The user's entries used for a wanted mirror (only the first with its location: a
+    // duplicate the user wrote stays, among the rest).
+    let mut used = vec![false; existing.len()];
+    for l in locations(want, set) {
+        let hp = l.0.clone();
+        let users = (0..existing.len())
+            .find(|&i| !used[i] && location_of(&existing[i]) == hp)
             .filter(|_| !prev.contains(&tok_mirror(prefix, &hp)));
         match users {
-            Some(e) => out.push(e.clone()),
+            Some(i) => {
+                used[i] = true;
+                out.push(existing[i].clone());
+            }
             None => {
-                out.push(mirror_table(m, set));
+                out.push(mirror_table(&l));
                 owned.push(tok_mirror(prefix, &hp));
             }
         }
     }
-    for e in existing {
-        let loc = location_of(&e);
-        if wanted.contains(&loc) || prev.contains(&tok_mirror(prefix, &loc)) {
+    let front = out.len();
+    for (i, e) in existing.iter().enumerate() {
+        if used[i] || prev.contains(&tok_mirror(prefix, &location_of(e))) {
             continue;
         }
-        out.push(e);
+        out.push(e.clone());
     }
     if out.is_empty() {
         t.remove("mirror");
-    } else {
-        *aot = out;
+    } else if out
+        .iter()
+        .map(Table::to_string)
+        .ne(existing.iter().map(Table::to_string))
+    {
+        // Tables are written in the order of their document positions (scaled by
+        // POSITION_GAP in `plan`). The user's other mirrors keep theirs, so their layout stays
+        // (one written after another [[…]] table, say); the wanted ones go just before the
+        // first of them, or, with none, follow their [[registry]] (no position).
+        let first_rest = out[front..].iter().filter_map(Table::position).min();
+        let mut a = ArrayOfTables::new();
+        for (k, mut m) in out.into_iter().enumerate() {
+            if k < front {
+                m.set_position(first_rest.map(|p| p - POSITION_GAP + 1 + k as isize));
+            }
+            a.push(m);
+        }
+        *aot = a;
     }
     Ok(())
 }
@@ -470,6 +555,168 @@ mod rearm_tests {
         );
         assert!(ib < ic, "{}", b.text);
         assert!(b.text.starts_with("# Written by mirrorctl"), "{}", b.text);
+    }
+
+    #[test]
+    fn refuses_a_second_byte_order_mark() {
+        // Found by the fuzz harness (in buildkitd.toml): toml_edit dropped the second BOM.
+        let e = plan(
+            Some("\u{feff}\u{feff}[[registry]]\n"),
+            &set(&["http://a:1"]),
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (1, 2), "{e}");
+        assert!(e.message.contains("second byte order mark"), "{e}");
+    }
+
+    #[test]
+    fn the_users_own_mirror_moves_first_in_the_file() {
+        // Found by the fuzz harness: the reordered [[registry.mirror]] copies kept their
+        // document positions, so the file still listed the user's other mirror first.
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"user:1\"\n\n[[registry.mirror]]\nlocation = \"a:1\"\ninsecure = true\n";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        assert!(
+            p.text.find("\"a:1\"").unwrap() < p.text.find("\"user:1\"").unwrap(),
+            "{}",
+            p.text
+        );
+        assert_eq!(
+            plan(Some(&p.text), &set(&["http://a:1"]), &p.owned, &[]).unwrap(),
+            p
+        );
+    }
+
+    #[test]
+    fn refuses_two_tables_with_one_prefix() {
+        // Found by the fuzz harness: entries are owned per prefix, so a re-arm took the user's
+        // mirror in one table for mirrorctl's in the other (arm twice != arm once).
+        let cur = "# two\n[[registry]]\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"u:1\"\n\n[[registry]]\nprefix = \"docker.io\"\n";
+        let e = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap_err();
+        assert_eq!((e.line, e.column), (8, 1), "{e}");
+        assert!(e.message.contains("uses the last one"), "{e}");
+        // Not for prefixes mirrorctl does not touch.
+        let other = "[[registry]]\nprefix = \"quay.io\"\n[[registry]]\nprefix = \"quay.io\"\n";
+        plan(Some(other), &set(&["http://a:1"]), &[], &[]).unwrap();
+    }
+
+    #[test]
+    fn an_http_and_an_https_mirror_of_one_host_are_one_location() {
+        // Found by the fuzz harness: both got a [[registry.mirror]] (one taken for the user's,
+        // one owned), and a re-arm took the user's for mirrorctl's (arm twice != arm once).
+        let s = MirrorSet::from_args(
+            &["https://h:1".to_string(), "http://h:1".to_string()],
+            "docker.io",
+            false,
+        )
+        .unwrap();
+        let p = plan(None, &s, &[], &[]).unwrap();
+        assert_eq!(
+            p.text.matches("location = \"h:1\"").count(),
+            1,
+            "{}",
+            p.text
+        );
+        assert!(
+            p.text.contains("location = \"h:1\"\ninsecure = true"),
+            "{}",
+            p.text
+        );
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"h:1\"\ninsecure = true\n";
+        let p = plan(Some(cur), &s, &[], &[]).unwrap();
+        assert_eq!(plan(Some(&p.text), &s, &p.owned, &[]).unwrap(), p);
+        assert_eq!(p.text, cur);
+    }
+
+    #[test]
+    fn a_kept_header_keeps_its_line_end_next_to_blank_lines() {
+        // Found by the fuzz harness (long run): a blank line paired with a neighbour extended
+        // the pairing to the header after it, mirrorctl's, so the user's `[[registry.mirror]]`
+        // lost its CR.
+        let cur = "[[registry]]\r\nprefix = \"docker.io\"\r\n[registry.\"docker.io\"]\nlocation = \"docker.io\"\r\n\r\n[[registry.mirror]]\r\nlocation = \"crlf.example\"\r\n";
+        let a = plan(Some(cur), &set(&["http://127.0.0.1:5000"]), &[], &[]).unwrap();
+        let s = MirrorSet::from_args(
+            &["[::1]:5001=http://mirror.lan".to_string()],
+            "docker.io",
+            false,
+        )
+        .unwrap();
+        let b = plan(Some(&a.text), &s, &a.owned, &[]).unwrap();
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        assert_eq!(
+            plan(Some(&b.text), &empty, &b.owned, &[]).unwrap().text,
+            cur
+        );
+    }
+
+    #[test]
+    fn a_new_registry_table_goes_after_every_table() {
+        // Found by the fuzz harness: the new [[registry]] followed the sub-table written
+        // before the previous table's last [[registry.mirror]], which became the new table's
+        // (a re-arm then dropped it).
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"u:1\"\n[registry.sub]\nx = 1\n\n[[registry.mirror]]\nlocation = \"u:2\"\n";
+        let s =
+            MirrorSet::from_args(&["quay.io=http://a:1".to_string()], "docker.io", false).unwrap();
+        let p = plan(Some(cur), &s, &[], &[]).unwrap();
+        assert!(p.text.starts_with(cur), "{}", p.text);
+        assert_eq!(plan(Some(&p.text), &s, &p.owned, &[]).unwrap(), p);
+    }
+
+    #[test]
+    fn the_users_other_mirrors_keep_their_places() {
+        // Found by the fuzz harness: without positions, a [[registry.mirror]] written after
+        // another table moved up to its [[registry]], and disarm left it there.
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"u:1\"\n\n[[rugistry]]\nx = 1\n[[registry.mirror]]\nlocation = \"u:2\"\n";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        let at = |s: &str| p.text.find(s).unwrap();
+        assert!(
+            at("\"a:1\"") < at("\"u:1\"") && at("[[rugistry]]") < at("\"u:2\""),
+            "{}",
+            p.text
+        );
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        assert_eq!(
+            plan(Some(&p.text), &empty, &p.owned, &[]).unwrap().text,
+            cur
+        );
+    }
+
+    #[test]
+    fn a_duplicate_of_a_wanted_mirror_stays() {
+        // Found by the fuzz harness: every user entry with a wanted location was dropped but
+        // the first, so the user's duplicate did not come back from disarm.
+        let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"a:1\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"a:1\"\ninsecure = true\n";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        assert_eq!(p.text.matches("\"a:1\"").count(), 2, "{}", p.text);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        assert_eq!(
+            plan(Some(&p.text), &empty, &p.owned, &[]).unwrap().text,
+            cur
+        );
+    }
+
+    #[test]
+    fn mixed_line_ends_and_no_final_newline_survive_arm_and_disarm() {
+        // Found by the fuzz harness: toml_edit dropped the `\r`s and added a final newline.
+        let cur = "# mine\r\n[[registry]]\nprefix = \"docker.io\"\r\nlocation = \"docker.io\"\r\n\r\n[[registry.mirror]]\r\nlocation = \"user:1\"";
+        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        assert!(p.text.starts_with("# mine\r\n"), "{:?}", p.text);
+        let empty = MirrorSet {
+            registries: vec![],
+            insecure: false,
+        };
+        let back = plan(Some(&p.text), &empty, &p.owned, &[]).unwrap();
+        assert_eq!(back.text, cur);
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod cri;
 mod docker_certs_d;
 mod e2e_arm;
 mod e2e_registries;
+mod fuzz;
 mod golden;
 mod json_schema;
 mod lan_mirror;
