@@ -102,6 +102,17 @@ Exit codes: 0 pull #2 was served from the mirror's cache (proven by a cache head
 from distribution's storage fingerprint after a miss on pull #1); 1 verification failed; 2 bad usage.")]
     Verify(VerifyArgs),
 
+    /// Pull images through a mirror so its cache holds them before a rebuild storm
+    #[command(after_help = "Examples:\n  \
+mirrorctl warm --mirror http://10.0.0.5:5000 alpine:3.20 debian:12-slim\n  \
+mirrorctl warm --mirror http://10.0.0.5:5000 --from-dockerfile Dockerfile --platform linux/amd64\n  \
+mirrorctl warm --mirror https://mirror.example --from-file base-images.txt --jobs 8 --json\n\n\
+Each image is pulled with mirrorctl's own registry client, every blob digest-checked and dropped \
+(a blob shared by several images is fetched once). Images of registries other than docker.io \
+are asked for with `?ns=REGISTRY`, as containerd does. Exit codes: 0 every image warmed; 1 an \
+image failed; 2 bad usage.")]
+    Warm(WarmArgs),
+
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  mirrorctl completions bash > /etc/bash_completion.d/mirrorctl"
@@ -121,6 +132,7 @@ impl Command {
             Command::Disarm(a) => a.common.json,
             Command::Status(a) => a.json,
             Command::Verify(a) => a.json,
+            Command::Warm(a) => a.json,
             Command::Completions { .. } | Command::Serve(_) => false,
         }
     }
@@ -270,6 +282,53 @@ pub struct ServeArgs {
     /// Access log as JSON lines on stderr (default: combined log format)
     #[arg(long)]
     pub json_log: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WarmArgs {
+    /// The mirror to fill, scheme required (`http://host:port`, `https://host`; `user:password@` accepted)
+    #[arg(long, value_name = "URL", value_parser = mirror::verify_mirror)]
+    pub mirror: (Mirror, Option<UrlCredentials>),
+
+    /// Images to warm (`alpine:3.20`, `ghcr.io/org/app:1`, `name@sha256:…`)
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+
+    /// Also warm the images listed in this file, one reference a line (`#` comments)
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Vec<PathBuf>,
+
+    /// Also warm the images of this Dockerfile's FROM lines (ARG defaults substituted, stage names skipped)
+    #[arg(long, value_name = "FILE")]
+    pub from_dockerfile: Vec<PathBuf>,
+
+    /// Platforms to warm from a multi-platform image, comma-separated (`linux/amd64,linux/arm64`) [default: every platform of the index]
+    #[arg(long, value_name = "LIST")]
+    pub platform: Option<String>,
+
+    /// Downloads at once
+    #[arg(long, value_name = "N", default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+
+    /// Print one JSON document on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// How long to wait for a connection and for each read (seconds, or `30s`, `2m`)
+    #[arg(long, value_name = "DUR", default_value = "30", value_parser = units::positive_duration)]
+    pub timeout: Duration,
+
+    /// User name for the mirror (default: the docker config's credential helper or auths, else anonymous)
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Read the password for --username from stdin
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+
+    /// Also trust this CA certificate file (PEM) for an https mirror
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
