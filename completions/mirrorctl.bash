@@ -341,7 +341,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__serve)
-            opts="-q -v -h --listen --upstream --cache-dir --max-size --tag-ttl --upstream-username --upstream-password-file --htpasswd --tls-cert --tls-key --json-log --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --listen --upstream --cache-dir --max-size --tag-ttl --upstream-username --upstream-password-file --htpasswd --tls-cert --tls-key --json-log --ratelimit-warn --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -384,6 +384,10 @@ _mirrorctl() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ratelimit-warn)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

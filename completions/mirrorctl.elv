@@ -106,6 +106,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --htpasswd 'Require client Basic auth against this htpasswd file (bcrypt entries)'
             cand --tls-cert 'Serve HTTPS with this certificate chain (PEM)'
             cand --tls-key 'Private key for --tls-cert (PEM)'
+            cand --ratelimit-warn 'Warn when an upstream''s reported pull budget (Docker Hub''s `ratelimit-remaining`) falls below N; 0 never warns'
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'

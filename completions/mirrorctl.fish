@@ -107,6 +107,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l upstream-p
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l htpasswd -d 'Require client Basic auth against this htpasswd file (bcrypt entries)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l tls-key -d 'Private key for --tls-cert (PEM)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l ratelimit-warn -d 'Warn when an upstream\'s reported pull budget (Docker Hub\'s `ratelimit-remaining`) falls below N; 0 never warns' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''

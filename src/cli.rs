@@ -282,6 +282,10 @@ pub struct ServeArgs {
     /// Access log as JSON lines on stderr (default: combined log format)
     #[arg(long)]
     pub json_log: bool,
+
+    /// Warn when an upstream's reported pull budget (Docker Hub's `ratelimit-remaining`) falls below N; 0 never warns
+    #[arg(long, value_name = "N", default_value_t = crate::serve::ratelimit::DEFAULT_WARN)]
+    pub ratelimit_warn: u64,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ mod lan_mirror;
 mod matrix;
 mod preflight;
 mod promises;
+mod ratelimit;
 mod s3_mirror;
 mod serve;
 mod serve_store;
