@@ -7,6 +7,7 @@ mod common;
 
 mod arm_verify;
 mod bench_serve;
+mod bench_wan;
 mod cli;
 mod cli_registries_k3s;
 mod completions;
