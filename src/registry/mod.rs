@@ -321,6 +321,8 @@ pub struct Client {
     auth: Mutex<HashMap<String, String>>,
     /// `?ns=<registry>` on manifest and blob URLs (the image's registry, for a mirror of many).
     namespace: Option<String>,
+    /// A `User-Agent` other than verify's (`mirrorctl/<v> (warm)`), so a mirror's log tells them apart.
+    agent: Option<&'static str>,
 }
 
 impl Client {
@@ -374,7 +376,14 @@ impl Client {
             resolved: tokio::sync::OnceCell::new(),
             auth: Mutex::new(HashMap::new()),
             namespace: None,
+            agent: None,
         })
+    }
+
+    /// Send `agent` as the `User-Agent` of manifest and blob requests.
+    pub fn with_user_agent(mut self, agent: &'static str) -> Client {
+        self.agent = Some(agent);
+        self
     }
 
     /// Ask for images of `registry` with containerd's `?ns=<registry>` (what `mirrorctl serve`
@@ -705,6 +714,9 @@ impl Client {
         let mut first: Option<Exchange> = None;
         for _ in 0..=MAX_REDIRECTS {
             let mut req = self.http.get(&target);
+            if let Some(ua) = self.agent {
+                req = req.header(reqwest::header::USER_AGENT, ua);
+            }
             if let Some(a) = accept {
                 req = req.header(ACCEPT, a);
             }
@@ -1029,6 +1041,33 @@ fn last_part(chain: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_only_to_the_same_origin_and_presigned_queries_are_left_out() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let mirror = u("http://127.0.0.1:5000/v2/x/blobs/sha256:00");
+        assert!(same_origin(&mirror, &u("http://127.0.0.1:5000/other")));
+        assert!(
+            !same_origin(&mirror, &u("http://127.0.0.1:9000/bucket/x")),
+            "another port"
+        );
+        assert!(
+            !same_origin(&mirror, &u("https://127.0.0.1:5000/x")),
+            "another scheme"
+        );
+        assert!(
+            !same_origin(&mirror, &u("http://s3.example/x")),
+            "another host"
+        );
+        assert!(
+            same_origin(&u("https://h/x"), &u("https://h:443/y")),
+            "the default port"
+        );
+        assert_eq!(
+            without_query("http://s3:9000/b/k/data?X-Amz-Signature=abc&X-Amz-Credential=k"),
+            "http://s3:9000/b/k/data"
+        );
+    }
 
     #[test]
     fn chains_classify() {

@@ -116,7 +116,8 @@ impl Run<'_> {
             o.ca_pem.as_deref(),
         )
         .map_err(|e| Diagnosis::new(Kind::BadResponse, format!("{e:#}")))?
-        .with_namespace(registry);
+        .with_namespace(registry)
+        .with_user_agent(concat!("mirrorctl/", env!("CARGO_PKG_VERSION"), " (warm)"));
         let c = Arc::new(c);
         clients.insert(registry.to_string(), c.clone());
         Ok(c)
