@@ -15,7 +15,6 @@ use crate::oci::manifest::{Descriptor, ImageManifest, Index, ManifestError};
 use crate::oci::{self, Digest, Platform, Reference};
 use crate::registry::{Blob, Client, Credentials, Diagnosis, Exchange, Kind};
 use crate::verify::evidence::{self, Cache, Evidence};
-use futures_util::StreamExt;
 use progress::Progress;
 use report::{BlobOutcome, ImageReport, Report};
 use sources::Source;
@@ -33,6 +32,7 @@ pub enum Platforms {
 }
 
 /// Everything a warm run needs, already validated.
+#[derive(Clone)]
 pub struct Options {
     /// The mirror's base URL (`http://host:port`).
     pub mirror: String,
@@ -48,11 +48,11 @@ pub struct Options {
 }
 
 /// One blob's download, shared by every image of the run that has it.
-type SharedBlob = Arc<OnceCell<Result<BlobOutcome, String>>>;
+type SharedBlob = Arc<OnceCell<Result<BlobOutcome, Diagnosis>>>;
 
 /// What the run's images share: one download per blob, `jobs` downloads at once.
-struct Run<'a> {
-    opts: &'a Options,
+struct Run {
+    opts: Options,
     clients: Mutex<HashMap<String, Arc<Client>>>,
     blobs: Mutex<HashMap<Digest, SharedBlob>>,
     slots: Semaphore,
@@ -80,18 +80,36 @@ async fn run_async(opts: &Options) -> anyhow::Result<Report> {
     )
     .map_err(|e| crate::error::UserError(format!("--ca-cert: {e:#}")))?;
     let start = Instant::now();
-    let run = Run {
-        opts,
+    let run = Arc::new(Run {
+        opts: opts.clone(),
         clients: Mutex::new(HashMap::new()),
         blobs: Mutex::new(HashMap::new()),
         slots: Semaphore::new(opts.jobs.max(1)),
         progress: Progress::new(opts.images.len(), opts.progress),
-    };
-    let images: Vec<ImageReport> = futures_util::stream::iter(&opts.images)
-        .map(|s| run.image(s))
-        .buffered(opts.jobs.max(1))
-        .collect()
-        .await;
+    });
+    // A task per image (and per blob, below): the runtime's workers share them, so a big
+    // layer being hashed never holds up another image's requests. `slots` bounds the downloads.
+    let tasks: Vec<_> = opts
+        .images
+        .iter()
+        .cloned()
+        .map(|s| {
+            let run = run.clone();
+            tokio::spawn(async move { run.image(&s).await })
+        })
+        .collect();
+    let mut images = Vec::new();
+    for (t, s) in tasks.into_iter().zip(&opts.images) {
+        images.push(t.await.unwrap_or_else(|e| {
+            let mut rep = ImageReport::new(s);
+            rep.fail(Diagnosis::new(
+                Kind::BadResponse,
+                format!("the pull task failed: {e}"),
+            ));
+            rep.conclude();
+            rep
+        }));
+    }
     run.progress.finish();
     Ok(Report::new(
         &opts.mirror,
@@ -101,14 +119,14 @@ async fn run_async(opts: &Options) -> anyhow::Result<Report> {
     ))
 }
 
-impl Run<'_> {
+impl Run {
     /// The client for images of `registry` (`?ns=` when not Docker Hub).
     fn client(&self, registry: &str) -> Result<Arc<Client>, Diagnosis> {
         let mut clients = crate::error::lock(&self.clients);
         if let Some(c) = clients.get(registry) {
             return Ok(c.clone());
         }
-        let o = self.opts;
+        let o = &self.opts;
         let c = Client::new(
             &o.mirror,
             o.credentials.clone(),
@@ -124,7 +142,7 @@ impl Run<'_> {
     }
 
     /// Warm one image; failures land in its report.
-    async fn image(&self, s: &Source) -> ImageReport {
+    async fn image(self: &Arc<Self>, s: &Source) -> ImageReport {
         let start = Instant::now();
         let mut rep = ImageReport::new(s);
         if let Err(d) = self.image_inner(&s.image, &mut rep).await {
@@ -136,7 +154,11 @@ impl Run<'_> {
         rep
     }
 
-    async fn image_inner(&self, r: &Reference, rep: &mut ImageReport) -> Result<(), Diagnosis> {
+    async fn image_inner(
+        self: &Arc<Self>,
+        r: &Reference,
+        rep: &mut ImageReport,
+    ) -> Result<(), Diagnosis> {
         let client = self.client(&r.registry)?;
         let repo = r.repository.as_str();
         let top = {
@@ -175,7 +197,7 @@ impl Run<'_> {
                 }
             }
         }
-        self.blobs_of(&client, repo, &blobs, rep).await
+        self.blobs_of(&client, repo, blobs, rep).await
     }
 
     /// The index entries to warm: every platform, or those asked for (each must be there).
@@ -209,26 +231,29 @@ impl Run<'_> {
 
     /// Download `blobs` (each once per run), `jobs` at a time; record each outcome.
     async fn blobs_of(
-        &self,
-        client: &Client,
+        self: &Arc<Self>,
+        client: &Arc<Client>,
         repo: &str,
-        blobs: &[Descriptor],
+        blobs: Vec<Descriptor>,
         rep: &mut ImageReport,
     ) -> Result<(), Diagnosis> {
         self.progress.add_bytes(blobs.iter().map(|d| d.size).sum());
-        let results: Vec<(Descriptor, bool, Result<BlobOutcome, String>)> =
-            futures_util::stream::iter(blobs)
-                .map(|d| async move {
-                    let (first, r) = self.shared_blob(client, repo, d).await;
-                    (d.clone(), first, r)
+        let tasks: Vec<_> = blobs
+            .into_iter()
+            .map(|d| {
+                let (run, client, repo) = (self.clone(), client.clone(), repo.to_string());
+                tokio::spawn(async move {
+                    let (first, r) = run.shared_blob(&client, &repo, &d).await;
+                    (d, first, r)
                 })
-                .buffer_unordered(self.opts.jobs.max(1))
-                .collect()
-                .await;
-        for (d, first, r) in results {
-            match r {
-                Ok(o) => rep.add_blob(&d, o, !first),
-                Err(msg) => {
+            })
+            .collect();
+        for t in tasks {
+            match t.await {
+                Ok((d, first, Ok(o))) => rep.add_blob(&d, o, !first),
+                Ok((_, _, Err(d))) => return Err(d),
+                Err(e) => {
+                    let msg = format!("a download task failed: {e}");
                     return Err(Diagnosis::new(Kind::BadResponse, msg));
                 }
             }
@@ -242,7 +267,7 @@ impl Run<'_> {
         client: &Client,
         repo: &str,
         d: &Descriptor,
-    ) -> (bool, Result<BlobOutcome, String>) {
+    ) -> (bool, Result<BlobOutcome, Diagnosis>) {
         let cell = crate::error::lock(&self.blobs)
             .entry(d.digest.clone())
             .or_default()
@@ -263,7 +288,7 @@ impl Run<'_> {
                 if got.is_err() {
                     self.progress.advance_back(seen);
                 }
-                got.map(|b| blob_outcome(&b)).map_err(|d| d.to_string())
+                got.map(|b| blob_outcome(&b))
             })
             .await
             .clone();
