@@ -89,7 +89,8 @@ mirrorctl serve --listen :0 --upstream http://10.0.0.9:5000 --cache-dir /var/cac
 mirrorctl serve --upstream ghcr.io=https://ghcr.io --max-size 20G --tag-ttl 10m --json-log\n\n\
 Every manifest and blob response carries an RFC 9211 `Cache-Status` header \
 (`mirrorctl; hit`, `mirrorctl; fwd=uri-miss; stored`, `...; collapsed`, `mirrorctl; fwd=stale`). \
-Prometheus metrics are at /metrics.")]
+Prometheus metrics are at /metrics, among them each upstream's pull budget as it reports it \
+(Docker Hub's ratelimit-* headers: mirrorctl_upstream_ratelimit_remaining{upstream=...}).")]
     Serve(ServeArgs),
 
     /// Prove that pulls go through the mirror and that the mirror serves them from its cache
@@ -109,7 +110,9 @@ mirrorctl warm --mirror http://10.0.0.5:5000 --from-dockerfile Dockerfile --plat
 mirrorctl warm --mirror https://mirror.example --from-file base-images.txt --jobs 8 --json\n\n\
 Each image is pulled with mirrorctl's own registry client, every blob digest-checked and dropped \
 (a blob shared by several images is fetched once). Images of registries other than docker.io \
-are asked for with `?ns=REGISTRY`, as containerd does. Exit codes: 0 every image warmed; 1 an \
+are asked for with `?ns=REGISTRY`, as containerd does. A blob the mirror redirects to object \
+storage (distribution on S3 answers a stored blob with a 307 to a presigned URL) is followed \
+without the mirror's credentials. Exit codes: 0 every image warmed; 1 an \
 image failed; 2 bad usage.")]
     Warm(WarmArgs),
 
