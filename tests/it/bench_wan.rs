@@ -18,7 +18,7 @@
 //! ```
 //! Needs docker-registry, skopeo, ctr, containerd, dockerd, tc, ip, unshare (root).
 
-use crate::bench_serve::{cpu_secs, get_n, median, with_cpu, Mirror};
+use crate::bench_serve::{cpu_secs, get_n, median, thread_cpu, with_cpu, Mirror};
 use crate::common::containerd::Containerd;
 use crate::common::containers::ContainersEnv;
 use crate::common::dockerd::Dockerd;
@@ -314,9 +314,15 @@ fn blob_row(
         let miss = cpu_secs(m.pid()) - before;
         let (cpu_h, _) = with_cpu(&[m.pid()], || get_n(rt, &format!("{}{path}", m.url()), 1));
         eprintln!(
-            "  {kind} cold {t:.2} s, second {t2:.2} s, CPU until stored {miss:.2} s, hit {:.2} s",
-            cpu_h[0]
+            "  {kind} cold {t:.2} s, second {t2:.2} s, CPU until stored {miss:.2} s, hit {:.2} s; busiest threads {:?}",
+            cpu_h[0],
+            thread_cpu(m.pid())
         );
+        if let Mirror::Serve(s) = &m {
+            let err = s.daemon.stderr();
+            let fetched: Vec<&str> = err.lines().filter(|l| l.starts_with("fetched ")).collect();
+            eprintln!("  serve: {fetched:?}");
+        }
         cpu_miss.push(miss / gib);
         cpu_hit.push(cpu_h[0] / gib);
     }
