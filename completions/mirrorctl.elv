@@ -34,6 +34,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
+            cand warm 'Pull images through a mirror so its cache holds them before a rebuild storm'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -105,6 +106,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --htpasswd 'Require client Basic auth against this htpasswd file (bcrypt entries)'
             cand --tls-cert 'Serve HTTPS with this certificate chain (PEM)'
             cand --tls-key 'Private key for --tls-cert (PEM)'
+            cand --ratelimit-warn 'Warn when an upstream''s reported pull budget (Docker Hub''s `ratelimit-remaining`) falls below N; 0 never warns'
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'
@@ -141,6 +143,27 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'mirrorctl;warm'= {
+            cand --mirror 'The mirror to fill, scheme required (`http://host:port`, `https://host`; `user:password@` accepted)'
+            cand --from-file 'Also warm the images listed in this file, one reference a line (`#` comments)'
+            cand --from-dockerfile 'Also warm the images of this Dockerfile''s FROM lines (ARG defaults substituted, stage names skipped)'
+            cand --platform 'Platforms to warm from a multi-platform image, comma-separated (`linux/amd64,linux/arm64`) [default: every platform of the index]'
+            cand --jobs 'Downloads at once'
+            cand --timeout 'How long to wait for a connection and for each read (seconds, or `30s`, `2m`)'
+            cand --username 'User name for the mirror (default: the docker config''s credential helper or auths, else anonymous)'
+            cand --ca-cert 'Also trust this CA certificate file (PEM) for an https mirror'
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand --password-stdin 'Read the password for --username from stdin'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'mirrorctl;completions'= {
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
@@ -158,6 +181,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
+            cand warm 'Pull images through a mirror so its cache holds them before a rebuild storm'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -170,6 +194,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         &'mirrorctl;help;serve'= {
         }
         &'mirrorctl;help;verify'= {
+        }
+        &'mirrorctl;help;warm'= {
         }
         &'mirrorctl;help;completions'= {
         }

@@ -9,6 +9,7 @@ pub mod serve;
 pub mod status;
 pub mod verify;
 pub mod verify_arm;
+pub mod warm;
 
 use crate::apply::{self, Change, Session};
 use crate::cli::{Global, WriteOpts};

@@ -7,6 +7,7 @@ mod common;
 
 mod arm_verify;
 mod bench_serve;
+mod bench_wan;
 mod cli;
 mod cli_registries_k3s;
 mod completions;
@@ -23,7 +24,10 @@ mod lan_mirror;
 mod matrix;
 mod preflight;
 mod promises;
+mod ratelimit;
+mod s3_mirror;
 mod serve;
 mod serve_store;
 mod verify;
 mod verify_embedded;
+mod warm;
