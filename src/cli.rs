@@ -169,6 +169,19 @@ pub struct ArmArgs {
     #[arg(long, value_name = "X.Y")]
     pub dockerd_version: Option<String>,
 
+    /// Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root's `containerd --version`
+    /// (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)
+    #[arg(long, value_name = "X.Y.Z")]
+    pub containerd_version: Option<String>,
+
+    /// containerd's `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = units::any_duration)]
+    pub dial_timeout: Duration,
+
+    /// Convert legacy configs arm otherwise refuses: containerd's deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml (and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id), registries.conf version 1 into version 2; disarm puts them back
+    #[arg(long)]
+    pub migrate: bool,
+
     /// Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)
     #[arg(long, env = "MIRRORCTL_NO_PREFLIGHT", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_preflight: bool,

@@ -2,7 +2,9 @@
 //! which take their own option structs) and renders the outcome. No policy lives here.
 
 pub mod arm;
+pub mod containerd;
 pub mod disarm;
+pub mod findings;
 pub mod preflight;
 pub mod report;
 pub mod serve;

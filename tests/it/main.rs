@@ -21,6 +21,7 @@ mod fuzz;
 mod golden;
 mod json_schema;
 mod lan_mirror;
+mod legacy;
 mod matrix;
 mod preflight;
 mod promises;
