@@ -10,7 +10,11 @@
 //! - containers (podman, skopeo, buildah): a user's `~/.config/containers/registries.conf`,
 //!   which containers/image reads *instead of* `/etc/containers/registries.conf` and the system
 //!   drop-ins (`newConfigWrapperWithHomeDir` in `pkg/sysregistriesv2`).
-//! - k3s: `registries.yaml` endpoints without a scheme.
+//! - containers: a `[[registry]]` whose prefix is longer than a registry mirrorctl mirrors
+//!   (`docker.io/library`): containers/image picks the longest matching prefix, so those images
+//!   use that table, not the mirror.
+//! - k3s: `registries.yaml` endpoints without a scheme; `rewrite` rules on an entry mirrorctl
+//!   adds its mirror to (k3s applies them to every endpoint of that entry).
 
 use crate::ctx::Ctx;
 use crate::targets::containerd::{legacy::Facts, setup, version::ContainerdVersion};
@@ -23,7 +27,11 @@ pub fn for_target(ctx: &Ctx, t: TargetName, containerd: &ContainerdVersion) -> V
         TargetName::Docker => read(ctx, targets::DAEMON_JSON)
             .map(|text| daemon_json(&text))
             .unwrap_or_default(),
-        TargetName::Registries => user_registries_conf(ctx),
+        TargetName::Registries => {
+            let mut out = user_registries_conf(ctx);
+            out.extend(longer_prefixes(ctx));
+            out
+        }
         TargetName::K3s => targets::k3s::files(&|p| ctx.root.exists(p))
             .iter()
             .filter_map(|p| read(ctx, p).map(|text| k3s_yaml(p, &text)))
@@ -153,7 +161,60 @@ fn user_registries_conf(ctx: &Ctx) -> Vec<String> {
         .collect()
 }
 
-/// k3s `mirrors.<registry>.endpoint` entries without a scheme.
+/// `[[registry]]` tables in registries.conf and the other drop-ins whose prefix is under a
+/// registry mirrorctl's drop-in mirrors.
+fn longer_prefixes(ctx: &Ctx) -> Vec<String> {
+    use targets::registries::{DROPIN_DIR, DROPIN_NAME, MAIN_CONF};
+    let prefixes = |text: &str| -> Vec<String> {
+        let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+            return Vec::new();
+        };
+        let Some(regs) = doc
+            .get("registry")
+            .and_then(toml_edit::Item::as_array_of_tables)
+        else {
+            return Vec::new();
+        };
+        regs.iter()
+            .filter_map(|t| {
+                t.get("prefix")
+                    .or(t.get("location"))
+                    .and_then(|v| v.as_str())
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let Some(mine) = read(ctx, &format!("{DROPIN_DIR}/{DROPIN_NAME}")) else {
+        return Vec::new();
+    };
+    let mirrored = prefixes(&mine);
+    let mut files = vec![MAIN_CONF.to_string()];
+    if let Ok(rd) = ctx
+        .resolve(DROPIN_DIR)
+        .and_then(|p| Ok(std::fs::read_dir(p)?))
+    {
+        let mut names: Vec<String> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".conf") && n != DROPIN_NAME)
+            .collect();
+        names.sort();
+        files.extend(names.into_iter().map(|n| format!("{DROPIN_DIR}/{n}")));
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let Some(text) = read(ctx, &f) else { continue };
+        for p in prefixes(&text) {
+            if let Some(reg) = mirrored.iter().find(|r| p.starts_with(&format!("{r}/"))) {
+                out.push(format!("{f} has a [[registry]] with prefix \"{p}\": containers/image uses the longest matching prefix, so images under it skip the mirror of {reg}; give that table the mirror too, or remove it"));
+            }
+        }
+    }
+    out
+}
+
+/// k3s `mirrors.<registry>.endpoint` entries without a scheme, and `rewrite` rules next to a
+/// mirror mirrorctl added.
 pub fn k3s_yaml(path: &str, text: &str) -> Vec<String> {
     let Ok(docs) = yaml_rust2::YamlLoader::load_from_str(text) else {
         return Vec::new();
@@ -163,6 +224,13 @@ pub fn k3s_yaml(path: &str, text: &str) -> Vec<String> {
     };
     let mut out = Vec::new();
     for (reg, m) in mirrors {
+        let rewrites = m["rewrite"].as_hash().is_some_and(|r| !r.is_empty());
+        if rewrites && m["endpoint"].as_vec().is_some_and(|e| e.len() > 1) {
+            out.push(format!(
+                "{path}: `{}` has `rewrite` rules, which k3s applies to every endpoint of that entry, a mirror's too: the mirror gets the rewritten repository names; check that it serves them",
+                reg.as_str().unwrap_or("?")
+            ));
+        }
         for e in m["endpoint"].as_vec().into_iter().flatten() {
             let Some(s) = e.as_str().filter(|s| !s.contains("://")) else {
                 continue;
@@ -202,5 +270,8 @@ mod tests {
         let f = k3s_yaml("/etc/rancher/k3s/registries.yaml", t);
         assert_eq!(f.len(), 1, "{f:?}");
         assert!(f[0].contains("mirror.example:5000"));
+        let t = "mirrors:\n  docker.io:\n    endpoint:\n      - \"http://127.0.0.1:5001\"\n      - \"https://harbor.example\"\n    rewrite:\n      \"^(.*)$\": \"proxy/$1\"\n";
+        let f = k3s_yaml("/etc/rancher/k3s/registries.yaml", t);
+        assert!(f.len() == 1 && f[0].contains("rewrite"), "{f:?}");
     }
 }

@@ -305,10 +305,17 @@ fn status_names_configs_that_silently_defeat_the_mirror() {
         "root/.config/containers/registries.conf",
         "unqualified-search-registries = [\"docker.io\"]\n",
     );
-    ws.write("etc/containers/registries.conf", "");
+    ws.write(
+        "etc/containers/registries.conf",
+        "[[registry]]\nprefix = \"docker.io/library\"\nlocation = \"docker.io/library\"\n",
+    );
+    ws.write(
+        "etc/containers/registries.conf.d/90-mirrorctl.conf",
+        "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"127.0.0.1:5001\"\ninsecure = true\n",
+    );
     ws.write(
         "etc/rancher/k3s/registries.yaml",
-        "mirrors:\n  docker.io:\n    endpoint:\n      - \"mirror.example:5000\"\n",
+        "mirrors:\n  docker.io:\n    endpoint:\n      - \"mirror.example:5000\"\n      - \"https://harbor.example\"\n    rewrite:\n      \"^(.*)$\": \"proxy/$1\"\n",
     );
     let out = ws.run(&["status", "--json", "--no-probe"]);
     out.assert_ok();
