@@ -108,54 +108,25 @@ fn at_key(original: &str, key: &str, message: String) -> PlanError {
     PlanError::at_offset(original, at, message)
 }
 
+/// A refusal for a state the planner's own checks rule out: a bug to report, not a crash.
+fn internal(what: &str) -> PlanError {
+    PlanError::whole(format!("internal error: {what}, please report"))
+}
+
+/// Split `text` at byte `at`, which a scan of the text found at a line start (an internal
+/// error, not a panic, should it not be a character boundary).
+fn split_at_line(text: &str, at: usize) -> Result<(&str, &str), PlanError> {
+    text.split_at_checked(at)
+        .ok_or_else(|| internal("a line start of registries.yaml is not a character boundary"))
+}
+
 /// Strict parse and the shape checks k3s applies (it refuses to start otherwise).
 fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanError> {
-    // Characters the YAML parsers disagree on or refuse: yaml-rust2 ends the input at a NUL
-    // (what follows vanished), reads NEL and the Unicode line and paragraph separators as
-    // YAML 1.2 does (not line breaks) where k3s's YAML 1.1 parser breaks lines at them, and
-    // takes a BOM at a line start for indentation, which yaml-edit does not.
-    let lone_cr = |i: usize| !body[i + 1..].starts_with('\n');
-    if let Some((at, c)) = body.char_indices().find(|&(i, c)| {
-        (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
-            || (c == '\r' && lone_cr(i))
-            || ('\u{7f}'..='\u{9f}').contains(&c)
-            || matches!(
-                c,
-                '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
-            )
-    }) {
-        let why = match c {
-            '\u{85}' | '\u{2028}' | '\u{2029}' => {
-                "a line break to YAML 1.1 parsers (k3s's) and not to YAML 1.2 ones; write a plain line break"
-            }
-            '\u{feff}' => "a byte order mark inside the file; remove it",
-            // A line break to YAML, not to the line-based steps of the edit (document markers,
-            // indentation).
-            '\r' => "a carriage return without a line feed (an old Mac line break); use \\n or \\r\\n",
-            _ => "a control character, which YAML does not allow",
-        };
-        let at = original_offset(original, framing, at);
-        return Err(PlanError::at_offset(
-            original,
-            at,
-            format!("invalid YAML: U+{:04X} is {why}", c as u32),
-        ));
-    }
+    refuse_odd_characters(original, framing, body)?;
     if is_blank(body) {
         return Ok(());
     }
-    // A tab before the first key (`  \tkey:`): yaml-rust2 lets it through, libyaml (k3s)
-    // refuses it, and the keys mirrorctl appends at that key's indentation would not line up.
-    if let Some((off, line)) = first_content_line(body) {
-        let ws = line.len() - line.trim_start_matches([' ', '\t']).len();
-        if let Some(tab) = line[..ws].find('\t') {
-            return Err(PlanError::at_offset(
-                original,
-                original_offset(original, framing, off + tab),
-                "invalid YAML: a tab before the first key (YAML indents with spaces only)",
-            ));
-        }
-    }
+    refuse_tab_before_first_key(original, framing, body)?;
     let docs = YamlLoader::load_from_str(body).map_err(|e| {
         // From the byte offset, not yaml-rust2's line: it also counts a lone `\r` as a line
         // break, and knows nothing of the BOM and CRLF taken off the body.
@@ -167,23 +138,98 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
             "registries.yaml holds several YAML documents; k3s reads one",
         ));
     }
-    // Content after a document end marker that ends no document (`...` first): yaml-rust2
-    // reads it as the document, k3s's parser (libyaml) an empty first document then another,
-    // which k3s never reads.
-    if let Some(at) = end_marker(body) {
-        let after = body[at..].split_once('\n').map(|(_, r)| r).unwrap_or("");
-        if is_blank(&body[..at]) && !is_blank(after) {
-            return Err(PlanError::at_offset(
-                original,
-                original_offset(original, framing, at),
-                "the file starts with a document end marker (`...`): k3s reads the (empty) document it ends and ignores what follows. Remove the marker, then rerun",
-            ));
-        }
-    }
+    refuse_leading_end_marker(original, framing, body)?;
     // No document at all: only comments and document end markers (`...`).
     let Some(root) = docs.first() else {
         return Ok(());
     };
+    check_shape(original, root)
+}
+
+/// Refuse characters the YAML parsers disagree on or refuse: yaml-rust2 ends the input at a
+/// NUL (what follows vanished), reads NEL and the Unicode line and paragraph separators as
+/// YAML 1.2 does (not line breaks) where k3s's YAML 1.1 parser breaks lines at them, and
+/// takes a BOM at a line start for indentation, which yaml-edit does not.
+fn refuse_odd_characters(original: &str, framing: Framing, body: &str) -> Result<(), PlanError> {
+    let lone_cr = |i: usize| body.as_bytes().get(i + 1) != Some(&b'\n');
+    let Some((at, c)) = body.char_indices().find(|&(i, c)| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+            || (c == '\r' && lone_cr(i))
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+            )
+    }) else {
+        return Ok(());
+    };
+    let why = match c {
+        '\u{85}' | '\u{2028}' | '\u{2029}' => {
+            "a line break to YAML 1.1 parsers (k3s's) and not to YAML 1.2 ones; write a plain line break"
+        }
+        '\u{feff}' => "a byte order mark inside the file; remove it",
+        // A line break to YAML, not to the line-based steps of the edit (document markers,
+        // indentation).
+        '\r' => "a carriage return without a line feed (an old Mac line break); use \\n or \\r\\n",
+        _ => "a control character, which YAML does not allow",
+    };
+    let at = original_offset(original, framing, at);
+    Err(PlanError::at_offset(
+        original,
+        at,
+        format!("invalid YAML: U+{:04X} is {why}", c as u32),
+    ))
+}
+
+/// Refuse a tab before the first key (`  \tkey:`): yaml-rust2 lets it through, libyaml (k3s)
+/// refuses it, and the keys mirrorctl appends at that key's indentation would not line up.
+fn refuse_tab_before_first_key(
+    original: &str,
+    framing: Framing,
+    body: &str,
+) -> Result<(), PlanError> {
+    let Some((off, line)) = first_content_line(body) else {
+        return Ok(());
+    };
+    let ws = line
+        .strip_suffix(line.trim_start_matches([' ', '\t']))
+        .unwrap_or_default();
+    match ws.find('\t') {
+        Some(tab) => Err(PlanError::at_offset(
+            original,
+            original_offset(original, framing, off + tab),
+            "invalid YAML: a tab before the first key (YAML indents with spaces only)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuse content after a document end marker that ends no document (`...` first):
+/// yaml-rust2 reads it as the document, k3s's parser (libyaml) an empty first document then
+/// another, which k3s never reads.
+fn refuse_leading_end_marker(
+    original: &str,
+    framing: Framing,
+    body: &str,
+) -> Result<(), PlanError> {
+    let Some(at) = end_marker(body) else {
+        return Ok(());
+    };
+    let (before, from_marker) = split_at_line(body, at)?;
+    let after = from_marker.split_once('\n').map(|(_, r)| r).unwrap_or("");
+    if is_blank(before) && !is_blank(after) {
+        return Err(PlanError::at_offset(
+            original,
+            original_offset(original, framing, at),
+            "the file starts with a document end marker (`...`): k3s reads the (empty) document it ends and ignores what follows. Remove the marker, then rerun",
+        ));
+    }
+    Ok(())
+}
+
+/// The shape k3s needs: a mapping (or nothing), whose `mirrors` and `configs` are mappings,
+/// and whose registry entries hold a list of URLs as `endpoint`.
+fn check_shape(original: &str, root: &Yaml) -> Result<(), PlanError> {
     let Yaml::Hash(h) = root else {
         if matches!(root, Yaml::Null) {
             return Ok(());
@@ -206,27 +252,26 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
             }
         }
     }
-    if let Some(Yaml::Hash(m)) = h.get(&Yaml::String("mirrors".into())) {
-        for (reg, v) in m {
-            let name = reg.as_str().unwrap_or("?");
-            let ok = match v {
-                Yaml::Null => true,
-                Yaml::Hash(r) => match r.get(&Yaml::String("endpoint".into())) {
-                    None | Some(Yaml::Null) => true,
-                    Some(Yaml::Array(a)) => a.iter().all(|e| e.as_str().is_some()),
-                    Some(_) => false,
-                },
-                _ => false,
-            };
-            if !ok {
-                return Err(at_key(
-                    original,
-                    name,
-                    format!(
-                        "`mirrors.{name}` must be a mapping whose `endpoint` is a list of URLs"
-                    ),
-                ));
-            }
+    let Some(Yaml::Hash(m)) = h.get(&Yaml::String("mirrors".into())) else {
+        return Ok(());
+    };
+    for (reg, v) in m {
+        let name = reg.as_str().unwrap_or("?");
+        let ok = match v {
+            Yaml::Null => true,
+            Yaml::Hash(r) => match r.get(&Yaml::String("endpoint".into())) {
+                None | Some(Yaml::Null) => true,
+                Some(Yaml::Array(a)) => a.iter().all(|e| e.as_str().is_some()),
+                Some(_) => false,
+            },
+            _ => false,
+        };
+        if !ok {
+            return Err(at_key(
+                original,
+                name,
+                format!("`mirrors.{name}` must be a mapping whose `endpoint` is a list of URLs"),
+            ));
         }
     }
     Ok(())
