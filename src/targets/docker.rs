@@ -1123,3 +1123,44 @@ mod tests {
         assert!(t.contains("\"insecure-registries\": []"));
     }
 }
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+
+    /// States the planner's own checks rule out are reported as internal errors, not panics.
+    #[test]
+    fn impossible_states_are_internal_errors() {
+        // Braces out of order in the rendered text.
+        let e = restore_object_inside("}{".to_string(), &tok_layout(" ")).unwrap_err();
+        assert!(e.message.starts_with("internal error: "), "{e}");
+        assert!(e.message.ends_with(", please report"), "{e}");
+        // A member that is not there, and an object too short to have an inside.
+        assert_eq!(member_cut((0, 2), &[], 0), None);
+        let only = Member {
+            name: "a".into(),
+            start: 1,
+            end: 7,
+        };
+        assert_eq!(member_cut((0, 0), &[only], 0), None);
+        // Not an array of strings: left to the CST, as before.
+        assert_eq!(rewrite_array("{}", &[]).unwrap(), None);
+        assert_eq!(rewrite_array("[1]", &[]).unwrap(), None);
+        // A closing brace that is not where the parser put it (inside a character).
+        let e = with_keys_after_last_member("{\"é\": 1}", 3, false, &[MIRRORS_KEY]).unwrap_err();
+        assert!(e.message.starts_with("internal error: "), "{e}");
+    }
+
+    #[test]
+    fn keys_after_the_last_member() {
+        let body = "{\"a\": 1}";
+        let t = with_keys_after_last_member(body, 7, false, &[MIRRORS_KEY]).unwrap();
+        assert_eq!(t, "{\"a\": 1, \"registry-mirrors\": []}");
+        let body = "{\n  \"a\": 1\n}";
+        let t = with_keys_after_last_member(body, 11, true, &[MIRRORS_KEY, INSECURE_KEY]).unwrap();
+        assert_eq!(
+            t,
+            "{\n  \"a\": 1,\n  \"registry-mirrors\": [\n  ],\n  \"insecure-registries\": [\n  ]\n}"
+        );
+    }
+}

@@ -1403,3 +1403,16 @@ mod edge_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+
+    /// A split inside a character is an internal error, not a panic.
+    #[test]
+    fn split_inside_a_character_is_an_internal_error() {
+        assert_eq!(split_at_line("a\n...\n", 2).unwrap(), ("a\n", "...\n"));
+        let e = split_at_line("é", 1).unwrap_err();
+        assert!(e.message.starts_with("internal error: "), "{e}");
+    }
+}

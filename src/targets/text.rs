@@ -399,3 +399,23 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+
+    /// A framing that does not match the text (a BOM it lacks) maps offsets without panicking.
+    #[test]
+    fn a_framing_claiming_a_missing_bom_does_not_panic() {
+        let f = Framing {
+            bom: true,
+            crlf: true,
+        };
+        assert_eq!(original_offset("ab\r\nc", f, 3), 4);
+        let f = Framing {
+            bom: true,
+            crlf: false,
+        };
+        assert_eq!(original_offset("ab", f, 1), 1);
+    }
+}
