@@ -178,7 +178,7 @@ pub struct ArmArgs {
     #[arg(long, value_name = "DUR", default_value = "2s", value_parser = units::any_duration)]
     pub dial_timeout: Duration,
 
-    /// Convert legacy configs arm otherwise refuses: containerd's deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml (and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id), registries.conf version 1 into version 2; disarm puts them back
+    /// Convert legacy configs arm otherwise refuses: containerd's deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml, and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id; disarm puts them back
     #[arg(long)]
     pub migrate: bool,
 

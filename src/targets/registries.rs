@@ -11,8 +11,9 @@
 //!
 //! Because the drop-in replaces the whole table, the planner copies the settings and mirrors of
 //! the table with that prefix from `registries.conf` and the earlier drop-ins (the *context*
-//! texts the engine reads for it), mirrorctl's mirrors first. v1-format files
-//! (`[registries.search]` …) are refused: their settings cannot be copied faithfully.
+//! texts the engine reads for it), mirrorctl's mirrors first. A v1-format main file
+//! (`[registries.search]` …) is read the way containers/image converts it (see
+//! [`main_tables`]) and stays as it is; v1 drop-ins are refused, as the clients refuse them.
 
 use super::text::{reframe, unframe};
 use super::Planned;
@@ -57,15 +58,16 @@ fn parse(
     })
 }
 
-/// Refuse the v1 format (`[registries.search]`, `[registries.insecure]`, `[registries.block]`).
+/// Refuse a drop-in in the v1 format (`[registries.search]`, `[registries.insecure]`,
+/// `[registries.block]` with entries): containers/image reads drop-ins as v2 only.
 fn refuse_v1(doc: &DocumentMut, original: &str, what: &str) -> Result<(), PlanError> {
-    if doc.contains_key("registries") {
+    if v1_set(doc) {
         let at = original
             .find("[registries")
             .or_else(|| original.find("registries"))
             .unwrap_or(0);
         let (line, col) = crate::error::line_col(original, at);
-        let msg = "uses the v1 registries.conf format (`[registries.search]`, `[registries.insecure]`, `[registries.block]`): mirrors need the v2 format, and containers/image refuses to mix v1 and v2. Convert it to v2 (`unqualified-search-registries = [...]` and `[[registry]]` tables with `insecure`/`blocked`), then rerun";
+        let msg = "a drop-in in the v1 registries.conf format (`[registries.search]`, `[registries.insecure]`, `[registries.block]`): containers/image reads drop-ins as v2 only (\"registry must be in v2 format but is in v1\"), so podman, skopeo and buildah fail on it already. Convert it to v2 (`unqualified-search-registries = [...]` and `[[registry]]` tables with `insecure`/`blocked`), then rerun";
         return Err(if what.is_empty() {
             PlanError::new(line, col, msg)
         } else {
@@ -75,6 +77,110 @@ fn refuse_v1(doc: &DocumentMut, original: &str, what: &str) -> Result<(), PlanEr
         });
     }
     Ok(())
+}
+
+/// Does a document set a v1 list with entries (containers/image's `V1RegistriesConf.Nonempty`)?
+fn v1_set(doc: &DocumentMut) -> bool {
+    ["search", "insecure", "block"].iter().any(|s| {
+        doc.get("registries")
+            .and_then(|r| r.get(s))
+            .and_then(|t| t.get("registries"))
+            .is_some_and(|l| l.as_array().is_none_or(|a| !a.is_empty()))
+    })
+}
+
+/// The main file's `[[registry]]` tables. containers/image reads the main file in either format
+/// (only drop-ins must be v2: `loadConfigFile(path, forceV2)` in `pkg/sysregistriesv2`), so a
+/// v1 file (`[registries.search]`, `[registries.insecure]`, `[registries.block]`) is read the
+/// way `ConvertToV2` does: one table per blocked, then per insecure registry, `prefix` =
+/// `location` = the registry, `blocked` / `insecure` set. A file with both formats set is the
+/// client's own error ("mixing sysregistry v1/v2 is not supported"), refused here too.
+fn main_tables(doc: &DocumentMut, original: &str, path: &str) -> Result<Vec<Table>, PlanError> {
+    let at = |key: &str, msg: String| {
+        let off = original.find(key).unwrap_or(0);
+        let (line, col) = crate::error::line_col(original, off);
+        PlanError::whole(format!(
+            "`{path}` (read to copy its [[registry]] tables), line {line}, column {col}: {msg}"
+        ))
+    };
+    let Some(v1) = doc.get("registries") else {
+        return Ok(registry_tables(doc));
+    };
+    let list = |name: &str| -> Result<Vec<String>, PlanError> {
+        let Some(section) = v1.get(name) else {
+            return Ok(Vec::new());
+        };
+        section
+            .get("registries")
+            .map(|l| {
+                super::toml_util::string_array(l).ok_or_else(|| {
+                    at(
+                        "registries",
+                        format!("`registries.{name}.registries` must be a list of registry names"),
+                    )
+                })
+            })
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    let (search, insecure, block) = (list("search")?, list("insecure")?, list("block")?);
+    let v1_set = !(search.is_empty() && insecure.is_empty() && block.is_empty());
+    if v1_set && v2_set(doc) {
+        return Err(at("[registries", "sets both v1 (`[registries.*]`) and v2 settings, which containers/image refuses (\"mixing sysregistry v1/v2 is not supported\"): podman, skopeo and buildah fail on this file already. Keep one format, then rerun".into()));
+    }
+    if !v1_set {
+        return Ok(registry_tables(doc));
+    }
+    let mut order: Vec<(String, bool, bool)> = Vec::new();
+    for (loc, blocked) in block
+        .iter()
+        .map(|l| (l, true))
+        .chain(insecure.iter().map(|l| (l, false)))
+    {
+        let loc = loc.trim_end_matches('/');
+        if loc.starts_with("http://") || loc.starts_with("https://") {
+            return Err(at(loc, format!("`{loc}`: containers/image refuses a URI scheme in a v1 registry list; write the bare host[:port], then rerun")));
+        }
+        match order.iter_mut().find(|(l, _, _)| l == loc) {
+            Some(e) if blocked => e.1 = true,
+            Some(e) => e.2 = true,
+            None => order.push((loc.to_string(), blocked, !blocked)),
+        }
+    }
+    Ok(order
+        .into_iter()
+        .map(|(loc, blocked, insecure)| {
+            let mut t = Table::new();
+            t.insert("prefix", value(loc.as_str()));
+            t.insert("location", value(loc.as_str()));
+            if blocked {
+                t.insert("blocked", value(true));
+            }
+            if insecure {
+                t.insert("insecure", value(true));
+            }
+            t
+        })
+        .collect())
+}
+
+/// Does a document set any v2 setting (containers/image's `V2RegistriesConf.Nonempty`)?
+fn v2_set(doc: &DocumentMut) -> bool {
+    let nonempty = |k: &str| match doc.get(k) {
+        None => false,
+        Some(Item::Value(toml_edit::Value::Array(a))) => !a.is_empty(),
+        Some(Item::ArrayOfTables(a)) => !a.is_empty(),
+        Some(i) => i.as_table_like().is_none_or(|t| !t.is_empty()),
+    };
+    [
+        "registry",
+        "unqualified-search-registries",
+        "credential-helpers",
+        "short-name-mode",
+        "aliases",
+    ]
+    .iter()
+    .any(|k| nonempty(k))
 }
 
 /// The `[[registry]]` tables of a document, whether written as tables or as an inline array.
@@ -213,9 +319,15 @@ fn read_context(context: &[(String, String)]) -> Result<Context, PlanError> {
                 e.line, e.column, e.message
             ))
         })?;
-        refuse_v1(&d, text, path)?;
+        let tables = match path == MAIN_CONF {
+            true => main_tables(&d, text, path)?,
+            false => {
+                refuse_v1(&d, text, path)?;
+                registry_tables(&d)
+            }
+        };
         let is_later = path != MAIN_CONF && file_name(path) > DROPIN_NAME;
-        for t in registry_tables(&d) {
+        for t in tables {
             let Some(p) = prefix_of(&t) else { continue };
             if is_later {
                 later.push((p, path.clone()));
@@ -605,19 +717,66 @@ mod tests {
     #[test]
     fn refuses_v1_and_later_dropins() {
         let e = plan(
-            Some("[registries.search]\nregistries = []\n"),
+            Some("[registries.search]\nregistries = ['quay.io']\n"),
             &set(&["http://a:1"], false),
             &[],
             &[],
         )
         .unwrap_err();
         assert_eq!((e.line, e.column), (1, 1));
+        assert!(e.message.contains("v2 format but is in v1"), "{e}");
         let later = vec![(
             format!("{DROPIN_DIR}/99-x.conf"),
             "[[registry]]\nlocation = \"docker.io\"\n".to_string(),
         )];
         let e = plan(None, &set(&["http://a:1"], false), &[], &later).unwrap_err();
         assert!(e.message.contains("99-x.conf"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod v1_tests {
+    use super::*;
+
+    fn set(urls: &[&str]) -> MirrorSet {
+        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
+        MirrorSet::from_args(&v, "docker.io", false).unwrap()
+    }
+
+    #[test]
+    fn a_v1_main_file_is_read_as_containers_image_converts_it() {
+        // docker.io insecure in the v1 main file: the drop-in's docker.io table replaces the
+        // converted one, so it must say insecure too.
+        let main = "[registries.search]\nregistries = ['docker.io']\n[registries.insecure]\nregistries = ['docker.io', 'myreg:5000']\n[registries.block]\nregistries = ['bad.example', 'docker.io']\n";
+        let ctx = vec![(MAIN_CONF.to_string(), main.to_string())];
+        let p = plan(None, &set(&["http://a:1"]), &[], &ctx).unwrap();
+        assert!(
+            p.text.contains("blocked = true") && p.text.contains("insecure = true"),
+            "{}",
+            p.text
+        );
+        assert!(
+            !p.text.contains("myreg"),
+            "only docker.io's table is copied: {}",
+            p.text
+        );
+        // Empty v1 lists are no v1 settings at all (containers/image's Nonempty).
+        let empty = "[registries.search]\nregistries = []\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"user:5000\"\n";
+        let ctx = vec![(MAIN_CONF.to_string(), empty.to_string())];
+        let p = plan(None, &set(&["http://a:1"]), &[], &ctx).unwrap();
+        assert!(p.text.contains("user:5000"), "{}", p.text);
+    }
+
+    #[test]
+    fn both_formats_in_the_main_file_are_refused_as_the_clients_refuse_them() {
+        let mixed = "unqualified-search-registries = ['docker.io']\n[registries.insecure]\nregistries = ['myreg:5000']\n";
+        let ctx = vec![(MAIN_CONF.to_string(), mixed.to_string())];
+        let e = plan(None, &set(&["http://a:1"]), &[], &ctx).unwrap_err();
+        assert!(e.message.contains("mixing sysregistry v1/v2"), "{e}");
+        assert!(e.message.contains("line 2"), "{e}");
+        let scheme = "[registries.insecure]\nregistries = ['http://myreg:5000']\n";
+        let ctx = vec![(MAIN_CONF.to_string(), scheme.to_string())];
+        assert!(plan(None, &set(&["http://a:1"]), &[], &ctx).is_err());
     }
 }
 

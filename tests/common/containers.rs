@@ -147,4 +147,26 @@ impl ContainersEnv {
             .arg(format!("dir:{}", dest.display()));
         run_timeout(&mut c, Duration::from_secs(120))
     }
+
+    /// `buildah --root … --runroot … --storage-driver vfs`; add buildah's args.
+    pub fn buildah(&self) -> Command {
+        let mut c = self.ns("buildah");
+        c.arg("--root")
+            .arg(self.aux.join("storage"))
+            .arg("--runroot")
+            .arg(self.aux.join("runroot"))
+            .args(["--storage-driver", "vfs"]);
+        c
+    }
+
+    /// `buildah pull [extra…] <reference>`.
+    pub fn buildah_pull(&self, reference: &str, extra: &[&str]) -> Out {
+        let mut c = self.buildah();
+        c.arg("pull")
+            .arg("--signature-policy")
+            .arg(self.aux.join("policy.json"))
+            .args(extra)
+            .arg(reference);
+        run_timeout(&mut c, Duration::from_secs(120))
+    }
 }

@@ -14,6 +14,8 @@ pub const UA_CONTAINERD: &str = "containerd/";
 pub const UA_PODMAN: &str = "containers/";
 /// skopeo (`skopeo/1.9.3`).
 pub const UA_SKOPEO: &str = "skopeo/";
+/// buildah 1.28 (`Buildah/1.28.2`).
+pub const UA_BUILDAH: &str = "Buildah/";
 
 /// Anything with an access log in [`AccessEntry`] form (a `docker-registry`; a `mirrorctl
 /// serve` test can implement it for its own log).

@@ -11,7 +11,7 @@
 use crate::common::containers::ContainersEnv;
 use crate::common::image::PROBE;
 use crate::common::proof::{
-    assert_not_through_mirror, assert_through_mirror, UA_PODMAN, UA_SKOPEO,
+    assert_not_through_mirror, assert_through_mirror, UA_BUILDAH, UA_PODMAN, UA_SKOPEO,
 };
 use crate::common::{self, write_file, AccessLogged, Lab, Workspace};
 
@@ -156,4 +156,55 @@ fn another_registry_through_the_dropin() {
     let mark = lab.mirror.log_mark();
     let out = env.skopeo_pull(reference, &[]);
     assert_not_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO);
+}
+
+/// A registries.conf in the v1 format (`[registries.search]`, `[registries.insecure]`,
+/// `[registries.block]`, as RHEL 7-era hosts have it) stays as it is: containers/image reads
+/// the main file in either format and only the drop-ins must be v2 (`loadConfigFile(path,
+/// forceV2)`), so the v2 drop-in works beside it. `podman info` shows the same search list,
+/// insecure and blocked registries before and after arm, plus the mirror; skopeo, podman and
+/// buildah pull through it; disarm gives the main file back untouched.
+#[test]
+fn a_v1_main_file_keeps_its_settings_next_to_the_dropin() {
+    if !common::require(&["docker-registry", "skopeo", "podman", "buildah", "unshare"]) {
+        return;
+    }
+    let ws = Workspace::new("rv1");
+    let lab = Lab::start(&ws);
+    let env = ContainersEnv::new(&ws.root(), &ws.aux("containers"));
+    let v1 = "# RHEL 7 style\n[registries.search]\nregistries = ['docker.io', 'quay.io']\n\n[registries.insecure]\nregistries = ['myreg.example:5000']\n\n[registries.block]\nregistries = ['bad.example']\n";
+    write_file(&ws.root().join(MAIN), v1);
+    let info = || {
+        let mut c = env.podman();
+        c.args(["info", "--format", "{{json .Registries}}"]);
+        let out = common::run(&mut c);
+        out.assert_ok();
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let before = info();
+    arm(&ws, &lab.mirror.url());
+    assert_eq!(std::fs::read_to_string(ws.root().join(MAIN)).unwrap(), v1);
+    let after = info();
+    assert_eq!(after["search"], before["search"], "{after}");
+    assert_eq!(after["search"], serde_json::json!(["docker.io", "quay.io"]));
+    assert_eq!(after["myreg.example:5000"]["Insecure"], true, "{after}");
+    assert_eq!(after["bad.example"]["Blocked"], true, "{after}");
+    assert_eq!(
+        after["docker.io"]["Mirrors"][0]["Location"],
+        lab.mirror.host(),
+        "{after}"
+    );
+    let latest = format!("{PROBE}:latest");
+    let mark = lab.mirror.log_mark();
+    let out = env.skopeo_pull(&latest, &[]);
+    assert_through_mirror(&out, &lab.mirror, mark, UA_SKOPEO, "skopeo");
+    let mark = lab.mirror.log_mark();
+    let out = env.podman_pull(&latest, &[]);
+    assert_through_mirror(&out, &lab.mirror, mark, UA_PODMAN, "podman");
+    let mark = lab.mirror.log_mark();
+    let out = env.buildah_pull(&format!("{PROBE}:multi"), &[]);
+    assert_through_mirror(&out, &lab.mirror, mark, UA_BUILDAH, "buildah");
+    ws.run(&["disarm"]).assert_ok();
+    assert_eq!(std::fs::read_to_string(ws.root().join(MAIN)).unwrap(), v1);
+    assert!(!ws.root().join(DROPIN).exists());
 }

@@ -11,6 +11,7 @@ mod bench_wan;
 mod cli;
 mod cli_registries_k3s;
 mod completions;
+mod corpus;
 mod crash_arm;
 #[cfg(feature = "cri")]
 mod cri;
