@@ -51,32 +51,14 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
     if probes.is_some() {
         mark_verifying(&ctx, &mut session.journal, &planned)?;
     }
-    let (needs_credentials, run_notes) = match &found {
-        Some(f) => (f.needs_credentials.clone(), f.notes.clone()),
-        None => Default::default(),
+    let sources = NoteSources {
+        ctx: &ctx,
+        set: &set,
+        dockerd: &dockerd,
+        containerd: &containerd,
+        found: found.as_ref(),
     };
-    let notes = |t: TargetName, changes: &[Change]| -> Vec<String> {
-        let wrote_daemon_json = changes
-            .iter()
-            .any(|c| matches!(c.kind, FileKind::DaemonJson) && c.writes());
-        let mut n: Vec<String> = targets::partial_note(t, &set, &dockerd)
-            .into_iter()
-            .chain(targets::insecure_scheme_note(t, &set, wrote_daemon_json))
-            .chain(super::preflight::credential_note(t, &needs_credentials))
-            .collect();
-        if t == TargetName::Docker {
-            n.extend(run_notes.iter().cloned());
-        }
-        if t == TargetName::Containerd {
-            n.extend(containerd.notes.iter().cloned());
-        }
-        for f in super::findings::for_target(&ctx, t, &containerd.version) {
-            if !n.contains(&f) {
-                n.push(f);
-            }
-        }
-        n
-    };
+    let notes = |t: TargetName, changes: &[Change]| sources.notes(t, changes);
     let mut report = super::write_all(
         &ctx,
         &mut session,
@@ -85,7 +67,10 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
         Written {
             command: "arm",
             mirrors: Some(set.clone()),
-            preflight: found.map(|f| f.reports).unwrap_or_default(),
+            preflight: found
+                .as_ref()
+                .map(|f| f.reports.clone())
+                .unwrap_or_default(),
             notes: &notes,
         },
     )?;
@@ -93,6 +78,49 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
         prove_or_roll_back(&ctx, &mut session, &set, po, &mut report)?;
     }
     super::report::finish(report, opts.json, opts.reload)
+}
+
+/// What a target's notes are made of: the mirror set, the planned dockerd and containerd,
+/// preflight's findings and the configs on the root that defeat the mirror.
+struct NoteSources<'a> {
+    ctx: &'a Ctx,
+    set: &'a MirrorSet,
+    dockerd: &'a DockerdVersion,
+    containerd: &'a super::containerd::Planning,
+    found: Option<&'a super::preflight::Found>,
+}
+
+impl NoteSources<'_> {
+    fn notes(&self, t: TargetName, changes: &[Change]) -> Vec<String> {
+        let wrote_daemon_json = changes
+            .iter()
+            .any(|c| matches!(c.kind, FileKind::DaemonJson) && c.writes());
+        let needs_credentials = self
+            .found
+            .map(|f| f.needs_credentials.clone())
+            .unwrap_or_default();
+        let mut n: Vec<String> = targets::partial_note(t, self.set, self.dockerd)
+            .into_iter()
+            .chain(targets::insecure_scheme_note(
+                t,
+                self.set,
+                wrote_daemon_json,
+            ))
+            .chain(super::preflight::credential_note(t, &needs_credentials))
+            .collect();
+        if t == TargetName::Docker {
+            n.extend(self.found.iter().flat_map(|f| f.notes.iter().cloned()));
+        }
+        if t == TargetName::Containerd {
+            n.extend(self.containerd.notes.iter().cloned());
+        }
+        for f in super::findings::for_target(self.ctx, t, &self.containerd.version) {
+            if !n.contains(&f) {
+                n.push(f);
+            }
+        }
+        n
+    }
 }
 
 /// The dockerd version the docker target plans for (only asked when docker is a target).

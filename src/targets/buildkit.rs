@@ -26,29 +26,35 @@ fn norm_mirror(s: &str) -> String {
     s.trim_end_matches('/').to_ascii_lowercase()
 }
 
+/// Where errors point: the original text, its framing and the unframed body.
+struct Src<'a> {
+    original: &'a str,
+    framing: super::text::Framing,
+    body: String,
+}
+
+impl Src<'_> {
+    fn err(&self, key: &str, msg: impl Into<String>) -> PlanError {
+        toml_util::error_at(
+            self.original,
+            self.framing,
+            toml_util::key_offset(&self.body, key),
+            msg,
+        )
+    }
+}
+
 /// Plan buildkitd.toml for `set`; with no registries, remove everything mirrorctl owns.
 pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<Planned, PlanError> {
     let original = current.unwrap_or("");
     let (framing, body) = unframe(original);
     let mut doc = toml_util::parse(original, framing, &body)?;
+    let src = Src {
+        original,
+        framing,
+        body,
+    };
     let mut owned: Vec<String> = Vec::new();
-
-    // What is wanted now, as tokens: mirror entries, flags, tables.
-    let mut want_tokens: Vec<String> = Vec::new();
-    for r in &set.registries {
-        want_tokens.push(format!("table:{}", r.registry));
-        want_tokens.push(format!("key:{}.mirrors", r.registry));
-        for m in &r.mirrors {
-            let hp = m.host_port();
-            want_tokens.push(format!("mirror:{}={}", r.registry, norm_mirror(&hp)));
-            if let Some(flag) = flag_for(set, m) {
-                want_tokens.push(format!("table:{hp}"));
-                want_tokens.push(format!("{flag}:{hp}"));
-            }
-        }
-    }
-    let stale: Vec<&String> = prev.iter().filter(|t| !want_tokens.contains(t)).collect();
-
     if doc.get("registry").is_none() && set.registries.is_empty() {
         return Ok(Planned {
             text: original.to_string(),
@@ -60,49 +66,72 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
         t.set_implicit(true);
         doc.insert("registry", Item::Table(t));
     }
-    let reg_pos = toml_util::key_offset(&body, "registry");
     let registry = doc
         .get_mut("registry")
         .and_then(Item::as_table_like_mut)
-        .ok_or_else(|| {
-            toml_util::error_at(original, framing, reg_pos, "`registry` must be a table")
-        })?;
+        .ok_or_else(|| src.err("registry", "`registry` must be a table"))?;
+    let want = want_tokens(set);
+    let stale: Vec<&String> = prev.iter().filter(|t| !want.contains(t)).collect();
+    remove_stale(registry, &stale);
+    let dotted = registry.is_dotted();
+    for r in &set.registries {
+        ensure_mirrors(&src, registry, r, dotted, prev, &mut owned)?;
+    }
+    for r in &set.registries {
+        for m in &r.mirrors {
+            if let Some(flag) = flag_for(set, m) {
+                ensure_flag(&src, registry, m, flag, dotted, prev, &mut owned)?;
+            }
+        }
+    }
+    restore_implicit(registry, prev, &owned);
+    // A token can come twice (a mirror whose host:port is also a registry of the set names
+    // one table twice): keep the first of each.
+    let mut seen = std::collections::HashSet::new();
+    owned.retain(|t| seen.insert(t.clone()));
+    indent_created(&mut doc, &owned, &src.body);
+    let text = toml_util::render_edit(&src.body, &doc, current.is_none());
+    Ok(Planned {
+        text: reframe(framing, &text),
+        owned,
+    })
+}
 
-    // 1. Take out what mirrorctl owned and no longer wants.
-    for t in &stale {
+/// What is wanted now, as tokens: mirror entries, flags, tables.
+fn want_tokens(set: &MirrorSet) -> Vec<String> {
+    let mut want = Vec::new();
+    for r in &set.registries {
+        want.push(format!("table:{}", r.registry));
+        want.push(format!("key:{}.mirrors", r.registry));
+        for m in &r.mirrors {
+            let hp = m.host_port();
+            want.push(format!("mirror:{}={}", r.registry, norm_mirror(&hp)));
+            if let Some(flag) = flag_for(set, m) {
+                want.push(format!("table:{hp}"));
+                want.push(format!("{flag}:{hp}"));
+            }
+        }
+    }
+    want
+}
+
+/// Take out what mirrorctl owned and no longer wants: mirror entries and flags first, then
+/// `mirrors` keys left empty, then tables left empty.
+fn remove_stale(registry: &mut dyn TableLike, stale: &[&String]) {
+    for t in stale {
         if let Some(rest) = t.strip_prefix("mirror:") {
             let (reg, hp) = rest.split_once('=').unwrap_or((rest, ""));
-            if let Some(item) = registry
-                .get_mut(reg)
-                .and_then(Item::as_table_like_mut)
-                .and_then(|rt| rt.get_mut("mirrors"))
-            {
-                if let Some(list) = string_array(item) {
-                    let kept: Vec<String> = list
-                        .iter()
-                        .filter(|v| norm_mirror(v) != hp)
-                        .cloned()
-                        .collect();
-                    if kept != list {
-                        toml_util::set_array(item, &kept);
-                    }
-                }
-            }
-        } else if let Some(hp) = t
-            .strip_prefix("http:")
-            .or_else(|| t.strip_prefix("insecure:"))
+            remove_mirror(registry, reg, hp);
+        } else if let Some((key, hp)) = t
+            .split_once(':')
+            .filter(|(k, _)| *k == "http" || *k == "insecure")
         {
-            let key = if t.starts_with("http:") {
-                "http"
-            } else {
-                "insecure"
-            };
             if let Some(ht) = registry.get_mut(hp).and_then(Item::as_table_like_mut) {
                 ht.remove(key);
             }
         }
     }
-    for t in &stale {
+    for t in stale {
         if let Some(path) = t.strip_prefix("key:") {
             let reg = path.trim_end_matches(".mirrors");
             if let Some(rt) = registry.get_mut(reg).and_then(Item::as_table_like_mut) {
@@ -116,7 +145,7 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             }
         }
     }
-    for t in &stale {
+    for t in stale {
         if let Some(name) = t.strip_prefix("table:") {
             let empty = registry
                 .get(name)
@@ -127,139 +156,166 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             }
         }
     }
+}
 
-    // 2. Ensure what is wanted.
-    let dotted = registry.is_dotted();
-    for r in &set.registries {
-        let created = ensure_table(registry, &r.registry, dotted);
-        if created || prev.contains(&format!("table:{}", r.registry)) {
-            owned.push(format!("table:{}", r.registry));
+/// Drop one mirror entry (normalised `hp`) from `registry."<reg>".mirrors`.
+fn remove_mirror(registry: &mut dyn TableLike, reg: &str, hp: &str) {
+    let Some(item) = registry
+        .get_mut(reg)
+        .and_then(Item::as_table_like_mut)
+        .and_then(|rt| rt.get_mut("mirrors"))
+    else {
+        return;
+    };
+    if let Some(list) = string_array(item) {
+        let kept: Vec<String> = list
+            .iter()
+            .filter(|v| norm_mirror(v) != hp)
+            .cloned()
+            .collect();
+        if kept != list {
+            toml_util::set_array(item, &kept);
         }
-        note_implicit(registry, &r.registry, prev, &mut owned);
-        let rt = registry
-            .get_mut(&r.registry)
-            .and_then(Item::as_table_like_mut)
-            .ok_or_else(|| {
-                toml_util::error_at(
-                    original,
-                    framing,
-                    toml_util::key_offset(&body, &r.registry),
-                    format!("`registry.\"{}\"` must be a table", r.registry),
-                )
-            })?;
-        let current: Vec<String> = match rt.get("mirrors") {
-            None => Vec::new(),
-            Some(item) => string_array(item).ok_or_else(|| {
-                toml_util::error_at(
-                    original,
-                    framing,
-                    toml_util::key_offset(&body, "mirrors"),
-                    format!(
-                        "`registry.\"{}\".mirrors` must be a list of strings",
-                        r.registry
-                    ),
-                )
-            })?,
-        };
-        let want: Vec<String> = r.mirrors.iter().map(Mirror::host_port).collect();
-        let tok = |n: &str| format!("mirror:{}={n}", r.registry);
-        let merged = super::list::merge(
-            &current,
-            &want,
-            norm_mirror,
-            |n| prev.contains(&tok(n)),
-            true,
-        );
-        owned.extend(merged.owned.iter().map(|n| tok(n)));
-        let key_tok = format!("key:{}.mirrors", r.registry);
-        if rt.get("mirrors").is_none() {
+    }
+}
+
+/// `registry."<reg>".mirrors` holds the wanted mirrors first (the user's entries after them).
+fn ensure_mirrors(
+    src: &Src,
+    registry: &mut dyn TableLike,
+    r: &crate::mirror::RegistryMirrors,
+    dotted: bool,
+    prev: &[String],
+    owned: &mut Vec<String>,
+) -> Result<(), PlanError> {
+    let created = ensure_table(registry, &r.registry, dotted);
+    if created || prev.contains(&format!("table:{}", r.registry)) {
+        owned.push(format!("table:{}", r.registry));
+    }
+    note_implicit(registry, &r.registry, prev, owned);
+    let rt = registry
+        .get_mut(&r.registry)
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(|| {
+            src.err(
+                &r.registry,
+                format!("`registry.\"{}\"` must be a table", r.registry),
+            )
+        })?;
+    let current: Vec<String> = match rt.get("mirrors") {
+        None => Vec::new(),
+        Some(item) => string_array(item).ok_or_else(|| {
+            src.err(
+                "mirrors",
+                format!(
+                    "`registry.\"{}\".mirrors` must be a list of strings",
+                    r.registry
+                ),
+            )
+        })?,
+    };
+    let want: Vec<String> = r.mirrors.iter().map(Mirror::host_port).collect();
+    let tok = |n: &str| format!("mirror:{}={n}", r.registry);
+    let merged = super::list::merge(
+        &current,
+        &want,
+        norm_mirror,
+        |n| prev.contains(&tok(n)),
+        true,
+    );
+    owned.extend(merged.owned.iter().map(|n| tok(n)));
+    let key_tok = format!("key:{}.mirrors", r.registry);
+    match rt.get_mut("mirrors") {
+        None => {
             owned.push(key_tok);
             rt.insert(
                 "mirrors",
                 Item::Value(Value::Array(toml_util::array(&merged.list))),
             );
-        } else {
+        }
+        Some(item) => {
             if prev.contains(&key_tok) {
                 owned.push(key_tok);
             }
             if merged.list != current {
-                toml_util::set_array(rt.get_mut("mirrors").expect("present"), &merged.list);
+                toml_util::set_array(item, &merged.list);
             }
         }
     }
-    for r in &set.registries {
-        for m in &r.mirrors {
-            let hp = m.host_port();
-            if let Some(flag) = flag_for(set, m) {
-                let created = ensure_table(registry, &hp, dotted);
-                if created || prev.contains(&format!("table:{hp}")) {
-                    owned.push(format!("table:{hp}"));
-                }
-                note_implicit(registry, &hp, prev, &mut owned);
-                let ht = registry
-                    .get_mut(&hp)
-                    .and_then(Item::as_table_like_mut)
-                    .ok_or_else(|| {
-                        toml_util::error_at(
-                            original,
-                            framing,
-                            toml_util::key_offset(&body, &hp),
-                            format!("`registry.\"{hp}\"` must be a table"),
-                        )
-                    })?;
-                let tok = format!("{flag}:{hp}");
-                let already = match ht.get(flag) {
-                    None => false,
-                    Some(v) if v.as_bool() == Some(true) => true,
-                    // The user's own `http = false` (or a non-boolean): overwriting it, disarm
-                    // would then remove the line, the user's setting with it.
-                    Some(v) => {
-                        let why = if flag == "http" {
-                            "the mirror speaks plain HTTP"
-                        } else {
-                            "--insecure skips TLS verification"
-                        };
-                        return Err(toml_util::error_at(
-                            original,
-                            framing,
-                            toml_util::key_offset(&body, &hp),
-                            format!(
-                                "`registry.\"{hp}\".{flag}` is `{}`, but {} needs `{flag} = true` ({why}). Set it to true or remove it, then rerun",
-                                v.to_string().trim(),
-                                m.url()
-                            ),
-                        ));
-                    }
-                };
-                if !already {
-                    ht.insert(flag, toml_edit::value(true));
-                    owned.push(tok);
-                } else if prev.contains(&tok) {
-                    owned.push(tok);
-                }
-            }
-        }
+    Ok(())
+}
+
+/// The mirror's own `registry."<host:port>"` table says `flag = true` (`http` or `insecure`).
+fn ensure_flag(
+    src: &Src,
+    registry: &mut dyn TableLike,
+    m: &Mirror,
+    flag: &'static str,
+    dotted: bool,
+    prev: &[String],
+    owned: &mut Vec<String>,
+) -> Result<(), PlanError> {
+    let hp = m.host_port();
+    let created = ensure_table(registry, &hp, dotted);
+    if created || prev.contains(&format!("table:{hp}")) {
+        owned.push(format!("table:{hp}"));
     }
-    // Tables that were only implicit and are no longer wanted: implicit again once their
-    // values are gone (else an empty header would stay behind).
+    note_implicit(registry, &hp, prev, owned);
+    let ht = registry
+        .get_mut(&hp)
+        .and_then(Item::as_table_like_mut)
+        .ok_or_else(|| src.err(&hp, format!("`registry.\"{hp}\"` must be a table")))?;
+    let tok = format!("{flag}:{hp}");
+    let already = match ht.get(flag) {
+        None => false,
+        Some(v) if v.as_bool() == Some(true) => true,
+        // The user's own `http = false` (or a non-boolean): overwriting it, disarm would then
+        // remove the line, the user's setting with it.
+        Some(v) => {
+            let why = match flag {
+                "http" => "the mirror speaks plain HTTP",
+                _ => "--insecure skips TLS verification",
+            };
+            return Err(src.err(
+                &hp,
+                format!(
+                    "`registry.\"{hp}\".{flag}` is `{}`, but {} needs `{flag} = true` ({why}). Set it to true or remove it, then rerun",
+                    v.to_string().trim(),
+                    m.url()
+                ),
+            ));
+        }
+    };
+    if !already {
+        ht.insert(flag, toml_edit::value(true));
+        owned.push(tok);
+    } else if prev.contains(&tok) {
+        owned.push(tok);
+    }
+    Ok(())
+}
+
+/// Tables that were only implicit and are no longer wanted: implicit again once their values
+/// are gone (else an empty header would stay behind).
+fn restore_implicit(registry: &mut dyn TableLike, prev: &[String], owned: &[String]) {
     for t in prev {
-        if let Some(name) = t.strip_prefix(IMPLICIT_TOK) {
-            if owned.contains(t) {
-                continue;
-            }
-            if let Some(Item::Table(tab)) = registry.get_mut(name) {
-                if tab.get_values().is_empty() {
-                    tab.set_implicit(true);
-                }
+        let Some(name) = t.strip_prefix(IMPLICIT_TOK) else {
+            continue;
+        };
+        if owned.contains(t) {
+            continue;
+        }
+        if let Some(Item::Table(tab)) = registry.get_mut(name) {
+            if tab.get_values().is_empty() {
+                tab.set_implicit(true);
             }
         }
     }
-    // A token can come twice (a mirror whose host:port is also a registry of the set names
-    // one table twice): keep the first of each.
-    let mut seen = std::collections::HashSet::new();
-    owned.retain(|t| seen.insert(t.clone()));
-    // Keys of the tables mirrorctl created get the file's own indentation.
-    let indent = toml_util::key_indent(&body);
+}
+
+/// Keys of the tables mirrorctl created get the file's own indentation.
+fn indent_created(doc: &mut toml_edit::DocumentMut, owned: &[String], body: &str) {
+    let indent = toml_util::key_indent(body);
     if let Some(registry) = doc.get_mut("registry").and_then(Item::as_table_like_mut) {
         for t in owned.iter().filter_map(|t| t.strip_prefix("table:")) {
             if let Some(Item::Table(tab)) = registry.get_mut(t) {
@@ -267,11 +323,6 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
             }
         }
     }
-    let text = toml_util::render_edit(&body, &doc, current.is_none());
-    Ok(Planned {
-        text: reframe(framing, &text),
-        owned,
-    })
 }
 
 const IMPLICIT_TOK: &str = "implicit:";
