@@ -97,7 +97,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__arm)
-            opts="-q -v -h --mirror --registry --target --insecure --dockerd-version --no-preflight --preflight-timeout --allow-auth-mirror --verify --image --block-upstream --probe-timeout --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --mirror --registry --insecure --target --dockerd-version --containerd-version --dial-timeout --migrate --no-preflight --preflight-timeout --allow-auth-mirror --verify --image --block-upstream --probe-timeout --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -116,6 +116,14 @@ _mirrorctl() {
                     return 0
                     ;;
                 --dockerd-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --containerd-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dial-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,6 +49,8 @@ containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and confi
 registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
 k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dockerd-version -d 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root\'s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l containerd-version -d 'Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root\'s `containerd --version` (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dial-timeout -d 'containerd\'s `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l preflight-timeout -d 'How long preflight waits for each mirror' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l image -d 'The probe image for --verify' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l probe-timeout -d 'With --verify: how long each client\'s pull may take' -r
@@ -59,6 +61,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l color -d 'Wh
 always\t''
 never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l insecure -d 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l migrate -d 'Convert legacy configs arm otherwise refuses: containerd\'s deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml (and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id), registries.conf version 1 into version 2; disarm puts them back'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l no-preflight -d 'Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l allow-auth-mirror -d 'Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l verify -d 'After writing and reloading (implies --reload), pull --image with each armed target\'s real client through the mirror; roll this run back when one fails'

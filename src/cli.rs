@@ -1,7 +1,7 @@
 //! The command line, defined once: `--help`, the README's flag lists and `completions/` all come
 //! from these definitions.
 
-use crate::mirror::{self, Mirror, MirrorArg, UrlCredentials};
+use crate::mirror::{self, Mirror, MirrorArg, MirrorSet, UrlCredentials};
 use crate::targets::TargetName;
 use crate::units;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -141,8 +141,10 @@ impl Command {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct ArmArgs {
+/// `--mirror`, `--registry`, `--insecure`: one definition of the mirror flags and one validation
+/// for every command that takes a mirror set.
+#[derive(Debug, Clone, Args)]
+pub struct MirrorOpts {
     /// Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)
     #[arg(long = "mirror", value_name = "[REGISTRY=]URL", required = true, value_parser = MirrorArg::arm)]
     pub mirrors: Vec<MirrorArg>,
@@ -150,6 +152,23 @@ pub struct ArmArgs {
     /// Registry that `--mirror` values without `REGISTRY=` apply to
     #[arg(long, value_name = "HOST", default_value = "docker.io", value_parser = mirror::registry_name)]
     pub registry: String,
+
+    /// Skip TLS verification for https mirrors (http mirrors are always marked insecure)
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl MirrorOpts {
+    /// The validated set: registry → mirrors, in the order given.
+    pub fn set(&self) -> Result<MirrorSet, crate::error::UserError> {
+        MirrorSet::new(&self.mirrors, &self.registry, self.insecure)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ArmArgs {
+    #[command(flatten)]
+    pub mirror: MirrorOpts,
 
     /// Targets to configure, comma-separated or repeated [default: every target found under --root]
     #[arg(
@@ -159,10 +178,6 @@ pub struct ArmArgs {
         value_name = "LIST"
     )]
     pub targets: Vec<TargetName>,
-
-    /// Skip TLS verification for https mirrors (http mirrors are always marked insecure)
-    #[arg(long)]
-    pub insecure: bool,
 
     /// Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root's `dockerd --version`
     /// (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)
