@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove that pulls go through the mirror and that the mirror serves them from its cache')
             [CompletionResult]::new('warm', 'warm', [CompletionResultType]::ParameterValue, 'Pull images through a mirror so its cache holds them before a rebuild storm')
+            [CompletionResult]::new('render', 'render', [CompletionResultType]::ParameterValue, 'Print what `arm` would write into an empty root, or dockerd''s flags, for images and pod templates')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -177,6 +178,26 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'mirrorctl;render' {
+            [CompletionResult]::new('--mirror', '--mirror', [CompletionResultType]::ParameterName, 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)')
+            [CompletionResult]::new('--registry', '--registry', [CompletionResultType]::ParameterName, 'Registry that `--mirror` values without `REGISTRY=` apply to')
+            [CompletionResult]::new('--for', '--for', [CompletionResultType]::ParameterName, 'hosts.toml: the registry whose file to print [default: the only registry the mirrors are for]')
+            [CompletionResult]::new('--dockerd-version', '--dockerd-version', [CompletionResultType]::ParameterName, 'dockerd-args, daemon.json: the dockerd they are for (also `MIRRORCTL_DOCKERD_VERSION`); 28 and later read /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Write the text to FILE (atomically; missing parent directories are created) instead of stdout')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Write the text to FILE (atomically; missing parent directories are created) instead of stdout')
+            [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color output (NO_COLOR is honoured)')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'dockerd-args: one JSON array of strings, for a container''s `args`')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'mirrorctl;completions' {
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
@@ -196,6 +217,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove that pulls go through the mirror and that the mirror serves them from its cache')
             [CompletionResult]::new('warm', 'warm', [CompletionResultType]::ParameterValue, 'Pull images through a mirror so its cache holds them before a rebuild storm')
+            [CompletionResult]::new('render', 'render', [CompletionResultType]::ParameterValue, 'Print what `arm` would write into an empty root, or dockerd''s flags, for images and pod templates')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -216,6 +238,9 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             break
         }
         'mirrorctl;help;warm' {
+            break
+        }
+        'mirrorctl;help;render' {
             break
         }
         'mirrorctl;help;completions' {

@@ -35,6 +35,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
             cand warm 'Pull images through a mirror so its cache holds them before a rebuild storm'
+            cand render 'Print what `arm` would write into an empty root, or dockerd''s flags, for images and pod templates'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -167,6 +168,25 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'mirrorctl;render'= {
+            cand --mirror 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
+            cand --registry 'Registry that `--mirror` values without `REGISTRY=` apply to'
+            cand --for 'hosts.toml: the registry whose file to print [default: the only registry the mirrors are for]'
+            cand --dockerd-version 'dockerd-args, daemon.json: the dockerd they are for (also `MIRRORCTL_DOCKERD_VERSION`); 28 and later read /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io'
+            cand -o 'Write the text to FILE (atomically; missing parent directories are created) instead of stdout'
+            cand --output 'Write the text to FILE (atomically; missing parent directories are created) instead of stdout'
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --insecure 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+            cand --json 'dockerd-args: one JSON array of strings, for a container''s `args`'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'mirrorctl;completions'= {
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
@@ -185,6 +205,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
             cand warm 'Pull images through a mirror so its cache holds them before a rebuild storm'
+            cand render 'Print what `arm` would write into an empty root, or dockerd''s flags, for images and pod templates'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -199,6 +220,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         &'mirrorctl;help;verify'= {
         }
         &'mirrorctl;help;warm'= {
+        }
+        &'mirrorctl;help;render'= {
         }
         &'mirrorctl;help;completions'= {
         }
