@@ -26,6 +26,7 @@ mod matrix;
 mod preflight;
 mod promises;
 mod ratelimit;
+mod render;
 mod s3_mirror;
 mod serve;
 mod serve_store;
