@@ -22,6 +22,7 @@ mod golden;
 mod json_schema;
 mod lan_mirror;
 mod legacy;
+mod man;
 mod matrix;
 mod preflight;
 mod promises;
