@@ -14,6 +14,7 @@ mod completions;
 mod crash_arm;
 #[cfg(feature = "cri")]
 mod cri;
+mod deb;
 mod docker_certs_d;
 mod e2e_arm;
 mod e2e_registries;
