@@ -35,6 +35,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
             cand warm 'Pull images through a mirror so its cache holds them before a rebuild storm'
+            cand render 'Print what `arm` would write into an empty root, or dockerd''s flags, for images and pod templates'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -43,6 +44,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --registry 'Registry that `--mirror` values without `REGISTRY=` apply to'
             cand --target 'Targets to configure, comma-separated or repeated [default: every target found under --root]'
             cand --dockerd-version 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root''s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)'
+            cand --containerd-version 'Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root''s `containerd --version` (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)'
+            cand --dial-timeout 'containerd''s `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out'
             cand --preflight-timeout 'How long preflight waits for each mirror'
             cand --image 'The probe image for --verify'
             cand --probe-timeout 'With --verify: how long each client''s pull may take'
@@ -51,6 +54,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'
             cand --insecure 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+            cand --migrate 'Convert legacy configs arm otherwise refuses: containerd''s deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml, and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id; disarm puts them back'
             cand --no-preflight 'Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)'
             cand --allow-auth-mirror 'Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)'
             cand --verify 'After writing and reloading (implies --reload), pull --image with each armed target''s real client through the mirror; roll this run back when one fails'
@@ -164,6 +168,25 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'mirrorctl;render'= {
+            cand --mirror 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
+            cand --registry 'Registry that `--mirror` values without `REGISTRY=` apply to'
+            cand --for 'hosts.toml: the registry whose file to print [default: the only registry the mirrors are for]'
+            cand --dockerd-version 'dockerd-args, daemon.json: the dockerd they are for (also `MIRRORCTL_DOCKERD_VERSION`); 28 and later read /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io'
+            cand -o 'Write the text to FILE (atomically; missing parent directories are created) instead of stdout'
+            cand --output 'Write the text to FILE (atomically; missing parent directories are created) instead of stdout'
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --insecure 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+            cand --json 'dockerd-args: one JSON array of strings, for a container''s `args`'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'mirrorctl;completions'= {
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
@@ -182,6 +205,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
             cand warm 'Pull images through a mirror so its cache holds them before a rebuild storm'
+            cand render 'Print what `arm` would write into an empty root, or dockerd''s flags, for images and pod templates'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -196,6 +220,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         &'mirrorctl;help;verify'= {
         }
         &'mirrorctl;help;warm'= {
+        }
+        &'mirrorctl;help;render'= {
         }
         &'mirrorctl;help;completions'= {
         }

@@ -39,6 +39,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "status" -d 'Sho
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "verify" -d 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "warm" -d 'Pull images through a mirror so its cache holds them before a rebuild storm'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "render" -d 'Print what `arm` would write into an empty root, or dockerd\'s flags, for images and pod templates'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l mirror -d 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
@@ -49,6 +50,8 @@ containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and confi
 registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
 k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dockerd-version -d 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root\'s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l containerd-version -d 'Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root\'s `containerd --version` (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dial-timeout -d 'containerd\'s `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l preflight-timeout -d 'How long preflight waits for each mirror' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l image -d 'The probe image for --verify' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l probe-timeout -d 'With --verify: how long each client\'s pull may take' -r
@@ -59,6 +62,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l color -d 'Wh
 always\t''
 never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l insecure -d 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l migrate -d 'Convert legacy configs arm otherwise refuses: containerd\'s deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml, and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id; disarm puts them back'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l no-preflight -d 'Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l allow-auth-mirror -d 'Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l verify -d 'After writing and reloading (implies --reload), pull --image with each armed target\'s real client through the mirror; roll this run back when one fails'
@@ -162,6 +166,21 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l password-st
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -s h -l help -d 'Print help'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l mirror -d 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l registry -d 'Registry that `--mirror` values without `REGISTRY=` apply to' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l for -d 'hosts.toml: the registry whose file to print [default: the only registry the mirrors are for]' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l dockerd-version -d 'dockerd-args, daemon.json: the dockerd they are for (also `MIRRORCTL_DOCKERD_VERSION`); 28 and later read /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -s o -l output -d 'Write the text to FILE (atomically; missing parent directories are created) instead of stdout' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l insecure -d 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l json -d 'dockerd-args: one JSON array of strings, for a container\'s `args`'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -s q -l quiet -d 'Print only errors'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -170,11 +189,12 @@ never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "verify" -d 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "warm" -d 'Pull images through a mirror so its cache holds them before a rebuild storm'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm render completions help" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm render completions help" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm render completions help" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm render completions help" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm render completions help" -f -a "verify" -d 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm render completions help" -f -a "warm" -d 'Pull images through a mirror so its cache holds them before a rebuild storm'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm render completions help" -f -a "render" -d 'Print what `arm` would write into an empty root, or dockerd\'s flags, for images and pod templates'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm render completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm render completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,7 +1,7 @@
 //! The command line, defined once: `--help`, the README's flag lists and `completions/` all come
 //! from these definitions.
 
-use crate::mirror::{self, Mirror, MirrorArg, UrlCredentials};
+use crate::mirror::{self, Mirror, MirrorArg, MirrorSet, UrlCredentials};
 use crate::targets::TargetName;
 use crate::units;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -116,6 +116,16 @@ without the mirror's credentials. Exit codes: 0 every image warmed; 1 an \
 image failed; 2 bad usage.")]
     Warm(WarmArgs),
 
+    /// Print what `arm` would write into an empty root, or dockerd's flags, for images and pod templates
+    #[command(after_help = "Examples:\n  \
+mirrorctl render dockerd-args --mirror http://10.0.0.5:5000 --json\n  \
+mirrorctl render daemon.json --mirror http://10.0.0.5:5000 --output ./daemon.json\n  \
+mirrorctl render hosts.toml --mirror http://10.0.0.5:5000 --mirror quay.io=http://10.0.0.5:5001 --for quay.io\n  \
+mirrorctl render registries.conf --mirror https://mirror.example\n\n\
+Reads nothing on this machine (not --root, not the journal) and changes nothing but --output. \
+The text is the arm planner's for an absent file, byte for byte.")]
+    Render(RenderArgs),
+
     /// Print a shell completion script
     #[command(
         after_help = "Example:\n  mirrorctl completions bash > /etc/bash_completion.d/mirrorctl"
@@ -136,13 +146,16 @@ impl Command {
             Command::Status(a) => a.json,
             Command::Verify(a) => a.json,
             Command::Warm(a) => a.json,
+            Command::Render(a) => a.json,
             Command::Completions { .. } | Command::Serve(_) => false,
         }
     }
 }
 
-#[derive(Debug, Args)]
-pub struct ArmArgs {
+/// `--mirror`, `--registry`, `--insecure`: one definition of the mirror flags and one validation
+/// for every command that takes a mirror set.
+#[derive(Debug, Clone, Args)]
+pub struct MirrorOpts {
     /// Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)
     #[arg(long = "mirror", value_name = "[REGISTRY=]URL", required = true, value_parser = MirrorArg::arm)]
     pub mirrors: Vec<MirrorArg>,
@@ -150,6 +163,23 @@ pub struct ArmArgs {
     /// Registry that `--mirror` values without `REGISTRY=` apply to
     #[arg(long, value_name = "HOST", default_value = "docker.io", value_parser = mirror::registry_name)]
     pub registry: String,
+
+    /// Skip TLS verification for https mirrors (http mirrors are always marked insecure)
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl MirrorOpts {
+    /// The validated set: registry → mirrors, in the order given.
+    pub fn set(&self) -> Result<MirrorSet, crate::error::UserError> {
+        MirrorSet::new(&self.mirrors, &self.registry, self.insecure)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ArmArgs {
+    #[command(flatten)]
+    pub mirror: MirrorOpts,
 
     /// Targets to configure, comma-separated or repeated [default: every target found under --root]
     #[arg(
@@ -159,10 +189,6 @@ pub struct ArmArgs {
         value_name = "LIST"
     )]
     pub targets: Vec<TargetName>,
-
-    /// Skip TLS verification for https mirrors (http mirrors are always marked insecure)
-    #[arg(long)]
-    pub insecure: bool,
 
     /// Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root's `dockerd --version`
     /// (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)
@@ -364,6 +390,32 @@ pub struct StatusArgs {
     /// How long each mirror may take to answer
     #[arg(long, value_name = "DUR", default_value = "3", value_parser = units::positive_duration)]
     pub probe_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// What to print
+    #[arg(value_enum, value_name = "FORMAT")]
+    pub format: crate::render::Format,
+
+    #[command(flatten)]
+    pub mirror: MirrorOpts,
+
+    /// hosts.toml: the registry whose file to print [default: the only registry the mirrors are for]
+    #[arg(long = "for", value_name = "REGISTRY", value_parser = mirror::registry_name)]
+    pub for_registry: Option<String>,
+
+    /// dockerd-args, daemon.json: the dockerd they are for (also `MIRRORCTL_DOCKERD_VERSION`); 28 and later read /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io
+    #[arg(long, value_name = "X.Y")]
+    pub dockerd_version: Option<String>,
+
+    /// Write the text to FILE (atomically; missing parent directories are created) instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// dockerd-args: one JSON array of strings, for a container's `args`
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("mirror", 1),
     ("units", 1),
     ("oci", 1),
+    ("render", 1),
     ("host", 2),
     ("ctx", 3),
     ("journal", 3),

@@ -12,6 +12,7 @@
 //! 2  host/{dockerd,containerd,containers,systemd}  facts about running daemons (pid+comm, socket,
 //!                                              /info, cmdline, version), every child with a deadline
 //! 1  targets/* · mirror · units · oci          pure planners and value types (one parser per concept)
+//!    render                                    the planners' output for an empty root (`mirrorctl render`)
 //! 0  error · process · fsutil · diag           foundations: errors with hints, children with a
 //!                                              deadline, file helpers, the stderr sink
 //! ```
@@ -32,6 +33,7 @@ pub mod preflight;
 pub mod process;
 pub mod registry;
 pub mod reload;
+pub mod render;
 pub mod serve;
 pub mod targets;
 pub mod units;
@@ -49,6 +51,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     output::init(&cli.global);
     // A hosts block left behind by a killed `verify --block-upstream` goes first, whatever the
     // command (best effort: a read-only root must not break `status`).
+    // `render` only prints what the planners make of its flags: it reads and touches nothing
+    // on the machine (it runs in image builds, often unprivileged).
+    if let Command::Render(a) = &cli.command {
+        return commands::render::run(a);
+    }
     let swept = match verify::hosts::cleanup_stale(&cli.global.root) {
         Ok(Some(note)) => {
             output::note(&note);
@@ -79,5 +86,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Serve(a) => commands::serve::run(&cli.global, &a),
         Command::Verify(a) => commands::verify::run(&cli.global, &a, swept),
         Command::Warm(a) => commands::warm::run(&cli.global, &a),
+        Command::Render(a) => commands::render::run(&a),
     }
 }

@@ -14,7 +14,7 @@ use anyhow::Result;
 
 pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
     let ctx = super::context(g)?;
-    let set = MirrorSet::new(&a.mirrors, &a.registry, a.insecure)?;
+    let set = a.mirror.set()?;
     let targets = chosen_targets(&ctx, &a.targets)?;
     let dockerd = planned_dockerd(&ctx, a, &targets)?;
     // Every mirror must answer like a registry before anything is written.

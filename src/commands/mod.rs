@@ -6,6 +6,7 @@ pub mod containerd;
 pub mod disarm;
 pub mod findings;
 pub mod preflight;
+pub mod render;
 pub mod report;
 pub mod serve;
 pub mod status;

@@ -97,6 +97,12 @@ impl Dockerd {
     /// Like [`Dockerd::start`], but returns dockerd's log when it exits during start-up
     /// (e.g. it refused the daemon.json).
     pub fn try_start(root: &Path, aux: &Path) -> Result<Dockerd, String> {
+        Dockerd::try_start_with(root, aux, &[])
+    }
+
+    /// Like [`Dockerd::try_start`], with `extra` dockerd flags after the harness's own (e.g.
+    /// `--registry-mirror=…`, as a docker:dind container's `args` add them).
+    pub fn try_start_with(root: &Path, aux: &Path, extra: &[String]) -> Result<Dockerd, String> {
         let containerd = Containerd::start(&aux.join("containerd"));
         let config = root.join("etc/docker/daemon.json");
         let run = root.join("var/run");
@@ -139,7 +145,8 @@ impl Dockerd {
                 "--ip-masq=false",
                 "--bridge=none",
                 "--debug",
-            ]);
+            ])
+            .args(extra);
         guard(&mut cmd);
         let mut daemon = Daemon::spawn("dockerd", cmd, aux);
         let s = socket.clone();

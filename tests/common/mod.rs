@@ -150,6 +150,12 @@ pub fn require_in(bins: &[&str], ci: bool) -> bool {
     true
 }
 
+/// For a tool that needs no root (a build or packaging tool): `true` when `found`; otherwise
+/// the loud skip of [`require`] (`what` says what is missing), a failure with `CI=true`.
+pub fn require_tool(found: bool, what: &str) -> bool {
+    found || skip_or_fail(what, in_ci())
+}
+
 /// A free TCP port on 127.0.0.1 (bind :0, read, release). Racy by nature: starters that bind it
 /// ([`registry::Registry`]) retry with a new port when it was taken meanwhile.
 pub fn free_port() -> u16 {

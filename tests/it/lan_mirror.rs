@@ -15,12 +15,13 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-const LAN_IP: &str = "10.77.0.1";
+pub(crate) const LAN_IP: &str = "10.77.0.1";
 const IN_NETNS: &str = "MIRRORCTL_TEST_IN_NETNS";
 
-/// Re-run `test` (a test function of this module) in a fresh network namespace: this test
-/// binary again, filtered to exactly that test; true when the caller is already inside it.
-fn in_private_netns(test: &str) -> bool {
+/// Re-run `test` (a test function of the calling module, `module_path!()`) in a fresh network
+/// namespace: this test binary again, filtered to exactly that test; true when the caller is
+/// already inside it.
+pub(crate) fn in_private_netns_for(module_path: &str, test: &str) -> bool {
     if std::env::var_os(IN_NETNS).is_some() {
         let ip = |args: &[&str]| {
             let out = Command::new("ip").args(args).output().expect("run ip");
@@ -31,7 +32,7 @@ fn in_private_netns(test: &str) -> bool {
         return true;
     }
     // libtest names a test by its path without the crate: `lan_mirror::<test>`.
-    let (_crate, module) = module_path!().split_once("::").unwrap();
+    let (_crate, module) = module_path.split_once("::").unwrap();
     let name = format!("{module}::{test}");
     let out = Command::new("unshare")
         .args(["--net", "--"])
@@ -54,8 +55,13 @@ fn in_private_netns(test: &str) -> bool {
     false
 }
 
+/// [`in_private_netns_for`] a test of this module.
+fn in_private_netns(test: &str) -> bool {
+    in_private_netns_for(module_path!(), test)
+}
+
 /// Forward `<LAN_IP>:<port>` to `target` (a loopback address), one thread per direction.
-fn forward(target: String) -> u16 {
+pub(crate) fn forward(target: String) -> u16 {
     let l = TcpListener::bind((LAN_IP, 0)).expect("bind the LAN address");
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
