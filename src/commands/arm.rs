@@ -15,7 +15,8 @@ use anyhow::Result;
 pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
     let ctx = super::context(g)?;
     let set = MirrorSet::new(&a.mirrors, &a.registry, a.insecure)?;
-    let targets = chosen_targets(&ctx, &a.targets)?;
+    let users = super::Users::find(&ctx, a.earthly_config.as_deref());
+    let targets = chosen_targets(&ctx, &a.targets, &users)?;
     let dockerd = planned_dockerd(&ctx, a, &targets)?;
     // Every mirror must answer like a registry before anything is written.
     let found = match a.no_preflight {
@@ -36,7 +37,7 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
     };
     let mut session = Session::open(&ctx, opts.dry_run, opts.lock_timeout)?;
     // Plan every target before writing anything: one bad file stops the whole run.
-    let planned = plan_all(&ctx, &session.journal, &targets, &set, &dockerd)?;
+    let planned = plan_all(&ctx, &session.journal, &targets, &set, &dockerd, &users)?;
     if probes.is_some() {
         mark_verifying(&ctx, &mut session.journal, &planned)?;
     }
@@ -56,6 +57,8 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
         if t == TargetName::Docker {
             n.extend(run_notes.iter().cloned());
         }
+        n.extend(users.note(t));
+        n.extend(super::runner_notes(t, changes));
         n
     };
     let mut report = super::write_all(
@@ -157,14 +160,18 @@ fn mark_verifying(ctx: &Ctx, journal: &mut Journal, planned: &[(TargetName, Plan
 }
 
 /// The targets named with `--target`, else every target installed under the root.
-fn chosen_targets(ctx: &Ctx, named: &[TargetName]) -> Result<Vec<TargetName>> {
+fn chosen_targets(
+    ctx: &Ctx,
+    named: &[TargetName],
+    users: &super::Users,
+) -> Result<Vec<TargetName>> {
     if !named.is_empty() {
         return Ok(super::dedup(named.to_vec()));
     }
-    let found = super::detect(ctx);
+    let found = super::detect(ctx, users);
     if found.is_empty() {
         return Err(UserError(format!(
-            "no container client found under `{}` (looked for dockerd, buildkitd, containerd, podman/skopeo/CRI-O, k3s/rke2 and their /etc dirs); name targets with --target",
+            "no container client found under `{}` (looked for dockerd, buildkitd, containerd, podman/skopeo/CRI-O, k3s/rke2 and their /etc dirs, ~/.earthly, buildx); name targets with --target",
             ctx.root.path().display()
         ))
         .into());
@@ -178,11 +185,13 @@ fn plan_all(
     targets: &[TargetName],
     set: &MirrorSet,
     dockerd: &DockerdVersion,
+    users: &super::Users,
 ) -> Result<Vec<(TargetName, Plan)>> {
     let mut planned = Vec::new();
+    let user_paths = users.paths();
     for t in targets {
         let exists = |p: &str| ctx.root.exists(p);
-        match targets::files_for(*t, set, &exists, dockerd) {
+        match targets::files_for(*t, set, &exists, dockerd, &user_paths) {
             Ok(jobs) => {
                 if *t == TargetName::Docker {
                     refuse_dockerd_flags(ctx, set)?;
