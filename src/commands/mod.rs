@@ -82,6 +82,13 @@ pub fn runner_notes(t: TargetName, changes: &[Change]) -> Vec<String> {
     let mut out = Vec::new();
     match t {
         TargetName::Earthly => {
+            if changes.iter().any(|c| c.writes() && c.after.is_some()) {
+                out.push(format!(
+                    "Earthly restarts its {} container by itself on its next run, since the string changed (it is part of the settings hash in the container's {} label); `earthly bootstrap` does it now",
+                    crate::targets::earthly::CONTAINER,
+                    crate::targets::earthly::HASH_LABEL
+                ));
+            }
             let facts = changes
                 .iter()
                 .filter_map(|c| c.after.as_deref())

@@ -198,7 +198,12 @@ pub fn state(b: &Builder, set: &MirrorSet, owned: &[String]) -> State {
                 ))
             }
         };
-        if cur != Some(planned.as_str()) && !(cur.is_none() && planned.is_empty()) {
+        // (buildx stores the config re-marshalled: compared as data, not bytes.)
+        let same = match cur {
+            Some(c) => c == planned || same_data(c, &planned),
+            None => planned.trim().is_empty(),
+        };
+        if !same {
             stale = true;
             if !n.other_files.is_empty() {
                 return State::Manual(format!(

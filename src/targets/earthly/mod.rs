@@ -125,10 +125,18 @@ impl<'a> Doc<'a> {
                 "the config holds several YAML documents; Earthly reads only the first. Remove the others (and the `---` between them), then rerun",
             ));
         }
-        let tree = YamlLoader::load_from_str(&body)
-            .map_err(|e| at(e.marker().index(), format!("invalid YAML: {}", e.info())))?
-            .into_iter()
-            .next();
+        let tree = {
+            let chars = scan::byte_offsets(&body);
+            YamlLoader::load_from_str(&body)
+                .map_err(|e| {
+                    at(
+                        chars(e.marker().index()),
+                        format!("invalid YAML: {}", e.info()),
+                    )
+                })?
+                .into_iter()
+                .next()
+        };
         let doc = Doc {
             original,
             framing,
@@ -273,7 +281,13 @@ fn toml_error(doc: &Doc, entry: Option<&Entry>, e: PlanError) -> PlanError {
     let prefix = format!("`global.{KEY}` is not TOML Earthly's BuildKit can start with");
     if literal && e.line > 0 {
         if let Some((line, col)) = block_line(&doc.body, entry, e.line) {
-            let off = line + col + e.column.saturating_sub(1);
+            let start = line + col;
+            let skip = doc
+                .body
+                .get(start..)
+                .and_then(|r| r.char_indices().nth(e.column.saturating_sub(1)))
+                .map_or(0, |(i, _)| i);
+            let off = start + skip;
             let mut err = doc.error_at(off.min(doc.body.len()), format!("{prefix}: {}", e.message));
             err.column = err.column.max(1);
             return err;

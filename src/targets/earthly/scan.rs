@@ -87,6 +87,7 @@ enum Frame {
 
 /// Read the events of `body`; errors carry body offsets (the caller maps them to the file).
 pub fn scan(body: &str) -> Result<Scan, (usize, String)> {
+    let at = byte_offsets(body);
     let mut parser = Parser::new_from_str(body);
     let mut st = State {
         body,
@@ -95,11 +96,14 @@ pub fn scan(body: &str) -> Result<Scan, (usize, String)> {
         pending_bound: None,
     };
     loop {
-        let (ev, mark) = parser
-            .next_token()
-            .map_err(|e| (e.marker().index(), format!("invalid YAML: {}", e.info())))?;
+        let (ev, mark) = parser.next_token().map_err(|e| {
+            (
+                at(e.marker().index()),
+                format!("invalid YAML: {}", e.info()),
+            )
+        })?;
         let pos = Pos {
-            index: mark.index().min(body.len()),
+            index: at(mark.index()),
             line: mark.line(),
             col: mark.col(),
         };
@@ -129,6 +133,12 @@ pub fn scan(body: &str) -> Result<Scan, (usize, String)> {
         }
     }
     Ok(st.out)
+}
+
+/// yaml-rust2's markers count characters: the byte offset of the `n`th.
+pub fn byte_offsets(body: &str) -> impl Fn(usize) -> usize + '_ {
+    let starts: Vec<usize> = body.char_indices().map(|(i, _)| i).collect();
+    move |n| starts.get(n).copied().unwrap_or(body.len())
 }
 
 struct State<'a> {

@@ -246,3 +246,13 @@ fn facts_tell_a_remote_buildkit() {
         assert_eq!(f.remote_buildkit(), None, "{local}");
     }
 }
+
+#[test]
+fn positions_count_bytes_not_characters() {
+    // Found by the fuzz harness: yaml-rust2's markers count characters.
+    let cur = "# é ü\nglobal:\n    x: 'é'\n";
+    let p = round_trip(Some(cur), &hp());
+    assert!(p.text.contains("x: 'é'"), "{}", p.text);
+    let e = plan(Some("# é\nglobal:\n  a: 1\n  a: 2\n"), &hp(), &[]).unwrap_err();
+    assert_eq!((e.line, e.column), (4, 3), "{e}");
+}
