@@ -91,7 +91,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__arm)
-            opts="-q -v -h --mirror --registry --target --insecure --dockerd-version --no-preflight --preflight-timeout --allow-auth-mirror --verify --image --block-upstream --probe-timeout --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --mirror --registry --target --insecure --earthly-config --dockerd-version --no-preflight --preflight-timeout --allow-auth-mirror --verify --image --block-upstream --probe-timeout --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -106,7 +106,11 @@ _mirrorctl() {
                     return 0
                     ;;
                 --target)
-                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s earthly buildx" -- "${cur}"))
+                    return 0
+                    ;;
+                --earthly-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --dockerd-version)
@@ -182,7 +186,7 @@ _mirrorctl() {
             fi
             case "${prev}" in
                 --target)
-                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s earthly buildx" -- "${cur}"))
                     return 0
                     ;;
                 --lock-timeout)
@@ -387,13 +391,17 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__status)
-            opts="-q -v -h --json --no-probe --probe-timeout --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --json --no-probe --probe-timeout --earthly-config --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --earthly-config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -23,6 +23,7 @@ mod lan_mirror;
 mod matrix;
 mod preflight;
 mod promises;
+mod runners;
 mod serve;
 mod serve_store;
 mod verify;
