@@ -9,7 +9,8 @@
 //! 3  ctx · journal · apply · reload            the engine: --root, lock, atomic writes, journal, reload policy
 //!    registry · serve · verify · preflight     the OCI client, the cache, the proof (own option structs)
 //! 2  host/{dockerd,containerd,containers,systemd}  facts about running daemons (pid+comm, socket,
-//!                                              /info, cmdline, version), every child with a deadline
+//!                                              /info, cmdline, version), every child with a deadline;
+//!    host/{earthly,buildx,users}               per-user clients: homes, config paths, containers, builders
 //! 1  targets/* · mirror · units · oci          pure planners and value types (one parser per concept)
 //! 0  error · process · fsutil · diag           foundations: errors with hints, children with a
 //!                                              deadline, file helpers, the stderr sink
