@@ -184,7 +184,7 @@ impl<'a> Doc<'a> {
 fn check_chars(body: &str) -> Result<(), (usize, String)> {
     let bad = body.char_indices().find(|&(i, c)| {
         (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
-            || (c == '\r' && !body[i + 1..].starts_with('\n'))
+            || (c == '\r' && !body.get(i + 1..).is_some_and(|r| r.starts_with('\n')))
             || ('\u{7f}'..='\u{9f}').contains(&c)
             || matches!(
                 c,
@@ -384,7 +384,7 @@ impl Edit<'_> {
                     let step = first.key_pos.col.saturating_sub(gcol).clamp(1, 9);
                     let line = line_start(body, first.key_pos.index);
                     let block = key_block(first.key_pos.col, step, new);
-                    format!("{}{block}{}", &body[..line], &body[line..])
+                    join_at(body, line, line, &block)
                 }
                 (Value::Scalar { .. }, _) => {
                     let span = spans::value(body, g)
@@ -392,13 +392,8 @@ impl Edit<'_> {
                     let src = body.get(span.start..span.end).unwrap_or("");
                     owned.push(format!("{T_GNULL}{src}"));
                     let block = key_block(g.key_pos.col + step, step, new);
-                    let block = block.trim_end_matches('\n');
-                    format!(
-                        "{}{}\n{block}{}",
-                        &body[..span.start],
-                        span.comment,
-                        &body[span.end..]
-                    )
+                    let block = format!("{}\n{}", span.comment, block.trim_end_matches('\n'));
+                    join_at(body, span.start, span.end, &block)
                 }
                 _ => {
                     return Err(doc.error_at(
@@ -436,12 +431,7 @@ impl Edit<'_> {
         match (&doc.scan.root, doc.scan.root_entries.first()) {
             (Some((Value::Map { flow: false }, _)), Some(first)) => {
                 let line = line_start(body, first.key_pos.index);
-                Ok(format!(
-                    "{}{}{}",
-                    &body[..line],
-                    block(first.key_pos.col),
-                    &body[line..]
-                ))
+                Ok(join_at(body, line, line, &block(first.key_pos.col)))
             }
             (None, _) | (Some((Value::Scalar { .. }, _)), _) => {
                 let mut text = body.clone();
@@ -467,7 +457,7 @@ impl Edit<'_> {
             Some(n) => span.end + n + 1,
             None => body.len(),
         };
-        let mut text = format!("{}{}", &body[..from], &body[to..]);
+        let mut text = join_at(body, from, to, "");
         let again = Doc::read(&text)?;
         if let Some(g) = again.scan.global() {
             let empty = again.scan.global_entries.is_empty();
@@ -482,7 +472,7 @@ impl Edit<'_> {
                             Some(n) => gspan.end + n + 1,
                             None => again.body.len(),
                         };
-                        format!("{}{}", &again.body[..from], &again.body[to..])
+                        join_at(&again.body, from, to, "")
                     }
                 };
                 if self.had(T_EOFNL) && text.ends_with('\n') {
@@ -568,7 +558,16 @@ fn unordered(y: Yaml) -> Yaml {
 }
 
 fn splice(body: &str, span: &Span, with: &str) -> String {
-    format!("{}{with}{}", &body[..span.start], &body[span.end..])
+    join_at(body, span.start, span.end, with)
+}
+
+/// `body` with `from..to` replaced by `with` (offsets from the scan: on character boundaries;
+/// one that is not leaves the text as it is, which the final check then refuses).
+fn join_at(body: &str, from: usize, to: usize, with: &str) -> String {
+    match (body.get(..from), body.get(to..)) {
+        (Some(a), Some(b)) if from <= to => format!("{a}{with}{b}"),
+        _ => body.to_string(),
+    }
 }
 
 /// The offset where the line holding `at` starts.

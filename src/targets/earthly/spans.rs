@@ -177,10 +177,12 @@ fn block(
     let header = body.get(at..header_end).unwrap_or("");
     let comment = header
         .char_indices()
-        .find(|&(i, c)| c == '#' && i > 0 && header[..i].ends_with([' ', '\t']))
-        .map(|(i, _)| {
-            let ws = header[..i].len() - header[..i].trim_end_matches([' ', '\t']).len();
-            header[i - ws..].to_string()
+        .find_map(|(i, c)| {
+            let before = header.get(..i)?;
+            (c == '#' && before.ends_with([' ', '\t'])).then(|| {
+                let code = before.trim_end_matches([' ', '\t']).len();
+                header.get(code..).unwrap_or("").to_string()
+            })
         })
         .unwrap_or_default();
     let mut end = header_end;
