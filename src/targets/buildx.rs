@@ -435,6 +435,28 @@ mod tests {
     }
 
     #[test]
+    fn configs_are_compared_as_data_and_disarm_finds_the_builders_made_from_the_armed_file() {
+        // buildx stores the config re-marshalled by go-toml v2 (literal strings, no indent).
+        let armed = "debug = true\n\n[registry.\"docker.io\"]\n  mirrors = [\"127.0.0.1:5001\"]\n";
+        let stored =
+            "debug = true\n\n[registry]\n[registry.'docker.io']\nmirrors = ['127.0.0.1:5001']\n";
+        assert!(same_data(armed, stored));
+        assert!(!same_data(armed, "debug = true\n"));
+        let b = parse_record(&record("docker-container", Some(stored))).unwrap();
+        let s = set(&["http://127.0.0.1:5001"]);
+        assert!(
+            matches!(state(&b, &s, &[]), State::Stale { .. }),
+            "http = true is missing"
+        );
+        let State::Stale { configs } = state_disarmed(&b, armed, Some("debug = true\n")) else {
+            panic!()
+        };
+        assert_eq!(configs, vec!["debug = true\n".to_string()]);
+        let other = parse_record(&record("docker-container", Some("x = 1\n"))).unwrap();
+        assert_eq!(state_disarmed(&other, armed, None), State::Current);
+    }
+
+    #[test]
     fn quoting_and_versions() {
         assert_eq!(shell_quote("--debug"), "--debug");
         assert_eq!(shell_quote("a b"), "'a b'");

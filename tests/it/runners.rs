@@ -239,7 +239,9 @@ fn earthly_status_compares_the_running_container_with_the_config() {
     );
 }
 
-/// A buildx directory under the root with the user's default file and three builder records.
+/// A buildx directory under the root with the user's default file and three builder records
+/// (`ci` as buildx v0.10.5's store wrote it for `create --driver docker-container --driver-opt
+/// network=host --buildkitd-flags '--debug --allow-insecure-entitlement security.insecure'`).
 fn buildx_root(ws: &Workspace) -> PathBuf {
     let from = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/buildx/builder-records/before/home/runner/.docker/buildx");
@@ -321,7 +323,7 @@ fn buildx_reload_recreates_the_builders_created_before_the_arm() {
     let detail = r["detail"].as_str().unwrap();
     let state = ws.state_dir();
     let want_ci = format!(
-        "`docker buildx create --name ci --driver docker-container --node ci0 --driver-opt network=host --buildkitd-flags --allow-insecure-entitlement=network.host --config {}/buildx/ci-0.toml unix:///var/run/docker.sock`",
+        "`docker buildx create --name ci --driver docker-container --node ci0 --driver-opt network=host --buildkitd-flags '--debug --allow-insecure-entitlement security.insecure' --config {}/buildx/ci-0.toml unix:///var/run/docker.sock`",
         state.display()
     );
     assert!(

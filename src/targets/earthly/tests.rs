@@ -256,3 +256,13 @@ fn positions_count_bytes_not_characters() {
     let e = plan(Some("# é\nglobal:\n  a: 1\n  a: 2\n"), &hp(), &[]).unwrap_err();
     assert_eq!((e.line, e.column), (4, 3), "{e}");
 }
+
+#[test]
+fn the_buildkit_planners_refusals_point_into_the_block() {
+    // The user's own table for the mirror says `http = false`: refused by the BuildKit
+    // planner, at the file's line of the string's table.
+    let cur = "global:\n    cache_size_mb: 1\n    buildkit_additional_config: |\n        [registry.\"127.0.0.1:5001\"]\n          http = false\n";
+    let e = plan(Some(cur), &hp(), &[]).unwrap_err();
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("http = true"), "{e}");
+}
