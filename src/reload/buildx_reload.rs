@@ -51,8 +51,9 @@ pub fn states(
 /// How to tell what the change means for a builder.
 type Judge = Box<dyn Fn(&Builder) -> State>;
 
-/// The default file's path and how to judge each builder: against the journal's record (armed
-/// now), or against the text this disarm took out.
+/// The default file's path and how to judge each builder: against the record of what is armed
+/// (this run's, or the journal's when only a reload is pending), or against the text this
+/// disarm took out.
 fn judge_for(journal: &Journal, changes: &[Change]) -> Option<(String, Judge)> {
     let change = changes
         .iter()
@@ -63,7 +64,12 @@ fn judge_for(journal: &Journal, changes: &[Change]) -> Option<(String, Judge)> {
             .next()
             .map(|(p, _)| p.clone())
     })?;
-    if let Some(rec) = journal.files.get(&path) {
+    // The record this run writes (also in a dry run, which writes none), else the journal's.
+    let rec = match change {
+        Some(c) => c.record.as_ref(),
+        None => journal.files.get(&path),
+    };
+    if let Some(rec) = rec {
         let set = set_of(rec);
         let owned = rec.owned.clone();
         return Some((path, Box::new(move |b| buildx::state(b, &set, &owned))));

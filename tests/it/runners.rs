@@ -280,6 +280,15 @@ fn buildx_reload_recreates_the_builders_created_before_the_arm() {
         c.env("PATH", &path).env("FAKE_LOG", &log);
         arm(&ws, &mut c, extra)
     };
+    // A dry run says the same as a run (found by hand: it judged by the journal, which a dry
+    // run does not write).
+    let o = run(&["--target", "buildx", "--json", "--dry-run"]);
+    o.assert_ok();
+    let t = &json(&o)["targets"][0];
+    assert_eq!(
+        t["reload"]["action"], "re-create buildx builders ci, k8s",
+        "{o}"
+    );
     // Without --reload: said, nothing run.
     let o = run(&["--target", "buildx", "--json"]);
     o.assert_ok();
