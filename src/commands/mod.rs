@@ -82,21 +82,22 @@ pub fn runner_notes(t: TargetName, changes: &[Change]) -> Vec<String> {
     let mut out = Vec::new();
     match t {
         TargetName::Earthly => {
-            if changes.iter().any(|c| c.writes() && c.after.is_some()) {
-                out.push(format!(
-                    "Earthly restarts its {} container by itself on its next run, since the string changed (it is part of the settings hash in the container's {} label); `earthly bootstrap` does it now",
-                    crate::targets::earthly::CONTAINER,
-                    crate::targets::earthly::HASH_LABEL
-                ));
-            }
             let facts = changes
                 .iter()
                 .filter_map(|c| c.after.as_deref())
                 .find_map(|text| crate::targets::earthly::facts(text).ok());
-            if let Some(h) = facts.as_ref().and_then(|f| f.remote_buildkit()) {
-                out.push(format!(
+            match facts.as_ref().and_then(|f| f.remote_buildkit()) {
+                Some(h) => out.push(format!(
                     "buildkit_host is `{h}`: Earthly starts no buildkitd for a remote host, so buildkit_additional_config has no effect there; arm that buildkitd where it runs (the `buildkit` target)"
-                ));
+                )),
+                None if changes.iter().any(|c| c.writes() && c.after.is_some()) => {
+                    out.push(format!(
+                        "Earthly restarts its {} container by itself on its next run, since the string changed (it is part of the settings hash in the container's {} label); `earthly bootstrap` does it now",
+                        crate::targets::earthly::CONTAINER,
+                        crate::targets::earthly::HASH_LABEL
+                    ))
+                }
+                None => {}
             }
         }
         TargetName::Buildx => {
