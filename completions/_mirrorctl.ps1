@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show, per target, whether it is armed, with which mirrors, and any drift')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove that pulls go through the mirror and that the mirror serves them from its cache')
+            [CompletionResult]::new('warm', 'warm', [CompletionResultType]::ParameterValue, 'Pull images through a mirror so its cache holds them before a rebuild storm')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -47,6 +48,8 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Targets to configure, comma-separated or repeated [default: every target found under --root]')
             [CompletionResult]::new('--earthly-config', '--earthly-config', [CompletionResultType]::ParameterName, 'Earthly''s config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]')
             [CompletionResult]::new('--dockerd-version', '--dockerd-version', [CompletionResultType]::ParameterName, 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root''s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)')
+            [CompletionResult]::new('--containerd-version', '--containerd-version', [CompletionResultType]::ParameterName, 'Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root''s `containerd --version` (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)')
+            [CompletionResult]::new('--dial-timeout', '--dial-timeout', [CompletionResultType]::ParameterName, 'containerd''s `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out')
             [CompletionResult]::new('--preflight-timeout', '--preflight-timeout', [CompletionResultType]::ParameterName, 'How long preflight waits for each mirror')
             [CompletionResult]::new('--image', '--image', [CompletionResultType]::ParameterName, 'The probe image for --verify')
             [CompletionResult]::new('--probe-timeout', '--probe-timeout', [CompletionResultType]::ParameterName, 'With --verify: how long each client''s pull may take')
@@ -55,6 +58,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color output (NO_COLOR is honoured)')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)')
+            [CompletionResult]::new('--migrate', '--migrate', [CompletionResultType]::ParameterName, 'Convert legacy configs arm otherwise refuses: containerd''s deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml (and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id), registries.conf version 1 into version 2; disarm puts them back')
             [CompletionResult]::new('--no-preflight', '--no-preflight', [CompletionResultType]::ParameterName, 'Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)')
             [CompletionResult]::new('--allow-auth-mirror', '--allow-auth-mirror', [CompletionResultType]::ParameterName, 'Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)')
             [CompletionResult]::new('--verify', '--verify', [CompletionResultType]::ParameterName, 'After writing and reloading (implies --reload), pull --image with each armed target''s real client through the mirror; roll this run back when one fails')
@@ -114,6 +118,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--htpasswd', '--htpasswd', [CompletionResultType]::ParameterName, 'Require client Basic auth against this htpasswd file (bcrypt entries)')
             [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Serve HTTPS with this certificate chain (PEM)')
             [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'Private key for --tls-cert (PEM)')
+            [CompletionResult]::new('--ratelimit-warn', '--ratelimit-warn', [CompletionResultType]::ParameterName, 'Warn when an upstream''s reported pull budget (Docker Hub''s `ratelimit-remaining`) falls below N; 0 never warns')
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color output (NO_COLOR is honoured)')
@@ -152,6 +157,28 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'mirrorctl;warm' {
+            [CompletionResult]::new('--mirror', '--mirror', [CompletionResultType]::ParameterName, 'The mirror to fill, scheme required (`http://host:port`, `https://host`; `user:password@` accepted)')
+            [CompletionResult]::new('--from-file', '--from-file', [CompletionResultType]::ParameterName, 'Also warm the images listed in this file, one reference a line (`#` comments)')
+            [CompletionResult]::new('--from-dockerfile', '--from-dockerfile', [CompletionResultType]::ParameterName, 'Also warm the images of this Dockerfile''s FROM lines (ARG defaults substituted, stage names skipped)')
+            [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Platforms to warm from a multi-platform image, comma-separated (`linux/amd64,linux/arm64`) [default: every platform of the index]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Downloads at once')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for a connection and for each read (seconds, or `30s`, `2m`)')
+            [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'User name for the mirror (default: the docker config''s credential helper or auths, else anonymous)')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Also trust this CA certificate file (PEM) for an https mirror')
+            [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
+            [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to color output (NO_COLOR is honoured)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout instead of text')
+            [CompletionResult]::new('--password-stdin', '--password-stdin', [CompletionResultType]::ParameterName, 'Read the password for --username from stdin')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only errors')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Print more detail (repeat for more)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'mirrorctl;completions' {
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)')
             [CompletionResult]::new('--state-dir', '--state-dir', [CompletionResultType]::ParameterName, 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]')
@@ -170,6 +197,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show, per target, whether it is armed, with which mirrors, and any drift')
             [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Prove that pulls go through the mirror and that the mirror serves them from its cache')
+            [CompletionResult]::new('warm', 'warm', [CompletionResultType]::ParameterValue, 'Pull images through a mirror so its cache holds them before a rebuild storm')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -187,6 +215,9 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
             break
         }
         'mirrorctl;help;verify' {
+            break
+        }
+        'mirrorctl;help;warm' {
             break
         }
         'mirrorctl;help;completions' {

@@ -37,6 +37,9 @@ _mirrorctl() {
             mirrorctl,verify)
                 cmd="mirrorctl__subcmd__verify"
                 ;;
+            mirrorctl,warm)
+                cmd="mirrorctl__subcmd__warm"
+                ;;
             mirrorctl__subcmd__help,arm)
                 cmd="mirrorctl__subcmd__help__subcmd__arm"
                 ;;
@@ -58,6 +61,9 @@ _mirrorctl() {
             mirrorctl__subcmd__help,verify)
                 cmd="mirrorctl__subcmd__help__subcmd__verify"
                 ;;
+            mirrorctl__subcmd__help,warm)
+                cmd="mirrorctl__subcmd__help__subcmd__warm"
+                ;;
             *)
                 ;;
         esac
@@ -65,7 +71,7 @@ _mirrorctl() {
 
     case "${cmd}" in
         mirrorctl)
-            opts="-q -v -h -V --root --state-dir --color --quiet --verbose --help --version arm disarm status serve verify completions help"
+            opts="-q -v -h -V --root --state-dir --color --quiet --verbose --help --version arm disarm status serve verify warm completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -91,7 +97,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__arm)
-            opts="-q -v -h --mirror --registry --target --insecure --earthly-config --dockerd-version --no-preflight --preflight-timeout --allow-auth-mirror --verify --image --block-upstream --probe-timeout --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --mirror --registry --target --insecure --earthly-config --dockerd-version --containerd-version --dial-timeout --migrate --no-preflight --preflight-timeout --allow-auth-mirror --verify --image --block-upstream --probe-timeout --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -114,6 +120,14 @@ _mirrorctl() {
                     return 0
                     ;;
                 --dockerd-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --containerd-version)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dial-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -213,7 +227,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__help)
-            opts="arm disarm status serve verify completions help"
+            opts="arm disarm status serve verify warm completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -324,8 +338,22 @@ _mirrorctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mirrorctl__subcmd__help__subcmd__warm)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mirrorctl__subcmd__serve)
-            opts="-q -v -h --listen --upstream --cache-dir --max-size --tag-ttl --upstream-username --upstream-password-file --htpasswd --tls-cert --tls-key --json-log --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --listen --upstream --cache-dir --max-size --tag-ttl --upstream-username --upstream-password-file --htpasswd --tls-cert --tls-key --json-log --ratelimit-warn --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -368,6 +396,10 @@ _mirrorctl() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ratelimit-warn)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -465,6 +497,64 @@ _mirrorctl() {
                     ;;
                 --client)
                     COMPREPLY=($(compgen -W "docker containerd buildkit podman skopeo cri" -- "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mirrorctl__subcmd__warm)
+            opts="-q -v -h --mirror --from-file --from-dockerfile --platform --jobs --json --timeout --username --password-stdin --ca-cert --root --state-dir --color --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --mirror)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-dockerfile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --platform)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --root)

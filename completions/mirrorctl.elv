@@ -34,6 +34,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
+            cand warm 'Pull images through a mirror so its cache holds them before a rebuild storm'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -43,6 +44,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --target 'Targets to configure, comma-separated or repeated [default: every target found under --root]'
             cand --earthly-config 'Earthly''s config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]'
             cand --dockerd-version 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root''s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)'
+            cand --containerd-version 'Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root''s `containerd --version` (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)'
+            cand --dial-timeout 'containerd''s `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out'
             cand --preflight-timeout 'How long preflight waits for each mirror'
             cand --image 'The probe image for --verify'
             cand --probe-timeout 'With --verify: how long each client''s pull may take'
@@ -51,6 +54,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'
             cand --insecure 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+            cand --migrate 'Convert legacy configs arm otherwise refuses: containerd''s deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml (and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id), registries.conf version 1 into version 2; disarm puts them back'
             cand --no-preflight 'Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)'
             cand --allow-auth-mirror 'Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)'
             cand --verify 'After writing and reloading (implies --reload), pull --image with each armed target''s real client through the mirror; roll this run back when one fails'
@@ -107,6 +111,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --htpasswd 'Require client Basic auth against this htpasswd file (bcrypt entries)'
             cand --tls-cert 'Serve HTTPS with this certificate chain (PEM)'
             cand --tls-key 'Private key for --tls-cert (PEM)'
+            cand --ratelimit-warn 'Warn when an upstream''s reported pull budget (Docker Hub''s `ratelimit-remaining`) falls below N; 0 never warns'
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'
@@ -143,6 +148,27 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'mirrorctl;warm'= {
+            cand --mirror 'The mirror to fill, scheme required (`http://host:port`, `https://host`; `user:password@` accepted)'
+            cand --from-file 'Also warm the images listed in this file, one reference a line (`#` comments)'
+            cand --from-dockerfile 'Also warm the images of this Dockerfile''s FROM lines (ARG defaults substituted, stage names skipped)'
+            cand --platform 'Platforms to warm from a multi-platform image, comma-separated (`linux/amd64,linux/arm64`) [default: every platform of the index]'
+            cand --jobs 'Downloads at once'
+            cand --timeout 'How long to wait for a connection and for each read (seconds, or `30s`, `2m`)'
+            cand --username 'User name for the mirror (default: the docker config''s credential helper or auths, else anonymous)'
+            cand --ca-cert 'Also trust this CA certificate file (PEM) for an https mirror'
+            cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
+            cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
+            cand --color 'When to color output (NO_COLOR is honoured)'
+            cand --json 'Print one JSON document on stdout instead of text'
+            cand --password-stdin 'Read the password for --username from stdin'
+            cand -q 'Print only errors'
+            cand --quiet 'Print only errors'
+            cand -v 'Print more detail (repeat for more)'
+            cand --verbose 'Print more detail (repeat for more)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'mirrorctl;completions'= {
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
@@ -160,6 +186,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand status 'Show, per target, whether it is armed, with which mirrors, and any drift'
             cand serve 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
             cand verify 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
+            cand warm 'Pull images through a mirror so its cache holds them before a rebuild storm'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -172,6 +199,8 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         &'mirrorctl;help;serve'= {
         }
         &'mirrorctl;help;verify'= {
+        }
+        &'mirrorctl;help;warm'= {
         }
         &'mirrorctl;help;completions'= {
         }

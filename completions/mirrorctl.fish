@@ -38,6 +38,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "disarm" -d 'Rev
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "verify" -d 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
+complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "warm" -d 'Pull images through a mirror so its cache holds them before a rebuild storm'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l mirror -d 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
@@ -51,6 +52,8 @@ earthly\t'Earthly: ~/.earthly/config.yml, global.buildkit_additional_config (its
 buildx\t'docker buildx: ~/.docker/buildx/buildkitd.default.toml (new builders; existing ones are re-created)'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l earthly-config -d 'Earthly\'s config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dockerd-version -d 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root\'s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l containerd-version -d 'Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root\'s `containerd --version` (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dial-timeout -d 'containerd\'s `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l preflight-timeout -d 'How long preflight waits for each mirror' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l image -d 'The probe image for --verify' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l probe-timeout -d 'With --verify: how long each client\'s pull may take' -r
@@ -61,6 +64,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l color -d 'Wh
 always\t''
 never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l insecure -d 'Skip TLS verification for https mirrors (http mirrors are always marked insecure)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l migrate -d 'Convert legacy configs arm otherwise refuses: containerd\'s deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml (and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id), registries.conf version 1 into version 2; disarm puts them back'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l no-preflight -d 'Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l allow-auth-mirror -d 'Arm dockerd for a mirror that needs credentials (dockerd sends it only its docker.io credentials)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l verify -d 'After writing and reloading (implies --reload), pull --image with each armed target\'s real client through the mirror; roll this run back when one fails'
@@ -112,6 +116,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l upstream-p
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l htpasswd -d 'Require client Basic auth against this htpasswd file (bcrypt entries)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l tls-key -d 'Private key for --tls-cert (PEM)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l ratelimit-warn -d 'Warn when an upstream\'s reported pull budget (Docker Hub\'s `ratelimit-remaining`) falls below N; 0 never warns' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -148,6 +153,24 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l cleanup -
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l mirror -d 'The mirror to fill, scheme required (`http://host:port`, `https://host`; `user:password@` accepted)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l from-file -d 'Also warm the images listed in this file, one reference a line (`#` comments)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l from-dockerfile -d 'Also warm the images of this Dockerfile\'s FROM lines (ARG defaults substituted, stage names skipped)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l platform -d 'Platforms to warm from a multi-platform image, comma-separated (`linux/amd64,linux/arm64`) [default: every platform of the index]' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l jobs -d 'Downloads at once' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l timeout -d 'How long to wait for a connection and for each read (seconds, or `30s`, `2m`)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l username -d 'User name for the mirror (default: the docker config\'s credential helper or auths, else anonymous)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l ca-cert -d 'Also trust this CA certificate file (PEM) for an https mirror' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l json -d 'Print one JSON document on stdout instead of text'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l password-stdin -d 'Read the password for --username from stdin'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -s q -l quiet -d 'Print only errors'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -s v -l verbose -d 'Print more detail (repeat for more)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -s h -l help -d 'Print help'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''
@@ -156,10 +179,11 @@ never\t''"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "verify" -d 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "arm" -d 'Point client configs at one or more mirrors (idempotent; shows a diff)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "disarm" -d 'Revert exactly what `arm` did (byte for byte where the file was not touched since)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "status" -d 'Show, per target, whether it is armed, with which mirrors, and any drift'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "serve" -d 'Run a pull-through cache (one content-addressed store, one upstream fetch per blob)'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "verify" -d 'Prove that pulls go through the mirror and that the mirror serves them from its cache'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "warm" -d 'Pull images through a mirror so its cache holds them before a rebuild storm'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand help; and not __fish_seen_subcommand_from arm disarm status serve verify warm completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -185,23 +185,7 @@ pub fn plan_arm(
             .arm(before.as_deref(), set, prev, &context)
             .map_err(|e| e.in_file(&file))?;
 
-        // What to put back on disarm: the first arm's original when the file is as mirrorctl
-        // left it, or still (again) as it was before the first arm (a run killed before its
-        // write); when the user edited it since, their version without mirrorctl's entries.
-        let original = match rec {
-            None => before.clone(),
-            Some(r) if before.as_deref() == Some(r.written.as_str()) => r.original.clone(),
-            Some(r) if before == r.original => r.original.clone(),
-            Some(r) => match &before {
-                None => None,
-                Some(b) => Some(
-                    r.kind
-                        .disarm(b, &r.owned)
-                        .map_err(|e| e.in_file(&file))?
-                        .text,
-                ),
-            },
-        };
+        let original = users_version(rec, before.as_deref(), &file)?;
         let status = match (&before, before.as_deref() == Some(planned.text.as_str())) {
             (_, true) => FileStatus::Unchanged,
             (None, _) => FileStatus::Created,
@@ -240,6 +224,39 @@ pub fn plan_arm(
         changes.push(plan_disarm_file(ctx, path, rec)?);
     }
     Ok(changes)
+}
+
+/// The file as the user has it, without mirrorctl: what disarm puts back. The first arm's
+/// original when the file is as mirrorctl left it, or still (again) as it was before the first
+/// arm (a run killed before its write); when the user edited it since, their version without
+/// mirrorctl's entries.
+fn users_version(
+    rec: Option<&FileRecord>,
+    before: Option<&str>,
+    file: &std::path::Path,
+) -> Result<Option<String>> {
+    Ok(match rec {
+        None => before.map(str::to_string),
+        Some(r) if before == Some(r.written.as_str()) => r.original.clone(),
+        Some(r) if before == r.original.as_deref() => r.original.clone(),
+        Some(r) => match before {
+            None => None,
+            Some(b) => Some(
+                r.kind
+                    .disarm(b, &r.owned)
+                    .map_err(|e| e.in_file(file))?
+                    .text,
+            ),
+        },
+    })
+}
+
+/// A system file as the user has it, without mirrorctl's entries (see [`users_version`]):
+/// what a target decides its plan from when mirrorctl edited the file before.
+pub fn user_text(ctx: &Ctx, journal: &Journal, sys_path: &str) -> Result<Option<String>> {
+    let file = ctx.resolve(sys_path)?;
+    let before = fsutil::read_optional(&file)?;
+    users_version(journal.files.get(sys_path), before.as_deref(), &file)
 }
 
 /// Read the other files a planner needs (`(system path, text)`, existing ones only, sorted by
@@ -339,7 +356,7 @@ fn mirrors_for(kind: &FileKind, set: &MirrorSet) -> Vec<String> {
     };
     match kind {
         FileKind::DaemonJson => pick(crate::oci::DOCKER_HUB),
-        FileKind::ContainerdHosts { registry } => pick(registry),
+        FileKind::ContainerdHosts { registry, .. } => pick(registry),
         FileKind::BuildkitToml
         | FileKind::ContainerdConfig { .. }
         | FileKind::RegistriesDropin

@@ -89,7 +89,8 @@ mirrorctl serve --listen :0 --upstream http://10.0.0.9:5000 --cache-dir /var/cac
 mirrorctl serve --upstream ghcr.io=https://ghcr.io --max-size 20G --tag-ttl 10m --json-log\n\n\
 Every manifest and blob response carries an RFC 9211 `Cache-Status` header \
 (`mirrorctl; hit`, `mirrorctl; fwd=uri-miss; stored`, `...; collapsed`, `mirrorctl; fwd=stale`). \
-Prometheus metrics are at /metrics.")]
+Prometheus metrics are at /metrics, among them each upstream's pull budget as it reports it \
+(Docker Hub's ratelimit-* headers: mirrorctl_upstream_ratelimit_remaining{upstream=...}).")]
     Serve(ServeArgs),
 
     /// Prove that pulls go through the mirror and that the mirror serves them from its cache
@@ -101,6 +102,19 @@ mirrorctl verify --cleanup\n\n\
 Exit codes: 0 pull #2 was served from the mirror's cache (proven by a cache header, or inferred \
 from distribution's storage fingerprint after a miss on pull #1); 1 verification failed; 2 bad usage.")]
     Verify(VerifyArgs),
+
+    /// Pull images through a mirror so its cache holds them before a rebuild storm
+    #[command(after_help = "Examples:\n  \
+mirrorctl warm --mirror http://10.0.0.5:5000 alpine:3.20 debian:12-slim\n  \
+mirrorctl warm --mirror http://10.0.0.5:5000 --from-dockerfile Dockerfile --platform linux/amd64\n  \
+mirrorctl warm --mirror https://mirror.example --from-file base-images.txt --jobs 8 --json\n\n\
+Each image is pulled with mirrorctl's own registry client, every blob digest-checked and dropped \
+(a blob shared by several images is fetched once). Images of registries other than docker.io \
+are asked for with `?ns=REGISTRY`, as containerd does. A blob the mirror redirects to object \
+storage (distribution on S3 answers a stored blob with a 307 to a presigned URL) is followed \
+without the mirror's credentials. Exit codes: 0 every image warmed; 1 an \
+image failed; 2 bad usage.")]
+    Warm(WarmArgs),
 
     /// Print a shell completion script
     #[command(
@@ -121,6 +135,7 @@ impl Command {
             Command::Disarm(a) => a.common.json,
             Command::Status(a) => a.json,
             Command::Verify(a) => a.json,
+            Command::Warm(a) => a.json,
             Command::Completions { .. } | Command::Serve(_) => false,
         }
     }
@@ -157,6 +172,19 @@ pub struct ArmArgs {
     /// (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)
     #[arg(long, value_name = "X.Y")]
     pub dockerd_version: Option<String>,
+
+    /// Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root's `containerd --version`
+    /// (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)
+    #[arg(long, value_name = "X.Y.Z")]
+    pub containerd_version: Option<String>,
+
+    /// containerd's `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out
+    #[arg(long, value_name = "DUR", default_value = "2s", value_parser = units::any_duration)]
+    pub dial_timeout: Duration,
+
+    /// Convert legacy configs arm otherwise refuses: containerd's deprecated CRI `registry.mirrors` / `configs.<host>.tls` into hosts.toml (and `version = 2` for a versionless config.toml whose CRI tables use the long plugin id), registries.conf version 1 into version 2; disarm puts them back
+    #[arg(long)]
+    pub migrate: bool,
 
     /// Do not ask each mirror `GET /v2/` before writing (for images built before the mirror runs; also MIRRORCTL_NO_PREFLIGHT=1)
     #[arg(long, env = "MIRRORCTL_NO_PREFLIGHT", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
@@ -274,6 +302,57 @@ pub struct ServeArgs {
     /// Access log as JSON lines on stderr (default: combined log format)
     #[arg(long)]
     pub json_log: bool,
+
+    /// Warn when an upstream's reported pull budget (Docker Hub's `ratelimit-remaining`) falls below N; 0 never warns
+    #[arg(long, value_name = "N", default_value_t = crate::serve::ratelimit::DEFAULT_WARN)]
+    pub ratelimit_warn: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct WarmArgs {
+    /// The mirror to fill, scheme required (`http://host:port`, `https://host`; `user:password@` accepted)
+    #[arg(long, value_name = "URL", value_parser = mirror::verify_mirror)]
+    pub mirror: (Mirror, Option<UrlCredentials>),
+
+    /// Images to warm (`alpine:3.20`, `ghcr.io/org/app:1`, `name@sha256:…`)
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+
+    /// Also warm the images listed in this file, one reference a line (`#` comments)
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Vec<PathBuf>,
+
+    /// Also warm the images of this Dockerfile's FROM lines (ARG defaults substituted, stage names skipped)
+    #[arg(long, value_name = "FILE")]
+    pub from_dockerfile: Vec<PathBuf>,
+
+    /// Platforms to warm from a multi-platform image, comma-separated (`linux/amd64,linux/arm64`) [default: every platform of the index]
+    #[arg(long, value_name = "LIST")]
+    pub platform: Option<String>,
+
+    /// Downloads at once
+    #[arg(long, value_name = "N", default_value = "4", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+
+    /// Print one JSON document on stdout instead of text
+    #[arg(long)]
+    pub json: bool,
+
+    /// How long to wait for a connection and for each read (seconds, or `30s`, `2m`)
+    #[arg(long, value_name = "DUR", default_value = "30", value_parser = units::positive_duration)]
+    pub timeout: Duration,
+
+    /// User name for the mirror (default: the docker config's credential helper or auths, else anonymous)
+    #[arg(long, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Read the password for --username from stdin
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+
+    /// Also trust this CA certificate file (PEM) for an https mirror
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("serve", 3),
     ("verify", 3),
     ("preflight", 3),
+    ("warm", 3),
     ("commands", 4),
     ("cli", 4),
     ("output", 4),

@@ -8,6 +8,7 @@
 //! 4  commands/* · cli · output                 clap adapters, rendering, exit codes
 //! 3  ctx · journal · apply · reload            the engine: --root, lock, atomic writes, journal, reload policy
 //!    registry · serve · verify · preflight     the OCI client, the cache, the proof (own option structs)
+//!    warm                                      fill a mirror's cache ahead of a rebuild storm
 //! 2  host/{dockerd,containerd,containers,systemd}  facts about running daemons (pid+comm, socket,
 //!                                              /info, cmdline, version), every child with a deadline;
 //!    host/{earthly,buildx,users}               per-user clients: homes, config paths, containers, builders
@@ -36,6 +37,7 @@ pub mod serve;
 pub mod targets;
 pub mod units;
 pub mod verify;
+pub mod warm;
 
 #[cfg(test)]
 mod layering;
@@ -77,5 +79,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => commands::status::run(&cli.global, &a),
         Command::Serve(a) => commands::serve::run(&cli.global, &a),
         Command::Verify(a) => commands::verify::run(&cli.global, &a, swept),
+        Command::Warm(a) => commands::warm::run(&cli.global, &a),
     }
 }

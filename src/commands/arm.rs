@@ -37,7 +37,8 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
     };
     let mut session = Session::open(&ctx, opts.dry_run, opts.lock_timeout)?;
     // Plan every target before writing anything: one bad file stops the whole run.
-    let planned = plan_all(&ctx, &session.journal, &targets, &set, &dockerd, &users)?;
+    let (containerd, planned) =
+        plan_targets(&ctx, &session.journal, a, &set, &targets, &dockerd, &users)?;
     if probes.is_some() {
         mark_verifying(&ctx, &mut session.journal, &planned)?;
     }
@@ -56,6 +57,14 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
             .collect();
         if t == TargetName::Docker {
             n.extend(run_notes.iter().cloned());
+        }
+        if t == TargetName::Containerd {
+            n.extend(containerd.notes.iter().cloned());
+        }
+        for f in super::findings::for_target(&ctx, t, &containerd.version) {
+            if !n.contains(&f) {
+                n.push(f);
+            }
         }
         n.extend(users.note(t));
         n.extend(super::runner_notes(t, changes));
@@ -77,6 +86,25 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
         prove_or_roll_back(&ctx, &mut session, &set, po, &mut report)?;
     }
     super::report::finish(report, opts.json, opts.reload)
+}
+
+/// containerd's planning (its version, setup and notes; nothing when it is not a target), then
+/// every target's plan.
+fn plan_targets(
+    ctx: &Ctx,
+    journal: &Journal,
+    a: &ArmArgs,
+    set: &MirrorSet,
+    targets: &[TargetName],
+    dockerd: &DockerdVersion,
+    users: &super::Users,
+) -> Result<(super::containerd::Planning, Vec<(TargetName, Plan)>)> {
+    let containerd = match targets.contains(&TargetName::Containerd) {
+        true => super::containerd::plan(ctx, journal, a, set)?,
+        false => super::containerd::Planning::none(),
+    };
+    let planned = plan_all(ctx, journal, targets, set, dockerd, &containerd, users)?;
+    Ok((containerd, planned))
 }
 
 /// The dockerd version the docker target plans for (only asked when docker is a target).
@@ -185,13 +213,21 @@ fn plan_all(
     targets: &[TargetName],
     set: &MirrorSet,
     dockerd: &DockerdVersion,
+    containerd: &super::containerd::Planning,
     users: &super::Users,
 ) -> Result<Vec<(TargetName, Plan)>> {
     let mut planned = Vec::new();
+    let exists = |p: &str| ctx.root.exists(p);
     let user_paths = users.paths();
+    let info = targets::HostInfo {
+        exists: &exists,
+        dockerd,
+        containerd: &containerd.setup,
+        dial_timeout: containerd.dial_timeout.clone(),
+        user: &user_paths,
+    };
     for t in targets {
-        let exists = |p: &str| ctx.root.exists(p);
-        match targets::files_for(*t, set, &exists, dockerd, &user_paths) {
+        match targets::files_for(*t, set, &info) {
             Ok(jobs) => {
                 if *t == TargetName::Docker {
                     refuse_dockerd_flags(ctx, set)?;
@@ -216,7 +252,35 @@ fn plan_all(
             }
         }
     }
+    refuse_shared_files(&planned)?;
     Ok(planned)
+}
+
+/// Two targets must not both own one file (containerd's `config_path` naming
+/// `/etc/docker/certs.d`, which the docker target also writes for dockerd ≥ 28): the journal
+/// keeps one record per file, so the second would take the first one's entries for its own.
+fn refuse_shared_files(planned: &[(TargetName, Plan)]) -> Result<()> {
+    let mut seen: std::collections::BTreeMap<&str, TargetName> = Default::default();
+    for (t, plan) in planned {
+        let Plan::Changes(changes) = plan else {
+            continue;
+        };
+        for c in changes {
+            match seen.insert(c.sys_path.as_str(), *t) {
+                Some(other) if other != *t => {
+                    return Err(UserError(format!(
+                        "the {} and {} targets would both edit {}: leave one of them out with --target, or point containerd's config_path at a directory of its own",
+                        other.as_str(),
+                        t.as_str(),
+                        c.sys_path
+                    ))
+                    .into())
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// dockerd refuses to start (or reload) when a setting is both a flag and in daemon.json.

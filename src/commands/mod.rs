@@ -2,13 +2,16 @@
 //! which take their own option structs) and renders the outcome. No policy lives here.
 
 pub mod arm;
+pub mod containerd;
 pub mod disarm;
+pub mod findings;
 pub mod preflight;
 pub mod report;
 pub mod serve;
 pub mod status;
 pub mod verify;
 pub mod verify_arm;
+pub mod warm;
 
 use crate::apply::{self, Change, Session};
 use crate::cli::{Global, WriteOpts};

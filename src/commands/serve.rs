@@ -85,6 +85,7 @@ pub fn config(g: &Global, a: &ServeArgs) -> Result<Config> {
         },
         htpasswd: a.htpasswd.clone(),
         tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+        ratelimit_warn: a.ratelimit_warn,
     })
 }
 

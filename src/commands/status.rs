@@ -32,6 +32,9 @@ struct StatusTarget {
     drift: bool,
     reload_pending: bool,
     files: Vec<StatusFile>,
+    /// Configs on the root that silently defeat the mirror, one line each with the fix.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
     /// Whether each of its mirrors answers `GET /v2/` now (absent with `--no-probe`).
     #[serde(skip_serializing_if = "Option::is_none")]
     probe: Option<Vec<MirrorProbe>>,
@@ -58,6 +61,7 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
     let journal = Journal::load(&ctx.state_dir)?;
     let users = super::Users::find(&ctx, a.earthly_config.as_deref());
     let installed = super::detect(&ctx, &users);
+    let containerd = super::containerd::planned_version(&ctx, None)?;
     let mut out = Vec::new();
     for t in TargetName::all() {
         let mut files = Vec::new();
@@ -87,6 +91,7 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
             reload_pending: files.iter().any(|f| f.reload_pending),
             mirrors,
             files,
+            warnings: super::findings::for_target(&ctx, t, &containerd),
             probe: None,
             container: None,
             builders: None,
@@ -188,6 +193,9 @@ fn print_text(out: &[StatusTarget]) {
         }
         if !t.mirrors.is_empty() {
             println!("  mirrors: {}", t.mirrors.join(", "));
+        }
+        for w in &t.warnings {
+            println!("  {} {w}", console::style("warning:").yellow().bold());
         }
         runners::print(t.container.as_ref(), t.builders.as_deref());
         for p in t.probe.iter().flatten() {

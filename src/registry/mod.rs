@@ -262,8 +262,40 @@ pub struct Manifest {
 /// A fetched, verified blob (its bytes were streamed and dropped).
 #[derive(Debug, Clone)]
 pub struct Blob {
+    /// The response that carried the bytes (an object store's, after a redirect).
     pub exchange: Exchange,
+    /// The registry's own redirect, when it sent one (distribution on S3 answers a stored blob
+    /// with `307` to a presigned object-store URL).
+    pub redirect: Option<Exchange>,
     pub bytes: u64,
+}
+
+/// The first redirect a request met, kept in the final response's extensions.
+#[derive(Debug, Clone)]
+struct Redirected(Exchange);
+
+/// Redirects followed per request at most.
+const MAX_REDIRECTS: usize = 5;
+
+/// Whether `a` and `b` have the same scheme, host and port: only then does a redirect keep the
+/// `Authorization` header (a registry's token must never reach an object store or a CDN).
+pub fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// A URL fit for a report: scheme, host, port and path, without the query (a presigned URL's
+/// query is a credential).
+pub fn without_query(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => url.split('?').next().unwrap_or("").to_string(),
+    }
 }
 
 /// Where the client's credentials come from.
@@ -287,6 +319,10 @@ pub struct Client {
     resolved: tokio::sync::OnceCell<Option<(String, String)>>,
     /// `Authorization` values per repository (`""` for `/v2/`).
     auth: Mutex<HashMap<String, String>>,
+    /// `?ns=<registry>` on manifest and blob URLs (the image's registry, for a mirror of many).
+    namespace: Option<String>,
+    /// A `User-Agent` other than verify's (`mirrorctl/<v> (warm)`), so a mirror's log tells them apart.
+    agent: Option<&'static str>,
 }
 
 impl Client {
@@ -319,7 +355,9 @@ impl Client {
                 " (verify)"
             ))
             .connect_timeout(timeout)
-            .read_timeout(timeout);
+            .read_timeout(timeout)
+            // Followed by hand ([`Client::send_raw`]): the registry's redirect is evidence.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| anyhow::anyhow!("the CA file is not PEM certificates: {e}"))?;
@@ -337,11 +375,34 @@ impl Client {
             credentials,
             resolved: tokio::sync::OnceCell::new(),
             auth: Mutex::new(HashMap::new()),
+            namespace: None,
+            agent: None,
         })
+    }
+
+    /// Send `agent` as the `User-Agent` of manifest and blob requests.
+    pub fn with_user_agent(mut self, agent: &'static str) -> Client {
+        self.agent = Some(agent);
+        self
+    }
+
+    /// Ask for images of `registry` with containerd's `?ns=<registry>` (what `mirrorctl serve`
+    /// and other multi-upstream mirrors route by); `docker.io` needs none.
+    pub fn with_namespace(mut self, registry: &str) -> Client {
+        self.namespace = (registry != oci::DOCKER_HUB).then(|| registry.to_string());
+        self
     }
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// `<base>/v2/<rest>` with the namespace query, if any.
+    fn v2_url(&self, rest: &str) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/v2/{rest}?ns={ns}", self.base),
+            None => format!("{}/v2/{rest}", self.base),
+        }
     }
 
     /// The credentials to answer a challenge with (looked up once, on the first challenge).
@@ -425,7 +486,7 @@ impl Client {
 
     /// `GET /v2/<repo>/manifests/<reference>` with every manifest media type accepted.
     pub async fn manifest(&self, repo: &str, reference: &str) -> Result<Manifest, Diagnosis> {
-        let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
+        let url = self.v2_url(&format!("{repo}/manifests/{reference}"));
         let resp = self
             .send(repo, &url, Some(&oci::media::accept_header()))
             .await?;
@@ -490,9 +551,13 @@ impl Client {
         size: u64,
         mut progress: impl FnMut(u64),
     ) -> Result<Blob, Diagnosis> {
-        let url = format!("{}/v2/{repo}/blobs/{digest}", self.base);
+        let url = self.v2_url(&format!("{repo}/blobs/{digest}"));
         let mut resp = self.send(repo, &url, None).await?;
-        let exchange = Exchange::from_response("GET", &resp);
+        let mut exchange = Exchange::from_response("GET", &resp);
+        let redirect = resp.extensions().get::<Redirected>().map(|r| r.0.clone());
+        if redirect.is_some() {
+            exchange.url = without_query(&exchange.url);
+        }
         let status = resp.status();
         if !status.is_success() {
             let body = read_small(resp, &url).await.unwrap_or_default();
@@ -535,7 +600,11 @@ impl Client {
                 ),
             ));
         }
-        Ok(Blob { exchange, bytes })
+        Ok(Blob {
+            exchange,
+            redirect,
+            bytes,
+        })
     }
 
     /// Send a GET for `repo`, answering an auth challenge once.
@@ -631,20 +700,62 @@ impl Client {
         Ok(t.authorization)
     }
 
+    /// GET `url`, following redirects (at most [`MAX_REDIRECTS`]): `Authorization` goes only
+    /// to the origin it was meant for ([`same_origin`]), and the first redirect is kept in the
+    /// final response's extensions as evidence.
     async fn send_raw(
         &self,
         url: &str,
         accept: Option<&str>,
         authorization: Option<&str>,
     ) -> Result<reqwest::Response, Diagnosis> {
-        let mut req = self.http.get(url);
-        if let Some(a) = accept {
-            req = req.header(ACCEPT, a);
+        let origin = reqwest::Url::parse(url).ok();
+        let mut target = url.to_string();
+        let mut first: Option<Exchange> = None;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = self.http.get(&target);
+            if let Some(ua) = self.agent {
+                req = req.header(reqwest::header::USER_AGENT, ua);
+            }
+            if let Some(a) = accept {
+                req = req.header(ACCEPT, a);
+            }
+            let here = reqwest::Url::parse(&target).ok();
+            let same = matches!((&origin, &here), (Some(o), Some(h)) if same_origin(o, h));
+            if let (Some(a), true) = (authorization, same) {
+                req = req.header(AUTHORIZATION, a);
+            }
+            let mut resp = req.send().await.map_err(|e| classify_error(&e, &target))?;
+            let next = resp
+                .status()
+                .is_redirection()
+                .then(|| resp.headers().get(reqwest::header::LOCATION))
+                .flatten()
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| resp.url().join(l).ok());
+            let Some(next) = next else {
+                if let Some(r) = first {
+                    resp.extensions_mut().insert(Redirected(r));
+                }
+                return Ok(resp);
+            };
+            if first.is_none() {
+                let mut ex = Exchange::from_response("GET", &resp);
+                // A presigned URL's query is a credential: keep where it pointed, not the key.
+                for (k, v) in &mut ex.headers {
+                    if k == "location" && v.contains('?') {
+                        *v = format!("{}?…", without_query(next.as_str()));
+                    }
+                }
+                first = Some(ex);
+            }
+            target = next.to_string();
         }
-        if let Some(a) = authorization {
-            req = req.header(AUTHORIZATION, a);
-        }
-        req.send().await.map_err(|e| classify_error(&e, url))
+        Err(Diagnosis::new(
+            Kind::BadResponse,
+            format!("{url} redirected more than {MAX_REDIRECTS} times"),
+        )
+        .at(url))
     }
 
     /// Does the registry accept pushes to `repo`? `POST /v2/<repo>/blobs/uploads/`: a
@@ -930,6 +1041,33 @@ fn last_part(chain: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_only_to_the_same_origin_and_presigned_queries_are_left_out() {
+        let u = |s: &str| reqwest::Url::parse(s).unwrap();
+        let mirror = u("http://127.0.0.1:5000/v2/x/blobs/sha256:00");
+        assert!(same_origin(&mirror, &u("http://127.0.0.1:5000/other")));
+        assert!(
+            !same_origin(&mirror, &u("http://127.0.0.1:9000/bucket/x")),
+            "another port"
+        );
+        assert!(
+            !same_origin(&mirror, &u("https://127.0.0.1:5000/x")),
+            "another scheme"
+        );
+        assert!(
+            !same_origin(&mirror, &u("http://s3.example/x")),
+            "another host"
+        );
+        assert!(
+            same_origin(&u("https://h/x"), &u("https://h:443/y")),
+            "the default port"
+        );
+        assert_eq!(
+            without_query("http://s3:9000/b/k/data?X-Amz-Signature=abc&X-Amz-Credential=k"),
+            "http://s3:9000/b/k/data"
+        );
+    }
 
     #[test]
     fn chains_classify() {

@@ -77,6 +77,8 @@ pub enum Failure {
         status: StatusCode,
         content_type: Option<String>,
         body: Bytes,
+        /// For a 429: the upstream's `Retry-After` and what it said about its budget.
+        limited: Option<Box<Limited>>,
     },
     Unreachable(String),
     /// Bytes did not hash to the digest, or the body was cut short.
@@ -88,6 +90,8 @@ impl Failure {
     /// A non-200 upstream response, its body (at most 64 KiB) kept to pass on.
     pub async fn from_response(resp: reqwest::Response) -> Failure {
         let status = resp.status();
+        let limited =
+            (status == StatusCode::TOO_MANY_REQUESTS).then(|| Box::new(Limited::of(&resp)));
         let content_type = resp
             .headers()
             .get(header::CONTENT_TYPE)
@@ -98,6 +102,7 @@ impl Failure {
             status,
             content_type,
             body: body.slice(..body.len().min(64 * 1024)),
+            limited,
         }
     }
 
@@ -105,6 +110,37 @@ impl Failure {
         match self {
             Failure::Corrupt(m) | Failure::Unreachable(m) | Failure::Local(m) => m.clone(),
             Failure::Status { status, .. } => format!("upstream answered {status}"),
+        }
+    }
+}
+
+/// An upstream's 429: whom, and what it said (to name its rate limit to the client).
+#[derive(Debug, Clone)]
+pub struct Limited {
+    /// `host[:port]` of the upstream.
+    pub upstream: String,
+    pub retry_after: Option<String>,
+    pub remaining: Option<String>,
+}
+
+impl Limited {
+    fn of(resp: &reqwest::Response) -> Limited {
+        let h = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        };
+        let u = resp.url();
+        let upstream = match (u.host_str(), u.port()) {
+            (Some(host), Some(p)) => format!("{host}:{p}"),
+            (Some(host), None) => host.to_string(),
+            _ => u.to_string(),
+        };
+        Limited {
+            upstream,
+            retry_after: h("retry-after"),
+            remaining: h(super::ratelimit::REMAINING),
         }
     }
 }

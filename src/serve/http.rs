@@ -87,7 +87,7 @@ async fn ping(AxState(app): AxState<Arc<App>>, method: Method) -> Response {
         .into_response();
     r.headers_mut()
         .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
-    r
+    with_budget(r, &app, &app.default.registry)
 }
 
 fn not_allowed() -> Response {
@@ -160,9 +160,13 @@ pub fn content_headers(h: &mut HeaderMap, d: &Digest, content_type: &str) {
 pub fn upstream_failure(f: &Failure, what: &str) -> Response {
     match f {
         Failure::Status {
+            limited: Some(l), ..
+        } => rate_limited(l, f, what),
+        Failure::Status {
             status,
             content_type,
             body,
+            ..
         } => {
             let passed_on =
                 !body.is_empty() && content_type.as_deref().is_some_and(|c| c.contains("json"));
@@ -202,6 +206,54 @@ pub fn upstream_failure(f: &Failure, what: &str) -> Response {
             )
         }
     }
+}
+
+/// The upstream's rate limit is reached and `what` is not cached: a `TOOMANYREQUESTS` error
+/// that says so (with the upstream's own message and `Retry-After`).
+fn rate_limited(l: &super::flight::Limited, f: &Failure, what: &str) -> Response {
+    let said = match f {
+        Failure::Status { body, .. } => crate::oci::parse_error_body(body)
+            .map(|(c, m)| format!(" ({c}: {m})"))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let budget = l
+        .remaining
+        .as_deref()
+        .map(|r| format!(", ratelimit-remaining {r}"))
+        .unwrap_or_default();
+    let wait = l
+        .retry_after
+        .as_deref()
+        .map(|r| format!(" (Retry-After: {r} s)"))
+        .unwrap_or_default();
+    let msg = format!(
+        "the rate limit of upstream {} is reached: it answered 429 Too Many Requests for {what}{said}{budget}, and this mirror has no cached copy; cached images are still served; wait{wait}, or give the mirror upstream credentials for a higher limit",
+        l.upstream
+    );
+    let mut r = error_with_status(
+        StatusCode::TOO_MANY_REQUESTS,
+        &ErrorCode::TooManyRequests,
+        &msg,
+    );
+    if let Some(v) = l
+        .retry_after
+        .as_deref()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    with_cache_status(r, &miss().with_fwd_status(429))
+}
+
+/// The last pull budget `upstream` reported, passed on (`verify` prints it).
+pub fn with_budget(mut r: Response, app: &App, upstream: &str) -> Response {
+    for (k, v) in app.metrics.ratelimits.headers_for(upstream) {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
 }
 
 /// The OCI code for an upstream status that came without a JSON error body.
@@ -283,6 +335,7 @@ mod tests {
             status: StatusCode::NOT_FOUND,
             content_type: None,
             body: bytes::Bytes::new(),
+            limited: None,
         };
         let r = upstream_failure(&f, "blob x");
         assert_eq!(r.status(), 404);

@@ -5,7 +5,9 @@
 
 use super::flight::Failure;
 use super::http::CONTENT_DIGEST;
-use super::http::{content_headers, hit, miss, stale, upstream_failure, with_cache_status};
+use super::http::{
+    content_headers, hit, miss, stale, upstream_failure, with_budget, with_cache_status,
+};
 use super::route::ManifestRef;
 use super::upstream::Upstream;
 use super::App;
@@ -107,11 +109,15 @@ pub async fn manifest(
                     up.registry, m.digest
                 ));
             }
-            respond(method, &m, &outcome.cache_status())
+            with_budget(
+                respond(method, &m, &outcome.cache_status()),
+                app,
+                &up.registry,
+            )
         }
         Err(f) => {
             app.metrics.request("manifest", "error");
-            upstream_failure(&f, &what)
+            with_budget(upstream_failure(&f, &what), app, &up.registry)
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub corrupt_blobs: AtomicU64,
     /// Failed stores (a blob, a manifest, the tag file, the index log), by [`WriteError`].
     store_write_errors: [AtomicU64; 3],
+    /// Each upstream's reported pull budget.
+    pub ratelimits: super::ratelimit::RateLimits,
 }
 
 impl Metrics {
@@ -105,6 +107,7 @@ impl Metrics {
         self.render_requests(&mut s);
         self.render_store_errors(&mut s);
         self.render_gauges(&mut s);
+        self.ratelimits.render(&mut s);
         s
     }
 

@@ -19,6 +19,7 @@ mod ledger;
 mod log;
 mod manifest;
 pub mod metrics;
+pub mod ratelimit;
 pub mod route;
 mod store;
 mod upstream;
@@ -63,6 +64,8 @@ pub struct Config {
     pub htpasswd: Option<PathBuf>,
     /// Serve HTTPS with (certificate chain, private key), PEM files.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Warn when an upstream's reported pull budget falls below this (0: never).
+    pub ratelimit_warn: u64,
 }
 
 impl Config {
@@ -82,6 +85,7 @@ impl Config {
             access_log: LogFormat::Off,
             htpasswd: None,
             tls: None,
+            ratelimit_warn: ratelimit::DEFAULT_WARN,
         }
     }
 }
@@ -214,6 +218,7 @@ impl ServerHandle {
 /// Open the cache, bind, and serve in the background of the current tokio runtime.
 pub async fn start(config: Config) -> Result<ServerHandle> {
     let metrics = Arc::new(Metrics::default());
+    metrics.ratelimits.set_warn_below(config.ratelimit_warn);
     let store = Store::open(&config.cache_dir, config.max_size, metrics.clone())?;
     let (default, by_registry) = upstreams(&config, &metrics)?;
     let app = Arc::new(App {

@@ -130,7 +130,13 @@ impl Upstream {
         if let Some(a) = auth {
             req = req.header(header::AUTHORIZATION, a);
         }
-        req.send().await.map_err(|e| {
+        let sent = req.send().await;
+        if let Ok(r) = &sent {
+            self.metrics
+                .ratelimits
+                .observe(&self.registry, r.status(), r.headers());
+        }
+        sent.map_err(|e| {
             // reqwest's Display includes the URL (no credentials: they are in a header).
             let mut msg = e.to_string();
             let mut src = std::error::Error::source(&e);

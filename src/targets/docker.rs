@@ -71,113 +71,40 @@ pub fn plan(
         // written after it would not be strict JSON (mirrorctl's own reader refuses it).
         body.clear();
     }
-    let unframed = body.clone();
-
-    let want_mirrors: Vec<String> = mirrors.iter().map(|m| m.url()).collect();
-    let want_insecure: Vec<String> = mirrors
-        .iter()
-        .filter(|m| m.is_http() || insecure)
-        .map(|m| m.url())
-        .collect();
-
-    let parse = |body: &str| {
-        CstRootNode::parse(body, &ParseOptions::default())
-            .map_err(|e| PlanError::whole(format!("invalid JSON: {e}")))
+    let lists = wanted_lists(mirrors, insecure);
+    let doc = write_new_keys(&body, &lists)?;
+    let mut edit = ListEdit {
+        prev,
+        created: &doc.created_inline,
+        owned: Vec::new(),
+        removed: Vec::new(),
     };
-    let mut root = parse(&body)?;
-    let mut obj = root.object_value_or_set();
-    let mut owned = Vec::new();
-
-    // The CST's append spreads a one-line object over several lines, moves a closing brace
-    // written after the last member to a line of its own, drops blank lines after the opening
-    // brace, and turns the blank inside of an empty object (`{ }`, `{\n}`) into the new keys'
-    // layout: none of it can be taken back when the keys are removed again. Keys this run
-    // creates after a last member are written after it as text; the inside of an empty object
-    // is remembered in an owned token and put back when the object is empty again.
-    let creating: Vec<&str> = [(MIRRORS_KEY, &want_mirrors), (INSECURE_KEY, &want_insecure)]
-        .into_iter()
-        .filter(|(k, w)| !w.is_empty() && obj.get(k).is_none())
-        .map(|(k, _)| k)
-        .collect();
-    let braces = body.find('{').zip(body.rfind('}'));
-    let mut created_inline: Vec<&str> = Vec::new();
-    if let (false, Some((open, close))) = (creating.is_empty(), braces) {
-        let inside = &body[open + 1..close];
-        if obj.properties().is_empty() {
-            if !inside.is_empty() {
-                owned.push(tok_layout(inside));
-            }
-        } else {
-            // After the last member: on its line in a one-line object, on a line of their own
-            // at its indentation in a multi-line one — with an empty multi-line array the CST
-            // fills, one element per line, when the closing brace has a line of its own
-            // (else, as in `…,\n  "b": 2 }`, a one-line array, the brace staying where it is).
-            let at = body[..close].trim_end().len();
-            let brace_own_line = body[at..close].contains('\n');
-            let line = &body[body[..at].rfind('\n').map_or(0, |i| i + 1)..at];
-            let indent = &line[..line.len() - line.trim_start().len()];
-            let (sep, empty) = match (inside.contains('\n'), brace_own_line) {
-                (false, _) => (", ".to_string(), "[]".to_string()),
-                (true, false) => (format!(",\n{indent}"), "[]".to_string()),
-                (true, true) => (format!(",\n{indent}"), format!("[\n{indent}]")),
-            };
-            let keys: String = creating
-                .iter()
-                .map(|k| format!("{sep}\"{k}\": {empty}"))
-                .collect();
-            body.insert_str(at, &keys);
-            root = parse(&body)?;
-            obj = root.object_value_or_set();
-            created_inline = creating;
-        }
+    let obj = doc.root.object_value_or_set();
+    for list in &lists {
+        edit_list(&obj, list, &mut edit)?;
     }
-    let layout: Option<String> = owned.pop();
-    let mut removed: Vec<String> = Vec::new();
-    edit_list(
-        &obj,
-        MIRRORS_KEY,
-        &want_mirrors,
-        true,
-        norm_mirror,
-        tok_mirror,
-        prev,
-        &created_inline,
-        &mut owned,
-        &mut removed,
-    );
-    edit_list(
-        &obj,
-        INSECURE_KEY,
-        &want_insecure,
-        false,
-        norm_insecure,
-        tok_insecure,
-        prev,
-        &created_inline,
-        &mut owned,
-        &mut removed,
-    );
+    let ListEdit {
+        mut owned, removed, ..
+    } = edit;
 
-    let (mut rendered, empty) = remove_members(&root.to_string(), &removed);
-    match (layout, prev.iter().find(|t| t.starts_with(LAYOUT_TOK))) {
-        (Some(t), _) => owned.push(t),
-        (None, Some(t)) if !empty => owned.push(t.clone()),
-        (None, Some(t)) => {
-            // Empty again: give it back the inside it had.
-            if let (Some(open), Some(close), Ok(inside)) = (
-                rendered.find('{'),
-                rendered.rfind('}'),
-                serde_json::from_str::<String>(&t[LAYOUT_TOK.len()..]),
-            ) {
-                rendered.replace_range(open + 1..close, &inside);
-            }
+    let (rendered, empty) = remove_members(&doc.root.to_string(), &removed)?;
+    let rendered = match (doc.layout, prev.iter().find(|t| t.starts_with(LAYOUT_TOK))) {
+        (Some(t), _) => {
+            owned.push(t);
+            rendered
         }
-        (None, None) => {}
-    }
+        (None, Some(t)) if !empty => {
+            owned.push(t.clone());
+            rendered
+        }
+        // Empty again: give it back the inside it had.
+        (None, Some(t)) => restore_object_inside(rendered, t)?,
+        (None, None) => rendered,
+    };
     // In a file whose line ends are mixed, the CST writes new lines with one line end for the
     // whole file, and removing them again can leave it behind: keep each line's own (after
     // the inside of an emptied object is back, whose lines are then the file's own).
-    let mut text = super::text::keep_line_ends(&unframed, &rendered);
+    let mut text = super::text::keep_line_ends(&body, &rendered);
     if current.is_none() || original.trim_start_matches('\u{feff}').trim().is_empty() {
         // A new document: make sure it ends with a newline, as editors and jq write them.
         if !text.ends_with('\n') {
@@ -188,6 +115,153 @@ pub fn plan(
         text: reframe(framing, &text),
         owned,
     })
+}
+
+/// A refusal for a state the planner's own checks rule out: a bug to report, not a crash.
+fn internal(what: &str) -> PlanError {
+    PlanError::whole(format!("internal error: {what}, please report"))
+}
+
+/// A list of daemon.json mirrorctl puts entries in: its key, the wanted entries, where they
+/// go, and how entries are compared and owned.
+struct List {
+    key: &'static str,
+    want: Vec<String>,
+    /// Wanted entries go first, in order (else they are appended).
+    front: bool,
+    norm: fn(&str) -> String,
+    tok: fn(&str) -> String,
+}
+
+/// The two lists for `mirrors`: every mirror in `registry-mirrors`, first; the plain HTTP ones
+/// (all with `insecure`) appended to `insecure-registries`.
+fn wanted_lists(mirrors: &[Mirror], insecure: bool) -> [List; 2] {
+    [
+        List {
+            key: MIRRORS_KEY,
+            want: mirrors.iter().map(|m| m.url()).collect(),
+            front: true,
+            norm: norm_mirror,
+            tok: tok_mirror,
+        },
+        List {
+            key: INSECURE_KEY,
+            want: mirrors
+                .iter()
+                .filter(|m| m.is_http() || insecure)
+                .map(|m| m.url())
+                .collect(),
+            front: false,
+            norm: norm_insecure,
+            tok: tok_insecure,
+        },
+    ]
+}
+
+/// The document as parsed for editing, with the keys this run creates after a last member
+/// already written into its text.
+struct NewKeys {
+    root: CstRootNode,
+    /// The owned token remembering the inside of the empty object keys are added to.
+    layout: Option<String>,
+    /// The keys written into the text (empty, for [`edit_list`] to fill and own).
+    created_inline: Vec<&'static str>,
+}
+
+/// Parse the body for editing, with the keys this run creates prepared. The CST's append
+/// spreads a one-line object over several lines, moves a closing brace written after the last
+/// member to a line of its own, drops blank lines after the opening brace, and turns the blank
+/// inside of an empty object (`{ }`, `{\n}`) into the new keys' layout: none of it can be taken
+/// back when the keys are removed again. Keys created after a last member are written after it
+/// as text (see [`with_keys_after_last_member`]); the inside of an empty object is remembered
+/// in an owned token, and put back when the object is empty again.
+fn write_new_keys(body: &str, lists: &[List]) -> Result<NewKeys, PlanError> {
+    let root = parse_cst(body)?;
+    let obj = root.object_value_or_set();
+    let creating: Vec<&'static str> = lists
+        .iter()
+        .filter(|l| !l.want.is_empty() && obj.get(l.key).is_none())
+        .map(|l| l.key)
+        .collect();
+    let braces = body.find('{').zip(body.rfind('}'));
+    let (false, Some((open, close))) = (creating.is_empty(), braces) else {
+        return Ok(NewKeys {
+            root,
+            layout: None,
+            created_inline: Vec::new(),
+        });
+    };
+    let inside = body
+        .get(open + 1..close)
+        .ok_or_else(|| internal("daemon.json's braces are out of order"))?;
+    if obj.properties().is_empty() {
+        return Ok(NewKeys {
+            root,
+            layout: (!inside.is_empty()).then(|| tok_layout(inside)),
+            created_inline: Vec::new(),
+        });
+    }
+    let body = with_keys_after_last_member(body, close, inside.contains('\n'), &creating)?;
+    Ok(NewKeys {
+        root: parse_cst(&body)?,
+        layout: None,
+        created_inline: creating,
+    })
+}
+
+/// The body with `keys` (empty lists) written after the root object's last member, its
+/// closing brace at `close`: on the member's line in a one-line object, on lines of their own
+/// at its indentation in a `multiline` one — with an empty multi-line array the CST fills, one
+/// element per line, when the closing brace has a line of its own (else, as in
+/// `…,\n  "b": 2 }`, a one-line array, the brace staying where it is).
+fn with_keys_after_last_member(
+    body: &str,
+    close: usize,
+    multiline: bool,
+    keys: &[&str],
+) -> Result<String, PlanError> {
+    let misplaced = || internal("daemon.json's closing brace is not where the parser put it");
+    let before_close = body.get(..close).ok_or_else(misplaced)?;
+    let at = before_close.trim_end().len();
+    let (head, gap) = before_close.split_at_checked(at).ok_or_else(misplaced)?;
+    let rest = body.get(at..).ok_or_else(misplaced)?;
+    let brace_own_line = gap.contains('\n');
+    let line = head.rsplit('\n').next().unwrap_or(head);
+    let indent = line.strip_suffix(line.trim_start()).unwrap_or_default();
+    let (sep, empty) = match (multiline, brace_own_line) {
+        (false, _) => (", ".to_string(), "[]".to_string()),
+        (true, false) => (format!(",\n{indent}"), "[]".to_string()),
+        (true, true) => (format!(",\n{indent}"), format!("[\n{indent}]")),
+    };
+    let keys: String = keys
+        .iter()
+        .map(|k| format!("{sep}\"{k}\": {empty}"))
+        .collect();
+    Ok(format!("{head}{keys}{rest}"))
+}
+
+/// Put back the inside the root object had before mirrorctl added keys to it (kept in the
+/// owned layout token `t`), now that it is empty again.
+fn restore_object_inside(rendered: String, t: &str) -> Result<String, PlanError> {
+    let inside = t
+        .strip_prefix(LAYOUT_TOK)
+        .and_then(|j| serde_json::from_str::<String>(j).ok());
+    let (Some(open), Some(close), Some(inside)) = (rendered.find('{'), rendered.rfind('}'), inside)
+    else {
+        return Ok(rendered);
+    };
+    match (rendered.get(..=open), rendered.get(close..)) {
+        (Some(head), Some(tail)) if open < close => Ok(format!("{head}{inside}{tail}")),
+        _ => Err(internal(
+            "the emptied daemon.json object has its braces out of order",
+        )),
+    }
+}
+
+/// Parse the (validated) body into the syntax tree the edit works on.
+fn parse_cst(body: &str) -> Result<CstRootNode, PlanError> {
+    CstRootNode::parse(body, &ParseOptions::default())
+        .map_err(|e| PlanError::whole(format!("invalid JSON: {e}")))
 }
 
 /// Make `registry-mirrors` and `insecure-registries` explicit (`[]` when absent) so a dockerd
@@ -285,8 +359,8 @@ fn refuse_duplicate_keys(
             Value::Object(o) => {
                 for (i, p) in o.properties.iter().enumerate() {
                     let name = p.name.as_str();
-                    if let Some(first) = o.properties[..i].iter().find(|q| q.name.as_str() == name)
-                    {
+                    let mut before = o.properties.iter().take(i);
+                    if let Some(first) = before.find(|q| q.name.as_str() == name) {
                         let (line, col) = at(p.range.start);
                         let (fl, fc) = at(first.range.start);
                         return Err(PlanError::new(
@@ -323,107 +397,183 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
     text.len()
 }
 
-/// Ensure `want` (normalised via `norm`) in the array under `key`: wanted entries first in
-/// order when `front`, else appended; entries owned before but no longer wanted are removed;
-/// the key is created (and then owned) when missing, and removed again when mirrorctl created it
-/// and nothing is left in it. `created`: keys this run already wrote (empty) into the text.
-#[allow(clippy::too_many_arguments)]
-fn edit_list(
-    obj: &CstObject,
-    key: &str,
-    want: &[String],
-    front: bool,
-    norm: fn(&str) -> String,
-    tok: fn(&str) -> String,
-    prev: &[String],
-    created: &[&str],
-    owned: &mut Vec<String>,
-    removed: &mut Vec<String>,
-) {
-    let key_tok = tok_key(key);
-    let prop = obj.get(key);
+/// What editing the lists threads through: the tokens owned before and the keys this run wrote
+/// as text, and what the edit collects.
+struct ListEdit<'a> {
+    prev: &'a [String],
+    /// Keys this run already wrote (empty) into the text.
+    created: &'a [&'static str],
+    owned: Vec<String>,
+    /// Keys to take out of the rendered text (see [`remove_members`]).
+    removed: Vec<String>,
+}
+
+/// One list's entries: those in the file and those it gets, and whether mirrorctl owns its key.
+struct Entries {
+    key: &'static str,
+    current: Vec<String>,
+    target: Vec<String>,
+    key_owned_before: bool,
+}
+
+/// Ensure the list's wanted entries (normalised via its `norm`) in the array under its key:
+/// first in order when `front`, else appended; entries owned before but no longer wanted are
+/// removed; the key is created (and then owned) when missing, and removed again when
+/// mirrorctl created it and nothing is left in it.
+fn edit_list(obj: &CstObject, list: &List, edit: &mut ListEdit) -> Result<(), PlanError> {
+    let prop = obj.get(list.key);
     let array: Option<CstArray> = prop.as_ref().and_then(|p| p.array_value());
-    let current: Vec<String> = array
-        .as_ref()
-        .map(|a| {
-            a.elements()
-                .iter()
-                .filter_map(|e| e.as_string_lit().and_then(|s| s.decoded_value().ok()))
-                .collect()
-        })
-        .unwrap_or_default();
-
-    let merged = super::list::merge(&current, want, norm, |n| prev.contains(&tok(n)), front);
-    owned.extend(merged.owned.iter().map(|n| tok(n)));
-    let target = merged.list;
-
-    let key_owned_before = prev.contains(&key_tok) || created.contains(&key);
+    let current: Vec<String> = array.as_ref().map(array_strings).unwrap_or_default();
+    let owned_before = |n: &str| edit.prev.contains(&(list.tok)(n));
+    let merged = super::list::merge(&current, &list.want, list.norm, owned_before, list.front);
+    edit.owned
+        .extend(merged.owned.iter().map(|n| (list.tok)(n)));
+    let entries = Entries {
+        key: list.key,
+        current,
+        target: merged.list,
+        key_owned_before: edit.prev.contains(&tok_key(list.key))
+            || edit.created.contains(&list.key),
+    };
     match (prop, array) {
-        (Some(_), Some(a)) => {
-            if target.is_empty() && key_owned_before {
-                // Taken out of the text once rendered (see `remove_members`).
-                removed.push(key.to_string());
-                return;
-            }
-            if key_owned_before {
-                owned.push(key_tok);
-            }
-            // The blank inside of an empty multi-line array (`[\n  ]`) the CST would turn into
-            // `[]` once emptied again: kept in a token, put back then.
-            let layout_tok = format!("empty-array:{key}=");
-            let raw = a.to_string();
-            let layout = match prev.iter().find(|t| t.starts_with(&layout_tok)) {
-                Some(t) => Some(t.clone()),
-                None if current.is_empty()
-                    && !target.is_empty()
-                    && raw.contains('\n')
-                    && !key_owned_before =>
-                {
-                    Some(format!(
-                        "{layout_tok}{}",
-                        serde_json::Value::from(&raw[1..raw.len() - 1])
-                    ))
-                }
-                None => None,
-            };
-            if target == current {
-                owned.extend(layout);
-                return;
-            }
-            match layout {
-                Some(t) if target.is_empty() => {
-                    let inside =
-                        serde_json::from_str::<String>(&t[layout_tok.len()..]).unwrap_or_default();
-                    a.replace_with(jsonc_parser::cst::CstInputValue::Number(format!(
-                        "[{inside}]"
-                    )));
-                }
-                layout => {
-                    set_array(&a, &target, &current);
-                    owned.extend(layout);
-                }
-            }
+        (Some(_), Some(a)) => edit_array(&a, &entries, edit),
+        (Some(_), None) => Err(internal(&format!(
+            "`{}` is not an array, though validated as one",
+            list.key
+        ))),
+        (None, _) => add_array(obj, &entries, &mut edit.owned),
+    }
+}
+
+/// The strings of an array (validated: all its elements are strings).
+fn array_strings(a: &CstArray) -> Vec<String> {
+    a.elements()
+        .iter()
+        .filter_map(|e| e.as_string_lit().and_then(|s| s.decoded_value().ok()))
+        .collect()
+}
+
+/// Edit an array the file has: taken out when mirrorctl created its key and nothing is left in
+/// it, else given the target entries, its layout kept (an emptied multi-line array gets back
+/// the blank inside it had).
+fn edit_array(a: &CstArray, e: &Entries, edit: &mut ListEdit) -> Result<(), PlanError> {
+    if e.target.is_empty() && e.key_owned_before {
+        // Taken out of the text once rendered (see `remove_members`).
+        edit.removed.push(e.key.to_string());
+        return Ok(());
+    }
+    if e.key_owned_before {
+        edit.owned.push(tok_key(e.key));
+    }
+    let layout = empty_array_layout(a, e, edit.prev)?;
+    if e.target == e.current {
+        edit.owned.extend(layout);
+        return Ok(());
+    }
+    match layout {
+        Some(t) if e.target.is_empty() => {
+            let inside = t
+                .strip_prefix(&layout_prefix(e.key))
+                .and_then(|j| serde_json::from_str::<String>(j).ok())
+                .unwrap_or_default();
+            a.clone()
+                .replace_with(jsonc_parser::cst::CstInputValue::Number(format!(
+                    "[{inside}]"
+                )));
         }
-        (Some(_), None) => unreachable!("validated: `{key}` is an array"),
-        (None, _) => {
-            if target.is_empty() {
-                return;
-            }
-            let p = obj.append(key, jsonc_parser::json!([]));
-            let a = p.array_value().expect("just created");
-            if obj_is_multiline(obj) {
-                a.ensure_multiline();
-            }
-            for (i, t) in target.iter().enumerate() {
-                a.insert(i, t.as_str().into());
-            }
-            owned.push(key_tok);
+        layout => {
+            set_array(a, &e.target, &e.current)?;
+            edit.owned.extend(layout);
         }
     }
+    Ok(())
+}
+
+/// The start of the owned token holding the blank inside of the empty array under `key`.
+fn layout_prefix(key: &str) -> String {
+    format!("empty-array:{key}=")
+}
+
+/// The blank inside of an empty multi-line array (`[\n  ]`) the CST would turn into `[]` once
+/// emptied again: kept in an owned token (the one owned before, or a new one when mirrorctl
+/// fills the user's empty array now), put back then.
+fn empty_array_layout(
+    a: &CstArray,
+    e: &Entries,
+    prev: &[String],
+) -> Result<Option<String>, PlanError> {
+    let layout_tok = layout_prefix(e.key);
+    if let Some(t) = prev.iter().find(|t| t.starts_with(&layout_tok)) {
+        return Ok(Some(t.clone()));
+    }
+    let raw = a.to_string();
+    // The user's empty array, which mirrorctl fills now.
+    let filled_now = e.current.is_empty() && !e.target.is_empty() && !e.key_owned_before;
+    if !filled_now || !raw.contains('\n') {
+        return Ok(None);
+    }
+    let inside = raw
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or_else(|| internal(&format!("the array under `{}` has no brackets", e.key)))?;
+    Ok(Some(format!(
+        "{layout_tok}{}",
+        serde_json::Value::from(inside)
+    )))
+}
+
+/// Create the list's key with its target entries (and own it); one entry per line in a
+/// multi-line object. Nothing when no entry is wanted.
+fn add_array(obj: &CstObject, e: &Entries, owned: &mut Vec<String>) -> Result<(), PlanError> {
+    if e.target.is_empty() {
+        return Ok(());
+    }
+    let p = obj.append(e.key, jsonc_parser::json!([]));
+    let Some(a) = p.array_value() else {
+        return Err(internal(&format!(
+            "the `{}` just added is not an array",
+            e.key
+        )));
+    };
+    if obj_is_multiline(obj) {
+        a.ensure_multiline();
+    }
+    for (i, t) in e.target.iter().enumerate() {
+        a.insert(i, t.as_str().into());
+    }
+    owned.push(tok_key(e.key));
+    Ok(())
 }
 
 fn obj_is_multiline(obj: &CstObject) -> bool {
     obj.to_string().contains('\n') || obj.properties().len() <= 1
+}
+
+/// A member of the root object: its name and the bytes it spans.
+struct Member {
+    name: String,
+    start: usize,
+    end: usize,
+}
+
+/// The bytes the root object of `text` spans, and its members; `None` when it is not an object.
+fn root_members(text: &str) -> Option<((usize, usize), Vec<Member>)> {
+    use jsonc_parser::ast::Value;
+    let ast =
+        jsonc_parser::parse_to_ast(text, &Default::default(), &ParseOptions::default()).ok()?;
+    let Some(Value::Object(o)) = ast.value else {
+        return None;
+    };
+    let members = o
+        .properties
+        .iter()
+        .map(|p| Member {
+            name: p.name.as_str().to_string(),
+            start: p.range.start,
+            end: p.range.end,
+        })
+        .collect();
+    Some(((o.range.start, o.range.end), members))
 }
 
 /// Take the members named `keys` out of the root object of `text`, each with the separator
@@ -431,62 +581,118 @@ fn obj_is_multiline(obj: &CstObject) -> bool {
 /// what was added after a member — by mirrorctl as text, or by the CST's append — gives the
 /// bytes back; the CST's own removal puts a closing brace written after the last member on a
 /// line of its own. Also says whether the object is empty then.
-fn remove_members(text: &str, keys: &[String]) -> (String, bool) {
-    use jsonc_parser::ast::Value;
-    /// The root object's range and its members' (name, start, end).
-    type Members = (usize, usize, Vec<(String, usize, usize)>);
-    let root_object = |t: &str| -> Option<Members> {
-        let ast =
-            jsonc_parser::parse_to_ast(t, &Default::default(), &ParseOptions::default()).ok()?;
-        let Some(Value::Object(o)) = ast.value else {
-            return None;
-        };
-        let props = o
-            .properties
-            .iter()
-            .map(|p| (p.name.as_str().to_string(), p.range.start, p.range.end))
-            .collect();
-        Some((o.range.start, o.range.end, props))
-    };
+fn remove_members(text: &str, keys: &[String]) -> Result<(String, bool), PlanError> {
     let mut out = text.to_string();
     for k in keys {
-        let Some((start, end, props)) = root_object(&out) else {
+        let Some((object, members)) = root_members(&out) else {
             break;
         };
-        let Some(i) = props.iter().position(|(n, _, _)| n == k) else {
+        let Some(i) = members.iter().position(|m| m.name == *k) else {
             continue;
         };
-        let cut = match i {
-            0 => match props.get(1) {
-                Some(next) => (props[0].1, next.1),
-                None => (start + 1, end - 1),
-            },
-            _ => (props[i - 1].2, props[i].2),
-        };
-        out.replace_range(cut.0..cut.1, "");
+        let cut = member_cut(object, &members, i)
+            .filter(|c| out.get(c.clone()).is_some())
+            .ok_or_else(|| internal(&format!("the member `{k}` spans no bytes of the text")))?;
+        out.replace_range(cut, "");
     }
-    let empty = root_object(&out).is_some_and(|(_, _, p)| p.is_empty());
-    (out, empty)
+    let empty = root_members(&out).is_some_and(|(_, m)| m.is_empty());
+    Ok((out, empty))
+}
+
+/// The bytes taking member `i` out removes: from the end of the member before it to its own
+/// end; for the first one, up to the start of the next, or the object's whole inside when it
+/// is the only member.
+fn member_cut(
+    (start, end): (usize, usize),
+    members: &[Member],
+    i: usize,
+) -> Option<std::ops::Range<usize>> {
+    let member = members.get(i)?;
+    match i.checked_sub(1) {
+        Some(before) => Some(members.get(before)?.end..member.end),
+        None => match members.get(1) {
+            Some(next) => Some(member.start..next.start),
+            None => Some(start + 1..end.checked_sub(1)?),
+        },
+    }
 }
 
 /// Rewrite an array's elements to `target`, keeping its layout: an array holding elements
 /// (or on one line) is rewritten as text by [`rewrite_array`]; an empty multi-line array gets
 /// its elements from the CST, each on its own line, indented for it.
-fn set_array(a: &CstArray, target: &[String], current: &[String]) {
+fn set_array(a: &CstArray, target: &[String], current: &[String]) -> Result<(), PlanError> {
     let raw = a.to_string();
     if !current.is_empty() || !raw.contains('\n') {
-        if let Some(text) = rewrite_array(&raw, target) {
+        if let Some(text) = rewrite_array(&raw, target)? {
             // A raw token: the CST renders a number's text as given.
             let replacement = a
                 .clone()
                 .replace_with(jsonc_parser::cst::CstInputValue::Number(text));
-            debug_assert!(replacement.is_some());
-            return;
+            return match replacement {
+                Some(_) => Ok(()),
+                None => Err(internal("an array of daemon.json could not be replaced")),
+            };
         }
     }
     for (i, t) in target.iter().enumerate() {
         a.insert(i, t.as_str().into());
     }
+    Ok(())
+}
+
+/// An element of an array as the file writes it: its bytes, its value, and the separator
+/// between it and the next element.
+struct Element<'a> {
+    text: &'a str,
+    value: String,
+    sep_after: Option<&'a str>,
+}
+
+/// An array's text in parts: the space after `[`, the elements, the space before `]`; `None`
+/// when it is not an array of strings.
+type ArrayParts<'a> = (&'a str, Vec<Element<'a>>, &'a str);
+
+/// Split an array's text into its parts (see [`ArrayParts`]).
+fn array_parts(raw: &str) -> Result<Option<ArrayParts<'_>>, PlanError> {
+    use jsonc_parser::ast::Value;
+    let Ok(ast) = jsonc_parser::parse_to_ast(raw, &Default::default(), &ParseOptions::default())
+    else {
+        return Ok(None);
+    };
+    let Some(Value::Array(arr)) = ast.value else {
+        return Ok(None);
+    };
+    let Some(lits) = arr
+        .elements
+        .iter()
+        .map(|e| e.as_string_lit())
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Ok(None);
+    };
+    let misplaced = || internal("an array's elements are not where the JSON parser put them");
+    let close = raw.len().checked_sub(1).ok_or_else(misplaced)?;
+    let (lead, trail) = match (lits.first(), lits.last()) {
+        (Some(f), Some(l)) => (raw.get(1..f.range.start), raw.get(l.range.end..close)),
+        _ => (raw.get(1..close), Some("")),
+    };
+    let (Some(lead), Some(trail)) = (lead, trail) else {
+        return Err(misplaced());
+    };
+    let nexts = lits.iter().skip(1).map(Some).chain([None]);
+    let mut elems = Vec::with_capacity(lits.len());
+    for (s, next) in lits.iter().zip(nexts) {
+        let sep_after = match next {
+            Some(n) => Some(raw.get(s.range.end..n.range.start).ok_or_else(misplaced)?),
+            None => None,
+        };
+        elems.push(Element {
+            text: raw.get(s.range.start..s.range.end).ok_or_else(misplaced)?,
+            value: s.value.to_string(),
+            sep_after,
+        });
+    }
+    Ok(Some((lead, elems, trail)))
 }
 
 /// An array of strings holding `target`, written like `raw`: the user's elements keep their
@@ -495,31 +701,15 @@ fn set_array(a: &CstArray, target: &[String], current: &[String]) {
 /// before it when that breaks the line, else `, `); the space inside the brackets stays.
 /// Rendering the array anew (`", "` everywhere on one line; the CST's element edits, which
 /// re-render the elements behind a new one and re-indent irregular layouts) could not be
-/// taken back: disarm would not give the user's bytes back.
-fn rewrite_array(raw: &str, target: &[String]) -> Option<String> {
-    use jsonc_parser::ast::Value;
-    let ast =
-        jsonc_parser::parse_to_ast(raw, &Default::default(), &ParseOptions::default()).ok()?;
-    let Some(Value::Array(arr)) = ast.value else {
-        return None;
+/// taken back: disarm would not give the user's bytes back. `None` when `raw` is not an
+/// array of strings.
+fn rewrite_array(raw: &str, target: &[String]) -> Result<Option<String>, PlanError> {
+    let Some((lead, elems, trail)) = array_parts(raw)? else {
+        return Ok(None);
     };
-    // (range, decoded value) of each element: validated, they are all strings.
-    let elems: Vec<(jsonc_parser::common::Range, String)> = arr
-        .elements
-        .iter()
-        .map(|e| e.as_string_lit().map(|s| (s.range, s.value.to_string())))
-        .collect::<Option<_>>()?;
-    let (lead, trail) = match (elems.first(), elems.last()) {
-        (Some((f, _)), Some((l, _))) => (&raw[1..f.start], &raw[l.end..raw.len() - 1]),
-        _ => (&raw[1..raw.len() - 1], ""),
-    };
-    let seps: Vec<&str> = elems
-        .windows(2)
-        .map(|w| &raw[w[0].0.end..w[1].0.start])
-        .collect();
     let line_sep = format!(",{lead}");
-    let default_sep = match seps.first() {
-        Some(s) => *s,
+    let default_sep = match elems.first().and_then(|e| e.sep_after) {
+        Some(s) => s,
         None if lead.contains(['\n', '\r']) => line_sep.as_str(),
         None => ", ",
     };
@@ -527,30 +717,37 @@ fn rewrite_array(raw: &str, target: &[String]) -> Option<String> {
     let mut out = format!("[{lead}");
     let mut prev: Option<Option<usize>> = None;
     for t in target {
-        let found = (0..elems.len()).find(|&i| !used[i] && elems[i].1 == *t);
+        // The user's first element holding `t` not used yet.
+        let mut unused = elems.iter().zip(used.iter_mut()).enumerate();
+        let found = unused
+            .find(|(_, (e, used))| !**used && e.value == *t)
+            .map(|(i, (e, used))| {
+                *used = true;
+                (i, e)
+            });
         if let Some(p) = prev {
             let sep = match (p, found) {
-                (Some(i), Some(j)) if j == i + 1 => seps[i],
+                (Some(i), Some((j, _))) if j == i + 1 => elems
+                    .get(i)
+                    .and_then(|e| e.sep_after)
+                    .unwrap_or(default_sep),
                 _ => default_sep,
             };
             out.push_str(sep);
         }
         match found {
-            Some(i) => {
-                used[i] = true;
-                out.push_str(&raw[elems[i].0.start..elems[i].0.end]);
-            }
+            Some((_, e)) => out.push_str(e.text),
             None => out.push_str(&serde_json::Value::from(t.as_str()).to_string()),
         }
-        prev = Some(found);
+        prev = Some(found.map(|(i, _)| i));
     }
     if target.is_empty() && format!("{lead}{trail}").contains(['\n', '\r']) {
         // Emptied: no blank lines left inside.
-        return Some("[]".to_string());
+        return Ok(Some("[]".to_string()));
     }
     out.push_str(trail);
     out.push(']');
-    Some(out)
+    Ok(Some(out))
 }
 
 #[cfg(test)]
@@ -924,5 +1121,46 @@ mod tests {
         let t = with_explicit_keys("{\n  \"debug\": true\n}\n").unwrap();
         assert!(t.contains("\"registry-mirrors\": []"));
         assert!(t.contains("\"insecure-registries\": []"));
+    }
+}
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+
+    /// States the planner's own checks rule out are reported as internal errors, not panics.
+    #[test]
+    fn impossible_states_are_internal_errors() {
+        // Braces out of order in the rendered text.
+        let e = restore_object_inside("}{".to_string(), &tok_layout(" ")).unwrap_err();
+        assert!(e.message.starts_with("internal error: "), "{e}");
+        assert!(e.message.ends_with(", please report"), "{e}");
+        // A member that is not there, and an object too short to have an inside.
+        assert_eq!(member_cut((0, 2), &[], 0), None);
+        let only = Member {
+            name: "a".into(),
+            start: 1,
+            end: 7,
+        };
+        assert_eq!(member_cut((0, 0), &[only], 0), None);
+        // Not an array of strings: left to the CST, as before.
+        assert_eq!(rewrite_array("{}", &[]).unwrap(), None);
+        assert_eq!(rewrite_array("[1]", &[]).unwrap(), None);
+        // A closing brace that is not where the parser put it (inside a character).
+        let e = with_keys_after_last_member("{\"é\": 1}", 3, false, &[MIRRORS_KEY]).unwrap_err();
+        assert!(e.message.starts_with("internal error: "), "{e}");
+    }
+
+    #[test]
+    fn keys_after_the_last_member() {
+        let body = "{\"a\": 1}";
+        let t = with_keys_after_last_member(body, 7, false, &[MIRRORS_KEY]).unwrap();
+        assert_eq!(t, "{\"a\": 1, \"registry-mirrors\": []}");
+        let body = "{\n  \"a\": 1\n}";
+        let t = with_keys_after_last_member(body, 11, true, &[MIRRORS_KEY, INSECURE_KEY]).unwrap();
+        assert_eq!(
+            t,
+            "{\n  \"a\": 1,\n  \"registry-mirrors\": [\n  ],\n  \"insecure-registries\": [\n  ]\n}"
+        );
     }
 }

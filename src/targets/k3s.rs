@@ -108,54 +108,25 @@ fn at_key(original: &str, key: &str, message: String) -> PlanError {
     PlanError::at_offset(original, at, message)
 }
 
+/// A refusal for a state the planner's own checks rule out: a bug to report, not a crash.
+fn internal(what: &str) -> PlanError {
+    PlanError::whole(format!("internal error: {what}, please report"))
+}
+
+/// Split `text` at byte `at`, which a scan of the text found at a line start (an internal
+/// error, not a panic, should it not be a character boundary).
+fn split_at_line(text: &str, at: usize) -> Result<(&str, &str), PlanError> {
+    text.split_at_checked(at)
+        .ok_or_else(|| internal("a line start of registries.yaml is not a character boundary"))
+}
+
 /// Strict parse and the shape checks k3s applies (it refuses to start otherwise).
 fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanError> {
-    // Characters the YAML parsers disagree on or refuse: yaml-rust2 ends the input at a NUL
-    // (what follows vanished), reads NEL and the Unicode line and paragraph separators as
-    // YAML 1.2 does (not line breaks) where k3s's YAML 1.1 parser breaks lines at them, and
-    // takes a BOM at a line start for indentation, which yaml-edit does not.
-    let lone_cr = |i: usize| !body[i + 1..].starts_with('\n');
-    if let Some((at, c)) = body.char_indices().find(|&(i, c)| {
-        (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
-            || (c == '\r' && lone_cr(i))
-            || ('\u{7f}'..='\u{9f}').contains(&c)
-            || matches!(
-                c,
-                '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
-            )
-    }) {
-        let why = match c {
-            '\u{85}' | '\u{2028}' | '\u{2029}' => {
-                "a line break to YAML 1.1 parsers (k3s's) and not to YAML 1.2 ones; write a plain line break"
-            }
-            '\u{feff}' => "a byte order mark inside the file; remove it",
-            // A line break to YAML, not to the line-based steps of the edit (document markers,
-            // indentation).
-            '\r' => "a carriage return without a line feed (an old Mac line break); use \\n or \\r\\n",
-            _ => "a control character, which YAML does not allow",
-        };
-        let at = original_offset(original, framing, at);
-        return Err(PlanError::at_offset(
-            original,
-            at,
-            format!("invalid YAML: U+{:04X} is {why}", c as u32),
-        ));
-    }
+    refuse_odd_characters(original, framing, body)?;
     if is_blank(body) {
         return Ok(());
     }
-    // A tab before the first key (`  \tkey:`): yaml-rust2 lets it through, libyaml (k3s)
-    // refuses it, and the keys mirrorctl appends at that key's indentation would not line up.
-    if let Some((off, line)) = first_content_line(body) {
-        let ws = line.len() - line.trim_start_matches([' ', '\t']).len();
-        if let Some(tab) = line[..ws].find('\t') {
-            return Err(PlanError::at_offset(
-                original,
-                original_offset(original, framing, off + tab),
-                "invalid YAML: a tab before the first key (YAML indents with spaces only)",
-            ));
-        }
-    }
+    refuse_tab_before_first_key(original, framing, body)?;
     let docs = YamlLoader::load_from_str(body).map_err(|e| {
         // From the byte offset, not yaml-rust2's line: it also counts a lone `\r` as a line
         // break, and knows nothing of the BOM and CRLF taken off the body.
@@ -167,23 +138,98 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
             "registries.yaml holds several YAML documents; k3s reads one",
         ));
     }
-    // Content after a document end marker that ends no document (`...` first): yaml-rust2
-    // reads it as the document, k3s's parser (libyaml) an empty first document then another,
-    // which k3s never reads.
-    if let Some(at) = end_marker(body) {
-        let after = body[at..].split_once('\n').map(|(_, r)| r).unwrap_or("");
-        if is_blank(&body[..at]) && !is_blank(after) {
-            return Err(PlanError::at_offset(
-                original,
-                original_offset(original, framing, at),
-                "the file starts with a document end marker (`...`): k3s reads the (empty) document it ends and ignores what follows. Remove the marker, then rerun",
-            ));
-        }
-    }
+    refuse_leading_end_marker(original, framing, body)?;
     // No document at all: only comments and document end markers (`...`).
     let Some(root) = docs.first() else {
         return Ok(());
     };
+    check_shape(original, root)
+}
+
+/// Refuse characters the YAML parsers disagree on or refuse: yaml-rust2 ends the input at a
+/// NUL (what follows vanished), reads NEL and the Unicode line and paragraph separators as
+/// YAML 1.2 does (not line breaks) where k3s's YAML 1.1 parser breaks lines at them, and
+/// takes a BOM at a line start for indentation, which yaml-edit does not.
+fn refuse_odd_characters(original: &str, framing: Framing, body: &str) -> Result<(), PlanError> {
+    let lone_cr = |i: usize| body.as_bytes().get(i + 1) != Some(&b'\n');
+    let Some((at, c)) = body.char_indices().find(|&(i, c)| {
+        (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+            || (c == '\r' && lone_cr(i))
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+            )
+    }) else {
+        return Ok(());
+    };
+    let why = match c {
+        '\u{85}' | '\u{2028}' | '\u{2029}' => {
+            "a line break to YAML 1.1 parsers (k3s's) and not to YAML 1.2 ones; write a plain line break"
+        }
+        '\u{feff}' => "a byte order mark inside the file; remove it",
+        // A line break to YAML, not to the line-based steps of the edit (document markers,
+        // indentation).
+        '\r' => "a carriage return without a line feed (an old Mac line break); use \\n or \\r\\n",
+        _ => "a control character, which YAML does not allow",
+    };
+    let at = original_offset(original, framing, at);
+    Err(PlanError::at_offset(
+        original,
+        at,
+        format!("invalid YAML: U+{:04X} is {why}", c as u32),
+    ))
+}
+
+/// Refuse a tab before the first key (`  \tkey:`): yaml-rust2 lets it through, libyaml (k3s)
+/// refuses it, and the keys mirrorctl appends at that key's indentation would not line up.
+fn refuse_tab_before_first_key(
+    original: &str,
+    framing: Framing,
+    body: &str,
+) -> Result<(), PlanError> {
+    let Some((off, line)) = first_content_line(body) else {
+        return Ok(());
+    };
+    let ws = line
+        .strip_suffix(line.trim_start_matches([' ', '\t']))
+        .unwrap_or_default();
+    match ws.find('\t') {
+        Some(tab) => Err(PlanError::at_offset(
+            original,
+            original_offset(original, framing, off + tab),
+            "invalid YAML: a tab before the first key (YAML indents with spaces only)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuse content after a document end marker that ends no document (`...` first):
+/// yaml-rust2 reads it as the document, k3s's parser (libyaml) an empty first document then
+/// another, which k3s never reads.
+fn refuse_leading_end_marker(
+    original: &str,
+    framing: Framing,
+    body: &str,
+) -> Result<(), PlanError> {
+    let Some(at) = end_marker(body) else {
+        return Ok(());
+    };
+    let (before, from_marker) = split_at_line(body, at)?;
+    let after = from_marker.split_once('\n').map(|(_, r)| r).unwrap_or("");
+    if is_blank(before) && !is_blank(after) {
+        return Err(PlanError::at_offset(
+            original,
+            original_offset(original, framing, at),
+            "the file starts with a document end marker (`...`): k3s reads the (empty) document it ends and ignores what follows. Remove the marker, then rerun",
+        ));
+    }
+    Ok(())
+}
+
+/// The shape k3s needs: a mapping (or nothing), whose `mirrors` and `configs` are mappings,
+/// and whose registry entries hold a list of URLs as `endpoint`.
+fn check_shape(original: &str, root: &Yaml) -> Result<(), PlanError> {
     let Yaml::Hash(h) = root else {
         if matches!(root, Yaml::Null) {
             return Ok(());
@@ -206,27 +252,26 @@ fn validate(original: &str, framing: Framing, body: &str) -> Result<(), PlanErro
             }
         }
     }
-    if let Some(Yaml::Hash(m)) = h.get(&Yaml::String("mirrors".into())) {
-        for (reg, v) in m {
-            let name = reg.as_str().unwrap_or("?");
-            let ok = match v {
-                Yaml::Null => true,
-                Yaml::Hash(r) => match r.get(&Yaml::String("endpoint".into())) {
-                    None | Some(Yaml::Null) => true,
-                    Some(Yaml::Array(a)) => a.iter().all(|e| e.as_str().is_some()),
-                    Some(_) => false,
-                },
-                _ => false,
-            };
-            if !ok {
-                return Err(at_key(
-                    original,
-                    name,
-                    format!(
-                        "`mirrors.{name}` must be a mapping whose `endpoint` is a list of URLs"
-                    ),
-                ));
-            }
+    let Some(Yaml::Hash(m)) = h.get(&Yaml::String("mirrors".into())) else {
+        return Ok(());
+    };
+    for (reg, v) in m {
+        let name = reg.as_str().unwrap_or("?");
+        let ok = match v {
+            Yaml::Null => true,
+            Yaml::Hash(r) => match r.get(&Yaml::String("endpoint".into())) {
+                None | Some(Yaml::Null) => true,
+                Some(Yaml::Array(a)) => a.iter().all(|e| e.as_str().is_some()),
+                Some(_) => false,
+            },
+            _ => false,
+        };
+        if !ok {
+            return Err(at_key(
+                original,
+                name,
+                format!("`mirrors.{name}` must be a mapping whose `endpoint` is a list of URLs"),
+            ));
         }
     }
     Ok(())
@@ -246,82 +291,219 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     // and put back after the edit: yaml-edit refuses the marker, and keys appended after it
     // would be another document, which k3s never reads.
     let (body, tail) = match end_marker(&body) {
-        Some(at) => (body[..at].to_string(), body[at..].to_string()),
-        None => (body, String::new()),
+        Some(at) => split_at_line(&body, at)?,
+        None => (body.as_str(), ""),
     };
-    let mut owned = Vec::new();
+    let mut plan = Plan::new(set, prev);
 
-    // Wanted: registry → endpoint URLs; insecure https mirrors → configs entries.
-    let want: Vec<(String, Vec<String>)> = set
-        .registries
-        .iter()
-        .map(|r| {
-            (
-                r.registry.clone(),
-                r.mirrors.iter().map(|m| m.url()).collect(),
-            )
-        })
-        .collect();
-    let mut skip: Vec<String> = Vec::new();
-    for m in set.all_mirrors() {
-        if !m.is_http() && set.insecure && !skip.contains(&m.host_port()) {
-            skip.push(m.host_port());
-        }
-    }
-
-    let mut text = body.clone();
-    // Missing top-level keys in an empty or block-style document: append them as text.
+    let mut text = body.to_string();
     let doc = parse_edit(&text)?;
-    // The two parsers must agree on the keys mirrorctl edits: with a tag (`!x mirrors:`)
-    // yaml-rust2 (and k3s) reads `mirrors`, yaml-edit does not, and the key was added again.
-    if !is_blank(&text) {
-        let strict = YamlLoader::load_from_str(&text).ok();
-        let root = strict.as_ref().and_then(|d| d.first());
-        for k in ["mirrors", "configs"] {
-            let a = root.is_some_and(|r| !r[k].is_badvalue());
-            let b = doc
-                .as_ref()
-                .and_then(|d| d.as_mapping())
-                .is_some_and(|m| m.contains_key(k));
-            if a != b {
-                return Err(at_key(
-                    original,
-                    k,
-                    format!("the top-level `{k}` is written in a way (a tag, say) mirrorctl's editor does not read as `{k}`; write it as a plain `{k}:`, then rerun"),
-                ));
-            }
-        }
-    }
+    refuse_keys_read_differently(&text, doc.as_ref(), original)?;
     let block_root = doc
         .as_ref()
         .and_then(|d| d.as_mapping())
         .map(|m| !m.is_flow_style())
         .unwrap_or(true);
-    // A top-level key with no value (`mirrors:`) counts as missing; it is dropped before the
-    // key is appended with content.
-    let null_key = |k: &str| {
-        doc.as_ref()
-            .and_then(|d| d.as_mapping())
-            .and_then(|m| m.get(k))
-            .and_then(|v| v.as_scalar().map(|s| s.as_string()))
-            .is_some_and(|v| matches!(v.trim(), "" | "~" | "null" | "Null" | "NULL"))
+    // Missing top-level keys in an empty or block-style document: appended as text.
+    let appended = match block_root {
+        true => plan.append_top_level_keys(&mut text, doc.as_ref(), original)?,
+        false => Appended::default(),
     };
-    let has = |k: &str| {
-        doc.as_ref()
-            .and_then(|d| d.as_mapping())
-            .is_some_and(|m| m.contains_key(k))
-            && !null_key(k)
+    let Some(doc) = parse_edit(&text)? else {
+        // Nothing wanted and nothing there.
+        return Ok(Planned {
+            text: original.to_string(),
+            owned: plan.owned,
+        });
     };
-    let (mut appended_mirrors, mut appended_configs) = (false, false);
-    if block_root {
-        let drop: Vec<&str> = [("mirrors", !want.is_empty()), ("configs", !skip.is_empty())]
-            .into_iter()
-            .filter(|(k, wanted)| *wanted && null_key(k))
-            .map(|(k, _)| k)
+    let Some(root) = doc.as_mapping() else {
+        return Err(PlanError::new(1, 1, "registries.yaml must be a mapping"));
+    };
+    if !appended.mirrors {
+        plan.edit_mirrors(&root);
+    }
+    if !appended.configs {
+        plan.edit_configs(&root);
+    }
+
+    let mut out = doc.to_string();
+    if root.is_empty() && block_root {
+        // Everything mirrorctl added is gone: no `{}` for a document that had none.
+        out = out
+            .split_inclusive('\n')
+            .filter(|l| l.trim() != "{}")
             .collect();
-        let indent = root_indent(&text).to_string();
+    }
+    let mut out = final_newline_as_before(out, body, current.is_none(), tail.is_empty());
+    check_result(&out, &plan.want)?;
+    out.push_str(tail);
+    let out = super::text::keep_line_ends(&mixed, &out);
+    let mut owned = plan.owned;
+    owned.sort();
+    owned.dedup();
+    Ok(Planned {
+        text: reframe(framing, &out),
+        owned,
+    })
+}
+
+/// The edited text's final newline: one for a new file or one that ended with one; none for a
+/// file without one (when no end marker follows): keys appended to it end the text with one,
+/// which disarm, removing them, could not tell from the user's.
+fn final_newline_as_before(mut out: String, body: &str, new_file: bool, no_tail: bool) -> String {
+    if !out.is_empty() && !out.ends_with('\n') && (new_file || body.ends_with('\n')) {
+        out.push('\n');
+    }
+    if no_tail && !body.is_empty() && !body.ends_with('\n') && out.ends_with('\n') {
+        out.pop();
+    }
+    out
+}
+
+/// Refuse a top-level `mirrors` or `configs` key the two parsers read differently: they must
+/// agree on the keys mirrorctl edits. With a tag (`!x mirrors:`) yaml-rust2 (and k3s) reads
+/// `mirrors`, yaml-edit does not, and the key was added again.
+fn refuse_keys_read_differently(
+    text: &str,
+    doc: Option<&Document>,
+    original: &str,
+) -> Result<(), PlanError> {
+    if is_blank(text) {
+        return Ok(());
+    }
+    let strict = YamlLoader::load_from_str(text).ok();
+    let root = strict.as_ref().and_then(|d| d.first());
+    for k in ["mirrors", "configs"] {
+        let a = root.is_some_and(|r| !r[k].is_badvalue());
+        let b = doc
+            .and_then(|d| d.as_mapping())
+            .is_some_and(|m| m.contains_key(k));
+        if a != b {
+            return Err(at_key(
+                original,
+                k,
+                format!("the top-level `{k}` is written in a way (a tag, say) mirrorctl's editor does not read as `{k}`; write it as a plain `{k}:`, then rerun"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the top-level `k` has no value (`mirrors:`, `~`, `null`).
+fn null_key(doc: Option<&Document>, k: &str) -> bool {
+    doc.and_then(|d| d.as_mapping())
+        .and_then(|m| m.get(k))
+        .and_then(|v| v.as_scalar().map(|s| s.as_string()))
+        .is_some_and(|v| matches!(v.trim(), "" | "~" | "null" | "Null" | "NULL"))
+}
+
+/// Whether the document has the top-level `k` with a value (a key with none counts as
+/// missing: it is dropped before the key is appended with content).
+fn has_key(doc: Option<&Document>, k: &str) -> bool {
+    doc.and_then(|d| d.as_mapping())
+        .is_some_and(|m| m.contains_key(k))
+        && !null_key(doc, k)
+}
+
+/// Which top-level keys were appended to the text whole (and need no edit).
+#[derive(Default)]
+struct Appended {
+    mirrors: bool,
+    configs: bool,
+}
+
+/// The plan for one registries.yaml: what it should hold, what mirrorctl owned before, and
+/// the tokens it owns now.
+struct Plan<'a> {
+    /// Registry → endpoint URLs, mirrorctl's first.
+    want: Vec<(String, Vec<String>)>,
+    /// The host:port of every insecure https mirror, for a `configs` entry skipping TLS
+    /// verification.
+    skip: Vec<String>,
+    prev: &'a [String],
+    owned: Vec<String>,
+}
+
+impl<'a> Plan<'a> {
+    /// What `set` wants: registry → endpoint URLs; insecure https mirrors → configs entries.
+    fn new(set: &MirrorSet, prev: &'a [String]) -> Plan<'a> {
+        let want = set
+            .registries
+            .iter()
+            .map(|r| {
+                (
+                    r.registry.clone(),
+                    r.mirrors.iter().map(|m| m.url()).collect(),
+                )
+            })
+            .collect();
+        let mut skip: Vec<String> = Vec::new();
+        for m in set.all_mirrors() {
+            if !m.is_http() && set.insecure && !skip.contains(&m.host_port()) {
+                skip.push(m.host_port());
+            }
+        }
+        Plan {
+            want,
+            skip,
+            prev,
+            owned: Vec::new(),
+        }
+    }
+
+    /// In an empty or block-style document, append the top-level keys it is missing as text,
+    /// at the indentation of its other top-level keys (a wanted key without a value is dropped
+    /// first). Says which keys were appended.
+    fn append_top_level_keys(
+        &mut self,
+        text: &mut String,
+        doc: Option<&Document>,
+        original: &str,
+    ) -> Result<Appended, PlanError> {
+        let indent = root_indent(text).to_string();
+        *text = self.drop_null_keys(text, doc, &indent, original)?;
+        let mut add = String::new();
+        let mut appended = Appended::default();
+        if !self.want.is_empty() && !has_key(doc, "mirrors") {
+            add.push_str(&self.mirrors_block());
+            appended.mirrors = true;
+        }
+        if !self.skip.is_empty() && !has_key(doc, "configs") {
+            add.push_str(&self.configs_block());
+            appended.configs = true;
+        }
+        if add.is_empty() {
+            return Ok(appended);
+        }
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        for line in add.split_inclusive('\n') {
+            text.push_str(&indent);
+            text.push_str(line);
+        }
+        refuse_unlanded_keys(text, &appended)?;
+        Ok(appended)
+    }
+
+    /// The text without the lines of the wanted top-level keys that have no value.
+    fn drop_null_keys(
+        &self,
+        text: &str,
+        doc: Option<&Document>,
+        indent: &str,
+        original: &str,
+    ) -> Result<String, PlanError> {
+        let drop = [
+            ("mirrors", !self.want.is_empty()),
+            ("configs", !self.skip.is_empty()),
+        ]
+        .into_iter()
+        .filter(|(k, wanted)| *wanted && null_key(doc, k))
+        .map(|(k, _)| k);
+        let mut text = text.to_string();
         for k in drop {
-            text = drop_null_key_line(&text, k, &indent);
+            text = drop_null_key_line(&text, k, indent);
             // Written so that the line was not found (`&a mirrors:`, `!!null`…): the key would
             // be added a second time.
             let still = parse_edit(&text)?
@@ -335,185 +517,109 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
                 ));
             }
         }
-        let mut add = String::new();
-        if !want.is_empty() && !has("mirrors") {
-            add.push_str("mirrors:\n");
-            owned.push(tok_key("mirrors"));
-            for (reg, eps) in &want {
-                add.push_str(&format!("  {}:\n    endpoint:\n", quote(reg)));
-                owned.push(tok_registry(reg));
-                for e in eps {
-                    add.push_str(&format!("      - {}\n", quote(e)));
-                    owned.push(tok_endpoint(reg, e));
-                }
-            }
-            appended_mirrors = true;
-        }
-        if !skip.is_empty() && !has("configs") {
-            add.push_str("configs:\n");
-            owned.push(tok_key("configs"));
-            for hp in &skip {
-                add.push_str(&format!(
-                    "  {}:\n    tls:\n      insecure_skip_verify: true\n",
-                    quote(hp)
-                ));
-                owned.push(tok_config(hp));
-            }
-            appended_configs = true;
-        }
-        if !add.is_empty() {
-            if !text.is_empty() && !text.ends_with('\n') {
-                text.push('\n');
-            }
-            // At the indentation of the document's other top-level keys.
-            for line in add.split_inclusive('\n') {
-                text.push_str(&indent);
-                text.push_str(line);
-            }
-            // The keys must have landed at the top level, in the one document: a layout that
-            // defeats that (a first line holding only a tag, `  !!map`) is refused rather
-            // than written broken.
-            let landed = YamlLoader::load_from_str(&text).is_ok_and(|d| {
-                d.len() == 1
-                    && (!appended_mirrors || !d[0]["mirrors"].is_badvalue())
-                    && (!appended_configs || !d[0]["configs"].is_badvalue())
-            });
-            if !landed {
-                return Err(PlanError::whole(
-                    "mirrorctl cannot add its top-level keys to this file as it is laid out (its first line is not a top-level key); start the file with its top-level keys, then rerun",
-                ));
-            }
-        }
+        Ok(text)
     }
-    let doc = match parse_edit(&text)? {
-        Some(d) => d,
-        None => {
-            // Nothing wanted and nothing there.
-            return Ok(Planned {
-                text: original.to_string(),
-                owned,
-            });
-        }
-    };
-    let Some(root) = doc.as_mapping() else {
-        return Err(PlanError::new(1, 1, "registries.yaml must be a mapping"));
-    };
 
-    // mirrors
-    let mirrors = match appended_mirrors {
-        true => None,
-        false => ensure_mapping(&root, "mirrors", !want.is_empty(), prev, &mut owned),
-    };
-    if let Some(mirrors) = mirrors {
-        // Registries mirrorctl added before and no longer wants.
-        let names: Vec<String> = mirrors
-            .keys()
-            .filter_map(|k| k.as_scalar().map(|s| s.as_string()))
-            .collect();
-        for name in &names {
-            let wanted = want.iter().find(|(r, _)| r == name);
-            let Some(reg) = mirrors.get_mapping(name.as_str()) else {
-                if let Some((_, eps)) = wanted {
-                    // `docker.io:` with no value: give it an endpoint list.
-                    mirrors.set(
-                        ScalarValue::double_quoted(name.as_str()),
-                        MappingBuilder::new()
-                            .insert_sequence("endpoint", seq(eps))
-                            .build_document(),
-                    );
-                    for e in eps {
-                        owned.push(tok_endpoint(name, e));
-                    }
-                    // The entry had no value: it is mirrorctl's now, and goes on disarm.
-                    owned.push(tok_registry(name));
-                }
-                continue;
-            };
-            let eps: &[String] = wanted.map(|(_, e)| e.as_slice()).unwrap_or(&[]);
-            edit_endpoints(&reg, name, eps, prev, &mut owned);
-            let created = prev.contains(&tok_registry(name));
-            let empty = reg
-                .get_sequence("endpoint")
-                .map(|s| s.is_empty())
-                .unwrap_or(true);
-            if created && wanted.is_none() && empty {
-                mirrors.remove(name.as_str());
-            } else if created {
-                owned.push(tok_registry(name));
-            }
-        }
-        for (reg, eps) in &want {
-            if names.contains(reg) {
-                continue;
-            }
-            mirrors.set(
-                ScalarValue::double_quoted(reg.as_str()),
-                MappingBuilder::new()
-                    .insert_sequence("endpoint", seq(eps))
-                    .build_document(),
-            );
-            owned.push(tok_registry(reg));
+    /// The `mirrors:` block listing every wanted registry's endpoints (all owned).
+    fn mirrors_block(&mut self) -> String {
+        let mut add = String::from("mirrors:\n");
+        self.owned.push(tok_key("mirrors"));
+        for (reg, eps) in &self.want {
+            add.push_str(&format!("  {}:\n    endpoint:\n", quote(reg)));
+            self.owned.push(tok_registry(reg));
             for e in eps {
-                owned.push(tok_endpoint(reg, e));
+                add.push_str(&format!("      - {}\n", quote(e)));
+                self.owned.push(tok_endpoint(reg, e));
             }
         }
-        if mirrors.is_empty() && prev.contains(&tok_key("mirrors")) {
+        add
+    }
+
+    /// The `configs:` block skipping TLS verification for every insecure https mirror (all
+    /// owned).
+    fn configs_block(&mut self) -> String {
+        let mut add = String::from("configs:\n");
+        self.owned.push(tok_key("configs"));
+        for hp in &self.skip {
+            add.push_str(&format!(
+                "  {}:\n    tls:\n      insecure_skip_verify: true\n",
+                quote(hp)
+            ));
+            self.owned.push(tok_config(hp));
+        }
+        add
+    }
+
+    /// `mirrors`: registries mirrorctl added before and no longer wants removed, the wanted
+    /// endpoints first in the user's entries, and new entries for the other wanted registries;
+    /// the key itself removed again when mirrorctl created it and it is empty.
+    fn edit_mirrors(&mut self, root: &Mapping) {
+        let wanted = !self.want.is_empty();
+        let Some(mirrors) = ensure_mapping(root, "mirrors", wanted, self.prev, &mut self.owned)
+        else {
+            return;
+        };
+        let names = scalar_keys(&mirrors);
+        for name in &names {
+            self.edit_registry(&mirrors, name);
+        }
+        for (reg, eps) in &self.want {
+            if !names.contains(reg) {
+                set_registry(&mirrors, reg, eps, &mut self.owned);
+            }
+        }
+        if mirrors.is_empty() && self.prev.contains(&tok_key("mirrors")) {
             root.remove("mirrors");
-            owned.retain(|t| *t != tok_key("mirrors"));
+            self.owned.retain(|t| *t != tok_key("mirrors"));
         }
     }
 
-    // configs
-    let configs = match appended_configs {
-        true => None,
-        false => ensure_mapping(&root, "configs", !skip.is_empty(), prev, &mut owned),
-    };
-    if let Some(configs) = configs {
-        let names: Vec<String> = configs
-            .keys()
-            .filter_map(|k| k.as_scalar().map(|s| s.as_string()))
-            .collect();
-        for hp in &names {
-            let wanted = skip.contains(hp);
-            if prev.contains(&tok_config(hp)) {
-                if wanted {
-                    owned.push(tok_config(hp));
-                } else {
-                    configs.remove(hp.as_str());
-                }
-                continue;
+    /// A registry entry under `mirrors`: a wanted one without a value gets an endpoint list
+    /// (and becomes mirrorctl's); in one with a mapping the endpoints are edited, and an entry
+    /// mirrorctl created goes once nothing of it is wanted or left.
+    fn edit_registry(&mut self, mirrors: &Mapping, name: &str) {
+        let wanted = self
+            .want
+            .iter()
+            .find(|(r, _)| r == name)
+            .map(|(_, eps)| eps.clone());
+        let Some(reg) = mirrors.get_mapping(name) else {
+            if let Some(eps) = wanted {
+                // `docker.io:` with no value: give it an endpoint list. The entry had no value:
+                // it is mirrorctl's now, and goes on disarm.
+                set_registry(mirrors, name, &eps, &mut self.owned);
             }
-            let Some(entry) = configs.get_mapping(hp.as_str()) else {
-                continue;
-            };
-            match entry.get_mapping("tls") {
-                Some(tls) => {
-                    if prev.contains(&tok_tls(hp)) && !wanted {
-                        entry.remove("tls");
-                    } else if prev.contains(&tok_tls(hp)) {
-                        owned.push(tok_tls(hp));
-                    } else if prev.contains(&tok_skip(hp)) && !wanted {
-                        tls.remove("insecure_skip_verify");
-                    } else if prev.contains(&tok_skip(hp)) {
-                        owned.push(tok_skip(hp));
-                    } else if wanted && !tls.contains_key("insecure_skip_verify") {
-                        tls.set("insecure_skip_verify", true);
-                        owned.push(tok_skip(hp));
-                    }
-                }
-                None if wanted => {
-                    entry.set(
-                        "tls",
-                        MappingBuilder::new()
-                            .pair("insecure_skip_verify", true)
-                            .build_document(),
-                    );
-                    owned.push(tok_tls(hp));
-                }
-                None => {}
-            }
+            return;
+        };
+        let eps = wanted.as_deref().unwrap_or(&[]);
+        self.edit_endpoints(&reg, name, eps);
+        let created = self.prev.contains(&tok_registry(name));
+        let empty = reg
+            .get_sequence("endpoint")
+            .map(|s| s.is_empty())
+            .unwrap_or(true);
+        if created && wanted.is_none() && empty {
+            mirrors.remove(name);
+        } else if created {
+            self.owned.push(tok_registry(name));
         }
-        for hp in &skip {
+    }
+
+    /// `configs`: entries mirrorctl added before and no longer wants removed, TLS
+    /// verification skipped in the user's entries for the insecure https mirrors, and new
+    /// entries for the others; the key itself removed again when mirrorctl created it and it
+    /// is empty.
+    fn edit_configs(&mut self, root: &Mapping) {
+        let wanted = !self.skip.is_empty();
+        let Some(configs) = ensure_mapping(root, "configs", wanted, self.prev, &mut self.owned)
+        else {
+            return;
+        };
+        let names = scalar_keys(&configs);
+        for hp in &names {
+            self.edit_config(&configs, hp);
+        }
+        for hp in &self.skip {
             if names.contains(hp) {
                 continue;
             }
@@ -523,39 +629,168 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
                     .mapping("tls", |t| t.pair("insecure_skip_verify", true))
                     .build_document(),
             );
-            owned.push(tok_config(hp));
+            self.owned.push(tok_config(hp));
         }
-        if configs.is_empty() && prev.contains(&tok_key("configs")) {
+        if configs.is_empty() && self.prev.contains(&tok_key("configs")) {
             root.remove("configs");
-            owned.retain(|t| *t != tok_key("configs"));
+            self.owned.retain(|t| *t != tok_key("configs"));
         }
     }
 
-    let mut out = doc.to_string();
-    if root.is_empty() && block_root {
-        // Everything mirrorctl added is gone: no `{}` for a document that had none.
-        out = out
-            .split_inclusive('\n')
-            .filter(|l| l.trim() != "{}")
+    /// The `configs` entry for `hp`: mirrorctl's own entry kept while wanted, else removed;
+    /// in the user's, the `tls` part edited (see [`Plan::edit_tls`]).
+    fn edit_config(&mut self, configs: &Mapping, hp: &str) {
+        let wanted = self.skip.iter().any(|s| s == hp);
+        if self.prev.contains(&tok_config(hp)) {
+            if wanted {
+                self.owned.push(tok_config(hp));
+            } else {
+                configs.remove(hp);
+            }
+            return;
+        }
+        if let Some(entry) = configs.get_mapping(hp) {
+            self.edit_tls(&entry, hp, wanted);
+        }
+    }
+
+    /// The `tls` part of the user's `configs` entry for `hp`: what mirrorctl added (the whole
+    /// `tls`, or `insecure_skip_verify` in the user's) stays while wanted and goes when not;
+    /// when wanted and not set by the user, `insecure_skip_verify: true` is added.
+    fn edit_tls(&mut self, entry: &Mapping, hp: &str, wanted: bool) {
+        let prev = self.prev;
+        match entry.get_mapping("tls") {
+            Some(tls) => {
+                if prev.contains(&tok_tls(hp)) && !wanted {
+                    entry.remove("tls");
+                } else if prev.contains(&tok_tls(hp)) {
+                    self.owned.push(tok_tls(hp));
+                } else if prev.contains(&tok_skip(hp)) && !wanted {
+                    tls.remove("insecure_skip_verify");
+                } else if prev.contains(&tok_skip(hp)) {
+                    self.owned.push(tok_skip(hp));
+                } else if wanted && !tls.contains_key("insecure_skip_verify") {
+                    tls.set("insecure_skip_verify", true);
+                    self.owned.push(tok_skip(hp));
+                }
+            }
+            None if wanted => {
+                entry.set(
+                    "tls",
+                    MappingBuilder::new()
+                        .pair("insecure_skip_verify", true)
+                        .build_document(),
+                );
+                self.owned.push(tok_tls(hp));
+            }
+            None => {}
+        }
+    }
+
+    /// `endpoint`: `eps` first, in order; endpoints mirrorctl added before and no longer wants
+    /// removed; the user's endpoints kept.
+    fn edit_endpoints(&mut self, reg: &Mapping, name: &str, eps: &[String]) {
+        let prev = self.prev;
+        // An `endpoint` key mirrorctl added to the user's registry entry is its own: owned, and
+        // removed again once empty (else `endpoint: []` stayed behind).
+        let key_tok = format!("endpoint-key:{name}");
+        let Some(seq_node) = reg.get_sequence("endpoint") else {
+            if eps.is_empty() {
+                return;
+            }
+            reg.set("endpoint", seq(eps).build_document());
+            for e in eps {
+                self.owned.push(tok_endpoint(name, e));
+            }
+            self.owned.push(key_tok);
+            return;
+        };
+        if prev.contains(&key_tok) {
+            let only_ours = seq_node.values().all(|v| {
+                let n = norm_endpoint(&v.as_scalar().map(|s| s.as_string()).unwrap_or_default());
+                prev.contains(&tok_endpoint(name, &n)) && !eps.contains(&n)
+            });
+            if eps.is_empty() && only_ours {
+                reg.remove("endpoint");
+                return;
+            }
+            self.owned.push(key_tok);
+        }
+        let current: Vec<String> = seq_node
+            .values()
+            .map(|v| v.as_scalar().map(|s| s.as_string()).unwrap_or_default())
             .collect();
+        let norm: Vec<String> = current.iter().map(|c| norm_endpoint(c)).collect();
+        let stale = |n: &str| !eps.iter().any(|e| e == n) && prev.contains(&tok_endpoint(name, n));
+        for e in eps {
+            let users = norm.iter().any(|n| n == e) && !prev.contains(&tok_endpoint(name, e));
+            if !users {
+                self.owned.push(tok_endpoint(name, e));
+            }
+        }
+        if norm.starts_with(eps) && !norm.iter().any(|n| stale(n)) {
+            return;
+        }
+        // Remove wanted and stale entries (from the back), then insert the wanted ones in front,
+        // a user's own entry as the user spelled it (`http://h:007`, say, which is `http://h:7`):
+        // it stays the user's, and disarm leaves it so.
+        let spelled = |e: &String| -> String {
+            norm.iter()
+                .zip(&current)
+                .find(|(n, _)| *n == e && !prev.contains(&tok_endpoint(name, e)))
+                .map(|(_, c)| c.clone())
+                .unwrap_or_else(|| e.clone())
+        };
+        let insert: Vec<String> = eps.iter().map(spelled).collect();
+        for (i, n) in norm.iter().enumerate().rev() {
+            if eps.contains(n) || stale(n) {
+                seq_node.remove(i);
+            }
+        }
+        for (i, e) in insert.iter().enumerate() {
+            seq_node.insert(i, ScalarValue::double_quoted(e.as_str()));
+        }
     }
-    if !out.is_empty() && !out.ends_with('\n') && (current.is_none() || body.ends_with('\n')) {
-        out.push('\n');
+}
+
+/// Set the registry entry `name` under `mirrors` to a list of the endpoints `eps` (entry and
+/// endpoints owned).
+fn set_registry(mirrors: &Mapping, name: &str, eps: &[String], owned: &mut Vec<String>) {
+    mirrors.set(
+        ScalarValue::double_quoted(name),
+        MappingBuilder::new()
+            .insert_sequence("endpoint", seq(eps))
+            .build_document(),
+    );
+    owned.push(tok_registry(name));
+    for e in eps {
+        owned.push(tok_endpoint(name, e));
     }
-    if tail.is_empty() && !body.is_empty() && !body.ends_with('\n') && out.ends_with('\n') {
-        // A file without a final newline stays without one: keys appended to it end the text
-        // with one, which disarm, removing them, could not tell from the user's.
-        out.pop();
+}
+
+/// The keys of a mapping that are scalars, as strings.
+fn scalar_keys(m: &Mapping) -> Vec<String> {
+    m.keys()
+        .filter_map(|k| k.as_scalar().map(|s| s.as_string()))
+        .collect()
+}
+
+/// The keys must have landed at the top level, in the one document: a layout that defeats
+/// that (a first line holding only a tag, `  !!map`) is refused rather than written broken.
+fn refuse_unlanded_keys(text: &str, appended: &Appended) -> Result<(), PlanError> {
+    let landed = YamlLoader::load_from_str(text).is_ok_and(|d| match d.as_slice() {
+        [doc] => {
+            (!appended.mirrors || !doc["mirrors"].is_badvalue())
+                && (!appended.configs || !doc["configs"].is_badvalue())
+        }
+        _ => false,
+    });
+    if landed {
+        return Ok(());
     }
-    check_result(&out, &want)?;
-    out.push_str(&tail);
-    let out = super::text::keep_line_ends(&mixed, &out);
-    owned.sort();
-    owned.dedup();
-    Ok(Planned {
-        text: reframe(framing, &out),
-        owned,
-    })
+    Err(PlanError::whole(
+        "mirrorctl cannot add its top-level keys to this file as it is laid out (its first line is not a top-level key); start the file with its top-level keys, then rerun",
+    ))
 }
 
 /// What the edit wrote must read, to yaml-rust2 (whose reading k3s shares where validation
@@ -641,7 +876,9 @@ fn first_content_line(body: &str) -> Option<(usize, &str)> {
 /// mapping may be indented as a whole).
 fn root_indent(body: &str) -> &str {
     match first_content_line(body) {
-        Some((_, line)) => &line[..line.len() - line.trim_start_matches(' ').len()],
+        Some((_, line)) => line
+            .strip_suffix(line.trim_start_matches(' '))
+            .unwrap_or_default(),
         None => "",
     }
 }
@@ -715,77 +952,6 @@ fn seq(items: &[String]) -> SequenceBuilder {
 /// Double-quote a key or value for text we append.
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// `endpoint`: `eps` first, in order; endpoints mirrorctl added before and no longer wants
-/// removed; the user's endpoints kept.
-fn edit_endpoints(
-    reg: &Mapping,
-    name: &str,
-    eps: &[String],
-    prev: &[String],
-    owned: &mut Vec<String>,
-) {
-    // An `endpoint` key mirrorctl added to the user's registry entry is its own: owned, and
-    // removed again once empty (else `endpoint: []` stayed behind).
-    let key_tok = format!("endpoint-key:{name}");
-    let Some(seq_node) = reg.get_sequence("endpoint") else {
-        if eps.is_empty() {
-            return;
-        }
-        reg.set("endpoint", seq(eps).build_document());
-        for e in eps {
-            owned.push(tok_endpoint(name, e));
-        }
-        owned.push(key_tok);
-        return;
-    };
-    if prev.contains(&key_tok) {
-        let only_ours = seq_node.values().all(|v| {
-            let n = norm_endpoint(&v.as_scalar().map(|s| s.as_string()).unwrap_or_default());
-            prev.contains(&tok_endpoint(name, &n)) && !eps.contains(&n)
-        });
-        if eps.is_empty() && only_ours {
-            reg.remove("endpoint");
-            return;
-        }
-        owned.push(key_tok);
-    }
-    let current: Vec<String> = seq_node
-        .values()
-        .map(|v| v.as_scalar().map(|s| s.as_string()).unwrap_or_default())
-        .collect();
-    let norm: Vec<String> = current.iter().map(|c| norm_endpoint(c)).collect();
-    let stale = |n: &str| !eps.iter().any(|e| e == n) && prev.contains(&tok_endpoint(name, n));
-    for e in eps {
-        let users = norm.iter().any(|n| n == e) && !prev.contains(&tok_endpoint(name, e));
-        if !users {
-            owned.push(tok_endpoint(name, e));
-        }
-    }
-    let already =
-        norm.len() >= eps.len() && norm[..eps.len()] == *eps && !norm.iter().any(|n| stale(n));
-    if already {
-        return;
-    }
-    // Remove wanted and stale entries (from the back), then insert the wanted ones in front,
-    // a user's own entry as the user spelled it (`http://h:007`, say, which is `http://h:7`):
-    // it stays the user's, and disarm leaves it so.
-    let spelled = |e: &String| -> String {
-        (0..norm.len())
-            .find(|&i| norm[i] == *e && !prev.contains(&tok_endpoint(name, e)))
-            .map(|i| current[i].clone())
-            .unwrap_or_else(|| e.clone())
-    };
-    let insert: Vec<String> = eps.iter().map(spelled).collect();
-    for i in (0..norm.len()).rev() {
-        if eps.contains(&norm[i]) || stale(&norm[i]) {
-            seq_node.remove(i);
-        }
-    }
-    for (i, e) in insert.iter().enumerate() {
-        seq_node.insert(i, ScalarValue::double_quoted(e.as_str()));
-    }
 }
 
 #[cfg(test)]
@@ -1235,5 +1401,18 @@ mod edge_tests {
             let eps = &v[0]["mirrors"]["docker.io"]["endpoint"];
             assert_eq!(eps[0].as_str(), Some("http://a:1"), "{}", p.text);
         }
+    }
+}
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+
+    /// A split inside a character is an internal error, not a panic.
+    #[test]
+    fn split_inside_a_character_is_an_internal_error() {
+        assert_eq!(split_at_line("a\n...\n", 2).unwrap(), ("a\n", "...\n"));
+        let e = split_at_line("é", 1).unwrap_err();
+        assert!(e.message.starts_with("internal error: "), "{e}");
     }
 }

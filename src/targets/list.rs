@@ -21,12 +21,12 @@ pub fn merge(
     let want_norm: Vec<String> = want.iter().map(|w| norm(w)).collect();
     let mut wanted: Vec<String> = Vec::new();
     let mut owned = Vec::new();
-    for (i, w) in want_norm.iter().enumerate() {
+    for (w, spelled) in want_norm.iter().zip(want) {
         if wanted.iter().any(|t| norm(t) == *w) {
             continue;
         }
         let existing = current.iter().find(|c| norm(c) == *w);
-        wanted.push(existing.cloned().unwrap_or_else(|| want[i].clone()));
+        wanted.push(existing.unwrap_or(spelled).clone());
         if existing.is_none() || owned_before(w) {
             owned.push(w.clone());
         }

@@ -98,10 +98,23 @@ pub enum FileKind {
     DaemonJson,
     /// buildkitd.toml.
     BuildkitToml,
-    /// containerd `certs.d/<registry>/hosts.toml`.
-    ContainerdHosts { registry: String },
-    /// containerd's config.toml (`config_path` of the CRI registry).
-    ContainerdConfig { certs_dir: String },
+    /// containerd `certs.d/<registry>/hosts.toml`: the mirrors for `registry`, then what
+    /// `--migrate` moved there from config.toml; `dial_timeout` for containerd versions that
+    /// read it.
+    ContainerdHosts {
+        registry: String,
+        #[serde(default, skip_serializing_if = "containerd::setup::Moved::is_empty")]
+        moved: containerd::setup::Moved,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dial_timeout: Option<String>,
+    },
+    /// containerd's config.toml (`config_path` of the CRI registry); `migrate`: take the
+    /// deprecated registry settings out (and add `version = 2` where needed).
+    ContainerdConfig {
+        certs_dir: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        migrate: bool,
+    },
     /// A containers-registries.conf(5) drop-in (podman, CRI-O, skopeo, buildah).
     RegistriesDropin,
     /// k3s / rke2 `registries.yaml`.
@@ -162,16 +175,33 @@ impl FileKind {
                 docker::plan(current, mirrors, set.insecure, prev)
             }
             FileKind::BuildkitToml => buildkit::plan(current, set, prev),
-            FileKind::ContainerdHosts { registry } => {
+            FileKind::ContainerdHosts {
+                registry,
+                moved,
+                dial_timeout,
+            } => {
                 let mirrors = set
                     .for_registry(registry)
                     .map(|r| r.mirrors.as_slice())
                     .unwrap_or(&[]);
-                containerd::plan_hosts(current, registry, mirrors, set.insecure, prev)
+                // Disarm (nothing wanted) also takes back what was moved.
+                let nothing = containerd::setup::Moved::default();
+                let want = containerd::HostsWant {
+                    registry,
+                    mirrors,
+                    insecure: set.insecure,
+                    dial_timeout: dial_timeout.as_deref(),
+                    moved: if set.registries.is_empty() {
+                        &nothing
+                    } else {
+                        moved
+                    },
+                };
+                containerd::plan_hosts(current, &want, prev)
             }
-            FileKind::ContainerdConfig { certs_dir } => {
+            FileKind::ContainerdConfig { certs_dir, migrate } => {
                 let want = !set.registries.is_empty();
-                containerd::plan_config(current, certs_dir, want, prev)
+                containerd::plan_config(current, certs_dir, want, *migrate, prev)
             }
             FileKind::RegistriesDropin => registries::plan(current, set, prev, context),
             FileKind::K3sYaml => k3s::plan(current, set, prev),
@@ -260,7 +290,7 @@ pub const DOCKERD_BINARIES: [&str; 3] = [
 pub const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 pub const BUILDKITD_TOML: &str = "/etc/buildkit/buildkitd.toml";
 pub const CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
-pub const CONTAINERD_CERTS_D: &str = "/etc/containerd/certs.d";
+pub const CONTAINERD_CERTS_D: &str = containerd::setup::CERTS_D;
 
 /// One file a target wants in a given state.
 #[derive(Debug, Clone)]
@@ -270,17 +300,29 @@ pub struct FileJob {
     pub kind: FileKind,
 }
 
-/// The files a target edits for `set`, or why it is skipped. `exists` tells whether a system
-/// path exists under the root (for targets whose file list depends on what is installed);
-/// `dockerd` is the dockerd version the docker target plans for (≥ 28 also reads
-/// `/etc/docker/certs.d/<host>/hosts.toml` for registries other than docker.io).
+/// What [`files_for`] needs to know about the host beyond the mirror set.
+pub struct HostInfo<'a> {
+    /// Does a system path exist under the root (for targets whose file list depends on what
+    /// is installed)?
+    pub exists: &'a dyn Fn(&str) -> bool,
+    /// The dockerd version the docker target plans for (≥ 28 also reads
+    /// `/etc/docker/certs.d/<host>/hosts.toml` for registries other than docker.io).
+    pub dockerd: &'a dockerd_version::DockerdVersion,
+    /// How the containerd target arms this host ([`containerd::setup::setup`]).
+    pub containerd: &'a containerd::setup::Setup,
+    /// `dial_timeout` for containerd's hosts (only for a containerd that reads it).
+    pub dial_timeout: Option<String>,
+    /// Where the per-user targets' files are (earthly, buildx).
+    pub user: &'a UserPaths,
+}
+
+/// The files a target edits for `set`, or why it is skipped.
 pub fn files_for(
     name: TargetName,
     set: &MirrorSet,
-    exists: &dyn Fn(&str) -> bool,
-    dockerd: &dockerd_version::DockerdVersion,
-    user: &UserPaths,
+    host: &HostInfo,
 ) -> Result<Vec<FileJob>, String> {
+    let dockerd = host.dockerd;
     match name {
         TargetName::Docker => {
             let others = non_hub(set);
@@ -300,6 +342,8 @@ pub fn files_for(
                     ),
                     kind: FileKind::ContainerdHosts {
                         registry: r.to_string(),
+                        moved: containerd::setup::Moved::default(),
+                        dial_timeout: None,
                     },
                 }));
             }
@@ -312,40 +356,19 @@ pub fn files_for(
             path: BUILDKITD_TOML.into(),
             kind: FileKind::BuildkitToml,
         }]),
-        TargetName::Containerd => {
-            let mut jobs: Vec<FileJob> = set
-                .registries
-                .iter()
-                .map(|r| FileJob {
-                    path: format!(
-                        "{CONTAINERD_CERTS_D}/{}/hosts.toml",
-                        containerd::host_dir_name(&r.registry)
-                    ),
-                    kind: FileKind::ContainerdHosts {
-                        registry: r.registry.clone(),
-                    },
-                })
-                .collect();
-            jobs.push(FileJob {
-                path: CONTAINERD_CONFIG.into(),
-                kind: FileKind::ContainerdConfig {
-                    certs_dir: CONTAINERD_CERTS_D.into(),
-                },
-            });
-            Ok(jobs)
-        }
+        TargetName::Containerd => Ok(containerd_jobs(set, host)),
         TargetName::Registries => Ok(vec![FileJob {
             path: registries::dropin_path(),
             kind: FileKind::RegistriesDropin,
         }]),
-        TargetName::K3s => Ok(k3s::files(exists)
+        TargetName::K3s => Ok(k3s::files(host.exists)
             .into_iter()
             .map(|path| FileJob {
                 path,
                 kind: FileKind::K3sYaml,
             })
             .collect()),
-        TargetName::Earthly | TargetName::Buildx => user_files(name, set, user),
+        TargetName::Earthly | TargetName::Buildx => user_files(name, set, host.user),
     }
 }
 
@@ -367,6 +390,43 @@ fn user_files(name: TargetName, set: &MirrorSet, user: &UserPaths) -> Result<Vec
         }
     };
     Ok(vec![FileJob { path, kind }])
+}
+
+/// containerd's files: a hosts.toml per registry of the set and per registry `--migrate`
+/// moves settings for, and config.toml when [`containerd::setup::Setup`] edits it.
+fn containerd_jobs(set: &MirrorSet, host: &HostInfo) -> Vec<FileJob> {
+    let setup = host.containerd;
+    let mut dirs: Vec<String> = set.registries.iter().map(|r| r.registry.clone()).collect();
+    for d in setup.moved.keys() {
+        if !dirs.contains(d) {
+            dirs.push(d.clone());
+        }
+    }
+    let mut jobs: Vec<FileJob> = dirs
+        .into_iter()
+        .map(|r| FileJob {
+            path: format!(
+                "{}/{}/hosts.toml",
+                setup.certs_dir,
+                containerd::host_dir_name(&r)
+            ),
+            kind: FileKind::ContainerdHosts {
+                moved: setup.moved.get(&r).cloned().unwrap_or_default(),
+                registry: r,
+                dial_timeout: host.dial_timeout.clone(),
+            },
+        })
+        .collect();
+    if let Some(edit) = setup.config {
+        jobs.push(FileJob {
+            path: CONTAINERD_CONFIG.into(),
+            kind: FileKind::ContainerdConfig {
+                certs_dir: setup.certs_dir.clone(),
+                migrate: edit.migrate,
+            },
+        });
+    }
+    jobs
 }
 
 /// The registries of `set` other than docker.io.

@@ -137,9 +137,70 @@ pub fn plan(
     refuse_v1(&doc, original, "")?;
     // Room between the file's tables for mirror tables placed among them (edit_user_table).
     super::toml_util::scale_positions(doc.as_table_mut(), POSITION_GAP);
+    let ctx = read_context(context)?;
+    refuse_later_tables(set, &ctx.later)?;
 
-    // What the other files say, in the order containers/image reads them: the main file, then
-    // drop-ins by name. Tables with the same prefix in a later file replace earlier ones.
+    let fresh = original.trim_start_matches('\u{feff}').trim().is_empty();
+    if !doc.contains_key("registry") {
+        if set.registries.is_empty() {
+            return Ok(Planned {
+                text: original.to_string(),
+                owned: Vec::new(),
+            });
+        }
+        let a = ArrayOfTables::new();
+        doc.insert("registry", Item::ArrayOfTables(a));
+    }
+    let end = super::toml_util::max_position(doc.as_table()) + 1;
+    let Some(aot) = doc
+        .get_mut("registry")
+        .and_then(Item::as_array_of_tables_mut)
+    else {
+        let at = original.find("registry").unwrap_or(0);
+        return Err(PlanError::at_offset(
+            original,
+            at,
+            "`registry` must be written as [[registry]] tables for mirrorctl to edit it",
+        ));
+    };
+    let mut edit = Edit {
+        set,
+        prev,
+        sources: ctx.sources,
+        owned: Vec::new(),
+    };
+    edit.refuse_duplicate_prefixes(aot, original)?;
+    edit.edit_tables(aot)?;
+    edit.add_missing_tables(aot, end);
+    if aot.is_empty() {
+        doc.remove("registry");
+    }
+    let owned = edit.owned;
+
+    let mut text = super::toml_util::render_edit(&body, &doc, false);
+    if fresh && !set.registries.is_empty() {
+        text = format!("{HEADER}\n{}", text.trim_start());
+    }
+    if !owned.iter().any(|t| t.starts_with("registry:")) && text.trim() == HEADER.trim() {
+        text.clear();
+    }
+    Ok(Planned {
+        text: reframe(framing, &text),
+        owned,
+    })
+}
+
+/// What the other files say about the tables the drop-in holds.
+struct Context {
+    /// Per prefix, the table in force before the drop-in (the last one read).
+    sources: Vec<(String, Source)>,
+    /// `(prefix, path)` of every table in a drop-in read after this one.
+    later: Vec<(String, String)>,
+}
+
+/// Read the other files in the order containers/image reads them: the main file, then
+/// drop-ins by name. Tables with the same prefix in a later file replace earlier ones.
+fn read_context(context: &[(String, String)]) -> Result<Context, PlanError> {
     let mut ctx: Vec<&(String, String)> = context.iter().collect();
     ctx.sort_by_key(|(p, _)| (p != MAIN_CONF, file_name(p).to_string()));
     let mut sources: Vec<(String, Source)> = Vec::new();
@@ -164,6 +225,12 @@ pub fn plan(
             sources.push((p, Source { table: t }));
         }
     }
+    Ok(Context { sources, later })
+}
+
+/// Refuse to mirror a registry a later drop-in has a table for: that table would replace
+/// mirrorctl's (mirrors included), and the mirror would never be used.
+fn refuse_later_tables(set: &MirrorSet, later: &[(String, String)]) -> Result<(), PlanError> {
     for r in &set.registries {
         if let Some((_, path)) = later.iter().find(|(p, _)| *p == r.registry) {
             return Err(PlanError::whole(format!(
@@ -172,135 +239,237 @@ pub fn plan(
             )));
         }
     }
+    Ok(())
+}
 
-    let fresh = original.trim_start_matches('\u{feff}').trim().is_empty();
-    let mut owned = Vec::new();
-    if !doc.contains_key("registry") {
-        if set.registries.is_empty() {
-            return Ok(Planned {
-                text: original.to_string(),
-                owned,
-            });
-        }
-        let a = ArrayOfTables::new();
-        doc.insert("registry", Item::ArrayOfTables(a));
+/// The edit of the drop-in's `[[registry]]` tables: what is wanted, what mirrorctl owned
+/// before, the tables copied from the other files, and the tokens owned now.
+struct Edit<'a> {
+    set: &'a MirrorSet,
+    prev: &'a [String],
+    sources: Vec<(String, Source)>,
+    owned: Vec<String>,
+}
+
+impl Edit<'_> {
+    /// The table with `prefix` the other files hold, copied into a new table.
+    fn source(&self, prefix: &str) -> Option<&Source> {
+        self.sources
+            .iter()
+            .find(|(sp, _)| *sp == prefix)
+            .map(|(_, s)| s)
     }
-    let mut end = super::toml_util::max_position(doc.as_table()) + 1;
-    let Some(aot) = doc
-        .get_mut("registry")
-        .and_then(Item::as_array_of_tables_mut)
-    else {
-        let at = original.find("registry").unwrap_or(0);
-        return Err(PlanError::at_offset(
-            original,
-            at,
-            "`registry` must be written as [[registry]] tables for mirrorctl to edit it",
-        ));
-    };
 
-    // Two [[registry]] tables with the prefix of a table mirrorctl edits: containers/image
-    // keeps the last (it merges tables by prefix), and mirrorctl's entries are owned per
-    // prefix, so an edit of one looked like an edit of the other. Refuse, as for daemon.json's
-    // duplicated keys.
-    let prefixes: Vec<String> = aot
-        .iter()
-        .map(|t| prefix_of(t).unwrap_or_default())
-        .collect();
-    let edits = |p: &str| {
-        set.for_registry(p).is_some()
-            || prev
-                .iter()
-                .any(|t| *t == tok_table(p) || t.starts_with(&format!("mirror:{p}=")))
-    };
-    if let Some(i) =
-        (0..prefixes.len()).find(|&i| edits(&prefixes[i]) && prefixes[..i].contains(&prefixes[i]))
-    {
+    /// Refuse two [[registry]] tables with the prefix of a table mirrorctl edits:
+    /// containers/image keeps the last (it merges tables by prefix), and mirrorctl's entries
+    /// are owned per prefix, so an edit of one looked like an edit of the other (as for
+    /// daemon.json's duplicated keys). The error points at the second table's header.
+    fn refuse_duplicate_prefixes(
+        &self,
+        aot: &ArrayOfTables,
+        original: &str,
+    ) -> Result<(), PlanError> {
+        let prefixes: Vec<String> = aot
+            .iter()
+            .map(|t| prefix_of(t).unwrap_or_default())
+            .collect();
+        let edits = |p: &str| {
+            self.set.for_registry(p).is_some()
+                || self
+                    .prev
+                    .iter()
+                    .any(|t| *t == tok_table(p) || t.starts_with(&format!("mirror:{p}=")))
+        };
+        let second = prefixes
+            .iter()
+            .enumerate()
+            .find(|&(i, p)| edits(p) && prefixes.iter().take(i).any(|q| q == p));
+        let Some((i, p)) = second else {
+            return Ok(());
+        };
         let msg = format!(
-            "two [[registry]] tables have prefix \"{}\": containers/image uses the last one, so the file is ambiguous. Merge them into one, then rerun",
-            prefixes[i]
+            "two [[registry]] tables have prefix \"{p}\": containers/image uses the last one, so the file is ambiguous. Merge them into one, then rerun"
         );
-        let mut off = 0;
-        let mut headers = Vec::new();
-        for line in original.split_inclusive('\n') {
-            if line.trim_start().starts_with("[[registry]]") {
-                headers.push(off + line.len() - line.trim_start().len());
-            }
-            off += line.len();
-        }
-        return Err(if headers.len() == prefixes.len() {
-            PlanError::at_offset(original, headers[i], msg)
-        } else {
-            PlanError::whole(msg)
-        });
+        let headers = registry_headers(original);
+        let at = match headers.len() == prefixes.len() {
+            true => headers.get(i),
+            false => None,
+        };
+        Err(match at {
+            Some(&off) => PlanError::at_offset(original, off, msg),
+            None => PlanError::whole(msg),
+        })
     }
 
-    // Tables mirrorctl owns: rebuilt from scratch (or dropped when no longer wanted).
-    let mut i = 0;
-    while i < aot.len() {
-        let t = aot.get(i).expect("in range");
-        let p = prefix_of(t).unwrap_or_default();
-        if prev.contains(&tok_table(&p)) {
-            match set.for_registry(&p) {
-                Some(r) => {
-                    let src = sources.iter().find(|(sp, _)| *sp == p).map(|(_, s)| s);
-                    let slot = aot.get_mut(i).expect("in range");
+    /// Edit the tables the file has: those mirrorctl owns are rebuilt from scratch (or
+    /// dropped when no longer wanted); in the user's own, mirrorctl's mirrors are added or
+    /// removed, the rest kept.
+    fn edit_tables(&mut self, aot: &mut ArrayOfTables) -> Result<(), PlanError> {
+        let (set, prev) = (self.set, self.prev);
+        aot.retain(|t| {
+            let p = prefix_of(t).unwrap_or_default();
+            !prev.contains(&tok_table(&p)) || set.for_registry(&p).is_some()
+        });
+        for slot in aot.iter_mut() {
+            let p = prefix_of(slot).unwrap_or_default();
+            if prev.contains(&tok_table(&p)) {
+                if let Some(r) = set.for_registry(&p) {
                     let (decor, position) = (slot.decor().clone(), slot.position());
-                    *slot = build_table(&p, &r.mirrors, set, src);
+                    *slot = build_table(&p, &r.mirrors, set, self.source(&p));
                     *slot.decor_mut() = decor;
                     slot.set_position(position);
-                    owned.push(tok_table(&p));
-                    i += 1;
+                    self.owned.push(tok_table(&p));
                 }
-                None => {
-                    aot.remove(i);
-                }
+                continue;
             }
-            continue;
+            let want: &[Mirror] = set
+                .for_registry(&p)
+                .map(|r| r.mirrors.as_slice())
+                .unwrap_or(&[]);
+            self.edit_user_table(slot, &p, want)?;
         }
-        // The user's own table in this file: add/remove mirrorctl's mirrors, keep the rest.
-        let want: &[Mirror] = set
-            .for_registry(&p)
-            .map(|r| r.mirrors.as_slice())
-            .unwrap_or(&[]);
-        let t = aot.get_mut(i).expect("in range");
-        edit_user_table(t, &p, want, set, prev, &mut owned)?;
-        i += 1;
-    }
-    for r in &set.registries {
-        let exists = aot
-            .iter()
-            .any(|t| prefix_of(t).as_deref() == Some(r.registry.as_str()));
-        if !exists {
-            let src = sources
-                .iter()
-                .find(|(sp, _)| *sp == r.registry)
-                .map(|(_, s)| s);
-            // After every table of the file: without a position it would follow the last one
-            // visited, which need not be the last in the file (a sub-table of the previous
-            // [[registry]] written before its last [[registry.mirror]]), and mirror tables
-            // written after it would become this table's.
-            let mut t = build_table(&r.registry, &r.mirrors, set, src);
-            t.set_position(Some(end));
-            end += 1;
-            aot.push(t);
-            owned.push(tok_table(&r.registry));
-        }
-    }
-    if aot.is_empty() {
-        doc.remove("registry");
+        Ok(())
     }
 
-    let mut text = super::toml_util::render_edit(&body, &doc, false);
-    if fresh && !set.registries.is_empty() {
-        text = format!("{HEADER}\n{}", text.trim_start());
+    /// A table for every wanted registry the file has none for, after every table of the
+    /// file (from position `end` on): without a position it would follow the last one
+    /// visited, which need not be the last in the file (a sub-table of the previous
+    /// [[registry]] written before its last [[registry.mirror]]), and mirror tables written
+    /// after it would become this table's.
+    fn add_missing_tables(&mut self, aot: &mut ArrayOfTables, mut end: isize) {
+        for r in &self.set.registries {
+            let exists = aot
+                .iter()
+                .any(|t| prefix_of(t).as_deref() == Some(r.registry.as_str()));
+            if !exists {
+                let src = self.source(&r.registry);
+                let mut t = build_table(&r.registry, &r.mirrors, self.set, src);
+                t.set_position(Some(end));
+                end += 1;
+                aot.push(t);
+                self.owned.push(tok_table(&r.registry));
+            }
+        }
     }
-    if !owned.iter().any(|t| t.starts_with("registry:")) && text.trim() == HEADER.trim() {
-        text.clear();
+
+    /// A table the user wrote in this file: mirrorctl's mirrors first, stale ones removed.
+    fn edit_user_table(
+        &mut self,
+        t: &mut Table,
+        prefix: &str,
+        want: &[Mirror],
+    ) -> Result<(), PlanError> {
+        let prev = self.prev;
+        if want.is_empty()
+            && !prev
+                .iter()
+                .any(|p| p.starts_with(&format!("mirror:{prefix}=")))
+        {
+            return Ok(());
+        }
+        if !t.contains_key("mirror") {
+            if want.is_empty() {
+                return Ok(());
+            }
+            t.insert("mirror", Item::ArrayOfTables(ArrayOfTables::new()));
+        }
+        let Some(aot) = t.get_mut("mirror").and_then(Item::as_array_of_tables_mut) else {
+            return Err(PlanError::whole(format!(
+                "the [[registry]] for \"{prefix}\" writes `mirror` inline; write [[registry.mirror]] tables for mirrorctl to edit it"
+            )));
+        };
+        let existing: Vec<Table> = aot.iter().cloned().collect();
+        let wanted = self.wanted_mirror_tables(prefix, want, &existing);
+        let front = wanted.tables.len();
+        let mut out = wanted.tables;
+        for (e, used) in existing.iter().zip(&wanted.used) {
+            if *used || prev.contains(&tok_mirror(prefix, &location_of(e))) {
+                continue;
+            }
+            out.push(e.clone());
+        }
+        if out.is_empty() {
+            t.remove("mirror");
+        } else if out
+            .iter()
+            .map(Table::to_string)
+            .ne(existing.iter().map(Table::to_string))
+        {
+            *aot = placed_first(out, front);
+        }
+        Ok(())
     }
-    Ok(Planned {
-        text: reframe(framing, &text),
-        owned,
-    })
+
+    /// The mirror tables for `want`, in order: the user's own entry for a wanted location
+    /// where there is one (only the first with its location: a duplicate the user wrote
+    /// stays, among the rest), else a new one mirrorctl owns. Also says which of the
+    /// `existing` entries were used.
+    fn wanted_mirror_tables(
+        &mut self,
+        prefix: &str,
+        want: &[Mirror],
+        existing: &[Table],
+    ) -> WantedMirrors {
+        let mut used = vec![false; existing.len()];
+        let mut tables: Vec<Table> = Vec::new();
+        for l in locations(want, self.set) {
+            let hp = l.0.clone();
+            let users = match self.prev.contains(&tok_mirror(prefix, &hp)) {
+                true => None,
+                false => existing
+                    .iter()
+                    .zip(used.iter_mut())
+                    .find(|(e, used)| !**used && location_of(e) == hp),
+            };
+            match users {
+                Some((e, used)) => {
+                    *used = true;
+                    tables.push(e.clone());
+                }
+                None => {
+                    tables.push(mirror_table(&l));
+                    self.owned.push(tok_mirror(prefix, &hp));
+                }
+            }
+        }
+        WantedMirrors { tables, used }
+    }
+}
+
+/// The mirror tables for the wanted mirrors, and which of the user's entries they took.
+struct WantedMirrors {
+    tables: Vec<Table>,
+    used: Vec<bool>,
+}
+
+/// The mirror tables `out` as an array whose first `front` (the wanted ones) are written
+/// first. Tables are written in the order of their document positions (scaled by
+/// POSITION_GAP in `plan`). The user's other mirrors keep theirs, so their layout stays (one
+/// written after another [[…]] table, say); the wanted ones go just before the first of them,
+/// or, with none, follow their [[registry]] (no position).
+fn placed_first(out: Vec<Table>, front: usize) -> ArrayOfTables {
+    let first_rest = out.iter().skip(front).filter_map(Table::position).min();
+    let mut a = ArrayOfTables::new();
+    for (k, mut m) in out.into_iter().enumerate() {
+        if k < front {
+            m.set_position(first_rest.map(|p| p - POSITION_GAP + 1 + k as isize));
+        }
+        a.push(m);
+    }
+    a
+}
+
+/// The offsets of the `[[registry]]` headers of a text (at their first non-blank character).
+fn registry_headers(text: &str) -> Vec<usize> {
+    let mut off = 0;
+    let mut headers = Vec::new();
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with("[[registry]]") {
+            headers.push(off + line.len() - line.trim_start().len());
+        }
+        off += line.len();
+    }
+    headers
 }
 
 /// The factor table positions are scaled by (see [`super::toml_util::scale_positions`]).
@@ -384,85 +553,6 @@ fn build_table(prefix: &str, mirrors: &[Mirror], set: &MirrorSet, src: Option<&S
     }
     t.insert("mirror", Item::ArrayOfTables(aot));
     t
-}
-
-/// A table the user wrote in this file: mirrorctl's mirrors first, stale ones removed.
-fn edit_user_table(
-    t: &mut Table,
-    prefix: &str,
-    want: &[Mirror],
-    set: &MirrorSet,
-    prev: &[String],
-    owned: &mut Vec<String>,
-) -> Result<(), PlanError> {
-    if want.is_empty()
-        && !prev
-            .iter()
-            .any(|p| p.starts_with(&format!("mirror:{prefix}=")))
-    {
-        return Ok(());
-    }
-    if !t.contains_key("mirror") {
-        if want.is_empty() {
-            return Ok(());
-        }
-        t.insert("mirror", Item::ArrayOfTables(ArrayOfTables::new()));
-    }
-    let Some(aot) = t.get_mut("mirror").and_then(Item::as_array_of_tables_mut) else {
-        return Err(PlanError::whole(format!(
-            "the [[registry]] for \"{prefix}\" writes `mirror` inline; write [[registry.mirror]] tables for mirrorctl to edit it"
-        )));
-    };
-    let existing: Vec<Table> = aot.iter().cloned().collect();
-    let mut out: Vec<Table> = Vec::new();
-    // The user's entries used for a wanted mirror (only the first with its location: a
-    // duplicate the user wrote stays, among the rest).
-    let mut used = vec![false; existing.len()];
-    for l in locations(want, set) {
-        let hp = l.0.clone();
-        let users = (0..existing.len())
-            .find(|&i| !used[i] && location_of(&existing[i]) == hp)
-            .filter(|_| !prev.contains(&tok_mirror(prefix, &hp)));
-        match users {
-            Some(i) => {
-                used[i] = true;
-                out.push(existing[i].clone());
-            }
-            None => {
-                out.push(mirror_table(&l));
-                owned.push(tok_mirror(prefix, &hp));
-            }
-        }
-    }
-    let front = out.len();
-    for (i, e) in existing.iter().enumerate() {
-        if used[i] || prev.contains(&tok_mirror(prefix, &location_of(e))) {
-            continue;
-        }
-        out.push(e.clone());
-    }
-    if out.is_empty() {
-        t.remove("mirror");
-    } else if out
-        .iter()
-        .map(Table::to_string)
-        .ne(existing.iter().map(Table::to_string))
-    {
-        // Tables are written in the order of their document positions (scaled by
-        // POSITION_GAP in `plan`). The user's other mirrors keep theirs, so their layout stays
-        // (one written after another [[…]] table, say); the wanted ones go just before the
-        // first of them, or, with none, follow their [[registry]] (no position).
-        let first_rest = out[front..].iter().filter_map(Table::position).min();
-        let mut a = ArrayOfTables::new();
-        for (k, mut m) in out.into_iter().enumerate() {
-            if k < front {
-                m.set_position(first_rest.map(|p| p - POSITION_GAP + 1 + k as isize));
-            }
-            a.push(m);
-        }
-        *aot = a;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -42,11 +42,15 @@ pub fn reframe(f: Framing, body: &str) -> String {
 
 /// Byte offset in the original text (with BOM and CRs) of an offset in the unframed body.
 pub fn original_offset(original: &str, f: Framing, body_offset: usize) -> usize {
-    let mut off = if f.bom { '\u{feff}'.len_utf8() } else { 0 };
+    let after_bom = match f.bom {
+        true => original.strip_prefix('\u{feff}').unwrap_or(original),
+        false => original,
+    };
+    let mut off = original.len() - after_bom.len();
     if f.crlf {
         let body_before = body_offset;
         let mut seen = 0;
-        for (i, ch) in original[off..].char_indices() {
+        for (i, ch) in after_bom.char_indices() {
             if seen >= body_before {
                 return off + i;
             }
@@ -69,135 +73,246 @@ pub fn original_offset(original: &str, f: Framing, body_offset: usize) -> usize 
 /// place keeps its old line end (paired from the start of a rewritten block), new lines get
 /// `\n`, and a missing final newline stays missing.
 pub fn keep_line_ends(original: &str, edited: &str) -> String {
-    use similar::{capture_diff_slices_deadline, Algorithm, DiffOp};
-    let old: Vec<&str> = original.split_inclusive('\n').collect();
-    let new: Vec<&str> = edited.split_inclusive('\n').collect();
-    let content = |l: &&'_ str| -> String {
-        let l = l.strip_suffix('\n').unwrap_or(l);
-        l.strip_suffix('\r').unwrap_or(l).to_string()
-    };
-    let (o, n): (Vec<String>, Vec<String>) = (
-        old.iter().map(content).collect(),
-        new.iter().map(content).collect(),
-    );
-    // Per new line: the old line whose bytes it takes, or whose line end it takes.
-    let mut take: Vec<Option<usize>> = vec![None; new.len()];
-    let mut end_of: Vec<Option<usize>> = vec![None; new.len()];
-    let mut used = vec![false; old.len()];
-    // The blank lines that end both texts pair up from the end: they are the file's trailing
-    // whitespace, which the editor keeps at the end, and the diff would otherwise pair a
-    // blank line the edit added with one of them.
-    let blank_tail = |v: &[String]| v.iter().rev().take_while(|c| c.trim().is_empty()).count();
-    let tail = blank_tail(&o).min(blank_tail(&n));
-    for i in 1..=tail {
-        take[new.len() - i] = Some(old.len() - i);
-        used[old.len() - i] = true;
+    let old = Line::all(original);
+    let new = Line::all(edited);
+    let mut pairs = Pairing::new(old.len(), new.len());
+    let tail = pairs.pair_blank_tail(&old, &new);
+    let old_head = contents(old.get(..old.len() - tail).unwrap_or_default());
+    let new_head = contents(new.get(..new.len() - tail).unwrap_or_default());
+    pairs.pair_by_diff(&old_head, &new_head);
+    pairs.extend_to_neighbours(&old_head, &new_head);
+    pairs.pair_by_content(&old, &new);
+    let out = pairs.render(&old, &new, edited.len());
+    without_added_final_newline(original, out)
+}
+
+/// One line of a text: its bytes, line end included, and its content without the line end.
+struct Line<'a> {
+    raw: &'a str,
+    content: &'a str,
+}
+
+impl<'a> Line<'a> {
+    /// The lines of `text`, the last one maybe without a line end.
+    fn all(text: &'a str) -> Vec<Line<'a>> {
+        text.split_inclusive('\n')
+            .map(|raw| {
+                let l = raw.strip_suffix('\n').unwrap_or(raw);
+                let content = l.strip_suffix('\r').unwrap_or(l);
+                Line { raw, content }
+            })
+            .collect()
     }
-    let (o_head, n_head) = (&o[..o.len() - tail], &n[..n.len() - tail]);
-    // Patience diff: lines found once in both texts anchor the alignment (Myers maximises the
-    // pairs, and paired a kept table's header with a new table's one after it). A worse diff
-    // (past the deadline) only means fewer lines keep their bytes.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    for op in capture_diff_slices_deadline(Algorithm::Patience, o_head, n_head, Some(deadline)) {
-        match op {
-            DiffOp::Equal {
-                old_index,
-                new_index,
-                len,
-            } => {
-                for i in 0..len {
-                    take[new_index + i] = Some(old_index + i);
-                    used[old_index + i] = true;
-                }
-            }
-            // Lines rewritten in place, paired from the start of the block (a value edited
-            // and lines added after it, say).
-            DiffOp::Replace {
-                old_index,
-                old_len,
-                new_index,
-                new_len,
-            } => {
-                for i in 0..new_len.min(old_len) {
-                    end_of[new_index + i] = Some(old_index + i);
-                }
-            }
-            _ => {}
+
+    fn is_blank(&self) -> bool {
+        self.content.trim().is_empty()
+    }
+}
+
+/// The contents of some lines, what the diff compares.
+fn contents<'a>(lines: &[Line<'a>]) -> Vec<&'a str> {
+    lines.iter().map(|l| l.content).collect()
+}
+
+/// How many blank lines end the text.
+fn blank_tail(lines: &[Line]) -> usize {
+    lines.iter().rev().take_while(|l| l.is_blank()).count()
+}
+
+/// Which old line each new line of an edit takes its bytes or its line end from, built up by
+/// [`keep_line_ends`] in steps, the surest pairs first.
+struct Pairing {
+    /// Per new line: the old line whose bytes it takes.
+    take: Vec<Option<usize>>,
+    /// Per new line: the old line whose line end it takes (a line rewritten in place).
+    end_of: Vec<Option<usize>>,
+    /// Per old line: whether a new line takes its bytes.
+    used: Vec<bool>,
+}
+
+impl Pairing {
+    fn new(old_len: usize, new_len: usize) -> Pairing {
+        Pairing {
+            take: vec![None; new_len],
+            end_of: vec![None; new_len],
+            used: vec![false; old_len],
         }
     }
-    // Of lines with the same content the diff may pair the wrong ones: a kept line with the
-    // copy in a table removed after it, a new table's line with the kept one it was inserted
-    // before. Alignments are extended to their neighbours instead (an aligned pair whose next
-    // or previous lines have the same content pairs those too, taking them from where they
-    // were paired), so each line stays with its context, and with its line end.
-    let head = new.len() - tail;
-    let mut of_old: Vec<Option<usize>> = vec![None; old.len()];
-    for (i, t) in take[..head].iter().enumerate() {
-        if let Some(j) = *t {
-            of_old[j] = Some(i);
+
+    /// Pair the blank lines that end both texts, from the end: they are the file's trailing
+    /// whitespace, which the editor keeps at the end, and the diff would otherwise pair a
+    /// blank line the edit added with one of them. Returns how many were paired.
+    fn pair_blank_tail(&mut self, old: &[Line], new: &[Line]) -> usize {
+        let tail = blank_tail(old).min(blank_tail(new));
+        let old_tail = (0..old.len()).rev().take(tail);
+        for (t, j) in self.take.iter_mut().rev().zip(old_tail) {
+            *t = Some(j);
+            if let Some(u) = self.used.get_mut(j) {
+                *u = true;
+            }
+        }
+        tail
+    }
+
+    /// Pair the lines a patience diff aligns: lines found once in both texts anchor the
+    /// alignment (Myers maximises the pairs, and paired a kept table's header with a new
+    /// table's one after it). Lines it finds rewritten in place are paired for their line end,
+    /// from the start of the block (a value edited and lines added after it, say). A worse
+    /// diff (past the deadline) only means fewer lines keep their bytes.
+    fn pair_by_diff(&mut self, old_head: &[&str], new_head: &[&str]) {
+        use similar::{capture_diff_slices_deadline, Algorithm, DiffOp};
+        let deadline = std::time::Instant::now().checked_add(std::time::Duration::from_secs(2));
+        for op in capture_diff_slices_deadline(Algorithm::Patience, old_head, new_head, deadline) {
+            match op {
+                DiffOp::Equal {
+                    old_index,
+                    new_index,
+                    len,
+                } => {
+                    for i in 0..len {
+                        self.pair(new_index + i, old_index + i);
+                    }
+                }
+                DiffOp::Replace {
+                    old_index,
+                    old_len,
+                    new_index,
+                    new_len,
+                } => {
+                    let ends = self.end_of.iter_mut().skip(new_index).take(new_len);
+                    for (e, j) in ends.zip(old_index..old_index + old_len) {
+                        *e = Some(j);
+                    }
+                }
+                _ => {}
+            }
         }
     }
-    let mut changed = true;
-    let mut rounds = 0;
-    while changed && rounds < 8 {
-        changed = false;
-        rounds += 1;
-        for i in 0..head {
-            let Some(j) = take[i] else { continue };
-            // Blank lines say nothing about what is next to them.
-            if o[j].trim().is_empty() {
-                continue;
+
+    /// New line `i` takes the bytes of old line `j`.
+    fn pair(&mut self, i: usize, j: usize) {
+        if let Some(t) = self.take.get_mut(i) {
+            *t = Some(j);
+        }
+        if let Some(u) = self.used.get_mut(j) {
+            *u = true;
+        }
+    }
+
+    /// Of lines with the same content the diff may pair the wrong ones: a kept line with the
+    /// copy in a table removed after it, a new table's line with the kept one it was inserted
+    /// before. Alignments are extended to their neighbours instead (an aligned pair whose next
+    /// or previous lines have the same content pairs those too, taking them from where they
+    /// were paired), so each line stays with its context, and with its line end. Only the
+    /// heads (before the paired blank tail) take part.
+    fn extend_to_neighbours(&mut self, old_head: &[&str], new_head: &[&str]) {
+        let mut of_old: Vec<Option<usize>> = vec![None; old_head.len()];
+        for (i, t) in self.take.iter().take(new_head.len()).enumerate() {
+            if let Some(slot) = t.and_then(|j| of_old.get_mut(j)) {
+                *slot = Some(i);
             }
-            for (ni, nj) in [(i + 1, j + 1), (i.wrapping_sub(1), j.wrapping_sub(1))] {
-                if ni >= head || nj >= old.len() - tail || take[ni] == Some(nj) || o[nj] != n[ni] {
+        }
+        let mut changed = true;
+        let mut rounds = 0;
+        while changed && rounds < 8 {
+            changed = false;
+            rounds += 1;
+            for i in 0..new_head.len() {
+                let Some(j) = self.take.get(i).copied().flatten() else {
+                    continue;
+                };
+                // Blank lines say nothing about what is next to them.
+                if old_head.get(j).is_none_or(|c| c.trim().is_empty()) {
                     continue;
                 }
-                if let Some(oj) = take[ni] {
-                    of_old[oj] = None;
-                    used[oj] = false;
+                for (ni, nj) in [
+                    (i.checked_add(1), j.checked_add(1)),
+                    (i.checked_sub(1), j.checked_sub(1)),
+                ] {
+                    let (Some(ni), Some(nj)) = (ni, nj) else {
+                        continue;
+                    };
+                    let same = matches!(
+                        (new_head.get(ni), old_head.get(nj)),
+                        (Some(n), Some(o)) if n == o
+                    );
+                    if !same || self.take.get(ni) == Some(&Some(nj)) {
+                        continue;
+                    }
+                    self.move_pair(ni, nj, &mut of_old);
+                    changed = true;
                 }
-                if let Some(oi) = of_old[nj] {
-                    take[oi] = None;
-                }
-                take[ni] = Some(nj);
-                of_old[nj] = Some(ni);
-                used[nj] = true;
-                changed = true;
             }
         }
     }
-    // Lines the diff did not align (moved with a table, say): an unused old line with the
-    // same content gives its bytes.
-    let mut by_content: std::collections::HashMap<&str, std::collections::VecDeque<usize>> =
-        Default::default();
-    for (j, c) in o.iter().enumerate().filter(|(j, _)| !used[*j]) {
-        by_content.entry(c.as_str()).or_default().push_back(j);
-    }
-    for (i, t) in take.iter_mut().enumerate() {
-        if t.is_none() {
-            *t = by_content
-                .get_mut(n[i].as_str())
-                .and_then(|q| q.pop_front());
+
+    /// Pair new line `ni` with old line `nj`, undoing the pairs either had (`of_old`: per old
+    /// line of the head, the new line paired with it).
+    fn move_pair(&mut self, ni: usize, nj: usize, of_old: &mut [Option<usize>]) {
+        if let Some(oj) = self.take.get(ni).copied().flatten() {
+            if let Some(slot) = of_old.get_mut(oj) {
+                *slot = None;
+            }
+            if let Some(u) = self.used.get_mut(oj) {
+                *u = false;
+            }
+        }
+        if let Some(oi) = of_old.get(nj).copied().flatten() {
+            if let Some(t) = self.take.get_mut(oi) {
+                *t = None;
+            }
+        }
+        self.pair(ni, nj);
+        if let Some(slot) = of_old.get_mut(nj) {
+            *slot = Some(ni);
         }
     }
-    let mut out = String::with_capacity(edited.len() + 16);
-    for (i, line) in new.iter().enumerate() {
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
+
+    /// Lines the diff did not align (moved with a table, say): an unused old line with the
+    /// same content gives its bytes, the first such line to the first new one.
+    fn pair_by_content(&mut self, old: &[Line], new: &[Line]) {
+        let mut by_content: std::collections::HashMap<&str, std::collections::VecDeque<usize>> =
+            Default::default();
+        for (j, l) in old.iter().enumerate() {
+            if !self.used.get(j).copied().unwrap_or(true) {
+                by_content.entry(l.content).or_default().push_back(j);
+            }
         }
-        match take[i] {
-            Some(j) => out.push_str(old[j]),
-            None if !line.ends_with('\n') => out.push_str(line),
-            None => {
-                out.push_str(&n[i]);
-                let old_end = end_of[i].map(|j| &old[j][o[j].len()..]);
-                out.push_str(match old_end {
-                    Some("\r\n") => "\r\n",
-                    _ => "\n",
-                });
+        for (t, l) in self.take.iter_mut().zip(new) {
+            if t.is_none() {
+                *t = by_content.get_mut(l.content).and_then(|q| q.pop_front());
             }
         }
     }
+
+    /// The new text with the paired lines' bytes: a line taking an old one's bytes is that
+    /// line, a line rewritten in place gets its old line's end (`\r\n` or `\n`), every other
+    /// line `\n`; a line after one without a line end is put on a line of its own.
+    fn render(&self, old: &[Line], new: &[Line], len: usize) -> String {
+        let mut out = String::with_capacity(len + 16);
+        for (i, line) in new.iter().enumerate() {
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            let old_line =
+                |of: &[Option<usize>]| of.get(i).copied().flatten().and_then(|j| old.get(j));
+            match old_line(&self.take) {
+                Some(o) => out.push_str(o.raw),
+                None if !line.raw.ends_with('\n') => out.push_str(line.raw),
+                None => {
+                    out.push_str(line.content);
+                    let crlf = old_line(&self.end_of).is_some_and(|o| o.raw.ends_with("\r\n"));
+                    out.push_str(if crlf { "\r\n" } else { "\n" });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Take off the final newline of an edit of a text that had none (keys appended after its last
+/// line end the edit with one, which taking them out again could not tell from the user's).
+fn without_added_final_newline(original: &str, mut out: String) -> String {
     if !original.is_empty() && !original.ends_with('\n') && out.ends_with('\n') {
         out.pop();
         if out.ends_with('\r') {
@@ -282,5 +397,25 @@ mod tests {
             keep_line_ends(orig, "[b]\ny = 2\n\n[a]\nx = 1\n"),
             "[b]\r\ny = 2\r\n\n[a]\nx = 1\n"
         );
+    }
+}
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+
+    /// A framing that does not match the text (a BOM it lacks) maps offsets without panicking.
+    #[test]
+    fn a_framing_claiming_a_missing_bom_does_not_panic() {
+        let f = Framing {
+            bom: true,
+            crlf: true,
+        };
+        assert_eq!(original_offset("ab\r\nc", f, 3), 4);
+        let f = Framing {
+            bom: true,
+            crlf: false,
+        };
+        assert_eq!(original_offset("ab", f, 1), 1);
     }
 }

@@ -49,8 +49,8 @@ pub fn error_at(
 pub fn key_offset(body: &str, key: &str) -> Option<usize> {
     body.find(&format!("\"{key}\"")).or_else(|| {
         body.match_indices(key).map(|(i, _)| i).find(|&i| {
-            let before = body[..i].chars().next_back();
-            let after = body[i + key.len()..].chars().next();
+            let before = body.get(..i).and_then(|b| b.chars().next_back());
+            let after = body.get(i + key.len()..).and_then(|a| a.chars().next());
             !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
                 && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
         })
@@ -87,19 +87,21 @@ pub fn set_array(item: &mut Item, list: &[String]) {
     let prefix =
         |i: usize| -> Option<String> { old.get(i)?.decor().prefix()?.as_str().map(str::to_string) };
     // A new element's line: a line break and the first element's indentation.
-    let indent = match prefix(0) {
-        Some(p) if p.contains('\n') => format!("\n{}", &p[p.rfind('\n').unwrap() + 1..]),
-        _ => "\n  ".to_string(),
+    let indent = match prefix(0).as_deref().and_then(|p| p.rsplit_once('\n')) {
+        Some((_, last_line)) => format!("\n{last_line}"),
+        None => "\n  ".to_string(),
     };
     let trailing = a.trailing().as_str().map(str::to_string);
     let had_comma = a.trailing_comma();
     let mut used = vec![false; old.len()];
     let mut vals: Vec<(Option<usize>, toml_edit::Value)> = Vec::new();
     for s in list {
-        match (0..old.len()).find(|&i| !used[i] && old[i].as_str() == Some(s.as_str())) {
-            Some(i) => {
-                used[i] = true;
-                vals.push((Some(i), old[i].clone()));
+        // The user's first element holding `s` not taken yet (with its taken flag).
+        let mut elements = old.iter().zip(used.iter_mut()).enumerate();
+        match elements.find(|(_, (v, taken))| !**taken && v.as_str() == Some(s.as_str())) {
+            Some((i, (v, taken))) => {
+                *taken = true;
+                vals.push((Some(i), v.clone()));
             }
             None => {
                 let mut v = toml_edit::Value::from(s.as_str());
@@ -196,13 +198,13 @@ pub fn key_indent(body: &str) -> String {
     let mut header_indent: Option<&str> = None;
     for line in body.lines() {
         let t = line.trim_start();
+        let ind = line.strip_suffix(t).unwrap_or_default();
         if t.starts_with('[') {
-            header_indent = Some(&line[..line.len() - t.len()]);
+            header_indent = Some(ind);
             continue;
         }
         if let Some(h) = header_indent {
             if !t.is_empty() && !t.starts_with('#') {
-                let ind = &line[..line.len() - t.len()];
                 // One level: the key's indentation beyond its header's.
                 return ind.strip_prefix(h).unwrap_or(ind).to_string();
             }
@@ -273,11 +275,12 @@ pub fn prepend_string(item: &mut Item, prefix: &str) {
         return;
     };
     let want = format!("{prefix}{cur}");
-    if let Some(raw) = raw_string(item) {
-        if let Some(open) = opening(&raw, prefix) {
-            if set_raw(item, &format!("{open}{}", &raw[1..]), &want) {
-                return;
-            }
+    // The user's raw string with its opening quote replaced by one holding the prefix.
+    let reopened = raw_string(item)
+        .and_then(|raw| Some(format!("{}{}", opening(&raw, prefix)?, raw.get(1..)?)));
+    if let Some(raw) = reopened {
+        if set_raw(item, &raw, &want) {
+            return;
         }
     }
     set_string(item, &want);
@@ -293,11 +296,15 @@ pub fn strip_string_prefix(item: &mut Item, prefix: &str) -> bool {
     else {
         return false;
     };
-    if let Some(raw) = raw_string(item) {
-        if let Some(r) = opening(&raw, prefix).and_then(|o| raw.strip_prefix(&o)) {
-            if set_raw(item, &format!("{}{r}", &raw[..1]), &rest) {
-                return true;
-            }
+    // The user's raw string with the prefix taken out of its opening.
+    let stripped = raw_string(item).and_then(|raw| {
+        let quote = raw.get(..1)?;
+        let r = raw.strip_prefix(&opening(&raw, prefix)?)?;
+        Some(format!("{quote}{r}"))
+    });
+    if let Some(raw) = stripped {
+        if set_raw(item, &raw, &rest) {
+            return true;
         }
     }
     set_string(item, &rest);

@@ -538,7 +538,7 @@ fn containers_cmd(root: &Root, tmp: &Path, prog: &str) -> Command {
 /// `certs.d/<registry>/hosts.toml` under the root must name the mirror: its path.
 fn hosts_toml_names_mirror(p: &Probe) -> Result<std::path::PathBuf, String> {
     let (mirror, image, cli) = (p.mirror.as_str(), &p.image, &p.cli);
-    let certs = p.root.join(targets::CONTAINERD_CERTS_D);
+    let certs = p.root.join(&hosts_dir(&p.root).dir);
     let hosts_toml = certs
         .join(targets::containerd::host_dir_name(&image.registry))
         .join("hosts.toml");
@@ -577,10 +577,11 @@ fn hosts_toml_names_mirror(p: &Probe) -> Result<std::path::PathBuf, String> {
 fn containerd(p: &Probe) -> Result<String, String> {
     let (root, mirror, image) = (&p.root, p.mirror.as_str(), &p.image);
     let hosts_toml = hosts_toml_names_mirror(p)?;
-    let certs = root.join(targets::CONTAINERD_CERTS_D);
+    let hd = hosts_dir(root);
+    let certs = root.join(&hd.dir);
     let config = root.join(targets::CONTAINERD_CONFIG);
     let cfg_note = match std::fs::read_to_string(&config) {
-        Ok(c) if config_path_covers(&c, &certs, root.path()) => String::new(),
+        Ok(_) if hd.config_path_set || hd.cri_disabled => String::new(),
         Ok(_) => format!(
             "; but {} has no CRI registry config_path covering {} (kubelet/CRI pulls will not use the mirror)",
             config.display(),
@@ -617,11 +618,16 @@ fn containerd(p: &Probe) -> Result<String, String> {
 fn cri(p: &Probe) -> Result<String, String> {
     let (root, mirror, image) = (&p.root, p.mirror.as_str(), &p.image);
     let hosts_toml = hosts_toml_names_mirror(p)?;
-    let certs = root.join(targets::CONTAINERD_CERTS_D);
+    let hd = hosts_dir(root);
+    let certs = root.join(&hd.dir);
     let config = root.join(targets::CONTAINERD_CONFIG);
-    let covered =
-        std::fs::read_to_string(&config).is_ok_and(|c| config_path_covers(&c, &certs, root.path()));
-    if !covered {
+    if hd.cri_disabled {
+        return Err(format!(
+            "{}'s `disabled_plugins` turns containerd's CRI plugin off: nothing pulls through CRI on this node",
+            config.display()
+        ));
+    }
+    if !hd.config_path_set {
         return Err(format!(
             "{} has no CRI registry config_path covering {}: kubelet's pulls (CRI) do not read {}; run `{} arm --mirror {mirror} --target containerd` and restart containerd",
             config.display(),
@@ -673,27 +679,31 @@ fn cri(p: &Probe) -> Result<String, String> {
 
 /// Whether config.toml's CRI `config_path` (v2 or v3 plugin) lists `certs` (as a system path
 /// or the path under `root`).
-fn config_path_covers(text: &str, certs: &Path, root: &Path) -> bool {
-    let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
-        return false;
-    };
-    let sys = Path::new("/").join(certs.strip_prefix(root).unwrap_or(certs));
-    for plugin in ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.images"] {
-        let v = doc
-            .get("plugins")
-            .and_then(|p| p.get(plugin))
-            .and_then(|p| p.get("registry"))
-            .and_then(|r| r.get("config_path"))
-            .and_then(|c| c.as_str());
-        if let Some(v) = v {
-            if v.split(':')
-                .any(|d| Path::new(d) == sys || Path::new(d) == certs)
-            {
-                return true;
-            }
-        }
+/// Where containerd reads hosts.toml on this root, as its config.toml says.
+struct HostsDir {
+    /// The system path (the first `config_path` directory, else the default certs.d).
+    dir: String,
+    /// config.toml's CRI registry `config_path` is set (CRI pulls read hosts.toml).
+    config_path_set: bool,
+    cri_disabled: bool,
+}
+
+fn hosts_dir(root: &crate::fsutil::Root) -> HostsDir {
+    let text = root
+        .resolve(targets::CONTAINERD_CONFIG)
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok());
+    let facts = text.and_then(|t| targets::containerd::legacy::Facts::read(&t, false).ok());
+    let first = facts.as_ref().and_then(|f| {
+        f.config_dirs()
+            .first()
+            .map(|d| d.trim_end_matches('/').to_string())
+    });
+    HostsDir {
+        config_path_set: first.is_some(),
+        dir: first.unwrap_or_else(|| targets::CONTAINERD_CERTS_D.to_string()),
+        cri_disabled: facts.is_some_and(|f| f.cri_disabled),
     }
-    false
 }
 
 #[cfg(test)]

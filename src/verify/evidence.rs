@@ -196,6 +196,22 @@ pub fn classify(headers: &[(String, String)], blob: bool) -> Evidence {
     }
 }
 
+/// A blob the mirror answered with a redirect (`status`, its headers) to `to`, another origin:
+/// an explicit cache header on the redirect still decides; else the redirect is distribution's
+/// answer for a blob its object storage holds (S3, GCS, Azure: a cold blob is streamed, 200),
+/// an inference like the storage fingerprint (a plain registry on S3 redirects too).
+pub fn classify_redirect(status: u16, headers: &[(String, String)], to: &str) -> Evidence {
+    let e = classify(headers, false);
+    if e.strength == Strength::Proven {
+        return e;
+    }
+    Evidence {
+        cache: Cache::Hit,
+        strength: Strength::Inferred,
+        header: format!("{status} redirect to {to} (served from the mirror's object storage)"),
+    }
+}
+
 /// Docker Hub's rate-limit headers, when present.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RateLimit {

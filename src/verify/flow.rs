@@ -3,9 +3,11 @@
 //! the evidence needs one. Each step records what it saw in the report; the verdict is
 //! decided afterwards, once ([`super::verdict::conclude`]).
 
+use super::evidence::{Cache, Strength};
 use super::hosts::{self, HostsGuard};
 use super::progress::Reporter;
 use super::pull::pull;
+use super::report::PullReport;
 use super::report::{ErrorReport, Report};
 use super::verdict::{self, PushProbe};
 use super::{clients, evidence::RateLimit, Options};
@@ -14,6 +16,7 @@ use crate::registry::Client;
 use anyhow::Result;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The hosts block of this run, shared with the signal path that must remove it.
 pub type SharedGuard = Arc<Mutex<Option<HostsGuard>>>;
@@ -66,7 +69,8 @@ pub async fn run(
             &opts.cleanup_cmd,
         )?;
     }
-    let pull2 = pull(client, &opts.image, platform, 2, &reporter(opts, 2)).await;
+    let p1_missed = report.pulls.first().is_some_and(|p| p.cache == Cache::Miss);
+    let pull2 = second_pull(client, opts, platform, p1_missed).await;
     probe_clients(&mut report, mirror, opts).await?;
     if let Some(mut g) = lock(&guard).take() {
         report.hosts_restored = Some(g.restore().is_ok());
@@ -81,6 +85,45 @@ pub async fn run(
     }
     let push = push_probe(client, &mut report, &opts.image.repository).await;
     Ok((report, push))
+}
+
+/// How long pull #2 is repeated while it looks like distribution still storing pull #1's blobs.
+const STORE_WAIT: Duration = Duration::from_secs(10);
+
+/// Pull #2. distribution in proxy mode stores a blob with a second download in the background
+/// after streaming it (to S3 that takes longer): a pull #2 right after a cold pull #1 can come
+/// before that finished and look like a mirror that stores nothing. Such a pull #2 (an
+/// *inferred* miss after a miss) is repeated, waiting 0.25 s, 0.5 s, 1 s… up to [`STORE_WAIT`]
+/// in all; an explicit cache header is never second-guessed.
+async fn second_pull(
+    client: &Client,
+    opts: &Options,
+    platform: &Platform,
+    p1_missed: bool,
+) -> PullReport {
+    let mut p2 = pull(client, &opts.image, platform, 2, &reporter(opts, 2)).await;
+    let start = Instant::now();
+    let mut wait = Duration::from_millis(250);
+    let mut tries = 0;
+    while p1_missed
+        && p2.ok
+        && p2.cache == Cache::Miss
+        && p2.strength == Strength::Inferred
+        && start.elapsed() + wait <= STORE_WAIT
+    {
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+        tries += 1;
+        p2 = pull(client, &opts.image, platform, 2, &reporter(opts, 2)).await;
+    }
+    if tries > 0 {
+        p2.reason = format!(
+            "{} (pull #2 repeated {tries} time(s) over {:.1} s: distribution stores a pulled blob in the background)",
+            p2.reason,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    p2
 }
 
 fn reporter(opts: &Options, n: u32) -> Reporter {

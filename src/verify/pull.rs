@@ -7,7 +7,7 @@ use super::progress::Progress;
 use super::report::{ErrorReport, PullReport, ResponseKind, ResponseReport};
 use crate::oci::manifest::{BlobKind, ImageManifest, Index, ManifestError};
 use crate::oci::{self, Digest, Platform, Reference};
-use crate::registry::{Client, Diagnosis, Exchange, Kind, Remedy};
+use crate::registry::{Blob, Client, Diagnosis, Exchange, Kind, Remedy};
 use std::time::Instant;
 
 /// Pull `r` for `platform` through `client`: pull number `n`, progress to `progress`.
@@ -54,7 +54,33 @@ fn response(kind: ResponseKind, ex: &Exchange, digest: Option<&Digest>) -> Respo
         strength,
         evidence: header,
         digest: digest.map(|d| d.to_string()),
+        redirected_to: None,
         headers: ex.headers.clone(),
+    }
+}
+
+/// A blob's response: the mirror's redirect when it sent one (the evidence is there), else the
+/// one that carried the bytes.
+fn blob_response(kind: ResponseKind, b: &Blob, digest: &Digest) -> ResponseReport {
+    let Some(r) = &b.redirect else {
+        return response(kind, &b.exchange, Some(digest));
+    };
+    let to = b.exchange.url.clone();
+    let Evidence {
+        cache,
+        strength,
+        header,
+    } = evidence::classify_redirect(r.status, &r.headers, &to);
+    ResponseReport {
+        kind,
+        url: r.url.clone(),
+        status: r.status,
+        cache,
+        strength,
+        evidence: header,
+        digest: Some(digest.to_string()),
+        redirected_to: Some(to),
+        headers: r.headers.clone(),
     }
 }
 
@@ -131,8 +157,7 @@ async fn pull_inner(
             BlobKind::Config => ResponseKind::Config,
             BlobKind::Layer => ResponseKind::Layer,
         };
-        rep.responses
-            .push(response(kind, &b.exchange, Some(&d.digest)));
+        rep.responses.push(blob_response(kind, &b, &d.digest));
     }
     Ok(())
 }

@@ -44,6 +44,9 @@ pub struct ResponseReport {
     pub evidence: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Where the mirror redirected the blob (its query, a presigned credential, left out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirected_to: Option<String>,
     #[serde(skip)]
     pub headers: Vec<(String, String)>,
 }

@@ -147,7 +147,7 @@ pub fn decide(p1: &PullReport, p2: &PullReport, push: Option<&PushProbe>) -> (bo
             if p1.cache == Cache::Miss {
                 (
                     true,
-                    "pull #2 was served from the mirror's storage after pull #1 streamed from upstream (distribution fingerprint appeared)".into(),
+                    "pull #2 was served from the mirror's storage after pull #1 streamed from upstream (distribution's storage fingerprint, or its redirect to object storage, appeared)".into(),
                 )
             } else if push.is_some_and(PushProbe::refused_like_a_proxy) {
                 (

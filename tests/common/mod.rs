@@ -21,6 +21,9 @@
 //!   pid file and socket live under a mirrorctl `--root`.
 //! * [`proof`]: [`AccessLogged`], `assert_through_mirror` / `assert_not_through_mirror`
 //!   (by user agent: `UA_DOCKERD`, `UA_CONTAINERD`, `UA_PODMAN`, `UA_SKOPEO`).
+//! * [`ratelimit::RateLimited`]: Docker Hub's pull limit (`ratelimit-*` headers, 429 after N
+//!   manifest GETs) in front of a real registry.
+//! * [`s3::S3Mirror`]: distribution on its S3 driver against s3s-fs, through a recording relay.
 //! * [`serve::Serve`]: `mirrorctl serve` as a mirror, its access log (+ `Cache-Status`) parsed.
 //! * [`http`]: a small reqwest client (no proxy) for talking HTTP to a mirror directly.
 //! * [`tls`]: a CA and a leaf certificate for 127.0.0.1 (openssl CLI).
@@ -50,7 +53,9 @@ pub mod http;
 pub mod image;
 pub mod nginx;
 pub mod proof;
+pub mod ratelimit;
 pub mod registry;
+pub mod s3;
 pub mod serve;
 pub mod tls;
 

@@ -1,7 +1,8 @@
 //! The issue-5 matrix: every client × every mirror, with real programs on loopback.
 //!
-//! Mirrors: CNCF distribution (`docker-registry` in proxy mode) and `mirrorctl serve`, both in
-//! front of one upstream `docker-registry` seeded with the probe image (`library/probe` as
+//! Mirrors: CNCF distribution (`docker-registry` in proxy mode), `mirrorctl serve` and
+//! distribution on its S3 driver against s3s-fs (issue 13: stored blobs answered with a 307 to a
+//! presigned object-store URL), all in front of one upstream `docker-registry` seeded with the probe image (`library/probe` as
 //! `latest` = single-platform OCI manifest, `multi` = OCI index amd64+arm64, `v2s2` = Docker v2
 //! schema 2 manifest). Clients: dockerd (daemon.json), ctr (containerd hosts.toml), dockerd's
 //! built-in BuildKit (`DOCKER_BUILDKIT=1 docker build --pull`, `FROM docker.io/library/probe`),
@@ -28,6 +29,7 @@ use crate::common::dockerd::{write_from_dockerfile, Dockerd, USER_DAEMON_JSON};
 use crate::common::image::{PROBE, REPO};
 use crate::common::proof::{repo_requests, UA_CONTAINERD, UA_DOCKERD, UA_PODMAN, UA_SKOPEO};
 use crate::common::registry::{lines, Registry};
+use crate::common::s3::S3Mirror;
 use crate::common::serve::Serve;
 use crate::common::{
     self, mirrorctl, run_timeout, sha256, snapshot, AccessLogged, Lab, Out, Workspace,
@@ -35,6 +37,9 @@ use crate::common::{
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+/// The third mirror's name in the table.
+const S3_LABEL: &str = "distribution-s3";
+
 /// (column, tag).
 const VARIANTS: [(&str, &str); 3] = [("single", "latest"), ("multi", "multi"), ("v2s2", "v2s2")];
 const STEPS: [&str; 7] = [
@@ -130,6 +135,8 @@ impl Client {
 enum Mirror<'a> {
     Distribution(&'a Registry),
     Serve(&'a Serve),
+    /// distribution on its S3 driver (s3s-fs): stored blobs are 307s to presigned URLs.
+    S3(&'a S3Mirror),
 }
 
 impl Mirror<'_> {
@@ -137,6 +144,7 @@ impl Mirror<'_> {
         match self {
             Mirror::Distribution(_) => "distribution",
             Mirror::Serve(_) => "mirrorctl serve",
+            Mirror::S3(_) => S3_LABEL,
         }
     }
 
@@ -144,6 +152,7 @@ impl Mirror<'_> {
         match self {
             Mirror::Distribution(r) => r.url(),
             Mirror::Serve(s) => s.url(),
+            Mirror::S3(m) => m.registry.url(),
         }
     }
 
@@ -151,6 +160,7 @@ impl Mirror<'_> {
         match self {
             Mirror::Distribution(r) => *r,
             Mirror::Serve(s) => *s,
+            Mirror::S3(m) => &m.registry,
         }
     }
 
@@ -810,7 +820,7 @@ fn report_path() -> PathBuf {
 fn every_client_through_every_mirror() {
     let t0 = Instant::now();
     let ci = common::in_ci();
-    let mirrors = ["distribution", "mirrorctl serve"];
+    let mirrors = ["distribution", "mirrorctl serve", S3_LABEL];
     let mut cells: Vec<Cell> = mirrors
         .iter()
         .flat_map(|&m| {
@@ -985,6 +995,23 @@ fn every_client_through_every_mirror() {
             }
         }
     }
+    let s3 = match common::s3::s3s_fs() {
+        Some(_) => attempt(|| Ok(S3Mirror::start(&rig.ws.aux("s3"), &lab.upstream.url()))),
+        None => Err("missing s3s-fs (.ci/run builds it)".to_string()),
+    };
+    match &s3 {
+        Ok(m) => mirror_list.push(Mirror::S3(m)),
+        Err(e) => {
+            for c in cells.iter_mut().filter(|c| c.mirror == S3_LABEL) {
+                if ci || common::s3::s3s_fs().is_some() {
+                    c.steps
+                        .insert("arm", Err(format!("the S3 mirror did not start: {e}")));
+                } else {
+                    c.skip = Some(e.clone());
+                }
+            }
+        }
+    }
     for mirror in mirror_list {
         for target in ["docker", "containerd", "registries"] {
             run_target(&mut rig, mirror, target, &mut cells, &digests);
@@ -1006,6 +1033,7 @@ fn every_client_through_every_mirror() {
     );
     // Mirrors and upstream first: the workspace (in `rig`) holds their dirs.
     drop(serve);
+    drop(s3);
     drop(lab);
     drop(rig);
     finish(&cells, &note);

@@ -240,7 +240,13 @@ impl crate::fuzz::Target for Planner {
                 let reg = mirrorctl::oci::canonical_registry(&reg);
                 (
                     Format::Toml,
-                    FileKind::ContainerdHosts { registry: reg },
+                    FileKind::ContainerdHosts {
+                        registry: reg,
+                        moved: gen_moved(rng),
+                        dial_timeout: rng
+                            .chance(30)
+                            .then(|| rng.pick(&["2s", "500ms"]).to_string()),
+                    },
                     text,
                     s.hosts.iter().map(|(_, t)| t.as_str()).collect(),
                 )
@@ -253,7 +259,10 @@ impl crate::fuzz::Target for Planner {
                 };
                 (
                     Format::Toml,
-                    FileKind::ContainerdConfig { certs_dir },
+                    FileKind::ContainerdConfig {
+                        certs_dir,
+                        migrate: rng.chance(40),
+                    },
                     pick_seed(rng, &s.containerd_config, BUILTIN_TOML).to_string(),
                     s.containerd_config.iter().map(String::as_str).collect(),
                 )
@@ -299,7 +308,7 @@ impl crate::fuzz::Target for Planner {
             Some(mutate::mutate_text(rng, fmt, &seed, &pool, 5))
         };
         let main_registry = match &kind {
-            FileKind::ContainerdHosts { registry } => registry.clone(),
+            FileKind::ContainerdHosts { registry, .. } => registry.clone(),
             _ => "docker.io".to_string(),
         };
         let text = current.clone().unwrap_or_default();
@@ -674,6 +683,13 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
             named.push(plain(tok));
         }
     }
+    // `--migrate` takes the deprecated registry tables out and a planner-level disarm puts
+    // them back at the end of the file (the engine gives back the original bytes unless the
+    // user edited the file since): the same data, layout aside.
+    let migrated = matches!(kind, FileKind::ContainerdConfig { migrate: true, .. });
+    if migrated && canonical(kind, x).is_some() && canonical(kind, x) == canonical(kind, back) {
+        return None;
+    }
     // A moved entry: the same data, lists as sets, layout aside.
     if !named.is_empty()
         && canonical(kind, x).is_some()
@@ -1036,12 +1052,14 @@ fn grammar(kind: &FileKind, text: &str, set: &MirrorSet) -> Result<(), String> {
             }
             Ok(())
         }
-        FileKind::ContainerdHosts { registry } => {
+        FileKind::ContainerdHosts { registry, .. } => {
             let doc = toml(text)?;
             let Some(r) = set.for_registry(registry) else {
                 return Ok(());
             };
-            if doc.get("server").and_then(|s| s.as_str()).is_none() {
+            // containerd's own default for a local registry is plain HTTP: no `server` there.
+            let local = mirrorctl::targets::containerd::legacy::is_localhost(registry);
+            if !local && doc.get("server").and_then(|s| s.as_str()).is_none() {
                 return Err("no `server`".into());
             }
             let hosts = doc
@@ -1084,20 +1102,29 @@ fn grammar(kind: &FileKind, text: &str, set: &MirrorSet) -> Result<(), String> {
             }
             Ok(())
         }
-        FileKind::ContainerdConfig { certs_dir } => {
+        FileKind::ContainerdConfig { certs_dir, .. } => {
             let doc = toml(text)?;
             if set.registries.is_empty() {
                 return Ok(());
             }
-            let version = doc
-                .get("version")
-                .and_then(|v| v.as_integer())
-                .ok_or("no integer `version`")?;
-            let plugin = match version {
-                2 => "io.containerd.grpc.v1.cri",
-                3 => "io.containerd.cri.v1.images",
-                v => return Err(format!("unsupported version\n{v}")),
+            let plugin = match doc.get("version").map(|v| v.as_integer()) {
+                None | Some(Some(0 | 1)) => "cri",
+                Some(Some(2)) => "io.containerd.grpc.v1.cri",
+                Some(Some(3)) => "io.containerd.cri.v1.images",
+                Some(v) => return Err(format!("unsupported version\n{v:?}")),
             };
+            let mirrors = doc
+                .get("plugins")
+                .and_then(|p| p.get(plugin))
+                .and_then(|p| p.get("registry"))
+                .and_then(|p| p.get("mirrors"))
+                .and_then(|m| m.as_table_like())
+                .is_some_and(|m| !m.is_empty());
+            if mirrors {
+                return Err(format!(
+                    "config_path set beside the deprecated mirrors\n{plugin}"
+                ));
+            }
             let cp = doc
                 .get("plugins")
                 .and_then(|p| p.as_table_like())
@@ -1229,4 +1256,39 @@ fn toml_strings(item: Option<&toml_edit::Item>) -> Option<Vec<String>> {
         .iter()
         .map(|v| v.as_str().map(str::to_string))
         .collect()
+}
+
+/// What `--migrate` might have moved into a hosts.toml.
+fn gen_moved(rng: &mut Rng) -> mirrorctl::targets::containerd::setup::Moved {
+    use mirrorctl::targets::containerd::{legacy::Tls, setup::MovedHost};
+    let mut m = mirrorctl::targets::containerd::setup::Moved::default();
+    if !rng.chance(25) {
+        return m;
+    }
+    let urls = [
+        "https://old-mirror.example",
+        "http://127.0.0.1:5001",
+        "https://harbor.example/v2/proxy",
+        "https://registry-1.docker.io",
+        "https://user.example",
+    ];
+    for _ in 0..rng.below(3) + 1 {
+        let tls = rng.chance(30).then(|| Tls {
+            ca: Some("/etc/ssl/ca.pem".into()),
+            client: rng.chance(50).then(|| ("/c.pem".into(), "/k.pem".into())),
+            skip_verify: rng.chance(50).then_some(true),
+        });
+        m.hosts.push(MovedHost {
+            url: rng.pick(&urls).to_string(),
+            override_path: rng.chance(30),
+            tls,
+        });
+    }
+    if rng.chance(30) {
+        m.server_tls = Some(Tls {
+            ca: Some("/etc/ssl/reg.pem".into()),
+            ..Tls::default()
+        });
+    }
+    m
 }
