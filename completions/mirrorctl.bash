@@ -103,7 +103,7 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__arm)
-            opts="-q -v -h --mirror --registry --insecure --target --dockerd-version --containerd-version --dial-timeout --migrate --no-preflight --preflight-timeout --allow-auth-mirror --verify --image --block-upstream --probe-timeout --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --mirror --registry --insecure --target --earthly-config --dockerd-version --containerd-version --dial-timeout --migrate --no-preflight --preflight-timeout --allow-auth-mirror --verify --image --block-upstream --probe-timeout --dry-run --reload --json --lock-timeout --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -118,7 +118,11 @@ _mirrorctl() {
                     return 0
                     ;;
                 --target)
-                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s earthly buildx" -- "${cur}"))
+                    return 0
+                    ;;
+                --earthly-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --dockerd-version)
@@ -202,7 +206,7 @@ _mirrorctl() {
             fi
             case "${prev}" in
                 --target)
-                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "docker buildkit containerd registries k3s earthly buildx" -- "${cur}"))
                     return 0
                     ;;
                 --lock-timeout)
@@ -489,13 +493,17 @@ _mirrorctl() {
             return 0
             ;;
         mirrorctl__subcmd__status)
-            opts="-q -v -h --json --no-probe --probe-timeout --root --state-dir --color --quiet --verbose --help"
+            opts="-q -v -h --json --no-probe --probe-timeout --earthly-config --root --state-dir --color --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --probe-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --earthly-config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -43,6 +43,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --mirror 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
             cand --registry 'Registry that `--mirror` values without `REGISTRY=` apply to'
             cand --target 'Targets to configure, comma-separated or repeated [default: every target found under --root]'
+            cand --earthly-config 'Earthly''s config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]'
             cand --dockerd-version 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root''s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)'
             cand --containerd-version 'Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root''s `containerd --version` (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)'
             cand --dial-timeout 'containerd''s `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out'
@@ -87,6 +88,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         }
         &'mirrorctl;status'= {
             cand --probe-timeout 'How long each mirror may take to answer'
+            cand --earthly-config 'Earthly''s config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]'
             cand --root 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)'
             cand --state-dir 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]'
             cand --color 'When to color output (NO_COLOR is honoured)'

@@ -48,7 +48,10 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l target -d 'T
 buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
 containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'
 registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
-k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
+k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'
+earthly\t'Earthly: ~/.earthly/config.yml, global.buildkit_additional_config (its earthly-buildkitd)'
+buildx\t'docker buildx: ~/.docker/buildx/buildkitd.default.toml (new builders; existing ones are re-created)'"
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l earthly-config -d 'Earthly\'s config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dockerd-version -d 'Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root\'s `dockerd --version` (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l containerd-version -d 'Plan the containerd target for this containerd version (also `MIRRORCTL_CONTAINERD_VERSION`) instead of asking the root\'s `containerd --version` (decides dial_timeout, `_default` for a migrated `*` mirror, the config_path-list warning)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l dial-timeout -d 'containerd\'s `dial_timeout` for each mirror host (containerd 2.1+ and 2.0.7+ only; never written for older or unknown versions): how long a dead mirror delays the fallback; 0 to leave it out' -r
@@ -77,7 +80,9 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l target -d
 buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
 containerd\t'containerd: /etc/containerd/certs.d/<registry>/hosts.toml and config.toml config_path'
 registries\t'podman, CRI-O, skopeo, buildah: /etc/containers/registries.conf.d/90-mirrorctl.conf'
-k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'"
+k3s\t'k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml'
+earthly\t'Earthly: ~/.earthly/config.yml, global.buildkit_additional_config (its earthly-buildkitd)'
+buildx\t'docker buildx: ~/.docker/buildx/buildkitd.default.toml (new builders; existing ones are re-created)'"
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l lock-timeout -d 'How long to wait for another mirrorctl run to release the lock (seconds, or `30s`, `2m`)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
@@ -91,6 +96,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -s q -l quie
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand disarm" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l probe-timeout -d 'How long each mirror may take to answer' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l earthly-config -d 'Earthly\'s config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l root -d 'Prefix for every system path (/etc/..., /var/lib/mirrorctl, /var/run/docker.pid)' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l state-dir -d 'Where the journal and lock live [default: <root>/var/lib/mirrorctl as root, else the XDG state dir]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -l color -d 'When to color output (NO_COLOR is honoured)' -r -f -a "auto\t''

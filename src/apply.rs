@@ -360,7 +360,9 @@ fn mirrors_for(kind: &FileKind, set: &MirrorSet) -> Vec<String> {
         FileKind::BuildkitToml
         | FileKind::ContainerdConfig { .. }
         | FileKind::RegistriesDropin
-        | FileKind::K3sYaml => set
+        | FileKind::K3sYaml
+        | FileKind::EarthlyConfig
+        | FileKind::BuildxDefault { .. } => set
             .registries
             .iter()
             .flat_map(|r| pick(&r.registry))

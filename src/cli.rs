@@ -14,7 +14,7 @@ use std::time::Duration;
     version,
     about = "Wire container clients to a registry pull-through cache, prove it works, and undo it",
     long_about = "mirrorctl points a runner's container clients (dockerd, BuildKit, containerd, \
-podman/CRI-O/skopeo/buildah, k3s/rke2) at a \
+podman/CRI-O/skopeo/buildah, k3s/rke2, Earthly, buildx builders) at a \
 registry pull-through cache (a mirror), idempotently and reversibly: every change is shown as a \
 diff, written atomically and journaled so `disarm` can put back exactly what was there.\n\n\
 Exit codes: 0 success (including \"unchanged\"), 1 failure, 2 bad input or usage (bad URL, \
@@ -189,6 +189,10 @@ pub struct ArmArgs {
         value_name = "LIST"
     )]
     pub targets: Vec<TargetName>,
+
+    /// Earthly's config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]
+    #[arg(long, value_name = "FILE")]
+    pub earthly_config: Option<PathBuf>,
 
     /// Plan the docker target for this dockerd version (also `MIRRORCTL_DOCKERD_VERSION`) instead of asking the root's `dockerd --version`
     /// (28 and later also get /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io)
@@ -390,6 +394,10 @@ pub struct StatusArgs {
     /// How long each mirror may take to answer
     #[arg(long, value_name = "DUR", default_value = "3", value_parser = units::positive_duration)]
     pub probe_timeout: Duration,
+
+    /// Earthly's config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]
+    #[arg(long, value_name = "FILE")]
+    pub earthly_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,8 @@
 //!    registry · serve · verify · preflight     the OCI client, the cache, the proof (own option structs)
 //!    warm                                      fill a mirror's cache ahead of a rebuild storm
 //! 2  host/{dockerd,containerd,containers,systemd}  facts about running daemons (pid+comm, socket,
-//!                                              /info, cmdline, version), every child with a deadline
+//!                                              /info, cmdline, version), every child with a deadline;
+//!    host/{earthly,buildx,users}               per-user clients: homes, config paths, containers, builders
 //! 1  targets/* · mirror · units · oci          pure planners and value types (one parser per concept)
 //!    render                                    the planners' output for an empty root (`mirrorctl render`)
 //! 0  error · process · fsutil · diag           foundations: errors with hints, children with a

@@ -17,6 +17,8 @@ use anyhow::Result;
 use serde::Serialize;
 use std::fmt;
 
+pub mod buildx_reload;
+
 /// What applies a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadAction {
@@ -26,6 +28,8 @@ pub enum ReloadAction {
     Signal { daemon: &'static str, pid: i32 },
     /// `systemctl restart` of these units, in order.
     Restart { units: Vec<&'static str> },
+    /// `docker buildx rm --keep-state` + `docker buildx create` of these builders.
+    Recreate { builders: Vec<String> },
 }
 
 impl fmt::Display for ReloadAction {
@@ -39,6 +43,9 @@ impl fmt::Display for ReloadAction {
                     .map(|u| format!("systemctl restart {u}"))
                     .collect();
                 f.write_str(&cmds.join("; "))
+            }
+            ReloadAction::Recreate { builders } => {
+                write!(f, "re-create buildx builders {}", builders.join(", "))
             }
         }
     }
@@ -65,7 +72,7 @@ pub struct ReloadReport {
 }
 
 impl ReloadReport {
-    fn not_needed(detail: impl Into<String>) -> ReloadReport {
+    pub(crate) fn not_needed(detail: impl Into<String>) -> ReloadReport {
         ReloadReport {
             needed: false,
             done: false,
@@ -75,7 +82,7 @@ impl ReloadReport {
         }
     }
 
-    fn todo(action: ReloadAction, detail: impl Into<String>) -> ReloadReport {
+    pub(crate) fn todo(action: ReloadAction, detail: impl Into<String>) -> ReloadReport {
         ReloadReport {
             needed: true,
             done: false,
@@ -85,7 +92,7 @@ impl ReloadReport {
         }
     }
 
-    fn done(action: ReloadAction, detail: impl Into<String>) -> ReloadReport {
+    pub(crate) fn done(action: ReloadAction, detail: impl Into<String>) -> ReloadReport {
         ReloadReport {
             needed: true,
             done: true,
@@ -95,7 +102,11 @@ impl ReloadReport {
         }
     }
 
-    fn failed(action: ReloadAction, detail: impl Into<String>, done: bool) -> ReloadReport {
+    pub(crate) fn failed(
+        action: ReloadAction,
+        detail: impl Into<String>,
+        done: bool,
+    ) -> ReloadReport {
         ReloadReport {
             needed: true,
             done,
@@ -218,6 +229,13 @@ fn need(ctx: &Ctx, t: TargetName, paths: &[String]) -> Need {
                 dry: "k3s and rke2 read registries.yaml only at start",
             }
         }
+        TargetName::Earthly => Need::Nothing(format!(
+            "Earthly restarts its {} container itself on its next run when this string changes (the string is part of the settings hash in its {} label); `mirrorctl status` tells whether the running one has it",
+            targets::earthly::CONTAINER,
+            targets::earthly::HASH_LABEL
+        )),
+        // Decided from the builder records: [`crate::reload::after`] asks `buildx_reload`.
+        TargetName::Buildx => Need::Nothing(String::new()),
     }
 }
 
@@ -236,7 +254,25 @@ pub fn after(
     if !wrote && paths.is_empty() {
         return Ok(None);
     }
-    let report = match (need(ctx, t, &paths), mode) {
+    let report = match t {
+        TargetName::Buildx => buildx_reload::run(ctx, journal, changes, mode)?,
+        _ => other(ctx, journal, t, &paths, mode)?,
+    };
+    if mode != Mode::DryRun && (report.done || !report.needed) && !report.failed {
+        clear_pending(ctx, journal, t)?;
+    }
+    Ok(Some(report))
+}
+
+/// What every target but buildx needs, done when `mode` says so.
+fn other(
+    ctx: &Ctx,
+    journal: &mut Journal,
+    t: TargetName,
+    paths: &[String],
+    mode: Mode,
+) -> Result<ReloadReport> {
+    Ok(match (need(ctx, t, paths), mode) {
         (Need::Nothing(why), _) => ReloadReport::not_needed(why),
         (
             Need::Signal {
@@ -255,11 +291,7 @@ pub fn after(
             ReloadReport::todo(restart_action(&units), dry)
         }
         (Need::Restart { units, .. }, mode) => restart(ctx, &units, mode == Mode::Apply),
-    };
-    if mode != Mode::DryRun && (report.done || !report.needed) && !report.failed {
-        clear_pending(ctx, journal, t)?;
-    }
-    Ok(Some(report))
+    })
 }
 
 fn restart_action(units: &[(&'static str, &'static str)]) -> ReloadAction {

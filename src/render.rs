@@ -140,11 +140,14 @@ fn jobs(req: &Request<'_>) -> Result<Vec<FileJob>> {
     let nothing_exists = |_: &str| false;
     // containerd's plan for a host without config.toml (what `setup(None, …)` gives).
     let containerd = targets::containerd::setup::Setup::default();
+    // Render has no per-user formats: no home is looked for.
+    let user = targets::UserPaths::default();
     let host = targets::HostInfo {
         exists: &nothing_exists,
         dockerd: req.dockerd,
         containerd: &containerd,
         dial_timeout: None,
+        user: &user,
     };
     targets::files_for(req.format.target(), req.set, &host)
         .map_err(|why| {

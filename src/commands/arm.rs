@@ -15,7 +15,8 @@ use anyhow::Result;
 pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
     let ctx = super::context(g)?;
     let set = a.mirror.set()?;
-    let targets = chosen_targets(&ctx, &a.targets)?;
+    let users = super::Users::find(&ctx, a.earthly_config.as_deref());
+    let targets = chosen_targets(&ctx, &a.targets, &users)?;
     let dockerd = planned_dockerd(&ctx, a, &targets)?;
     // Every mirror must answer like a registry before anything is written.
     let found = match a.no_preflight {
@@ -36,18 +37,8 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
     };
     let mut session = Session::open(&ctx, opts.dry_run, opts.lock_timeout)?;
     // Plan every target before writing anything: one bad file stops the whole run.
-    let containerd = match targets.contains(&TargetName::Containerd) {
-        true => super::containerd::plan(&ctx, &session.journal, a, &set)?,
-        false => super::containerd::Planning::none(),
-    };
-    let planned = plan_all(
-        &ctx,
-        &session.journal,
-        &targets,
-        &set,
-        &dockerd,
-        &containerd,
-    )?;
+    let (containerd, planned) =
+        plan_targets(&ctx, &session.journal, a, &set, &targets, &dockerd, &users)?;
     if probes.is_some() {
         mark_verifying(&ctx, &mut session.journal, &planned)?;
     }
@@ -57,6 +48,7 @@ pub fn run(g: &Global, a: &ArmArgs) -> Result<i32> {
         dockerd: &dockerd,
         containerd: &containerd,
         found: found.as_ref(),
+        users: &users,
     };
     let notes = |t: TargetName, changes: &[Change]| sources.notes(t, changes);
     let mut report = super::write_all(
@@ -88,6 +80,7 @@ struct NoteSources<'a> {
     dockerd: &'a DockerdVersion,
     containerd: &'a super::containerd::Planning,
     found: Option<&'a super::preflight::Found>,
+    users: &'a super::Users,
 }
 
 impl NoteSources<'_> {
@@ -119,8 +112,29 @@ impl NoteSources<'_> {
                 n.push(f);
             }
         }
+        n.extend(self.users.note(t));
+        n.extend(super::runner_notes(t, changes));
         n
     }
+}
+
+/// containerd's planning (its version, setup and notes; nothing when it is not a target), then
+/// every target's plan.
+fn plan_targets(
+    ctx: &Ctx,
+    journal: &Journal,
+    a: &ArmArgs,
+    set: &MirrorSet,
+    targets: &[TargetName],
+    dockerd: &DockerdVersion,
+    users: &super::Users,
+) -> Result<(super::containerd::Planning, Vec<(TargetName, Plan)>)> {
+    let containerd = match targets.contains(&TargetName::Containerd) {
+        true => super::containerd::plan(ctx, journal, a, set)?,
+        false => super::containerd::Planning::none(),
+    };
+    let planned = plan_all(ctx, journal, targets, set, dockerd, &containerd, users)?;
+    Ok((containerd, planned))
 }
 
 /// The dockerd version the docker target plans for (only asked when docker is a target).
@@ -204,14 +218,18 @@ fn mark_verifying(ctx: &Ctx, journal: &mut Journal, planned: &[(TargetName, Plan
 }
 
 /// The targets named with `--target`, else every target installed under the root.
-fn chosen_targets(ctx: &Ctx, named: &[TargetName]) -> Result<Vec<TargetName>> {
+fn chosen_targets(
+    ctx: &Ctx,
+    named: &[TargetName],
+    users: &super::Users,
+) -> Result<Vec<TargetName>> {
     if !named.is_empty() {
         return Ok(super::dedup(named.to_vec()));
     }
-    let found = super::detect(ctx);
+    let found = super::detect(ctx, users);
     if found.is_empty() {
         return Err(UserError(format!(
-            "no container client found under `{}` (looked for dockerd, buildkitd, containerd, podman/skopeo/CRI-O, k3s/rke2 and their /etc dirs); name targets with --target",
+            "no container client found under `{}` (looked for dockerd, buildkitd, containerd, podman/skopeo/CRI-O, k3s/rke2 and their /etc dirs, ~/.earthly, buildx); name targets with --target",
             ctx.root.path().display()
         ))
         .into());
@@ -226,14 +244,17 @@ fn plan_all(
     set: &MirrorSet,
     dockerd: &DockerdVersion,
     containerd: &super::containerd::Planning,
+    users: &super::Users,
 ) -> Result<Vec<(TargetName, Plan)>> {
     let mut planned = Vec::new();
     let exists = |p: &str| ctx.root.exists(p);
+    let user_paths = users.paths();
     let info = targets::HostInfo {
         exists: &exists,
         dockerd,
         containerd: &containerd.setup,
         dial_timeout: containerd.dial_timeout.clone(),
+        user: &user_paths,
     };
     for t in targets {
         match targets::files_for(*t, set, &info) {

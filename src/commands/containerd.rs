@@ -121,6 +121,7 @@ fn preview(
         dockerd: &dockerd,
         containerd: &setup,
         dial_timeout: dial_timeout.clone(),
+        user: &targets::UserPaths::default(),
     };
     let jobs = match targets::files_for(TargetName::Containerd, set, &info) {
         Ok(j) => j,

@@ -37,7 +37,8 @@ pub fn for_target(ctx: &Ctx, t: TargetName, containerd: &ContainerdVersion) -> V
             .filter_map(|p| read(ctx, p).map(|text| k3s_yaml(p, &text)))
             .flatten()
             .collect(),
-        TargetName::Buildkit => Vec::new(),
+        // (Earthly's and buildx's remarks come with their plans: `runner_notes`, `status`.)
+        TargetName::Buildkit | TargetName::Earthly | TargetName::Buildx => Vec::new(),
     }
 }
 

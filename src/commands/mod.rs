@@ -17,10 +17,11 @@ pub mod warm;
 use crate::apply::{self, Change, Session};
 use crate::cli::{Global, WriteOpts};
 use crate::ctx::Ctx;
+use crate::host::{self, users::Located};
 use crate::journal::Journal;
 use crate::mirror::MirrorSet;
 use crate::reload::{self, Mode, ReloadReport};
-use crate::targets::TargetName;
+use crate::targets::{TargetName, UserPaths};
 use anyhow::Result;
 use report::{RunReport, TargetReport, TargetStatus};
 
@@ -29,12 +30,95 @@ pub fn context(g: &Global) -> Result<Ctx> {
     Ctx::new(&g.root, g.state_dir.as_deref())
 }
 
+/// Where the per-user clients' files are on this root, and how each was found.
+pub struct Users {
+    pub earthly: Located,
+    pub buildx: Option<Located>,
+}
+
+impl Users {
+    /// Earthly's and buildx's own rules (`--earthly-config` first for Earthly).
+    pub fn find(ctx: &Ctx, earthly_config: Option<&std::path::Path>) -> Users {
+        Users {
+            earthly: host::earthly::config_path(&ctx.root, earthly_config),
+            buildx: host::buildx::dir(&ctx.root),
+        }
+    }
+
+    pub fn paths(&self) -> UserPaths {
+        UserPaths {
+            earthly_config: Some(self.earthly.path.clone()),
+            buildx_dir: self.buildx.as_ref().map(|b| b.path.clone()),
+        }
+    }
+
+    /// A line saying where a per-user target's file was found.
+    pub fn note(&self, t: TargetName) -> Option<String> {
+        match t {
+            TargetName::Earthly => Some(format!(
+                "Earthly's config: {} ({})",
+                self.earthly.path, self.earthly.how
+            )),
+            TargetName::Buildx => self
+                .buildx
+                .as_ref()
+                .map(|b| format!("buildx's directory: {} ({})", b.path, b.how)),
+            _ => None,
+        }
+    }
+}
+
 /// The targets whose client is installed under the root.
-pub fn detect(ctx: &Ctx) -> Vec<TargetName> {
+pub fn detect(ctx: &Ctx, users: &Users) -> Vec<TargetName> {
     TargetName::all()
         .into_iter()
-        .filter(|t| t.detect_paths().iter().any(|p| ctx.root.exists(p)))
+        .filter(|t| match t {
+            TargetName::Earthly => host::earthly::detected(&ctx.root, &users.earthly),
+            TargetName::Buildx => host::buildx::detected(&ctx.root, users.buildx.as_ref()),
+            _ => t.detect_paths().iter().any(|p| ctx.root.exists(p)),
+        })
         .collect()
+}
+
+/// What arm says about the runners' targets beyond their files: Earthly with a remote
+/// buildkit, buildx's `docker` driver and versions without a default config.
+pub fn runner_notes(t: TargetName, changes: &[Change]) -> Vec<String> {
+    let mut out = Vec::new();
+    match t {
+        TargetName::Earthly => {
+            let facts = changes
+                .iter()
+                .filter_map(|c| c.after.as_deref())
+                .find_map(|text| crate::targets::earthly::facts(text).ok());
+            match facts.as_ref().and_then(|f| f.remote_buildkit()) {
+                Some(h) => out.push(format!(
+                    "buildkit_host is `{h}`: Earthly starts no buildkitd for a remote host, so buildkit_additional_config has no effect there; arm that buildkitd where it runs (the `buildkit` target)"
+                )),
+                None if changes.iter().any(|c| c.writes() && c.after.is_some()) => {
+                    out.push(format!(
+                        "Earthly restarts its {} container by itself on its next run, since the string changed (it is part of the settings hash in the container's {} label); `earthly bootstrap` does it now",
+                        crate::targets::earthly::CONTAINER,
+                        crate::targets::earthly::HASH_LABEL
+                    ))
+                }
+                None => {}
+            }
+        }
+        TargetName::Buildx => {
+            out.push("the `docker` driver (the default builder) uses dockerd's own configuration: the `docker` target covers it".into());
+            let dir = changes.first().and_then(|c| c.file.parent());
+            if let Some(v) = dir.and_then(host::buildx::version) {
+                if v < crate::targets::buildx::DEFAULT_TOML_SINCE {
+                    out.push(format!(
+                        "buildx {}.{} does not read buildkitd.default.toml (0.9 and later do): pass it to `docker buildx create --config`",
+                        v.0, v.1
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// The targets named on the command line, each once, in the order given.

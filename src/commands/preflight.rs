@@ -180,6 +180,12 @@ pub fn credential_note(t: TargetName, hosts: &[String]) -> Option<String> {
         TargetName::K3s => format!(
             "k3s and rke2 send the `configs.\"{h}\".auth` of registries.yaml; mirrorctl writes no credentials"
         ),
+        TargetName::Earthly => format!(
+            "earthly-buildkitd asks the earthly client, which answers with the docker config's credHelpers/auths entry for {h} of the user who runs earthly"
+        ),
+        TargetName::Buildx => format!(
+            "a builder's BuildKit asks the buildx client, which answers with the docker config's credHelpers/auths entry for {h} of the user who builds"
+        ),
     };
     Some(format!("the mirror {h} needs credentials: {how}"))
 }

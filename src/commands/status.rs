@@ -10,6 +10,8 @@ use anyhow::Result;
 use serde::Serialize;
 use std::path::PathBuf;
 
+mod runners;
+
 #[derive(Debug, Serialize)]
 struct StatusFile {
     path: String,
@@ -36,6 +38,12 @@ struct StatusTarget {
     /// Whether each of its mirrors answers `GET /v2/` now (absent with `--no-probe`).
     #[serde(skip_serializing_if = "Option::is_none")]
     probe: Option<Vec<MirrorProbe>>,
+    /// Earthly: whether its running `earthly-buildkitd` has the config's current settings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<crate::host::earthly::ContainerCheck>,
+    /// buildx: each builder record, and whether it must be re-created to get the mirrors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    builders: Option<Vec<runners::BuilderStatus>>,
 }
 
 /// One mirror's answer to `GET /v2/` now.
@@ -51,7 +59,8 @@ struct MirrorProbe {
 pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
     let ctx = super::context(g)?;
     let journal = Journal::load(&ctx.state_dir)?;
-    let installed = super::detect(&ctx);
+    let users = super::Users::find(&ctx, a.earthly_config.as_deref());
+    let installed = super::detect(&ctx, &users);
     let containerd = super::containerd::planned_version(&ctx, None)?;
     let mut out = Vec::new();
     for t in TargetName::all() {
@@ -84,7 +93,20 @@ pub fn run(g: &Global, a: &StatusArgs) -> Result<i32> {
             files,
             warnings: super::findings::for_target(&ctx, t, &containerd),
             probe: None,
+            container: None,
+            builders: None,
         });
+    }
+    for t in out.iter_mut() {
+        match t.target {
+            TargetName::Earthly if t.installed || t.armed => {
+                t.container = runners::earthly(&ctx, &journal, &users);
+            }
+            TargetName::Buildx if t.installed || t.armed => {
+                t.builders = Some(runners::builders(&ctx, &journal, &users));
+            }
+            _ => {}
+        }
     }
     if !a.no_probe {
         probe_mirrors(&mut out, a.probe_timeout)?;
@@ -175,6 +197,7 @@ fn print_text(out: &[StatusTarget]) {
         for w in &t.warnings {
             println!("  {} {w}", console::style("warning:").yellow().bold());
         }
+        runners::print(t.container.as_ref(), t.builders.as_deref());
         for p in t.probe.iter().flatten() {
             match &p.error {
                 None => println!("  {} {} answers", console::style("✓").green(), p.mirror),

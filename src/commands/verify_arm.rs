@@ -104,6 +104,16 @@ fn probe(
                 "k3s's embedded containerd reads registries.yaml at start; after its restart check with `k3s crictl pull`".into(),
             )
         }
+        TargetName::Earthly => {
+            return not_provable(
+                "earthly-buildkitd reads the string when Earthly next (re)starts it; run `earthly bootstrap`, then `docker exec earthly-buildkitd cat /etc/buildkitd.toml` or a build FROM the probe image".into(),
+            )
+        }
+        TargetName::Buildx => {
+            return not_provable(
+                "a builder's buildkitd is reached through buildx, which mirrorctl does not drive; `docker buildx build` FROM the probe image to check".into(),
+            )
+        }
     };
     let Some(mirror) = mirror else {
         return not_provable(format!(

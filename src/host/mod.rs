@@ -6,10 +6,13 @@
 //! One module per daemon family; the engine (`reload`), `arm`'s preflight checks and `verify`'s
 //! client probes all ask here, so they never disagree about which daemon they talk to.
 
+pub mod buildx;
 pub mod containerd;
 pub mod containers;
 pub mod dockerd;
+pub mod earthly;
 pub mod systemd;
+pub mod users;
 
 use crate::fsutil::Root;
 use std::time::Duration;

@@ -11,9 +11,11 @@
 //! removes only them: entries the user had before are never owned, and never removed.
 
 pub mod buildkit;
+pub mod buildx;
 pub mod containerd;
 pub mod docker;
 pub mod dockerd_version;
+pub mod earthly;
 pub mod k3s;
 mod list;
 pub mod registries;
@@ -49,6 +51,10 @@ pub enum TargetName {
     Registries,
     /// k3s / rke2: /etc/rancher/{k3s,rke2}/registries.yaml
     K3s,
+    /// Earthly: ~/.earthly/config.yml, global.buildkit_additional_config (its earthly-buildkitd)
+    Earthly,
+    /// docker buildx: ~/.docker/buildx/buildkitd.default.toml (new builders; existing ones are re-created)
+    Buildx,
 }
 
 impl TargetName {
@@ -59,16 +65,20 @@ impl TargetName {
             TargetName::Containerd => "containerd",
             TargetName::Registries => "registries",
             TargetName::K3s => "k3s",
+            TargetName::Earthly => "earthly",
+            TargetName::Buildx => "buildx",
         }
     }
 
-    pub fn all() -> [TargetName; 5] {
+    pub fn all() -> [TargetName; 7] {
         [
             TargetName::Docker,
             TargetName::Buildkit,
             TargetName::Containerd,
             TargetName::Registries,
             TargetName::K3s,
+            TargetName::Earthly,
+            TargetName::Buildx,
         ]
     }
 }
@@ -109,6 +119,11 @@ pub enum FileKind {
     RegistriesDropin,
     /// k3s / rke2 `registries.yaml`.
     K3sYaml,
+    /// Earthly's `config.yml` (`global.buildkit_additional_config`).
+    EarthlyConfig,
+    /// buildx's `buildkitd.default.toml` (a buildkitd.toml); `insecure`: armed with `--insecure`,
+    /// to tell which builders' stored configs lack the mirrors.
+    BuildxDefault { insecure: bool },
 }
 
 /// Other files a planner needs to read (never writes): the engine reads them and passes their
@@ -190,13 +205,19 @@ impl FileKind {
             }
             FileKind::RegistriesDropin => registries::plan(current, set, prev, context),
             FileKind::K3sYaml => k3s::plan(current, set, prev),
+            FileKind::EarthlyConfig => earthly::plan(current, set, prev),
+            FileKind::BuildxDefault { .. } => buildkit::plan(current, set, prev),
         }
     }
 
     /// Whether its client reads the file on every use, so a change needs no reload or restart
     /// (containerd and dockerd ≥ 28 read `hosts.toml` per pull).
+    /// Earthly restarts its own buildkitd when the string changes.
     pub fn applies_without_reload(&self) -> bool {
-        matches!(self, FileKind::ContainerdHosts { .. })
+        matches!(
+            self,
+            FileKind::ContainerdHosts { .. } | FileKind::EarthlyConfig
+        )
     }
 
     /// Plan removing mirrorctl's entries (the file was edited since arm, so its original bytes
@@ -243,8 +264,20 @@ impl TargetName {
                 .iter()
                 .flat_map(|d| std::iter::once(d.dir).chain(d.binaries))
                 .collect(),
+            // Per-user files: [`UserPaths`] says where (`host::earthly`, `host::buildx`).
+            TargetName::Earthly | TargetName::Buildx => Vec::new(),
         }
     }
+}
+
+/// Where the per-user clients keep their files, as system paths (under the root), found from
+/// the environment by `host::earthly` and `host::buildx`; `None`: not found (no home).
+#[derive(Debug, Clone, Default)]
+pub struct UserPaths {
+    /// Earthly's config file.
+    pub earthly_config: Option<String>,
+    /// buildx's directory (`$BUILDX_CONFIG`, else `${DOCKER_CONFIG:-~/.docker}/buildx`).
+    pub buildx_dir: Option<String>,
 }
 
 /// Where distributions install the dockerd binary.
@@ -279,6 +312,8 @@ pub struct HostInfo<'a> {
     pub containerd: &'a containerd::setup::Setup,
     /// `dial_timeout` for containerd's hosts (only for a containerd that reads it).
     pub dial_timeout: Option<String>,
+    /// Where the per-user targets' files are (earthly, buildx).
+    pub user: &'a UserPaths,
 }
 
 /// The files a target edits for `set`, or why it is skipped.
@@ -333,7 +368,28 @@ pub fn files_for(
                 kind: FileKind::K3sYaml,
             })
             .collect()),
+        TargetName::Earthly | TargetName::Buildx => user_files(name, set, host.user),
     }
+}
+
+/// The per-user targets' files: where [`UserPaths`] says.
+fn user_files(name: TargetName, set: &MirrorSet, user: &UserPaths) -> Result<Vec<FileJob>, String> {
+    let (path, kind) = match (name, &user.earthly_config, &user.buildx_dir) {
+        (TargetName::Earthly, Some(p), _) => (p.clone(), FileKind::EarthlyConfig),
+        (TargetName::Earthly, None, _) => {
+            return Err("no home directory to find ~/.earthly/config.yml in (set HOME, or pass --earthly-config)".into())
+        }
+        (_, _, Some(dir)) => (
+            format!("{}/{}", dir.trim_end_matches('/'), buildx::DEFAULT_TOML),
+            FileKind::BuildxDefault {
+                insecure: set.insecure,
+            },
+        ),
+        (_, _, None) => {
+            return Err("no home directory to find ~/.docker/buildx in (set HOME, DOCKER_CONFIG or BUILDX_CONFIG)".into())
+        }
+    };
+    Ok(vec![FileJob { path, kind }])
 }
 
 /// containerd's files: a hosts.toml per registry of the set and per registry `--migrate`

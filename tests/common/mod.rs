@@ -427,6 +427,10 @@ pub fn mirrorctl_cmd() -> Command {
     c.env_remove("MIRRORCTL_ROOT")
         .env_remove("MIRRORCTL_STATE_DIR")
         .env_remove("MIRRORCTL_DOCKERD_VERSION")
+        // The per-user targets' locations come from these: a test sets the ones it means.
+        .env_remove("SUDO_USER")
+        .env_remove("EARTHLY_CONFIG")
+        .env_remove("BUILDX_CONFIG")
         // Most tests arm mirrors that are not running; the preflight tests turn it back on.
         .env("MIRRORCTL_NO_PREFLIGHT", "1")
         .env("NO_COLOR", "1");

@@ -145,12 +145,18 @@ fn ws_for(case: &Case) -> Workspace {
     ws
 }
 
+/// The home the per-user targets (earthly, buildx) find under the root: their fixtures hold
+/// `home/runner/.earthly/…` and `home/runner/.docker/buildx/…`.
+pub const HOME: &str = "/home/runner";
+
 fn run(ws: &Workspace, args: &[&str]) -> Out {
     // The docker target depends on the dockerd version: pin it (a case's args may override it
     // with --dockerd-version).
     common::run(
         mirrorctl(ws)
             .env("MIRRORCTL_DOCKERD_VERSION", "20.10.24")
+            .env("HOME", HOME)
+            .env_remove("DOCKER_CONFIG")
             .args(args),
     )
 }
@@ -175,7 +181,7 @@ fn user_edit(path: &Path, bytes: &[u8]) -> Option<(Vec<u8>, &'static str)> {
             format!("{s}\n[user-edit]\nkept = true\n").into_bytes(),
             "[user-edit]",
         ))
-    } else if name.ends_with(".yaml") {
+    } else if name.ends_with(".yaml") || name.ends_with(".yml") {
         let sep = if s.is_empty() || s.ends_with('\n') {
             ""
         } else {
@@ -389,7 +395,15 @@ fn every_format_has_at_least_twelve_fixtures() {
     for c in cases() {
         *per_target.entry(c.target).or_default() += 1;
     }
-    for t in ["docker", "buildkit", "containerd", "registries", "k3s"] {
+    for t in [
+        "docker",
+        "buildkit",
+        "containerd",
+        "registries",
+        "k3s",
+        "earthly",
+        "buildx",
+    ] {
         let n = per_target.get(t).copied().unwrap_or(0);
         assert!(n >= 12, "fixtures/{t} has {n} cases, want at least 12");
     }

@@ -30,6 +30,7 @@ mod preflight;
 mod promises;
 mod ratelimit;
 mod render;
+mod runners;
 mod s3_mirror;
 mod serve;
 mod serve_store;

@@ -354,6 +354,24 @@ fn k3s() {
 }
 
 #[test]
+fn earthly() {
+    run(
+        "earthly",
+        planners::Planner(planners::Which::Earthly),
+        PLAN_CASES,
+    );
+}
+
+#[test]
+fn buildx() {
+    run(
+        "buildx",
+        planners::Planner(planners::Which::Buildx),
+        PLAN_CASES / 2,
+    );
+}
+
+#[test]
 fn oci_reference() {
     run("oci_reference", oci::Oci(oci::Which::Reference), OCI_CASES);
 }

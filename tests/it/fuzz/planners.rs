@@ -26,6 +26,8 @@ pub enum Which {
     Config,
     Registries,
     K3s,
+    Earthly,
+    Buildx,
 }
 
 pub struct Planner(pub Which);
@@ -98,6 +100,39 @@ const BUILTIN_YAML: &[&str] = &[
     "mirrors:\n  docker.io:\n    endpoint: []\n  docker.io:\n    endpoint: [\"https://u.example\"]\n",
     "# c\n",
 ];
+
+const BUILTIN_EARTHLY: &[&str] = &[
+    "",
+    "global:\n",
+    "global: ~\n",
+    "git:\n    github.com:\n        auth: ssh\n",
+    "global:\n  buildkit_additional_config: |\n    [registry.\"docker.io\"]\n      mirrors = [\"u.example\"]\n",
+    "global:\n  buildkit_additional_config: '[registry.\"ghcr.io\"]\n\n  mirrors = [\"x\"]'\n",
+    "global:\n  buildkit_additional_config: >-\n    [registry.\"ghcr.io\"]\n  cache_size_mb: 1\n",
+    "global:\n  global: 1\n  buildkit_additional_config:\n",
+];
+
+/// A buildkitd.toml seed embedded as Earthly's string (a literal block at a random indent),
+/// so the TOML inside gets the BuildKit seeds' variety.
+fn earthly_from_toml(rng: &mut Rng, toml: &str) -> String {
+    let step = 1 + rng.small(4);
+    let pad = " ".repeat(step * 2);
+    let mut out = format!(
+        "global:\n{}buildkit_additional_config: |\n",
+        " ".repeat(step)
+    );
+    for l in toml.lines() {
+        if !l.is_empty() {
+            out.push_str(&pad);
+            out.push_str(l);
+        }
+        out.push('\n');
+    }
+    if rng.chance(50) {
+        out.push_str(&format!("{}cache_size_mb: 10\n", " ".repeat(step)));
+    }
+    out
+}
 
 const DROPIN_NAMES: &[&str] = &[
     "000-shortnames.conf",
@@ -243,6 +278,28 @@ impl crate::fuzz::Target for Planner {
                 FileKind::K3sYaml,
                 pick_seed(rng, &s.k3s, BUILTIN_YAML).to_string(),
                 s.k3s.iter().map(String::as_str).collect(),
+            ),
+            Which::Earthly => {
+                let seed = if rng.chance(30) {
+                    let t = pick_seed(rng, &s.buildkit, BUILTIN_TOML).to_string();
+                    earthly_from_toml(rng, &t)
+                } else {
+                    pick_seed(rng, &s.earthly, BUILTIN_EARTHLY).to_string()
+                };
+                (
+                    Format::Yaml,
+                    FileKind::EarthlyConfig,
+                    seed,
+                    s.earthly.iter().map(String::as_str).collect(),
+                )
+            }
+            Which::Buildx => (
+                Format::Toml,
+                FileKind::BuildxDefault {
+                    insecure: rng.chance(30),
+                },
+                pick_seed(rng, &s.buildkit, BUILTIN_TOML).to_string(),
+                s.buildkit.iter().map(String::as_str).collect(),
             ),
         };
         let current = if rng.chance(4) {
@@ -442,7 +499,7 @@ fn check(c: &Case) -> Result<bool, String> {
         let mut rng = Rng::new(seed);
         let fmt = match c.kind {
             FileKind::DaemonJson => Format::Json,
-            FileKind::K3sYaml => Format::Yaml,
+            FileKind::K3sYaml | FileKind::EarthlyConfig => Format::Yaml,
             _ => Format::Toml,
         };
         let mut buf = a.text.clone().into_bytes();
@@ -509,6 +566,9 @@ fn check(c: &Case) -> Result<bool, String> {
 fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option<String> {
     if back == x {
         return None;
+    }
+    if matches!(kind, FileKind::EarthlyConfig) {
+        return earthly_restores(x, back, sets);
     }
     let json = matches!(kind, FileKind::DaemonJson);
     let yaml = matches!(kind, FileKind::K3sYaml);
@@ -714,6 +774,48 @@ fn restores(kind: &FileKind, x: &str, back: &str, sets: &[&MirrorSet]) -> Option
         .then(|| format!(" (beyond the narrowed cases)\nwanted entries the file names: {named:?}"))
 }
 
+/// Earthly: the YAML holds the same data apart from the string, and the string comes back
+/// under the BuildKit rules (a user's own entry that arm moved stays moved, …). When the string
+/// had to be rewritten (it came back different), it is written as a literal block, so the
+/// bytes of its value may differ; nothing else may.
+fn earthly_restores(x: &str, back: &str, sets: &[&MirrorSet]) -> Option<String> {
+    let key = mirrorctl::targets::earthly::KEY;
+    let load = |t: &str| {
+        yaml_rust2::YamlLoader::load_from_str(strip_bom(t))
+            .ok()
+            .map(|d| d.into_iter().next())
+    };
+    let (Some(a), Some(b)) = (load(x), load(back)) else {
+        return Some(" (disarm output does not parse)".into());
+    };
+    let string = |y: &Option<yaml_rust2::Yaml>| -> String {
+        y.as_ref()
+            .and_then(|y| y["global"][key].as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let without = |y: Option<yaml_rust2::Yaml>| -> Option<serde_json::Value> {
+        let mut y = y?;
+        if let yaml_rust2::Yaml::Hash(h) = &mut y {
+            if let Some(yaml_rust2::Yaml::Hash(g)) =
+                h.get_mut(&yaml_rust2::Yaml::String("global".into()))
+            {
+                g.remove(&yaml_rust2::Yaml::String(key.into()));
+            }
+        }
+        canonical(&FileKind::K3sYaml, &format!("{y:?}"))
+            .or_else(|| Some(serde_json::Value::String(format!("{y:?}"))))
+    };
+    let (sa, sb) = (string(&a), string(&b));
+    if without(a) != without(b) {
+        return Some(" (the YAML around the string changed)".into());
+    }
+    let (ta, tb) = (sa.trim_end(), sb.trim_end());
+    if ta == tb {
+        return None;
+    }
+    restores(&FileKind::BuildkitToml, ta, tb, sets).map(|w| format!(" (in the string){w}"))
+}
+
 /// The data of a file in one comparable form (JSON), lists sorted and tables unordered, for
 /// comparing files that differ only in where the entries of a list are.
 fn canonical(kind: &FileKind, t: &str) -> Option<serde_json::Value> {
@@ -879,6 +981,32 @@ fn grammar(kind: &FileKind, text: &str, set: &MirrorSet) -> Result<(), String> {
             }
             Ok(())
         }
+        FileKind::EarthlyConfig => {
+            let docs = yaml_rust2::YamlLoader::load_from_str(strip_bom(text))
+                .map_err(|e| format!("output is not YAML\n{e}"))?;
+            if docs.len() > 1 {
+                return Err(format!("several YAML documents\n{}", docs.len()));
+            }
+            if set.registries.is_empty() {
+                return Ok(());
+            }
+            let root = docs.first().ok_or("no YAML document")?;
+            let s = root["global"][mirrorctl::targets::earthly::KEY]
+                .as_str()
+                .ok_or("global.buildkit_additional_config is not a string")?;
+            let first = s
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('#'))
+                .unwrap_or("");
+            if !first.starts_with('[') {
+                return Err(format!(
+                    "the string does not start with a table header\n{first}"
+                ));
+            }
+            grammar(&FileKind::BuildkitToml, s, set).map_err(|e| format!("in the string: {e}"))
+        }
+        FileKind::BuildxDefault { .. } => grammar(&FileKind::BuildkitToml, text, set),
         FileKind::BuildkitToml => {
             let doc = toml(text)?;
             let norm = |s: &str| {

@@ -15,6 +15,8 @@ pub struct Seeds {
     /// `registries.conf` and drop-ins (as the current drop-in and as context).
     pub registries: Vec<String>,
     pub k3s: Vec<String>,
+    /// Earthly's `config.yml` (fixtures under `<home>/.earthly/`).
+    pub earthly: Vec<String>,
     /// `(--mirror values, --insecure)` of every fixture.
     pub mirror_args: Vec<(Vec<String>, bool)>,
 }
@@ -77,9 +79,11 @@ fn load() -> Seeds {
         let Ok(text) = String::from_utf8(std::fs::read(&p).unwrap()) else {
             continue;
         };
-        if sys.ends_with("/daemon.json") {
+        if sys.contains("/.earthly/") {
+            s.earthly.push(text);
+        } else if sys.ends_with("/daemon.json") {
             s.docker.push(text);
-        } else if sys.ends_with("/buildkitd.toml") {
+        } else if sys.ends_with("/buildkitd.toml") || sys.ends_with("/buildkitd.default.toml") {
             s.buildkit.push(text);
         } else if sys.ends_with("/hosts.toml") {
             let reg = sys.rsplit('/').nth(1).unwrap_or("docker.io").to_string();
@@ -98,6 +102,7 @@ fn load() -> Seeds {
         &mut s.containerd_config,
         &mut s.registries,
         &mut s.k3s,
+        &mut s.earthly,
     ] {
         v.sort();
         v.dedup();
