@@ -1,4 +1,5 @@
-//! The one way any layer reports a warning or a progress note on stderr.
+//! The one way any layer reports a warning or a progress note on stderr, and writes its
+//! output on stdout without panicking when the reader went away.
 //!
 //! Modules below the CLI never print on their own: they call [`warn`] / [`note`] here, and the
 //! CLI (`output::init`) sets the level from `-q` / `-v` once. So `-q` silences every warning and
@@ -68,6 +69,39 @@ pub fn error(msg: &str) {
         eprintln!("error: {msg}");
     }
 }
+
+/// Set once a write to stdout failed for a reason other than a closed pipe (a full disk).
+static STDOUT_FAILED: AtomicU8 = AtomicU8::new(0);
+
+/// One piece of a command's output on stdout. Never panics: when the reader went away
+/// (`mirrorctl status | head`) the rest is dropped and the command still finishes what it is
+/// doing (a half-done `arm` is worse than a short listing); any other failure is remembered
+/// for [`stdout_failed`].
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            STDOUT_FAILED.store(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether some output could not be written (not counting a reader that closed the pipe).
+pub fn stdout_failed() -> bool {
+    STDOUT_FAILED.load(Ordering::Relaxed) == 1
+}
+
+/// `println!` through [`write_out`]: no panic on a closed stdout.
+macro_rules! outln {
+    () => {
+        $crate::diag::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::diag::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,16 @@
 //!                                              deadline, file helpers, the stderr sink
 //! ```
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 pub mod apply;
 pub mod cli;
 pub mod commands;
@@ -78,7 +88,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
     match cli.command {
         Command::Completions { shell } => {
-            output::completions(shell, &mut std::io::stdout());
+            // Into a buffer first: clap_complete panics on a failed write.
+            let mut script = Vec::new();
+            output::completions(shell, &mut script);
+            diag::write_out(format_args!("{}", String::from_utf8_lossy(&script)));
             Ok(0)
         }
         Command::Arm(a) => commands::arm::run(&cli.global, &a),

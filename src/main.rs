@@ -13,11 +13,18 @@ fn main() {
             mirrorctl::output::print_error(&err);
             let code = mirrorctl::error::exit_code(&err);
             if json {
-                println!("{}", mirrorctl::output::error_document(&err, code));
+                let doc = mirrorctl::output::error_document(&err, code);
+                mirrorctl::diag::write_out(format_args!("{doc}\n"));
             }
             code
         }
     };
+    // A closed pipe is the reader's choice (`| head`); a stdout that could not take the output
+    // (a full disk) fails a run that otherwise succeeded.
+    if code == 0 && mirrorctl::diag::stdout_failed() {
+        eprintln!("error: could not write the output to stdout");
+        std::process::exit(1);
+    }
     std::process::exit(code);
 }
 
@@ -46,7 +53,8 @@ fn usage_error(e: clap::Error) -> i32 {
             .trim_start_matches("error: ")
             .to_string();
         let err = anyhow::Error::new(mirrorctl::error::UserError(message));
-        println!("{}", mirrorctl::output::error_document(&err, 2));
+        let doc = mirrorctl::output::error_document(&err, 2);
+        mirrorctl::diag::write_out(format_args!("{doc}\n"));
     }
     2
 }

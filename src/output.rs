@@ -4,6 +4,7 @@
 
 use crate::cli::{Cli, ColorChoice, Global};
 use crate::diag;
+use crate::diag::outln;
 use clap::CommandFactory;
 
 /// Apply the global flags: color choice and verbosity.
@@ -61,7 +62,7 @@ pub fn error_document(err: &anyhow::Error, code: i32) -> serde_json::Value {
 
 /// One JSON document on stdout, pretty-printed.
 pub fn print_json<T: serde::Serialize>(doc: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(doc)?);
+    outln!("{}", serde_json::to_string_pretty(doc)?);
     Ok(())
 }
 
@@ -79,7 +80,7 @@ pub fn print_diff(diff: &str) {
         } else {
             console::style(line)
         };
-        println!("{styled}");
+        outln!("{styled}");
     }
 }
 

@@ -4,6 +4,7 @@ use super::report::TargetStatus;
 use super::{Plan, Written};
 use crate::apply::{self, Session};
 use crate::cli::{DisarmArgs, Global};
+use crate::diag::outln;
 use crate::journal::Journal;
 use crate::output;
 use crate::targets::TargetName;
@@ -20,7 +21,7 @@ pub fn run(g: &Global, a: &DisarmArgs) -> Result<i32> {
         super::dedup(a.targets.clone())
     };
     if targets.is_empty() && !a.common.json && !output::quiet() {
-        println!(
+        outln!(
             "nothing to revert: mirrorctl has not armed anything (journal `{}`)",
             Journal::path(&ctx.state_dir).display()
         );

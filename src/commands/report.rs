@@ -2,6 +2,7 @@
 //! rendered once as text (with diffs) or as one JSON document.
 
 use crate::apply::{Change, FileStatus};
+use crate::diag::outln;
 use crate::mirror::MirrorSet;
 use crate::output;
 use crate::reload::ReloadReport;
@@ -212,7 +213,7 @@ pub fn finish(mut report: RunReport, json: bool, reload_requested: bool) -> Resu
 
 fn print_text(report: &RunReport, reload_requested: bool) {
     for r in &report.recovered {
-        println!("recovered: {r}");
+        outln!("recovered: {r}");
     }
     print_targets(&report.targets, reload_requested);
     print_tail(report);
@@ -237,17 +238,17 @@ fn print_targets(targets: &[TargetReport], reload_requested: bool) {
             Some(r) => format!("({r})"),
             None => paths.join(", "),
         };
-        println!("{:<11} {:<9} {}", t.target.as_str(), status, tail);
+        outln!("{:<11} {:<9} {}", t.target.as_str(), status, tail);
         for f in &t.files {
             if !f.diff.is_empty() {
                 output::print_diff(&f.diff);
             }
             if let Some(n) = &f.note {
-                println!("  note: {}: {n}", f.path);
+                outln!("  note: {}: {n}", f.path);
             }
         }
         for n in &t.notes {
-            println!("  note: {n}");
+            outln!("  note: {n}");
         }
         if let Some(r) = &t.reload {
             print_reload(r, reload_requested);
@@ -262,7 +263,7 @@ fn print_tail(report: &RunReport) {
             Some(false) => console::style("✗").red().bold(),
             None => console::style("-").dim(),
         };
-        println!(
+        outln!(
             "{mark} verify     {} ({}): {}",
             p.target.as_str(),
             p.client.unwrap_or("no client"),
@@ -270,26 +271,26 @@ fn print_tail(report: &RunReport) {
         );
     }
     if let Some(rb) = &report.rollback {
-        println!("{}", console::style("rolled back:").red().bold());
+        outln!("{}", console::style("rolled back:").red().bold());
         print_targets(rb, true);
     }
     if report.dry_run {
-        println!("{}", console::style("dry run: nothing was written").dim());
+        outln!("{}", console::style("dry run: nothing was written").dim());
     }
 }
 
 fn print_reload(r: &ReloadReport, reload_requested: bool) {
     if r.failed {
-        println!(
+        outln!(
             "  {} {} — {}",
             console::style("reload failed:").red(),
             r.action,
             r.detail
         );
     } else if r.done {
-        println!("  reloaded: {} — {}", r.action, r.detail);
+        outln!("  reloaded: {} — {}", r.action, r.detail);
     } else if r.needed {
-        println!(
+        outln!(
             "  {} {} — {}",
             console::style("needs reload:").yellow(),
             r.action,
@@ -297,6 +298,6 @@ fn print_reload(r: &ReloadReport, reload_requested: bool) {
         );
     } else if reload_requested || output::verbose() {
         // `--reload` that found nothing to reload says so.
-        println!("  reload: {}", r.detail);
+        outln!("  reload: {}", r.detail);
     }
 }

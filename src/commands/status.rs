@@ -2,6 +2,7 @@
 //! what drifted since.
 
 use crate::cli::{Global, StatusArgs};
+use crate::diag::outln;
 use crate::journal::Journal;
 use crate::output;
 use crate::reload;
@@ -173,7 +174,7 @@ fn print_text(out: &[StatusTarget]) {
         } else {
             console::style("not found").dim()
         };
-        println!("{:<11} {}", t.target.as_str(), state);
+        outln!("{:<11} {}", t.target.as_str(), state);
         for f in &t.files {
             let mut flags = Vec::new();
             if !f.exists {
@@ -189,19 +190,19 @@ fn print_text(out: &[StatusTarget]) {
             } else {
                 format!("  [{}]", flags.join(", "))
             };
-            println!("  {}{flags}", f.file.display());
+            outln!("  {}{flags}", f.file.display());
         }
         if !t.mirrors.is_empty() {
-            println!("  mirrors: {}", t.mirrors.join(", "));
+            outln!("  mirrors: {}", t.mirrors.join(", "));
         }
         for w in &t.warnings {
-            println!("  {} {w}", console::style("warning:").yellow().bold());
+            outln!("  {} {w}", console::style("warning:").yellow().bold());
         }
         runners::print(t.container.as_ref(), t.builders.as_deref());
         for p in t.probe.iter().flatten() {
             match &p.error {
-                None => println!("  {} {} answers", console::style("✓").green(), p.mirror),
-                Some(e) => println!("  {} {}", console::style("✗").red(), e),
+                None => outln!("  {} {} answers", console::style("✓").green(), p.mirror),
+                Some(e) => outln!("  {} {}", console::style("✗").red(), e),
             }
         }
     }

@@ -1,6 +1,7 @@
 //! `mirrorctl verify`: the flags as [`verify::Options`], then the report (text or JSON).
 
 use crate::cli::{Global, VerifyArgs};
+use crate::diag::outln;
 use crate::error::{ExitWith, UserError};
 use crate::output;
 use crate::registry::Credentials;
@@ -63,7 +64,7 @@ fn cleanup(hosts_path: &Path, swept: Option<String>, json: bool) -> Result<i32> 
             "detail": note,
         }))?;
     } else if !output::quiet() {
-        println!(
+        outln!(
             "{}",
             note.unwrap_or_else(|| format!(
                 "no mirrorctl verify block in {}",

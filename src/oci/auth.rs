@@ -119,7 +119,10 @@ impl Parser<'_> {
                 break;
             }
         }
-        (self.i > start).then(|| String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+        self.s
+            .get(start..self.i)
+            .filter(|t| !t.is_empty())
+            .map(|t| String::from_utf8_lossy(t).into_owned())
     }
 
     fn quoted(&mut self) -> String {

@@ -170,14 +170,17 @@ impl Platform {
         let parts: Vec<&str> = s.split('/').collect();
         let bad =
             || format!("platform `{s}` must be `os/arch` or `os/arch/variant`, e.g. `linux/amd64`");
-        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+        if parts.iter().any(|p| p.is_empty()) {
             return Err(bad());
         }
-        Ok(Platform {
-            os: parts[0].to_ascii_lowercase(),
-            architecture: normalize_arch(parts[1]),
-            variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
-        })
+        match parts[..] {
+            [os, arch] | [os, arch, _] => Ok(Platform {
+                os: os.to_ascii_lowercase(),
+                architecture: normalize_arch(arch),
+                variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
+            }),
+            _ => Err(bad()),
+        }
     }
 
     /// The platform of this machine, in OCI spelling.

@@ -118,27 +118,16 @@ pub fn valid_repository(name: &str) -> bool {
 
 fn valid_component(c: &str) -> bool {
     let b = c.as_bytes();
-    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return false;
+    };
+    if !is_alnum(first) || !is_alnum(last) {
         return false;
     }
-    let mut i = 0;
-    while i < b.len() {
-        if is_alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        // A separator run: `.`, `_`, `__`, or one or more `-`.
-        let start = i;
-        while i < b.len() && !is_alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
+    // Between the alphanumeric runs, each separator run is `.`, `_`, `__`, or one or more `-`.
+    c.split(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+        .filter(|sep| !sep.is_empty())
+        .all(|sep| sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-'))
 }
 
 fn is_alnum(b: u8) -> bool {
@@ -150,7 +139,8 @@ pub fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     !b.is_empty()
         && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b.first()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
 }

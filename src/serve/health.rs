@@ -44,7 +44,7 @@ impl Health {
     /// `Some(failures since the last report)` when this failure of `kind` is to be logged.
     fn due(&self, kind: WriteError, now: Instant) -> Option<u64> {
         let mut logged = self.logged.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = &mut logged[kind as usize];
+        let slot = kind.pick_mut(&mut logged);
         match slot {
             Some((at, n)) if now.duration_since(*at) < REPEAT => {
                 *n += 1;

@@ -35,8 +35,24 @@ impl WriteError {
         }
     }
 
-    fn index(self) -> usize {
-        self as usize
+    /// This cause's entry of a per-cause array (total: one entry per variant).
+    pub fn pick<T>(self, per_kind: &[T; 3]) -> &T {
+        let [no_space, read_only, io] = per_kind;
+        match self {
+            WriteError::NoSpace => no_space,
+            WriteError::ReadOnly => read_only,
+            WriteError::Io => io,
+        }
+    }
+
+    /// [`WriteError::pick`], mutably.
+    pub fn pick_mut<T>(self, per_kind: &mut [T; 3]) -> &mut T {
+        let [no_space, read_only, io] = per_kind;
+        match self {
+            WriteError::NoSpace => no_space,
+            WriteError::ReadOnly => read_only,
+            WriteError::Io => io,
+        }
     }
 }
 
@@ -83,12 +99,13 @@ impl Metrics {
     }
 
     pub fn store_write_error(&self, kind: WriteError) {
-        self.store_write_errors[kind.index()].fetch_add(1, Ordering::Relaxed);
+        kind.pick(&self.store_write_errors)
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Failed stores of one kind so far.
     pub fn store_write_errors(&self, kind: WriteError) -> u64 {
-        self.store_write_errors[kind.index()].load(Ordering::Relaxed)
+        kind.pick(&self.store_write_errors).load(Ordering::Relaxed)
     }
 
     /// Upstream requests of one method and kind so far (for tests and the benchmark).

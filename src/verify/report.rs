@@ -3,6 +3,7 @@
 
 use super::embedded::EmbeddedReport;
 use super::evidence::{Cache, RateLimit, Strength};
+use crate::diag::outln;
 use crate::registry::{Diagnosis, Kind};
 use serde::Serialize;
 
@@ -198,9 +199,9 @@ fn mark(b: bool) -> console::StyledObject<&'static str> {
 /// The report as text on stdout. `cli`: `mirrorctl` with the global options the user gave,
 /// for the commands the report suggests; `cleanup`: the command that removes the hosts block.
 pub fn print_human(r: &Report, cli: &str, cleanup: &str) {
-    println!("verify {} through {}", r.image, r.mirror);
+    outln!("verify {} through {}", r.image, r.mirror);
     if let Some(e) = &r.embedded {
-        println!(
+        outln!(
             "{} embedded   mirrorctl serve in this process, upstream {}, cache {} {}",
             mark(e.removed),
             e.upstream,
@@ -213,14 +214,14 @@ pub fn print_human(r: &Report, cli: &str, cleanup: &str) {
         );
     }
     match &r.preflight.error {
-        None => println!(
+        None => outln!(
             "{} preflight  GET {} → {} (auth: {})",
             mark(true),
             r.preflight.url,
             r.preflight.status.unwrap_or(0),
             r.preflight.auth
         ),
-        Some(e) => println!("{} preflight  {}", mark(false), e.message),
+        Some(e) => outln!("{} preflight  {}", mark(false), e.message),
     }
     if let Some(a) = &r.armed {
         print_armed(a, &r.mirror, cli);
@@ -232,10 +233,10 @@ pub fn print_human(r: &Report, cli: &str, cleanup: &str) {
         }
     }
     for c in &r.clients {
-        println!("{} {:<10} {}", mark(c.ok), c.name, c.detail);
+        outln!("{} {:<10} {}", mark(c.ok), c.name, c.detail);
     }
     if let Some(restored) = r.hosts_restored {
-        println!(
+        outln!(
             "{} restore    {} {}",
             mark(restored),
             r.hosts_file.as_deref().unwrap_or("?"),
@@ -247,20 +248,20 @@ pub fn print_human(r: &Report, cli: &str, cleanup: &str) {
         );
     }
     if let Some(rl) = &r.ratelimit {
-        println!(
+        outln!(
             "  ratelimit  limit {} remaining {} source {}",
             rl.limit.as_deref().unwrap_or("-"),
             rl.remaining.as_deref().unwrap_or("-"),
             rl.source.as_deref().unwrap_or("-")
         );
     }
-    println!("{} {}", mark(r.ok), r.verdict);
+    outln!("{} {}", mark(r.ok), r.verdict);
 }
 
 fn print_armed(a: &Armed, mirror: &str, cli: &str) {
     let naming = a.files.iter().filter(|f| f.names_mirror).count();
     if naming == a.files.len() {
-        println!(
+        outln!(
             "{} armed      every armed config ({naming}) names {mirror}",
             mark(true)
         );
@@ -272,7 +273,7 @@ fn print_armed(a: &Armed, mirror: &str, cli: &str) {
         .filter(|f| !f.names_mirror)
         .map(|f| format!("{} ({})", f.file, f.target))
         .collect();
-    println!(
+    outln!(
         "{} armed      {} armed config(s) do not name {mirror}: {} — run `{cli} arm --mirror {mirror}`",
         console::style("!").yellow().bold(),
         not.len(),
@@ -283,7 +284,7 @@ fn print_armed(a: &Armed, mirror: &str, cli: &str) {
 fn print_pull(r: &Report, p: &PullReport) {
     let head = format!("pull #{}    ", p.n);
     match &p.error {
-        Some(e) => println!("{} {head}{}", mark(false), e.message),
+        Some(e) => outln!("{} {head}{}", mark(false), e.message),
         None => {
             let good = p.n == 1 || r.ok;
             let strength = match (p.cache, p.strength) {
@@ -291,7 +292,7 @@ fn print_pull(r: &Report, p: &PullReport) {
                 (_, Strength::Proven) => ", proven",
                 (_, Strength::Inferred) => ", inferred",
             };
-            println!(
+            outln!(
                 "{} {head}{} bytes in {:.2}s — {}{strength} ({})",
                 mark(good),
                 p.bytes,
@@ -303,7 +304,7 @@ fn print_pull(r: &Report, p: &PullReport) {
     }
     if crate::diag::verbose() {
         for x in &p.responses {
-            println!(
+            outln!(
                 "      {:<17} {} {} — {} ({})",
                 x.kind.as_str(),
                 x.status,
@@ -325,7 +326,7 @@ fn print_block(r: &Report) {
         Some(false) => "; but an upstream name still resolves elsewhere".to_string(),
         None => String::new(),
     };
-    println!(
+    outln!(
         "{} block      upstream host names blocked in {}{check}",
         mark(r.upstream_unreachable != Some(false)),
         r.hosts_file.as_deref().unwrap_or("?")

@@ -3,6 +3,7 @@
 //! (`completions/schema/warm.schema.json`).
 
 use super::sources::Source;
+use crate::diag::outln;
 use crate::oci::manifest::Descriptor;
 use crate::registry::{Diagnosis, Kind};
 use crate::verify::evidence::{Cache, Evidence};
@@ -214,12 +215,12 @@ impl Report {
     }
 
     pub fn print_human(&self) {
-        println!("warm through {}", self.mirror);
+        outln!("warm through {}", self.mirror);
         for i in &self.images {
-            println!("  {}", i.summary());
+            outln!("  {}", i.summary());
         }
         let warmed = self.images.len() - self.failed;
-        println!(
+        outln!(
             "{} image(s): {warmed} warmed, {} failed; {} distinct blob(s), {}, {:.2} s",
             self.images.len(),
             self.failed,
@@ -239,10 +240,9 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
+    match UNITS.get(u) {
+        Some(unit) if u > 0 => format!("{v:.1} {unit}"),
+        _ => format!("{n} B"),
     }
 }
 

@@ -204,7 +204,10 @@ fn from_line(
     })?;
     let lower = image.to_ascii_lowercase();
     // The stage being defined on this line is not a source of itself.
-    let earlier = &stages[..stages.len().saturating_sub(usize::from(words.len() >= 3))];
+    let defined_here = usize::from(words.len() >= 3);
+    let earlier = stages
+        .get(..stages.len().saturating_sub(defined_here))
+        .unwrap_or_default();
     if lower == "scratch" || earlier.contains(&lower) {
         return Ok(None);
     }

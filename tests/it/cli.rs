@@ -293,3 +293,72 @@ fn unparseable_files_are_left_byte_identical() {
     assert_eq!(fs::metadata(&f).unwrap().mtime_nsec(), before);
     assert!(!ws.state_dir().join("journal.json").exists());
 }
+
+/// `mirrorctl … | head` closes the pipe early: the command finishes (an `arm` is not left half
+/// done), drops the rest of its output, keeps its exit code and never panics; a stdout that
+/// cannot take the output (a full disk, here `/dev/full`) fails a run that otherwise succeeded.
+#[test]
+fn a_closed_or_full_stdout_is_no_panic() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::process::Stdio;
+    let ws = Workspace::new("stdout");
+    ws.write("etc/docker/daemon.json", "{}\n");
+    let runs: [&[&str]; 4] = [
+        &["status", "--json"],
+        &["status"],
+        &["completions", "bash"],
+        &[
+            "arm",
+            "--target",
+            "docker",
+            "--mirror",
+            "http://127.0.0.1:5000",
+            "--json",
+        ],
+    ];
+    for args in runs {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills both descriptors, each owned once below.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(read); // the reader is gone before the first byte
+        let mut c = common::mirrorctl(&ws);
+        c.env("MIRRORCTL_DOCKERD_VERSION", "20.10").args(args);
+        let o = c
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !stderr.contains("panicked"),
+            "{args:?} into a closed pipe: {stderr}"
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?} into a closed pipe: {stderr}"
+        );
+    }
+    // The arm above ran to its end although nobody read its report.
+    let armed = fs::read_to_string(ws.under_root("etc/docker/daemon.json")).unwrap();
+    assert!(armed.contains("http://127.0.0.1:5000"), "{armed}");
+
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = common::mirrorctl(&ws)
+        .args(["status", "--json"])
+        .stdout(Stdio::from(full))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "status into /dev/full: {stderr}");
+    assert!(
+        stderr.contains("could not write the output to stdout"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

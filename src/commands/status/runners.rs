@@ -3,6 +3,7 @@
 
 use super::super::Users;
 use crate::ctx::Ctx;
+use crate::diag::outln;
 use crate::fsutil;
 use crate::host::earthly::ContainerCheck;
 use crate::journal::Journal;
@@ -97,11 +98,11 @@ pub fn print(container: Option<&ContainerCheck>, builders: Option<&[BuilderStatu
             Some(false) => console::style("!").yellow(),
             None => console::style("?").dim(),
         };
-        println!("  {mark} {}", c.detail);
+        outln!("  {mark} {}", c.detail);
     }
     for b in builders.into_iter().flatten() {
         if b.name.is_empty() {
-            println!("  ? {}", b.detail);
+            outln!("  ? {}", b.detail);
             continue;
         }
         let flag = if b.needs_recreate {
@@ -109,6 +110,6 @@ pub fn print(container: Option<&ContainerCheck>, builders: Option<&[BuilderStatu
         } else {
             "ok".to_string()
         };
-        println!("  builder {} ({}): {flag}: {}", b.name, b.driver, b.detail);
+        outln!("  builder {} ({}): {flag}: {}", b.name, b.driver, b.detail);
     }
 }
