@@ -173,14 +173,16 @@ impl Platform {
         if parts.iter().any(|p| p.is_empty()) {
             return Err(bad());
         }
-        match parts[..] {
-            [os, arch] | [os, arch, _] => Ok(Platform {
-                os: os.to_ascii_lowercase(),
-                architecture: normalize_arch(arch),
-                variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
-            }),
-            _ => Err(bad()),
-        }
+        let (os, arch, variant) = match parts[..] {
+            [os, arch] => (os, arch, None),
+            [os, arch, variant] => (os, arch, Some(variant)),
+            _ => return Err(bad()),
+        };
+        Ok(Platform {
+            os: os.to_ascii_lowercase(),
+            architecture: normalize_arch(arch),
+            variant: variant.map(str::to_ascii_lowercase),
+        })
     }
 
     /// The platform of this machine, in OCI spelling.

@@ -196,5 +196,13 @@ mod tests {
         assert!(!valid_repository("a___b"));
         assert!(!valid_repository("a/"));
         assert!(!valid_repository(".."));
+        assert!(!valid_repository("a..b"));
+        assert!(!valid_repository("a._b"));
+        assert!(!valid_repository("a-_b"));
+        assert!(!valid_repository("-a"));
+        assert!(!valid_repository("a-"));
+        assert!(!valid_repository("Alpine"));
+        assert!(!valid_repository("a//b"));
+        assert!(valid_repository("a_b.c-d/0"));
     }
 }
