@@ -128,6 +128,32 @@ fn ctr_skopeo_podman_and_buildah_pull_through_a_project_path() {
         );
     }
 
+    // verify's client probes read the armed files: containerd's `…/v2/dh` key and
+    // registries.conf's `…/dh` location name this mirror; docker cannot use it.
+    for client in ["containerd", "skopeo", "podman", "docker", "buildkit"] {
+        let mut c = mirrorctl(&ws);
+        c.env("CONTAINERD_ADDRESS", &ctrd.socket).args([
+            "verify",
+            "--mirror",
+            &project_url,
+            "--image",
+            &latest,
+            "--client",
+            client,
+            "--json",
+        ]);
+        let out = run(&mut c);
+        let doc = json(&out);
+        let probe = &doc["clients"][0];
+        let detail = probe["detail"].as_str().unwrap_or_default();
+        if client == "docker" || client == "buildkit" {
+            assert_eq!(probe["ok"], false, "{out}");
+            assert!(detail.contains("before /v2"), "{client}: {out}");
+        } else {
+            assert_eq!(probe["ok"], true, "{client}: {out}");
+        }
+    }
+
     // Re-arm with the other spelling is the same mirror: nothing changes.
     let again = ws.run(&[
         "arm",
