@@ -454,6 +454,24 @@ fn non_hub(set: &MirrorSet) -> Vec<&str> {
         .collect()
 }
 
+/// What a BuildKit-based target must be told about a mirror with a project path: BuildKit
+/// splits a `mirrors` entry into host and path only since 0.12 (moby/buildkit e662e1df9,
+/// `extractMirrorHostAndPath`); before, the whole entry was taken as the host.
+pub fn project_path_note(name: TargetName, set: &MirrorSet) -> Option<String> {
+    if !matches!(
+        name,
+        TargetName::Buildkit | TargetName::Buildx | TargetName::Earthly
+    ) {
+        return None;
+    }
+    let m = set.all_mirrors().into_iter().find(|m| m.path.is_some())?;
+    Some(format!(
+        "{m} has a project path: BuildKit 0.12 and later read it (`{}` → `{}/…`); older BuildKit takes the whole entry for a host name and does not reach the project (upgrade it, or mirror through a path-less URL)",
+        m.location(),
+        m.v2_url()
+    ))
+}
+
 /// Why daemon.json's `insecure-registries` gets `http://host:port` (with the scheme), said when
 /// this run writes daemon.json (`wrote_daemon_json`) for a mirror that needs an insecure entry.
 pub fn insecure_scheme_note(
@@ -518,6 +536,16 @@ mod path_mirror_tests {
             let v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
             MirrorSet::from_args(&v, "docker.io", false).unwrap()
         };
+        let note = project_path_note(TargetName::Buildx, &set(&["https://h/dh"])).unwrap();
+        assert!(note.contains("0.12") && note.contains("`h/dh`"), "{note}");
+        assert_eq!(
+            project_path_note(TargetName::Containerd, &set(&["https://h/dh"])),
+            None
+        );
+        assert_eq!(
+            project_path_note(TargetName::Buildkit, &set(&["https://h"])),
+            None
+        );
         let why = docker_path_reason(&set(&["https://h/dh"])).unwrap();
         assert!(
             why.contains("before /v2") && why.contains("https://h/v2/dh"),
