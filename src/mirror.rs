@@ -195,14 +195,6 @@ impl Mirror {
         }
     }
 
-    /// `repo` as this mirror serves it: under the project, if any (`dh/library/alpine`).
-    pub fn repository(&self, repo: &str) -> String {
-        match &self.path {
-            Some(p) => format!("{p}/{repo}"),
-            None => repo.to_string(),
-        }
-    }
-
     /// Parse a mirror as a client wrote it, leniently (for comparing with what is in a file).
     /// Returns `None` when the text is not a URL this tool could have written.
     pub fn parse_lenient(s: &str) -> Option<Mirror> {
@@ -234,7 +226,7 @@ fn project_path(path: &str, rules: Rules) -> Result<Option<String>, String> {
             false => Err("ends in `/v2`, which clients add themselves: give the mirror's root URL (or `…/<project>` for a Harbor proxy-cache project)".into()),
         };
     }
-    let p = path.trim_start_matches('/');
+    let p = path.strip_prefix('/').unwrap_or(path);
     let p = p.strip_suffix('/').unwrap_or(p);
     let p = p.strip_prefix("v2/").unwrap_or(p);
     if p == "v2" || p.ends_with("/v2") {
@@ -451,6 +443,7 @@ mod tests {
             "http://m/#f",
             "http://m/Prefix",
             "http://m/a//b",
+            "http://m//a",
             "http://m/p%20q",
             "http://m/dh/v2",
             "http://m/v2",
@@ -508,7 +501,6 @@ mod tests {
         assert_eq!(a.v2_url(), "https://harbor.example/v2/dh");
         assert_eq!(a.location(), "harbor.example/dh");
         assert_eq!(a.host_port(), "harbor.example");
-        assert_eq!(a.repository("library/alpine"), "dh/library/alpine");
         assert_eq!(
             serde_json::to_string(&a).unwrap(),
             "\"https://harbor.example/dh\""
@@ -520,12 +512,11 @@ mod tests {
         let r = Mirror::parse("http://m:5000/").unwrap();
         assert_eq!(r.path, None);
         assert_eq!(
-            (r.url(), r.v2_url(), r.location(), r.repository("x")),
+            (r.url(), r.v2_url(), r.location()),
             (
                 "http://m:5000".to_string(),
                 "http://m:5000".to_string(),
-                "m:5000".to_string(),
-                "x".to_string()
+                "m:5000".to_string()
             )
         );
         // Every rule set takes a project; `/v2` alone stays verify's and upstream's.
