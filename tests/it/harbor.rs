@@ -178,9 +178,10 @@ fn ctr_skopeo_podman_and_buildah_pull_through_a_project_path() {
 
 /// `verify --mirror <proxy>/<project>` proves pulls through the project (its probes go to
 /// `/v2/dh/…`); the proxy's root is refused by the proxy, so verify fails there.
-/// `serve --upstream <proxy>/<project>` fills its cache through the project.
+/// `warm --mirror <proxy>/<project>` fills it; `serve --upstream <proxy>/<project>` fills its
+/// cache through the project.
 #[test]
-fn verify_and_serve_take_a_project_path() {
+fn verify_warm_and_serve_take_a_project_path() {
     if !common::require(&["docker-registry", "skopeo", "unshare", "nginx"]) {
         return;
     }
@@ -199,7 +200,12 @@ fn verify_and_serve_take_a_project_path() {
         "--json",
     ]));
     let doc = json(&out);
-    assert_eq!(doc["pulls"][0]["ok"], true, "{out}");
+    // The distribution cache behind the proxy proves itself (miss, then hit) through it.
+    assert_eq!(
+        (out.code(), &doc["ok"]),
+        (Some(0), &serde_json::json!(true)),
+        "{out}"
+    );
     let seen = nginx_since(&nginx, nmark);
     assert!(
         seen.contains(&format!("/v2/{PROJECT}/library/probe/manifests/multi")),
@@ -214,6 +220,20 @@ fn verify_and_serve_take_a_project_path() {
         "--json",
     ]));
     assert_ne!(root.code(), Some(0), "{root}");
+
+    // warm fills the project: every request under /v2/dh/.
+    let nmark = nginx_mark(&nginx);
+    let out = run(mirrorctl(&ws).args(["warm", "--mirror", &project_url, "probe:multi"]));
+    out.assert_ok();
+    let seen = nginx_since(&nginx, nmark);
+    assert!(
+        seen.contains(&format!("/v2/{PROJECT}/library/probe/blobs/sha256:")),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains(" 404 "),
+        "warm asked outside the project: {seen}"
+    );
 
     // serve with the project as its upstream: a pull through serve reaches the lab mirror
     // via /v2/dh/….
