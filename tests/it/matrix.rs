@@ -46,8 +46,32 @@ const S3_LABEL: &str = "distribution-s3";
 /// `/v2/<project>/…` in front of the distribution mirror, armed as `<nginx>/<project>`.
 const HARBOR_LABEL: &str = "harbor project";
 const HARBOR_PROJECT: &str = "dh";
-/// Why dockerd's cells are skipped for the project mirror.
-const HARBOR_DOCKERD_SKIP: &str = "dockerd puts a mirror path before /v2 (`/dh/v2/…`, not Harbor's `/v2/dh/…`): `arm` skips the docker target for a project mirror, and dockerd 20.10's built-in BuildKit predates path mirrors";
+/// Why dockerd's cells are skipped for the project mirror (with the reason `arm` gives, which
+/// [`docker_skip_for_project`] asks it for).
+const HARBOR_DOCKERD_SKIP: &str = "dockerd puts a mirror path before /v2 (`/dh/v2/…`, not Harbor's `/v2/dh/…`), and dockerd 20.10's built-in BuildKit predates path mirrors";
+
+/// `arm --dry-run --target docker` with the project mirror must skip docker: its reason, or
+/// why the cell fails.
+fn docker_skip_for_project(ws: &Workspace, url: &str) -> Result<String, String> {
+    let mut c = mirrorctl(ws);
+    c.args([
+        "arm",
+        "--dry-run",
+        "--json",
+        "--target",
+        "docker",
+        "--mirror",
+        url,
+    ]);
+    let out = common::run(&mut c);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .map_err(|e| format!("arm printed no JSON ({e}): {}", tail(&out, 4)))?;
+    let t = &doc["targets"][0];
+    match (t["status"].as_str(), t["reason"].as_str()) {
+        (Some("skipped"), Some(why)) if why.contains("before /v2") => Ok(why.to_string()),
+        _ => Err(format!("arm did not skip docker for {url}: {t}")),
+    }
+}
 
 /// (column, tag).
 const VARIANTS: [(&str, &str); 3] = [("single", "latest"), ("multi", "multi"), ("v2s2", "v2s2")];
@@ -1047,7 +1071,23 @@ fn every_client_through_every_mirror() {
         None => Err("missing nginx (nginx-light)".to_string()),
     };
     match &nginx {
-        Ok(n) => mirror_list.push(Mirror::Harbor(n, &lab.mirror)),
+        Ok(n) => {
+            let m = Mirror::Harbor(n, &lab.mirror);
+            let skip = docker_skip_for_project(&rig.ws, &m.url());
+            for c in cells
+                .iter_mut()
+                .filter(|c| c.mirror == HARBOR_LABEL && c.client.target() == "docker")
+            {
+                match &skip {
+                    Ok(why) => c.skip = Some(format!("{HARBOR_DOCKERD_SKIP}; arm: {why}")),
+                    Err(e) => {
+                        c.skip = None;
+                        c.steps.insert("arm", Err(e.clone()));
+                    }
+                }
+            }
+            mirror_list.push(m);
+        }
         Err(e) => {
             for c in cells
                 .iter_mut()
