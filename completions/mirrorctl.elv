@@ -40,7 +40,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'mirrorctl;arm'= {
-            cand --mirror 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
+            cand --mirror 'Mirror URL, scheme required (`https://host/<project>` for a Harbor proxy-cache project); `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
             cand --registry 'Registry that `--mirror` values without `REGISTRY=` apply to'
             cand --target 'Targets to configure, comma-separated or repeated [default: every target found under --root]'
             cand --earthly-config 'Earthly''s config file [default: EARTHLY_CONFIG, else ~/.earthly/config.yml of SUDO_USER, else of HOME]'
@@ -125,7 +125,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --help 'Print help'
         }
         &'mirrorctl;verify'= {
-            cand --mirror 'The mirror to verify, scheme required (`http://host:port`, `https://host`; a `/v2/` path and `user:password@` are accepted)'
+            cand --mirror 'The mirror to verify, scheme required (`http://host:port`, `https://host`, `https://host/<project>`; a `/v2/` path and `user:password@` are accepted)'
             cand --upstream 'Upstream of the --embedded server [default: the image''s registry, https://registry-1.docker.io for docker.io]'
             cand --image 'The probe image, pulled twice through the mirror'
             cand --platform 'Platform to pick from a multi-platform image [default: this host''s]'
@@ -171,7 +171,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
             cand --help 'Print help'
         }
         &'mirrorctl;render'= {
-            cand --mirror 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
+            cand --mirror 'Mirror URL, scheme required (`https://host/<project>` for a Harbor proxy-cache project); `REGISTRY=URL` mirrors another registry (repeatable, order kept)'
             cand --registry 'Registry that `--mirror` values without `REGISTRY=` apply to'
             cand --for 'hosts.toml: the registry whose file to print [default: the only registry the mirrors are for]'
             cand --dockerd-version 'dockerd-args, daemon.json: the dockerd they are for (also `MIRRORCTL_DOCKERD_VERSION`); 28 and later read /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io'

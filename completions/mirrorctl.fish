@@ -42,7 +42,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "warm" -d 'Pull 
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "render" -d 'Print what `arm` would write into an empty root, or dockerd\'s flags, for images and pod templates'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c mirrorctl -n "__fish_mirrorctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l mirror -d 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l mirror -d 'Mirror URL, scheme required (`https://host/<project>` for a Harbor proxy-cache project); `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l registry -d 'Registry that `--mirror` values without `REGISTRY=` apply to' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand arm" -l target -d 'Targets to configure, comma-separated or repeated [default: every target found under --root]' -r -f -a "docker\t'dockerd: /etc/docker/daemon.json (docker.io only)'
 buildkit\t'BuildKit: /etc/buildkit/buildkitd.toml'
@@ -127,7 +127,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l json-log -
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s h -l help -d 'Print help'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l mirror -d 'The mirror to verify, scheme required (`http://host:port`, `https://host`; a `/v2/` path and `user:password@` are accepted)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l mirror -d 'The mirror to verify, scheme required (`http://host:port`, `https://host`, `https://host/<project>`; a `/v2/` path and `user:password@` are accepted)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l upstream -d 'Upstream of the --embedded server [default: the image\'s registry, https://registry-1.docker.io for docker.io]' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l image -d 'The probe image, pulled twice through the mirror' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l platform -d 'Platform to pick from a multi-platform image [default: this host\'s]' -r
@@ -172,7 +172,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -l password-st
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -s q -l quiet -d 'Print only errors'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand warm" -s h -l help -d 'Print help'
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l mirror -d 'Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l mirror -d 'Mirror URL, scheme required (`https://host/<project>` for a Harbor proxy-cache project); `REGISTRY=URL` mirrors another registry (repeatable, order kept)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l registry -d 'Registry that `--mirror` values without `REGISTRY=` apply to' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l for -d 'hosts.toml: the registry whose file to print [default: the only registry the mirrors are for]' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand render" -l dockerd-version -d 'dockerd-args, daemon.json: the dockerd they are for (also `MIRRORCTL_DOCKERD_VERSION`); 28 and later read /etc/docker/certs.d/<host>/hosts.toml for registries other than docker.io' -r

@@ -156,7 +156,7 @@ impl Command {
 /// for every command that takes a mirror set.
 #[derive(Debug, Clone, Args)]
 pub struct MirrorOpts {
-    /// Mirror URL, scheme required; `REGISTRY=URL` mirrors another registry (repeatable, order kept)
+    /// Mirror URL, scheme required (`https://host/<project>` for a Harbor proxy-cache project); `REGISTRY=URL` mirrors another registry (repeatable, order kept)
     #[arg(long = "mirror", value_name = "[REGISTRY=]URL", required = true, value_parser = MirrorArg::arm)]
     pub mirrors: Vec<MirrorArg>,
 
@@ -503,7 +503,7 @@ mod tests {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The mirror to verify, scheme required (`http://host:port`, `https://host`; a `/v2/` path and `user:password@` are accepted)
+    /// The mirror to verify, scheme required (`http://host:port`, `https://host`, `https://host/<project>`; a `/v2/` path and `user:password@` are accepted)
     #[arg(long, value_name = "URL", required_unless_present_any = ["cleanup", "embedded"], value_parser = mirror::verify_mirror)]
     pub mirror: Option<(Mirror, Option<UrlCredentials>)>,
 

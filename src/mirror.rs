@@ -13,13 +13,18 @@ pub enum Scheme {
     Https,
 }
 
-/// A validated mirror endpoint: scheme, lower-case host and optional non-default port.
+/// A validated mirror endpoint: scheme, lower-case host, optional non-default port and an
+/// optional project path (a Harbor proxy-cache project, served under `/v2/<project>/…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mirror {
     pub scheme: Scheme,
     /// Host name or IP; IPv6 literals keep their brackets.
     pub host: String,
     pub port: Option<u16>,
+    /// The project a registry serves the mirror under (`dh` for `https://h/dh`, which pulls
+    /// from `https://h/v2/dh/<repo>/…`): slash-separated repository-name components, no
+    /// leading or trailing slash.
+    pub path: Option<String>,
 }
 
 /// What a command accepts in a mirror URL beyond `scheme://host[:port][/]`. One parser serves
@@ -31,7 +36,9 @@ pub struct Mirror {
 /// | `verify --mirror` | used as `--username`/password | accepted, dropped |
 /// | `serve --upstream`, `verify --upstream` | refused (they have their own flags) | accepted, dropped |
 ///
-/// Every command refuses other paths, queries and fragments, and schemes other than http(s).
+/// Every command takes a project path (`https://h/<project>`, or containerd's and k3s's
+/// spelling `https://h/v2/<project>`, normalised to the same mirror), and refuses other
+/// paths, queries and fragments, and schemes other than http(s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
     pub credentials: bool,
@@ -122,13 +129,7 @@ impl Mirror {
         if url.fragment().is_some() {
             return Err(bad("has a fragment, which no client accepts"));
         }
-        let v2 = matches!(url.path(), "/v2" | "/v2/");
-        let root_path = matches!(url.path(), "" | "/");
-        if !(root_path || rules.v2_path && v2) {
-            return Err(bad(
-                "has a path; dockerd, containerd, BuildKit and podman each read a mirror path differently (`/p/v2/…` vs `/v2/p/…`), so mirrorctl refuses rather than write a config that misroutes: give the mirror's root URL",
-            ));
-        }
+        let path = project_path(url.path(), rules).map_err(|why| bad(&why))?;
         let host = match url.host() {
             Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
             Some(url::Host::Ipv4(a)) => a.to_string(),
@@ -140,6 +141,7 @@ impl Mirror {
                 scheme,
                 host,
                 port: url.port(),
+                path,
             },
             credentials,
         ))
@@ -157,13 +159,40 @@ impl Mirror {
         }
     }
 
-    /// `scheme://host[:port]`, as dockerd and containerd want it.
-    pub fn url(&self) -> String {
+    /// `scheme://host[:port]`, without the project path: where `GET /v2/` is answered.
+    pub fn origin(&self) -> String {
         let scheme = match self.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
         };
         format!("{scheme}://{}", self.host_port())
+    }
+
+    /// `scheme://host[:port][/project]`, as dockerd wants a path-less mirror and as mirrorctl
+    /// shows every mirror.
+    pub fn url(&self) -> String {
+        match &self.path {
+            Some(p) => format!("{}/{p}", self.origin()),
+            None => self.origin(),
+        }
+    }
+
+    /// `scheme://host[:port][/v2/project]`: the containerd `[host."…"]` key (with
+    /// `override_path = true` when there is a project) and the k3s `endpoint`.
+    pub fn v2_url(&self) -> String {
+        match &self.path {
+            Some(p) => format!("{}/v2/{p}", self.origin()),
+            None => self.origin(),
+        }
+    }
+
+    /// `host[:port][/project]`: a BuildKit `mirrors` entry (BuildKit ≥ 0.12 for a project)
+    /// and a registries.conf mirror `location`.
+    pub fn location(&self) -> String {
+        match &self.path {
+            Some(p) => format!("{}/{p}", self.host_port()),
+            None => self.host_port(),
+        }
     }
 
     /// Parse a mirror as a client wrote it, leniently (for comparing with what is in a file).
@@ -183,6 +212,34 @@ impl Serialize for Mirror {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
+}
+
+/// The project path of a mirror URL's `path` under `rules`: `None` for the root (and for a
+/// bare `/v2` where the rules take it), the project for `/<project>` and `/v2/<project>`.
+fn project_path(path: &str, rules: Rules) -> Result<Option<String>, String> {
+    if matches!(path, "" | "/") {
+        return Ok(None);
+    }
+    if matches!(path, "/v2" | "/v2/") {
+        return match rules.v2_path {
+            true => Ok(None),
+            false => Err("ends in `/v2`, which clients add themselves: give the mirror's root URL (or `…/<project>` for a Harbor proxy-cache project)".into()),
+        };
+    }
+    let p = path.strip_prefix('/').unwrap_or(path);
+    let p = p.strip_suffix('/').unwrap_or(p);
+    let p = p.strip_prefix("v2/").unwrap_or(p);
+    if p == "v2" || p.ends_with("/v2") {
+        return Err(format!(
+            "has the path `{path}`, a prefix before `/v2` (dockerd's layout), which mirrorctl does not write: no other client reads it. A registry serving a project under `/v2/<project>/…` (a Harbor proxy cache) is given as `https://host/<project>`"
+        ));
+    }
+    if !oci::valid_repository(p) {
+        return Err(format!(
+            "has the path `{path}`, which is not a project name: a mirror path names the project a registry serves the mirror under (`https://harbor.example.com/<project>`, pulled from `/v2/<project>/…`), in lower-case letters, digits and `.`, `_`, `-` separators"
+        ));
+    }
+    Ok(Some(p.to_string()))
 }
 
 /// The mirrors wanted for one registry.
@@ -384,7 +441,12 @@ mod tests {
             "http://u:p@m",
             "http://m/?x=1",
             "http://m/#f",
-            "http://m/prefix",
+            "http://m/Prefix",
+            "http://m/a//b",
+            "http://m//a",
+            "http://m/p%20q",
+            "http://m/dh/v2",
+            "http://m/v2",
             "http://",
         ] {
             assert!(Mirror::parse(bad).is_err(), "{bad}");
@@ -412,8 +474,10 @@ mod tests {
         // Nobody takes another path, a query or a fragment.
         for rules in [Rules::ARM, Rules::VERIFY, Rules::UPSTREAM] {
             for bad in [
-                "http://h/p",
-                "http://h/v2/x",
+                "http://h/P",
+                "http://h/p/v2/",
+                "http://h/v2/v2",
+                "http://h/-p",
                 "http://h/?a=1",
                 "http://h/#f",
                 "h:5000",
@@ -422,6 +486,53 @@ mod tests {
                 assert!(Mirror::parse_with(bad, rules).is_err(), "{bad} {rules:?}");
             }
         }
+    }
+
+    #[test]
+    fn project_paths() {
+        // The two spellings people copy are one mirror.
+        let a = Mirror::parse("https://Harbor.example/dh").unwrap();
+        let b = Mirror::parse("https://harbor.example:443/v2/dh/").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.path.as_deref(), Some("dh"));
+        assert_eq!(a.origin(), "https://harbor.example");
+        assert_eq!(a.url(), "https://harbor.example/dh");
+        assert_eq!(a.to_string(), "https://harbor.example/dh");
+        assert_eq!(a.v2_url(), "https://harbor.example/v2/dh");
+        assert_eq!(a.location(), "harbor.example/dh");
+        assert_eq!(a.host_port(), "harbor.example");
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            "\"https://harbor.example/dh\""
+        );
+        let n = Mirror::parse("http://10.0.0.5:8080/group/proxy").unwrap();
+        assert_eq!(n.location(), "10.0.0.5:8080/group/proxy");
+        assert_eq!(n.v2_url(), "http://10.0.0.5:8080/v2/group/proxy");
+        // Path-less mirrors render as before.
+        let r = Mirror::parse("http://m:5000/").unwrap();
+        assert_eq!(r.path, None);
+        assert_eq!(
+            (r.url(), r.v2_url(), r.location()),
+            (
+                "http://m:5000".to_string(),
+                "http://m:5000".to_string(),
+                "m:5000".to_string()
+            )
+        );
+        // Every rule set takes a project; `/v2` alone stays verify's and upstream's.
+        for rules in [Rules::ARM, Rules::VERIFY, Rules::UPSTREAM] {
+            let (m, _) = Mirror::parse_with("https://h/v2/dh", rules).unwrap();
+            assert_eq!(m.path.as_deref(), Some("dh"));
+        }
+        let e = Mirror::parse("https://h/dh/v2").unwrap_err().0;
+        assert!(
+            e.contains("before `/v2`") && e.contains("https://host/<project>"),
+            "{e}"
+        );
+        let e = Mirror::parse("https://h/DH").unwrap_err().0;
+        assert!(e.contains("not a project name"), "{e}");
+        let e = Mirror::parse("https://h/v2/").unwrap_err().0;
+        assert!(e.contains("ends in `/v2`"), "{e}");
     }
 
     #[test]

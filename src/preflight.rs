@@ -56,7 +56,7 @@ pub fn check(
 async fn check_one(m: &Mirror, timeout: Duration, insecure: bool) -> anyhow::Result<Checked> {
     let base = m.url();
     let client = Client::new_checked(&base, Credentials::None, timeout, None, insecure)?;
-    let via_proxy = env_proxy_for(&format!("{base}/v2/"));
+    let via_proxy = env_proxy_for(&format!("{}/v2/", m.origin()));
     let (status, access, error) = match client.anonymous_access(PROBE_REPOSITORY).await {
         Ok((ping, access)) => (Some(ping.exchange.status), Some(access), None),
         Err(d) => (None, None, Some(d)),

@@ -287,6 +287,7 @@ fn refuse_dind_keys(daemon_json: &str) -> Result<()> {
 fn notes(req: &Request<'_>, job: &FileJob, jobs: &[FileJob]) -> Vec<String> {
     let mut out = Vec::new();
     let target = req.format.target();
+    out.extend(targets::project_path_note(target, req.set));
     if target == TargetName::Docker {
         out.extend(targets::insecure_scheme_note(target, req.set, true));
         out.extend(targets::partial_note(target, req.set, req.dockerd));

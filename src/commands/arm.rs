@@ -99,6 +99,7 @@ impl NoteSources<'_> {
                 self.set,
                 wrote_daemon_json,
             ))
+            .chain(targets::project_path_note(t, self.set))
             .chain(super::preflight::credential_note(t, &needs_credentials))
             .collect();
         if t == TargetName::Docker {

@@ -312,8 +312,11 @@ pub enum Credentials {
 
 pub struct Client {
     http: reqwest::Client,
-    /// Base URL without a trailing slash.
+    /// Base URL without a trailing slash (and without the project path).
     base: String,
+    /// The project the registry serves repositories under (`dh`: `/v2/dh/<repo>/…`), from a
+    /// base URL with a path (`https://harbor.example/dh`, [`crate::mirror::Mirror::url`]).
+    project: Option<String>,
     credentials: Credentials,
     /// What `credentials` resolved to, once asked.
     resolved: tokio::sync::OnceCell<Option<(String, String)>>,
@@ -326,7 +329,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the registry at `base` (`http://host:port`), `timeout` for connecting and
+    /// A client for the registry at `base` (`http://host:port`, or `https://host/<project>`
+    /// for a registry serving the repositories under `/v2/<project>/…`, a Harbor proxy-cache
+    /// project; `GET /v2/` stays at the root), `timeout` for connecting and
     /// for each read (a large blob may take longer in total).
     /// `ca_pem`: extra trusted CA certificates (PEM), besides the built-in web roots.
     pub fn new(
@@ -369,9 +374,11 @@ impl Client {
             }
         }
         let http = builder.build()?;
+        let (base, project) = split_project(base);
         Ok(Client {
             http,
-            base: base.trim_end_matches('/').to_string(),
+            base,
+            project,
             credentials,
             resolved: tokio::sync::OnceCell::new(),
             auth: Mutex::new(HashMap::new()),
@@ -395,6 +402,15 @@ impl Client {
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// `repo` as the registry names it: under the project, if any. Every repository-scoped
+    /// request (and token scope) goes through here.
+    fn repo<'r>(&self, repo: &'r str) -> std::borrow::Cow<'r, str> {
+        match &self.project {
+            Some(p) => std::borrow::Cow::Owned(format!("{p}/{repo}")),
+            None => std::borrow::Cow::Borrowed(repo),
+        }
     }
 
     /// `<base>/v2/<rest>` with the namespace query, if any.
@@ -465,6 +481,7 @@ impl Client {
     /// Whether anonymous pulls of `repo` are let through: `GET /v2/`, and when it challenges
     /// with Bearer, an anonymous token for `repository:<repo>:pull` from its realm.
     pub async fn anonymous_access(&self, repo: &str) -> Result<(Ping, Access), Diagnosis> {
+        let repo = &*self.repo(repo);
         let ping = self.ping().await?;
         let access = match ping.challenge.as_ref().map(|c| (&c.scheme, c)) {
             None => Access::Open,
@@ -486,6 +503,7 @@ impl Client {
 
     /// `GET /v2/<repo>/manifests/<reference>` with every manifest media type accepted.
     pub async fn manifest(&self, repo: &str, reference: &str) -> Result<Manifest, Diagnosis> {
+        let repo = &*self.repo(repo);
         let url = self.v2_url(&format!("{repo}/manifests/{reference}"));
         let resp = self
             .send(repo, &url, Some(&oci::media::accept_header()))
@@ -551,6 +569,7 @@ impl Client {
         size: u64,
         mut progress: impl FnMut(u64),
     ) -> Result<Blob, Diagnosis> {
+        let repo = &*self.repo(repo);
         let url = self.v2_url(&format!("{repo}/blobs/{digest}"));
         let mut resp = self.send(repo, &url, None).await?;
         let mut exchange = Exchange::from_response("GET", &resp);
@@ -763,6 +782,7 @@ impl Client {
     /// registry opens an upload session, which is cancelled at once (`DELETE` its Location).
     /// Returns the POST's exchange. Sends the cached pull credentials, if any.
     pub async fn probe_push(&self, repo: &str) -> Result<Exchange, Diagnosis> {
+        let repo = &*self.repo(repo);
         let url = format!("{}/v2/{repo}/blobs/uploads/", self.base);
         let mut req = self.http.post(&url);
         if let Some(a) = crate::error::lock(&self.auth).get(repo).cloned() {
@@ -820,6 +840,20 @@ pub(crate) fn host_of(url: &str) -> String {
             })
         })
         .unwrap_or_else(|| url.to_string())
+}
+
+/// `https://h/dh/` → (`https://h`, `Some("dh")`); a base without a path → (base, `None`).
+pub fn split_project(base: &str) -> (String, Option<String>) {
+    let b = base.trim().trim_end_matches('/');
+    let Some((scheme, rest)) = b.split_once("://") else {
+        return (b.to_string(), None);
+    };
+    match rest.split_once('/') {
+        Some((host, path)) if !path.is_empty() => {
+            (format!("{scheme}://{host}"), Some(path.to_string()))
+        }
+        _ => (b.to_string(), None),
+    }
 }
 
 /// One sentence for a non-success status.
@@ -1046,6 +1080,12 @@ mod tests {
     fn credentials_go_only_to_the_same_origin_and_presigned_queries_are_left_out() {
         let u = |s: &str| reqwest::Url::parse(s).unwrap();
         let mirror = u("http://127.0.0.1:5000/v2/x/blobs/sha256:00");
+        assert_eq!(
+            split_project("https://h:1/dh/"),
+            ("https://h:1".to_string(), Some("dh".to_string()))
+        );
+        assert_eq!(split_project("http://h"), ("http://h".to_string(), None));
+        assert_eq!(split_project("http://h/"), ("http://h".to_string(), None));
         assert!(same_origin(&mirror, &u("http://127.0.0.1:5000/other")));
         assert!(
             !same_origin(&mirror, &u("http://127.0.0.1:9000/bucket/x")),

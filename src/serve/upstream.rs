@@ -19,11 +19,25 @@ use std::time::{Duration, Instant};
 /// A cached token is dropped this long before the realm says it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 
+/// A `/v2/<repo>/…` path under `project`, if any (`/v2/` itself stays: the ping is at the root).
+fn under_project<'p>(project: Option<&str>, path: &'p str) -> std::borrow::Cow<'p, str> {
+    match (project, path.strip_prefix("/v2/")) {
+        (Some(p), Some(rest)) if !rest.is_empty() && !rest.starts_with('?') => {
+            std::borrow::Cow::Owned(format!("/v2/{p}/{rest}"))
+        }
+        _ => std::borrow::Cow::Borrowed(path),
+    }
+}
+
 pub struct Upstream {
     /// Canonical registry name (`docker.io`, `ghcr.io`, `127.0.0.1:5000`).
     pub registry: String,
-    /// Base URL without a trailing slash, e.g. `https://registry-1.docker.io`.
+    /// Base URL without a trailing slash (nor the project path), e.g.
+    /// `https://registry-1.docker.io`.
     pub base: String,
+    /// The project the upstream serves repositories under (`https://harbor.example/dh`:
+    /// `/v2/dh/<repo>/…`); the `/v2/` ping stays at the root.
+    project: Option<String>,
     http: reqwest::Client,
     basic: Option<HeaderValue>,
     /// The upstream asked for Basic auth once: send it up front from then on.
@@ -66,9 +80,11 @@ impl Upstream {
             }
             None => None,
         };
+        let (base, project) = crate::registry::split_project(base);
         Ok(Upstream {
             registry,
-            base: base.trim_end_matches('/').to_string(),
+            base,
+            project,
             http,
             basic,
             basic_wanted: AtomicBool::new(false),
@@ -87,6 +103,7 @@ impl Upstream {
         headers: HeaderMap,
         kind: &'static str,
     ) -> Result<reqwest::Response, Unreachable> {
+        let path = &*under_project(self.project.as_deref(), path);
         let repo = repo_of(path);
         let auth = self.cached_auth(repo);
         let resp = self
@@ -244,5 +261,10 @@ mod tests {
         );
         assert_eq!(super::repo_of("/v2/a/b/c/blobs/sha256:00"), "a/b/c");
         assert_eq!(super::repo_of("/v2/x/tags/list?n=10"), "x");
+        let p = super::under_project(Some("dh"), "/v2/library/a/manifests/1");
+        assert_eq!(p, "/v2/dh/library/a/manifests/1");
+        assert_eq!(super::repo_of(&p), "dh/library/a");
+        assert_eq!(super::under_project(Some("dh"), "/v2/"), "/v2/");
+        assert_eq!(super::under_project(None, "/v2/x/blobs/d"), "/v2/x/blobs/d");
     }
 }

@@ -80,7 +80,9 @@ pub fn plan(current: Option<&str>, set: &MirrorSet, prev: &[String]) -> Result<P
     for r in &set.registries {
         for m in &r.mirrors {
             if let Some(flag) = flag_for(set, m) {
-                ensure_flag(&src, registry, m, flag, dotted, prev, &mut owned)?;
+                for table in flag_tables(m) {
+                    ensure_flag(&src, registry, m, &table, flag, dotted, prev, &mut owned)?;
+                }
             }
         }
     }
@@ -104,11 +106,16 @@ fn want_tokens(set: &MirrorSet) -> Vec<String> {
         want.push(format!("table:{}", r.registry));
         want.push(format!("key:{}.mirrors", r.registry));
         for m in &r.mirrors {
-            let hp = m.host_port();
-            want.push(format!("mirror:{}={}", r.registry, norm_mirror(&hp)));
+            want.push(format!(
+                "mirror:{}={}",
+                r.registry,
+                norm_mirror(&m.location())
+            ));
             if let Some(flag) = flag_for(set, m) {
-                want.push(format!("table:{hp}"));
-                want.push(format!("{flag}:{hp}"));
+                for hp in flag_tables(m) {
+                    want.push(format!("table:{hp}"));
+                    want.push(format!("{flag}:{hp}"));
+                }
             }
         }
     }
@@ -214,7 +221,7 @@ fn ensure_mirrors(
             )
         })?,
     };
-    let want: Vec<String> = r.mirrors.iter().map(Mirror::host_port).collect();
+    let want: Vec<String> = r.mirrors.iter().map(Mirror::location).collect();
     let tok = |n: &str| format!("mirror:{}={n}", r.registry);
     let merged = super::list::merge(
         &current,
@@ -245,17 +252,30 @@ fn ensure_mirrors(
     Ok(())
 }
 
-/// The mirror's own `registry."<host:port>"` table says `flag = true` (`http` or `insecure`).
+/// The tables a mirror's `http` / `insecure` flag goes in: `registry."<host:port>"`, and for a
+/// mirror with a project also `registry."<host:port>/<project>"` (BuildKit ≥ 0.13 looks the
+/// flags up by the mirror's host, 0.12 by the whole `mirrors` entry).
+fn flag_tables(m: &Mirror) -> Vec<String> {
+    let mut out = vec![m.host_port()];
+    if m.path.is_some() {
+        out.push(m.location());
+    }
+    out
+}
+
+/// The mirror's own `registry."<hp>"` table says `flag = true` (`http` or `insecure`).
+#[allow(clippy::too_many_arguments)]
 fn ensure_flag(
     src: &Src,
     registry: &mut dyn TableLike,
     m: &Mirror,
+    hp: &str,
     flag: &'static str,
     dotted: bool,
     prev: &[String],
     owned: &mut Vec<String>,
 ) -> Result<(), PlanError> {
-    let hp = m.host_port();
+    let hp = hp.to_string();
     let created = ensure_table(registry, &hp, dotted);
     if created || prev.contains(&format!("table:{hp}")) {
         owned.push(format!("table:{hp}"));
@@ -393,6 +413,31 @@ mod tests {
             };
         }
         MirrorSet::from_args(&v, "docker.io", insecure).unwrap()
+    }
+
+    #[test]
+    fn a_project_mirror_is_host_slash_project_with_both_flag_tables() {
+        let s = set(&["http://harbor.lan:8080/dh"], false);
+        let p = plan(None, &s, &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "[registry.\"docker.io\"]\n  mirrors = [\"harbor.lan:8080/dh\"]\n\n[registry.\"harbor.lan:8080\"]\n  http = true\n\n[registry.\"harbor.lan:8080/dh\"]\n  http = true\n"
+        );
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+        let same = set(&["http://harbor.lan:8080/v2/dh/"], false);
+        assert_eq!(plan(Some(&p.text), &same, &p.owned).unwrap(), p);
+        assert_eq!(
+            plan(Some(&p.text), &set(&[], false), &p.owned)
+                .unwrap()
+                .text,
+            ""
+        );
+        // https, not insecure: the entry alone.
+        let p = plan(None, &set(&["https://harbor.example/dh"], false), &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "[registry.\"docker.io\"]\n  mirrors = [\"harbor.example/dh\"]\n"
+        );
     }
 
     #[test]

@@ -91,10 +91,23 @@ fn tok_skip(hp: &str) -> String {
     format!("skip:{hp}")
 }
 
+/// An endpoint normalised for comparison: the origin as [`Mirror::origin`], the path kept
+/// (k3s reads `https://h/dh` and `https://h/v2/dh` differently: only the second is a Harbor
+/// project's `/v2/dh/…`).
 fn norm_endpoint(s: &str) -> String {
-    Mirror::parse_lenient(s)
-        .map(|m| m.url())
-        .unwrap_or_else(|| s.trim().trim_end_matches('/').to_string())
+    let t = s.trim().trim_end_matches('/');
+    let (origin, path) = match t.split_once("://") {
+        Some((scheme, rest)) => {
+            let at = rest.find('/').unwrap_or(rest.len());
+            let (host, path) = rest.split_at(at);
+            (format!("{scheme}://{host}"), path)
+        }
+        None => (t.to_string(), ""),
+    };
+    match Mirror::parse_lenient(&origin) {
+        Some(m) => format!("{}{path}", m.origin()),
+        None => t.to_string(),
+    }
 }
 
 /// Whether the text holds nothing but comments and blank lines.
@@ -433,7 +446,7 @@ impl<'a> Plan<'a> {
             .map(|r| {
                 (
                     r.registry.clone(),
-                    r.mirrors.iter().map(|m| m.url()).collect(),
+                    r.mirrors.iter().map(|m| m.v2_url()).collect(),
                 )
             })
             .collect();
@@ -969,6 +982,26 @@ mod tests {
         assert_eq!(
             p.text,
             "mirrors:\n  \"docker.io\":\n    endpoint:\n      - \"http://127.0.0.1:5000\"\n"
+        );
+    }
+
+    #[test]
+    fn a_project_mirror_is_a_v2_endpoint() {
+        let s = set(&["https://harbor.example/dh"], false);
+        let p = plan(None, &s, &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "mirrors:\n  \"docker.io\":\n    endpoint:\n      - \"https://harbor.example/v2/dh\"\n"
+        );
+        assert_eq!(plan(Some(&p.text), &s, &p.owned).unwrap(), p);
+        // The user's `https://harbor.example/dh` (k3s: `/dh/<repo>`, no /v2) is another endpoint.
+        assert_ne!(
+            norm_endpoint("https://harbor.example/dh"),
+            norm_endpoint("https://Harbor.example:443/v2/dh/")
+        );
+        assert_eq!(
+            norm_endpoint("https://Harbor.example:443/v2/dh/"),
+            "https://harbor.example/v2/dh"
         );
     }
 

@@ -325,6 +325,9 @@ pub fn files_for(
     let dockerd = host.dockerd;
     match name {
         TargetName::Docker => {
+            if let Some(reason) = docker_path_reason(set) {
+                return Err(reason);
+            }
             let others = non_hub(set);
             let mut jobs = Vec::new();
             if set.for_registry(crate::oci::DOCKER_HUB).is_some() {
@@ -430,12 +433,43 @@ fn containerd_jobs(set: &MirrorSet, host: &HostInfo) -> Vec<FileJob> {
 }
 
 /// The registries of `set` other than docker.io.
+/// Why the docker target is skipped for a docker.io mirror with a project path, if one has.
+/// dockerd puts a mirror's path before `/v2` (`https://h/dh/v2/…`; moby `PingV2Registry`,
+/// `mirrorsToRegistryHosts`), which a registry serving the project under `/v2/dh/…` (Harbor)
+/// does not answer, and dockerd before 24.0.8 refuses a mirror path outright.
+fn docker_path_reason(set: &MirrorSet) -> Option<String> {
+    let hub = set.for_registry(crate::oci::DOCKER_HUB)?;
+    let m = hub.mirrors.iter().find(|m| m.path.is_some())?;
+    Some(format!(
+        "{m} has a project path, and dockerd puts a mirror's path before /v2 (`{m}/v2/…`), not after it as a Harbor proxy-cache project needs (`{}/…`); dockerd before 24.0.8 refuses a mirror path outright. Give docker a mirror without a path in a run of its own (`arm --target docker --mirror URL`); this run writes none of its files",
+        m.v2_url()
+    ))
+}
+
 fn non_hub(set: &MirrorSet) -> Vec<&str> {
     set.registries
         .iter()
         .map(|r| r.registry.as_str())
         .filter(|r| *r != crate::oci::DOCKER_HUB)
         .collect()
+}
+
+/// What a BuildKit-based target must be told about a mirror with a project path: BuildKit
+/// splits a `mirrors` entry into host and path only since 0.12 (moby/buildkit e662e1df9,
+/// `extractMirrorHostAndPath`); before, the whole entry was taken as the host.
+pub fn project_path_note(name: TargetName, set: &MirrorSet) -> Option<String> {
+    if !matches!(
+        name,
+        TargetName::Buildkit | TargetName::Buildx | TargetName::Earthly
+    ) {
+        return None;
+    }
+    let m = set.all_mirrors().into_iter().find(|m| m.path.is_some())?;
+    Some(format!(
+        "{m} has a project path: BuildKit 0.12 and later read it (`{}` → `{}/…`); older BuildKit takes the whole entry for a host name and does not reach the project (upgrade it, or mirror through a path-less URL)",
+        m.location(),
+        m.v2_url()
+    ))
 }
 
 /// Why daemon.json's `insecure-registries` gets `http://host:port` (with the scheme), said when
@@ -490,4 +524,35 @@ pub fn partial_note(
         return Some(dockerd.skip_reason(&others));
     }
     None
+}
+
+#[cfg(test)]
+mod path_mirror_tests {
+    use super::*;
+
+    #[test]
+    fn docker_is_skipped_for_a_docker_io_project_mirror_only() {
+        let set = |a: &[&str]| {
+            let v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            MirrorSet::from_args(&v, "docker.io", false).unwrap()
+        };
+        let note = project_path_note(TargetName::Buildx, &set(&["https://h/dh"])).unwrap();
+        assert!(note.contains("0.12") && note.contains("`h/dh`"), "{note}");
+        assert_eq!(
+            project_path_note(TargetName::Containerd, &set(&["https://h/dh"])),
+            None
+        );
+        assert_eq!(
+            project_path_note(TargetName::Buildkit, &set(&["https://h"])),
+            None
+        );
+        let why = docker_path_reason(&set(&["https://h/dh"])).unwrap();
+        assert!(
+            why.contains("before /v2") && why.contains("https://h/v2/dh"),
+            "{why}"
+        );
+        assert!(why.contains("24.0.8"), "{why}");
+        assert_eq!(docker_path_reason(&set(&["https://h"])), None);
+        assert_eq!(docker_path_reason(&set(&["ghcr.io=https://h/gh"])), None);
+    }
 }

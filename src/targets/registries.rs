@@ -605,7 +605,7 @@ fn mirror_table((location, insecure): &(String, bool)) -> Table {
 fn locations(mirrors: &[Mirror], set: &MirrorSet) -> Vec<(String, bool)> {
     let mut out: Vec<(String, bool)> = Vec::new();
     for m in mirrors {
-        let hp = m.host_port();
+        let hp = m.location();
         match out.iter_mut().find(|(l, _)| *l == hp) {
             Some((_, insecure)) => *insecure |= set.needs_insecure(m),
             None => out.push((hp, set.needs_insecure(m))),
@@ -674,6 +674,23 @@ mod tests {
     fn set(urls: &[&str], insecure: bool) -> MirrorSet {
         let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
         MirrorSet::from_args(&v, "docker.io", insecure).unwrap()
+    }
+
+    #[test]
+    fn a_project_mirror_is_located_at_host_slash_project() {
+        let s = set(
+            &["https://harbor.example/dh", "https://harbor.example"],
+            false,
+        );
+        let p = plan(None, &s, &[], &[]).unwrap();
+        assert!(
+            p.text.contains(
+                "[[registry.mirror]]\nlocation = \"harbor.example/dh\"\n\n[[registry.mirror]]\nlocation = \"harbor.example\"\n"
+            ),
+            "{}",
+            p.text
+        );
+        assert_eq!(plan(Some(&p.text), &s, &p.owned, &[]).unwrap(), p);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::report::ClientReport;
 use crate::fsutil::Root;
 use crate::host::{self, dockerd};
 use crate::oci::Reference;
+use crate::targets::containerd::hosts::norm_host;
 use crate::targets::{self, dockerd_version};
 use std::path::Path;
 use std::process::Command;
@@ -195,6 +196,9 @@ impl DockerCli {
                 image.registry
             ));
         }
+        if let Some(why) = project_path_for_dockerd(mirror) {
+            return Err(why);
+        }
         let mirrors = self.info()?.mirrors();
         let want = mirror.trim_end_matches('/');
         if !mirrors.iter().any(|m| m == want) {
@@ -206,6 +210,20 @@ impl DockerCli {
         }
         Ok(())
     }
+}
+
+/// Why dockerd (and its built-in BuildKit) cannot pull through `mirror`, when it has a project
+/// path: dockerd puts a mirror's path before `/v2` (moby `PingV2Registry`; `arm` skips the
+/// docker target for such a mirror).
+fn project_path_for_dockerd(mirror: &str) -> Option<String> {
+    let m = crate::mirror::Mirror::parse_with(mirror, crate::mirror::Rules::VERIFY)
+        .ok()?
+        .0;
+    m.path.as_ref()?;
+    Some(format!(
+        "{m} has a project path, and dockerd (with its built-in BuildKit) puts a mirror's path before /v2 (`{m}/v2/…`) where the registry serves it after (`{}/…`); dockerd before 24.0.8 refuses a mirror path. `arm` skips docker for it: verify this mirror with --client containerd, podman or skopeo",
+        m.v2_url()
+    ))
 }
 
 fn docker(docker: &DockerCli, p: &Probe) -> Result<String, String> {
@@ -553,20 +571,24 @@ fn hosts_toml_names_mirror(p: &Probe) -> Result<std::path::PathBuf, String> {
             image.registry,
         )
     })?;
-    let want = mirror.trim_end_matches('/');
+    // A mirror with a project is the `…/v2/<project>` key (with override_path).
+    let key = crate::mirror::Mirror::parse_with(mirror, crate::mirror::Rules::VERIFY)
+        .map(|(m, _)| m.v2_url())
+        .unwrap_or_else(|_| mirror.to_string());
+    let want = norm_host(&key);
     let names = text
         .parse::<toml_edit::DocumentMut>()
         .ok()
         .map(|doc| {
             doc.get("host")
                 .and_then(|h| h.as_table_like())
-                .map(|t| t.iter().any(|(k, _)| k.trim_end_matches('/') == want))
+                .map(|t| t.iter().any(|(k, _)| norm_host(k) == want))
                 .unwrap_or(false)
         })
         .unwrap_or(false);
     if !names {
         return Err(format!(
-            "{} has no [host.\"{mirror}\"] entry: containerd pulls {} from the upstream; {fix}",
+            "{} has no [host.\"{key}\"] entry: containerd pulls {} from the upstream; {fix}",
             hosts_toml.display(),
             image.registry,
         ));
@@ -709,6 +731,17 @@ fn hosts_dir(root: &crate::fsutil::Root) -> HostsDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dockerd_cannot_use_a_project_mirror() {
+        let why = project_path_for_dockerd("https://harbor.example/v2/dh").unwrap();
+        assert!(
+            why.contains("before /v2") && why.contains("--client containerd"),
+            "{why}"
+        );
+        assert_eq!(project_path_for_dockerd("http://127.0.0.1:5000/v2/"), None);
+        assert_eq!(project_path_for_dockerd("https://m"), None);
+    }
 
     #[test]
     fn dockerd_proxy_from_docker_info() {

@@ -234,7 +234,10 @@ fn armed_check(state_dir: &Path, base: &str) -> Option<Armed> {
             file: sys.clone(),
             names_mirror: rec.mirrors.iter().any(|m| {
                 let url = m.split_once('=').map(|(_, u)| u).unwrap_or(m);
+                // One mirror however it was spelled (`https://h/dh`, `https://h/v2/dh/`).
+                let norm = |u: &str| Mirror::parse_lenient(u).map(|m| m.url());
                 url.trim_end_matches('/').eq_ignore_ascii_case(want)
+                    || norm(url).is_some_and(|u| norm(want) == Some(u))
             }),
         })
         .collect();

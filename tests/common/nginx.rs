@@ -14,13 +14,12 @@ pub struct Nginx {
     /// Kept to stop nginx on drop.
     _daemon: Daemon,
     pub port: u16,
+    dir: std::path::PathBuf,
 }
 
 impl Nginx {
     /// Proxy `127.0.0.1:<port>/v2/` to `upstream` (`host:port`), caching when `cache`.
     pub fn start(dir: &Path, upstream: &str, cache: bool) -> Nginx {
-        std::fs::create_dir_all(dir).unwrap();
-        let d = dir.display();
         let caching = if cache {
             // The key has the Accept header: one manifest URL answers differently per media
             // type. nginx turns a HEAD into a GET upstream and caches that.
@@ -30,6 +29,33 @@ impl Nginx {
         } else {
             ""
         };
+        let locations = format!(
+            "location /v2/ {{\n      proxy_pass http://{upstream};\n\
+             proxy_http_version 1.1;\n      proxy_set_header Host $http_host;\n      \
+             {caching}    }}\n"
+        );
+        Nginx::start_with(dir, &locations)
+    }
+
+    /// Serve `upstream`'s repositories the way a Harbor proxy-cache project does: only under
+    /// `/v2/<project>/…` (rewritten to the upstream's `/v2/…`, query kept), the `/v2/` ping at
+    /// the root, and 404 for everything else (`/v2/library/…`, `/<project>/v2/…`).
+    pub fn start_project(dir: &Path, upstream: &str, project: &str) -> Nginx {
+        let locations = format!(
+            "location = /v2/ {{\n      proxy_pass http://{upstream};\n\
+             proxy_http_version 1.1;\n      proxy_set_header Host $http_host;\n    }}\n\
+             location /v2/{project}/ {{\n      rewrite ^/v2/{project}/(.*)$ /v2/$1 break;\n\
+             proxy_pass http://{upstream};\n      proxy_http_version 1.1;\n      \
+             proxy_set_header Host $http_host;\n    }}\n\
+             location / {{\n      return 404;\n    }}\n"
+        );
+        Nginx::start_with(dir, &locations)
+    }
+
+    /// nginx on a free loopback port with `locations` in its one server block.
+    fn start_with(dir: &Path, locations: &str) -> Nginx {
+        std::fs::create_dir_all(dir).unwrap();
+        let d = dir.display();
         let mut last = String::new();
         for _attempt in 0..5 {
             let port = free_port();
@@ -44,10 +70,7 @@ impl Nginx {
                  proxy_cache_path {d}/cache levels=1:2 keys_zone=reg:1m max_size=1g \
                  inactive=1h use_temp_path=off;\n\
                  client_max_body_size 0;\n\
-                 server {{\n    listen 127.0.0.1:{port};\n\
-                 location /v2/ {{\n      proxy_pass http://{upstream};\n\
-                 proxy_http_version 1.1;\n      proxy_set_header Host $http_host;\n      \
-                 {caching}    }}\n  }}\n}}\n"
+                 server {{\n    listen 127.0.0.1:{port};\n    {locations}  }}\n}}\n"
             );
             let conf_path = dir.join("nginx.conf");
             std::fs::write(&conf_path, conf).unwrap();
@@ -69,6 +92,7 @@ impl Nginx {
                     return Nginx {
                         _daemon: daemon,
                         port,
+                        dir: dir.to_path_buf(),
                     }
                 }
                 Err(e) => {
@@ -86,5 +110,10 @@ impl Nginx {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// nginx's access log so far (combined format: the request line as the client sent it).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
     }
 }

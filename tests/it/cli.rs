@@ -18,7 +18,10 @@ fn bad_urls_and_usage_exit_2() {
         "ftp://m",
         "http://u:p@m",
         "http://m/?q=1",
-        "http://m/path",
+        // A path is a project (`http://m/path` is one), but not dockerd's prefix before /v2
+        // nor a name no registry has.
+        "http://m/path/v2",
+        "http://m/Path",
     ] {
         let o = ws.run(&["arm", "--target", "docker", "--mirror", bad]);
         assert_eq!(o.code(), Some(2), "{bad}: {o}");

@@ -21,6 +21,7 @@ mod e2e_arm;
 mod e2e_registries;
 mod fuzz;
 mod golden;
+mod harbor;
 mod json_schema;
 mod lan_mirror;
 mod legacy;

@@ -1,8 +1,10 @@
 //! The issue-5 matrix: every client × every mirror, with real programs on loopback.
 //!
-//! Mirrors: CNCF distribution (`docker-registry` in proxy mode), `mirrorctl serve` and
+//! Mirrors: CNCF distribution (`docker-registry` in proxy mode), `mirrorctl serve`,
 //! distribution on its S3 driver against s3s-fs (issue 13: stored blobs answered with a 307 to a
-//! presigned object-store URL), all in front of one upstream `docker-registry` seeded with the probe image (`library/probe` as
+//! presigned object-store URL) and a Harbor-style proxy-cache project (issue 11: nginx
+//! answering only under `/v2/dh/…` in front of the distribution mirror, armed as
+//! `<nginx>/dh`; dockerd and its BuildKit are skipped for it with the reason), all in front of one upstream `docker-registry` seeded with the probe image (`library/probe` as
 //! `latest` = single-platform OCI manifest, `multi` = OCI index amd64+arm64, `v2s2` = Docker v2
 //! schema 2 manifest). Clients: dockerd (daemon.json), ctr (containerd hosts.toml), dockerd's
 //! built-in BuildKit (`DOCKER_BUILDKIT=1 docker build --pull`, `FROM docker.io/library/probe`),
@@ -27,6 +29,7 @@ use crate::common::containerd::Containerd;
 use crate::common::containers::ContainersEnv;
 use crate::common::dockerd::{write_from_dockerfile, Dockerd, USER_DAEMON_JSON};
 use crate::common::image::{PROBE, REPO};
+use crate::common::nginx::Nginx;
 use crate::common::proof::{repo_requests, UA_CONTAINERD, UA_DOCKERD, UA_PODMAN, UA_SKOPEO};
 use crate::common::registry::{lines, Registry};
 use crate::common::s3::S3Mirror;
@@ -39,6 +42,36 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 /// The third mirror's name in the table.
 const S3_LABEL: &str = "distribution-s3";
+/// The fourth: a Harbor-style proxy-cache project (issue 11), nginx answering only under
+/// `/v2/<project>/…` in front of the distribution mirror, armed as `<nginx>/<project>`.
+const HARBOR_LABEL: &str = "harbor project";
+const HARBOR_PROJECT: &str = "dh";
+/// Why dockerd's cells are skipped for the project mirror (with the reason `arm` gives, which
+/// [`docker_skip_for_project`] asks it for).
+const HARBOR_DOCKERD_SKIP: &str = "dockerd puts a mirror path before /v2 (`/dh/v2/…`, not Harbor's `/v2/dh/…`), and dockerd 20.10's built-in BuildKit predates path mirrors";
+
+/// `arm --dry-run --target docker` with the project mirror must skip docker: its reason, or
+/// why the cell fails.
+fn docker_skip_for_project(ws: &Workspace, url: &str) -> Result<String, String> {
+    let mut c = mirrorctl(ws);
+    c.args([
+        "arm",
+        "--dry-run",
+        "--json",
+        "--target",
+        "docker",
+        "--mirror",
+        url,
+    ]);
+    let out = common::run(&mut c);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .map_err(|e| format!("arm printed no JSON ({e}): {}", tail(&out, 4)))?;
+    let t = &doc["targets"][0];
+    match (t["status"].as_str(), t["reason"].as_str()) {
+        (Some("skipped"), Some(why)) if why.contains("before /v2") => Ok(why.to_string()),
+        _ => Err(format!("arm did not skip docker for {url}: {t}")),
+    }
+}
 
 /// (column, tag).
 const VARIANTS: [(&str, &str); 3] = [("single", "latest"), ("multi", "multi"), ("v2s2", "v2s2")];
@@ -137,6 +170,8 @@ enum Mirror<'a> {
     Serve(&'a Serve),
     /// distribution on its S3 driver (s3s-fs): stored blobs are 307s to presigned URLs.
     S3(&'a S3Mirror),
+    /// nginx serving the distribution mirror under `/v2/<project>/…` only.
+    Harbor(&'a Nginx, &'a Registry),
 }
 
 impl Mirror<'_> {
@@ -145,6 +180,7 @@ impl Mirror<'_> {
             Mirror::Distribution(_) => "distribution",
             Mirror::Serve(_) => "mirrorctl serve",
             Mirror::S3(_) => S3_LABEL,
+            Mirror::Harbor(..) => HARBOR_LABEL,
         }
     }
 
@@ -153,14 +189,27 @@ impl Mirror<'_> {
             Mirror::Distribution(r) => r.url(),
             Mirror::Serve(s) => s.url(),
             Mirror::S3(m) => m.registry.url(),
+            Mirror::Harbor(n, _) => format!("{}/{HARBOR_PROJECT}", n.url()),
         }
     }
 
+    /// What the armed file of `target` must contain for this mirror.
+    fn needle(&self, target: &str) -> String {
+        let url = self.url();
+        match (self, target) {
+            (Mirror::Harbor(n, _), "containerd") => format!("{}/v2/{HARBOR_PROJECT}", n.url()),
+            (_, "docker" | "containerd") => url,
+            _ => url.trim_start_matches("http://").to_string(),
+        }
+    }
+
+    /// The log that proves a pull went through (for the project: the mirror behind nginx).
     fn log(&self) -> &dyn AccessLogged {
         match self {
             Mirror::Distribution(r) => *r,
             Mirror::Serve(s) => *s,
             Mirror::S3(m) => &m.registry,
+            Mirror::Harbor(_, r) => *r,
         }
     }
 
@@ -623,14 +672,12 @@ fn run_target(
         if !out.ok() {
             return Err(format!("arm failed: {}", tail(&out, 6)));
         }
-        let (file, needle) = match target {
-            "docker" => ("etc/docker/daemon.json", url.clone()),
-            "containerd" => ("etc/containerd/certs.d/docker.io/hosts.toml", url.clone()),
-            _ => (
-                "etc/containers/registries.conf.d/90-mirrorctl.conf",
-                url.trim_start_matches("http://").to_string(),
-            ),
+        let file = match target {
+            "docker" => "etc/docker/daemon.json",
+            "containerd" => "etc/containerd/certs.d/docker.io/hosts.toml",
+            _ => "etc/containers/registries.conf.d/90-mirrorctl.conf",
         };
+        let needle = mirror.needle(target);
         let text = std::fs::read_to_string(rig.ws.under_root(file)).unwrap_or_default();
         if !text.contains(&needle) {
             return Err(format!("{file} does not name {needle}:\n{text}"));
@@ -820,7 +867,7 @@ fn report_path() -> PathBuf {
 fn every_client_through_every_mirror() {
     let t0 = Instant::now();
     let ci = common::in_ci();
-    let mirrors = ["distribution", "mirrorctl serve", S3_LABEL];
+    let mirrors = ["distribution", "mirrorctl serve", S3_LABEL, HARBOR_LABEL];
     let mut cells: Vec<Cell> = mirrors
         .iter()
         .flat_map(|&m| {
@@ -828,7 +875,8 @@ fn every_client_through_every_mirror() {
                 client,
                 mirror: m,
                 steps: BTreeMap::new(),
-                skip: None,
+                skip: (m == HARBOR_LABEL && client.target() == "docker")
+                    .then(|| HARBOR_DOCKERD_SKIP.to_string()),
             })
         })
         .collect();
@@ -1012,6 +1060,56 @@ fn every_client_through_every_mirror() {
             }
         }
     }
+    let nginx = match common::which("nginx") {
+        Some(_) => attempt(|| {
+            Ok(Nginx::start_project(
+                &rig.ws.aux("nginx-harbor"),
+                &lab.mirror.host(),
+                HARBOR_PROJECT,
+            ))
+        }),
+        None => Err("missing nginx (nginx-light)".to_string()),
+    };
+    match &nginx {
+        Ok(n) => {
+            let m = Mirror::Harbor(n, &lab.mirror);
+            let skip = docker_skip_for_project(&rig.ws, &m.url());
+            for c in cells
+                .iter_mut()
+                .filter(|c| c.mirror == HARBOR_LABEL && c.client.target() == "docker")
+            {
+                match &skip {
+                    Ok(why) => c.skip = Some(format!("{HARBOR_DOCKERD_SKIP}; arm: {why}")),
+                    Err(e) => {
+                        c.skip = None;
+                        c.steps.insert("arm", Err(e.clone()));
+                    }
+                }
+            }
+            mirror_list.push(m);
+        }
+        Err(e) => {
+            for c in cells
+                .iter_mut()
+                .filter(|c| c.mirror == HARBOR_LABEL && c.skip.is_none())
+            {
+                if ci {
+                    c.steps
+                        .insert("arm", Err(format!("the project proxy did not start: {e}")));
+                } else {
+                    c.skip = Some(e.clone());
+                }
+            }
+        }
+    }
+    // `MIRRORCTL_MATRIX_ONLY=<mirror label>`: run one mirror's column (the others SKIP).
+    if let Ok(only) = std::env::var("MIRRORCTL_MATRIX_ONLY") {
+        mirror_list.retain(|m| m.label() == only);
+        for c in cells.iter_mut().filter(|c| c.mirror != only) {
+            c.skip = Some(format!("MIRRORCTL_MATRIX_ONLY={only}"));
+            c.steps.clear();
+        }
+    }
     for mirror in mirror_list {
         for target in ["docker", "containerd", "registries"] {
             run_target(&mut rig, mirror, target, &mut cells, &digests);
@@ -1034,6 +1132,7 @@ fn every_client_through_every_mirror() {
     // Mirrors and upstream first: the workspace (in `rig`) holds their dirs.
     drop(serve);
     drop(s3);
+    drop(nginx);
     drop(lab);
     drop(rig);
     finish(&cells, &note);

@@ -241,7 +241,10 @@ fn bad_input_is_a_usage_error() {
             &["dockerd-args", "--mirror", "http://u:p@m"],
             "contains credentials",
         ),
-        (&["dockerd-args", "--mirror", "http://m/v2/"], "has a path"),
+        (
+            &["dockerd-args", "--mirror", "http://m/v2/"],
+            "ends in `/v2`",
+        ),
         (&["dockerd-args"], "--mirror"),
         (
             &["docker.json", "--mirror", "http://m"],

@@ -116,13 +116,18 @@ fn wanted(w: &HostsWant) -> Vec<Wanted> {
     let mut out: Vec<Wanted> = Vec::new();
     for m in w.mirrors {
         let mut keys = vec![("capabilities", caps())];
+        // A project is served under `/v2/<project>/…`: the key holds the `/v2` and
+        // containerd must not add its own.
+        if m.path.is_some() {
+            keys.push(("override_path", true.into()));
+        }
         if !m.is_http() && w.insecure {
             keys.push(("skip_verify", true.into()));
         }
         if let Some(d) = w.dial_timeout {
             keys.push(("dial_timeout", d.into()));
         }
-        let url = m.url();
+        let url = m.v2_url();
         out.push(Wanted {
             norm: norm_host(&url),
             url,
@@ -606,6 +611,45 @@ mod tests {
         assert_eq!(plan_hosts(Some(&p.text), &w, &p.owned).unwrap(), p);
         let back = plan_hosts(Some(&p.text), &HostsWant::nothing("docker.io"), &p.owned).unwrap();
         assert_eq!(back.text.trim(), "");
+    }
+
+    #[test]
+    fn a_project_mirror_gets_the_v2_key_and_override_path() {
+        let mirrors = [m("http://harbor.lan:8080/dh")];
+        let w = HostsWant {
+            registry: "docker.io",
+            mirrors: &mirrors,
+            insecure: false,
+            dial_timeout: None,
+            moved: &EMPTY,
+        };
+        let p = plan_hosts(None, &w, &[]).unwrap();
+        assert_eq!(
+            p.text,
+            "server = \"https://registry-1.docker.io\"\n\n[host.\"http://harbor.lan:8080/v2/dh\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n"
+        );
+        assert!(p
+            .owned
+            .contains(&"host:http://harbor.lan:8080/v2/dh".to_string()));
+        // Re-arm is a no-op; the same mirror spelled `/v2/dh` is the same host.
+        assert_eq!(plan_hosts(Some(&p.text), &w, &p.owned).unwrap(), p);
+        let same = [m("http://harbor.lan:8080/v2/dh")];
+        let w2 = HostsWant {
+            mirrors: &same,
+            ..w
+        };
+        assert_eq!(plan_hosts(Some(&p.text), &w2, &p.owned).unwrap(), p);
+        // A user's `[host."http://harbor.lan:8080/dh"]` (containerd: `/dh/v2/…`) is another host.
+        let user = "[host.\"http://harbor.lan:8080/dh\"]\n  capabilities = [\"pull\"]\n";
+        let q = plan_hosts(Some(user), &w, &[]).unwrap();
+        assert!(
+            q.text.contains("[host.\"http://harbor.lan:8080/v2/dh\"]"),
+            "{}",
+            q.text
+        );
+        assert!(q.text.contains(user), "{}", q.text);
+        let back = plan_hosts(Some(&q.text), &HostsWant::nothing("docker.io"), &q.owned).unwrap();
+        assert_eq!(back.text, user);
     }
 
     #[test]

@@ -110,6 +110,9 @@ const MIRROR_SEEDS: &[&str] = &[
     "http://m/?x=1",
     "http://m/#f",
     "http://m/prefix",
+    "https://harbor.example/v2/dh/",
+    "http://h:1/group/proxy",
+    "http://h/dh/v2",
     "http://",
     "ghcr.io=http://x:5000",
     "=http://x",
@@ -627,8 +630,23 @@ fn check_mirror(s: &str, args: &[String]) -> Result<bool, String> {
             ));
         }
         let hp = m.host_port();
-        if !m.url().ends_with(&hp) {
-            return Err(format!("url() does not end with host_port()\n{s:?}"));
+        if !m.origin().ends_with(&hp) {
+            return Err(format!("origin() does not end with host_port()\n{s:?}"));
+        }
+        // Every rendering of a mirror with a project is the origin (or host) and the project,
+        // and the containerd/k3s spelling parses back to the same mirror.
+        let v2 = Mirror::parse(&m.v2_url())
+            .map_err(|e| format!("v2_url() does not re-parse\n{s:?} → {}: {e}", m.v2_url()))?;
+        if v2 != m {
+            return Err(format!(
+                "mirror changes through v2_url()\n{s:?}: {m:?} / {v2:?}"
+            ));
+        }
+        let tail = m.path.as_ref().map(|p| format!("/{p}")).unwrap_or_default();
+        if m.url() != format!("{}{tail}", m.origin()) || m.location() != format!("{hp}{tail}") {
+            return Err(format!(
+                "url()/location() are not origin/host + project\n{s:?}"
+            ));
         }
     }
     let mut all = args.to_vec();

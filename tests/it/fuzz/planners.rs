@@ -1024,7 +1024,7 @@ fn grammar(kind: &FileKind, text: &str, set: &MirrorSet) -> Result<(), String> {
                     "registry.<registry>.mirrors is not a list of strings\n{}",
                     r.registry
                 ))?;
-                let want: Vec<String> = r.mirrors.iter().map(|m| m.host_port()).collect();
+                let want: Vec<String> = r.mirrors.iter().map(|m| m.location()).collect();
                 if !starts_with(&list, &want, norm) {
                     return Err(format!(
                         "registry.<registry>.mirrors does not list the mirrors first\n{}: {list:?}, want {want:?}",
@@ -1175,7 +1175,7 @@ fn grammar(kind: &FileKind, text: &str, set: &MirrorSet) -> Result<(), String> {
                         r.registry
                     ));
                 }
-                let want: Vec<String> = r.mirrors.iter().map(|m| m.host_port()).collect();
+                let want: Vec<String> = r.mirrors.iter().map(|m| m.location()).collect();
                 for t in mine {
                     let locs: Vec<String> = match t.get("mirror") {
                         Some(toml_edit::Item::ArrayOfTables(a)) => a
