@@ -110,7 +110,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
         }
         'mirrorctl;serve' {
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Address to listen on; `:0` picks a free port (the bound address is the first line on stdout)')
-            [CompletionResult]::new('--upstream', '--upstream', [CompletionResultType]::ParameterName, 'Upstream registry URL; `REGISTRY=URL` adds one chosen by containerd''s `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]')
+            [CompletionResult]::new('--upstream', '--upstream', [CompletionResultType]::ParameterName, 'Upstream registry URL (`https://host/<project>` fetches from a Harbor project''s `/v2/<project>/…`); `REGISTRY=URL` adds one chosen by containerd''s `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory [default: <state dir>/cache]')
             [CompletionResult]::new('--max-size', '--max-size', [CompletionResultType]::ParameterName, 'Evict least recently used blobs above this size (K, M, G, T = powers of 1024)')
             [CompletionResult]::new('--tag-ttl', '--tag-ttl', [CompletionResultType]::ParameterName, 'How long a tag''s digest is trusted before revalidating upstream with HEAD (s, m, h, d)')
@@ -134,7 +134,7 @@ Register-ArgumentCompleter -Native -CommandName 'mirrorctl' -ScriptBlock {
         }
         'mirrorctl;verify' {
             [CompletionResult]::new('--mirror', '--mirror', [CompletionResultType]::ParameterName, 'The mirror to verify, scheme required (`http://host:port`, `https://host`, `https://host/<project>`; a `/v2/` path and `user:password@` are accepted)')
-            [CompletionResult]::new('--upstream', '--upstream', [CompletionResultType]::ParameterName, 'Upstream of the --embedded server [default: the image''s registry, https://registry-1.docker.io for docker.io]')
+            [CompletionResult]::new('--upstream', '--upstream', [CompletionResultType]::ParameterName, 'Upstream of the --embedded server (`https://host/<project>` for a Harbor project) [default: the image''s registry, https://registry-1.docker.io for docker.io]')
             [CompletionResult]::new('--image', '--image', [CompletionResultType]::ParameterName, 'The probe image, pulled twice through the mirror')
             [CompletionResult]::new('--platform', '--platform', [CompletionResultType]::ParameterName, 'Platform to pick from a multi-platform image [default: this host''s]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'How long to wait for a connection and for each read (seconds, or `30s`, `2m`)')

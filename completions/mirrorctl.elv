@@ -103,7 +103,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         }
         &'mirrorctl;serve'= {
             cand --listen 'Address to listen on; `:0` picks a free port (the bound address is the first line on stdout)'
-            cand --upstream 'Upstream registry URL; `REGISTRY=URL` adds one chosen by containerd''s `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]'
+            cand --upstream 'Upstream registry URL (`https://host/<project>` fetches from a Harbor project''s `/v2/<project>/…`); `REGISTRY=URL` adds one chosen by containerd''s `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]'
             cand --cache-dir 'Cache directory [default: <state dir>/cache]'
             cand --max-size 'Evict least recently used blobs above this size (K, M, G, T = powers of 1024)'
             cand --tag-ttl 'How long a tag''s digest is trusted before revalidating upstream with HEAD (s, m, h, d)'
@@ -126,7 +126,7 @@ set edit:completion:arg-completer[mirrorctl] = {|@words|
         }
         &'mirrorctl;verify'= {
             cand --mirror 'The mirror to verify, scheme required (`http://host:port`, `https://host`, `https://host/<project>`; a `/v2/` path and `user:password@` are accepted)'
-            cand --upstream 'Upstream of the --embedded server [default: the image''s registry, https://registry-1.docker.io for docker.io]'
+            cand --upstream 'Upstream of the --embedded server (`https://host/<project>` for a Harbor project) [default: the image''s registry, https://registry-1.docker.io for docker.io]'
             cand --image 'The probe image, pulled twice through the mirror'
             cand --platform 'Platform to pick from a multi-platform image [default: this host''s]'
             cand --timeout 'How long to wait for a connection and for each read (seconds, or `30s`, `2m`)'

@@ -108,7 +108,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s q -l quie
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand status" -s h -l help -d 'Print help'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l listen -d 'Address to listen on; `:0` picks a free port (the bound address is the first line on stdout)' -r
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l upstream -d 'Upstream registry URL; `REGISTRY=URL` adds one chosen by containerd\'s `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l upstream -d 'Upstream registry URL (`https://host/<project>` fetches from a Harbor project\'s `/v2/<project>/…`); `REGISTRY=URL` adds one chosen by containerd\'s `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l cache-dir -d 'Cache directory [default: <state dir>/cache]' -r -F
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l max-size -d 'Evict least recently used blobs above this size (K, M, G, T = powers of 1024)' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -l tag-ttl -d 'How long a tag\'s digest is trusted before revalidating upstream with HEAD (s, m, h, d)' -r
@@ -128,7 +128,7 @@ complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s q -l quiet
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s v -l verbose -d 'Print more detail (repeat for more)'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l mirror -d 'The mirror to verify, scheme required (`http://host:port`, `https://host`, `https://host/<project>`; a `/v2/` path and `user:password@` are accepted)' -r
-complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l upstream -d 'Upstream of the --embedded server [default: the image\'s registry, https://registry-1.docker.io for docker.io]' -r
+complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l upstream -d 'Upstream of the --embedded server (`https://host/<project>` for a Harbor project) [default: the image\'s registry, https://registry-1.docker.io for docker.io]' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l image -d 'The probe image, pulled twice through the mirror' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l platform -d 'Platform to pick from a multi-platform image [default: this host\'s]' -r
 complete -c mirrorctl -n "__fish_mirrorctl_using_subcommand verify" -l timeout -d 'How long to wait for a connection and for each read (seconds, or `30s`, `2m`)' -r

@@ -289,7 +289,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
     pub listen: String,
 
-    /// Upstream registry URL; `REGISTRY=URL` adds one chosen by containerd's `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]
+    /// Upstream registry URL (`https://host/<project>` fetches from a Harbor project's `/v2/<project>/…`); `REGISTRY=URL` adds one chosen by containerd's `?ns=REGISTRY` (repeatable) [default: https://registry-1.docker.io for docker.io]
     #[arg(long = "upstream", value_name = "[REGISTRY=]URL", value_parser = MirrorArg::upstream)]
     pub upstreams: Vec<MirrorArg>,
 
@@ -511,7 +511,7 @@ pub struct VerifyArgs {
     #[arg(long, conflicts_with_all = ["mirror", "clients", "cleanup"])]
     pub embedded: bool,
 
-    /// Upstream of the --embedded server [default: the image's registry, https://registry-1.docker.io for docker.io]
+    /// Upstream of the --embedded server (`https://host/<project>` for a Harbor project) [default: the image's registry, https://registry-1.docker.io for docker.io]
     #[arg(long, value_name = "URL", value_parser = mirror::upstream_url)]
     pub upstream: Option<Mirror>,
 
