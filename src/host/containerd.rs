@@ -2,12 +2,9 @@
 //! containerd` passes it to `ctr --address`): `CONTAINERD_ADDRESS` when set (as `ctr` does),
 //! else the socket under `--root` (`<root>/run/containerd/containerd.sock`).
 
-use super::CHILD_TIMEOUT;
 use crate::fsutil::Root;
-use crate::process;
 use crate::targets::containerd::version::{self, ContainerdVersion};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// containerd's default gRPC socket.
 pub const SOCKET: &str = "/run/containerd/containerd.sock";
@@ -69,23 +66,7 @@ pub fn planned_version(
 
 /// `<binary> --version` under the deadline, parsed.
 fn version_of(binary: &Path) -> Result<(u32, u32, u32), String> {
-    let mut c = Command::new(binary);
-    c.arg("--version");
-    match process::run(c, None, CHILD_TIMEOUT) {
-        Ok(o) if o.status.success() => version::parse(&o.stdout).ok_or_else(|| {
-            format!(
-                "`{} --version` printed `{}`",
-                binary.display(),
-                o.stdout.trim()
-            )
-        }),
-        Ok(o) => Err(format!(
-            "`{} --version` exited {}",
-            binary.display(),
-            o.status
-        )),
-        Err(e) => Err(e.to_string()),
-    }
+    super::binary_version(binary, version::parse)
 }
 
 #[cfg(test)]

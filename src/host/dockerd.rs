@@ -188,23 +188,7 @@ pub fn insecure_registry_flags(pid: i32) -> Vec<String> {
 
 /// `<binary> --version` under the deadline, parsed.
 fn version_of(binary: &std::path::Path) -> Result<(u32, u32), String> {
-    let mut c = Command::new(binary);
-    c.arg("--version");
-    match process::run(c, None, CHILD_TIMEOUT) {
-        Ok(o) if o.status.success() => dockerd_version::parse(&o.stdout).ok_or_else(|| {
-            format!(
-                "`{} --version` printed `{}`",
-                binary.display(),
-                o.stdout.trim()
-            )
-        }),
-        Ok(o) => Err(format!(
-            "`{} --version` exited {}",
-            binary.display(),
-            o.status
-        )),
-        Err(e) => Err(e.to_string()),
-    }
+    super::binary_version(binary, dockerd_version::parse)
 }
 
 /// Where the planner's dockerd version came from when it was given, not asked.

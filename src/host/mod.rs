@@ -79,6 +79,22 @@ pub fn which(program: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// `<binary> --version` under the deadline, its stdout read by `parse`; why not, in one
+/// sentence naming the command.
+pub fn binary_version<T>(
+    binary: &std::path::Path,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, String> {
+    let mut c = std::process::Command::new(binary);
+    c.arg("--version");
+    let shown = binary.display();
+    match crate::process::run(c, None, CHILD_TIMEOUT) {
+        Ok(o) if o.status.success() => parse(&o.stdout)
+            .ok_or_else(|| format!("`{shown} --version` printed `{}`", o.stdout.trim())),
+        Ok(o) => Err(format!("`{shown} --version` exited {}", o.status)),
+        Err(e) => Err(e.to_string()),
+    }
+}
 /// Send SIGHUP to `pid` (a pid [`daemon_pid`] vouched for).
 pub fn sighup(pid: i32, name: &str) -> anyhow::Result<()> {
     // SAFETY: kill(2) on a pid whose comm was just checked.
