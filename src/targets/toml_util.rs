@@ -1,7 +1,7 @@
 //! toml_edit helpers shared by the TOML planners: parsing with positions in the original file,
 //! string lists, and rendering new documents the way people write them by hand.
 
-use super::text::{original_offset, Framing};
+use super::text::{original_offset, reframe, unframe, Framing};
 use crate::error::{line_col, PlanError};
 use toml_edit::{Array, DocumentMut, Item};
 
@@ -27,6 +27,44 @@ pub fn parse(original: &str, framing: Framing, body: &str) -> Result<DocumentMut
         let msg = e.message().trim().to_string();
         error_at(original, framing, Some(at), format!("invalid TOML: {msg}"))
     })
+}
+
+/// A TOML file being edited: its original text (for error positions), its framing (BOM,
+/// CRLF), the unframed body and the parsed document.
+pub struct Edit<'a> {
+    pub original: &'a str,
+    pub framing: Framing,
+    pub body: String,
+    pub doc: DocumentMut,
+}
+
+impl<'a> Edit<'a> {
+    /// Unframe and [`parse`] `original`.
+    pub fn open(original: &'a str) -> Result<Edit<'a>, PlanError> {
+        let (framing, body) = unframe(original);
+        let doc = parse(original, framing, &body)?;
+        Ok(Edit {
+            original,
+            framing,
+            body,
+            doc,
+        })
+    }
+
+    /// A PlanError pointing at where `key` is first written.
+    pub fn err(&self, key: &str, msg: impl Into<String>) -> PlanError {
+        error_at(
+            self.original,
+            self.framing,
+            key_offset(&self.body, key),
+            msg,
+        )
+    }
+
+    /// The edited document in the file's own framing ([`render_edit`]).
+    pub fn render(&self, fresh: bool) -> String {
+        reframe(self.framing, &render_edit(&self.body, &self.doc, fresh))
+    }
 }
 
 /// A PlanError at a byte offset of the unframed body (or the whole file).

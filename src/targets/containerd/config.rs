@@ -10,7 +10,7 @@
 //! versions), `version` (it wrote the whole file), `version:added` (`--migrate` added
 //! `version = 2`), `moved:<TOML>` (what `--migrate` took out, to put back on disarm).
 
-use super::super::text::{reframe, unframe, Framing};
+use super::super::text::{reframe, unframe};
 use super::super::toml_util;
 use super::super::Planned;
 use super::legacy::{Facts, Schema};
@@ -29,31 +29,7 @@ fn prepended(certs_dir: &str) -> String {
     format!("config_path:prepended={certs_dir}")
 }
 
-/// The file being planned: its text, framing and parsed document.
-struct File<'a> {
-    original: &'a str,
-    framing: Framing,
-    body: String,
-    doc: DocumentMut,
-}
-
-impl File<'_> {
-    fn err(&self, key: &str, msg: impl Into<String>) -> PlanError {
-        toml_util::error_at(
-            self.original,
-            self.framing,
-            toml_util::key_offset(&self.body, key),
-            msg,
-        )
-    }
-
-    fn render(&self) -> String {
-        reframe(
-            self.framing,
-            &toml_util::render_edit(&self.body, &self.doc, false),
-        )
-    }
-}
+type File<'a> = toml_util::Edit<'a>;
 
 /// Plan `config.toml` so the CRI registry's `config_path` includes `certs_dir`; with
 /// `want == false`, take back what mirrorctl changed. `migrate`: take the deprecated settings
@@ -69,18 +45,11 @@ pub fn plan_config(
     if original.trim().is_empty() {
         return Ok(fresh(original, certs_dir, want));
     }
-    let (framing, body) = unframe(original);
-    let doc = toml_util::parse(original, framing, &body)?;
-    let mut file = File {
-        original,
-        framing,
-        body,
-        doc,
-    };
+    let mut file = File::open(original)?;
     if !want {
         disarm(&mut file, certs_dir, prev)?;
         return Ok(Planned {
-            text: file.render(),
+            text: file.render(false),
             owned: Vec::new(),
         });
     }
@@ -113,7 +82,7 @@ pub fn plan_config(
         owned.push(WHOLE.to_string());
     }
     Ok(Planned {
-        text: file.render(),
+        text: file.render(false),
         owned,
     })
 }

@@ -14,7 +14,6 @@
 //! Owned tokens: `host:<normalised url>` per host mirrorctl wrote, `server` (it wrote `server`),
 //! `top:<key>` (it wrote a top-level TLS key for `server`: `ca`, `client`, `skip_verify`).
 
-use super::super::text::{reframe, unframe, Framing};
 use super::super::toml_util;
 use super::super::Planned;
 use super::legacy::Tls;
@@ -176,24 +175,7 @@ fn tls_keys(tls: Option<&Tls>) -> Vec<(&'static str, toml_edit::Value)> {
     keys
 }
 
-/// The parsed file, with what errors need to point into it.
-struct File<'a> {
-    original: &'a str,
-    framing: Framing,
-    body: String,
-    doc: DocumentMut,
-}
-
-impl File<'_> {
-    fn err(&self, key: &str, msg: impl Into<String>) -> PlanError {
-        toml_util::error_at(
-            self.original,
-            self.framing,
-            toml_util::key_offset(&self.body, key),
-            msg,
-        )
-    }
-}
+type File<'a> = toml_util::Edit<'a>;
 
 /// Plan one hosts.toml; with nothing wanted, remove what mirrorctl owns.
 pub fn plan_hosts(
@@ -202,22 +184,14 @@ pub fn plan_hosts(
     prev: &[String],
 ) -> Result<Planned, PlanError> {
     let original = current.unwrap_or("");
-    let (framing, body) = unframe(original);
-    let doc = toml_util::parse(original, framing, &body)?;
-    let mut file = File {
-        original,
-        framing,
-        body,
-        doc,
-    };
+    let mut file = File::open(original)?;
     validate(&file)?;
     let want = wanted(w);
     let mut owned = Vec::new();
     drop_stale(&mut file.doc, &want, w, prev);
     if w.is_empty() {
-        let text = toml_util::render_edit(&file.body, &file.doc, false);
         return Ok(Planned {
-            text: reframe(framing, &text),
+            text: file.render(false),
             owned,
         });
     }
@@ -228,9 +202,8 @@ pub fn plan_hosts(
     let order: Vec<String> = want.iter().map(|h| h.norm.clone()).collect();
     order_hosts(&mut file.doc, &order);
     let fresh = current.is_none_or(|c| c.trim().is_empty());
-    let text = toml_util::render_edit(&file.body, &file.doc, fresh);
     Ok(Planned {
-        text: reframe(framing, &text),
+        text: file.render(fresh),
         owned,
     })
 }
