@@ -671,7 +671,7 @@ fn build_table(prefix: &str, mirrors: &[Mirror], set: &MirrorSet, src: Option<&S
 mod tests {
     use super::*;
 
-    fn set(urls: &[&str], insecure: bool) -> MirrorSet {
+    pub(super) fn set(urls: &[&str], insecure: bool) -> MirrorSet {
         let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
         MirrorSet::from_args(&v, "docker.io", insecure).unwrap()
     }
@@ -755,10 +755,7 @@ mod tests {
 mod v1_tests {
     use super::*;
 
-    fn set(urls: &[&str]) -> MirrorSet {
-        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
-        MirrorSet::from_args(&v, "docker.io", false).unwrap()
-    }
+    use super::tests::set;
 
     #[test]
     fn a_v1_main_file_is_read_as_containers_image_converts_it() {
@@ -766,7 +763,7 @@ mod v1_tests {
         // converted one, so it must say insecure too.
         let main = "[registries.search]\nregistries = ['docker.io']\n[registries.insecure]\nregistries = ['docker.io', 'myreg:5000']\n[registries.block]\nregistries = ['bad.example', 'docker.io']\n";
         let ctx = vec![(MAIN_CONF.to_string(), main.to_string())];
-        let p = plan(None, &set(&["http://a:1"]), &[], &ctx).unwrap();
+        let p = plan(None, &set(&["http://a:1"], false), &[], &ctx).unwrap();
         assert!(
             p.text.contains("blocked = true") && p.text.contains("insecure = true"),
             "{}",
@@ -780,7 +777,7 @@ mod v1_tests {
         // Empty v1 lists are no v1 settings at all (containers/image's Nonempty).
         let empty = "[registries.search]\nregistries = []\n\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"user:5000\"\n";
         let ctx = vec![(MAIN_CONF.to_string(), empty.to_string())];
-        let p = plan(None, &set(&["http://a:1"]), &[], &ctx).unwrap();
+        let p = plan(None, &set(&["http://a:1"], false), &[], &ctx).unwrap();
         assert!(p.text.contains("user:5000"), "{}", p.text);
     }
 
@@ -788,12 +785,12 @@ mod v1_tests {
     fn both_formats_in_the_main_file_are_refused_as_the_clients_refuse_them() {
         let mixed = "unqualified-search-registries = ['docker.io']\n[registries.insecure]\nregistries = ['myreg:5000']\n";
         let ctx = vec![(MAIN_CONF.to_string(), mixed.to_string())];
-        let e = plan(None, &set(&["http://a:1"]), &[], &ctx).unwrap_err();
+        let e = plan(None, &set(&["http://a:1"], false), &[], &ctx).unwrap_err();
         assert!(e.message.contains("mixing sysregistry v1/v2"), "{e}");
         assert!(e.message.contains("line 2"), "{e}");
         let scheme = "[registries.insecure]\nregistries = ['http://myreg:5000']\n";
         let ctx = vec![(MAIN_CONF.to_string(), scheme.to_string())];
-        assert!(plan(None, &set(&["http://a:1"]), &[], &ctx).is_err());
+        assert!(plan(None, &set(&["http://a:1"], false), &[], &ctx).is_err());
     }
 }
 
@@ -801,19 +798,16 @@ mod v1_tests {
 mod rearm_tests {
     use super::*;
 
-    fn set(urls: &[&str]) -> MirrorSet {
-        let v: Vec<String> = urls.iter().map(|s| s.to_string()).collect();
-        MirrorSet::from_args(&v, "docker.io", false).unwrap()
-    }
+    use super::tests::set;
 
     #[test]
     fn rearm_follows_the_main_file_and_the_new_mirrors() {
         let main1 = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n";
         let ctx1 = vec![(MAIN_CONF.to_string(), main1.to_string())];
-        let a = plan(None, &set(&["http://a:1"]), &[], &ctx1).unwrap();
+        let a = plan(None, &set(&["http://a:1"], false), &[], &ctx1).unwrap();
         let main2 = format!("{main1}\n[[registry.mirror]]\nlocation = \"corp:5000\"\n");
         let ctx2 = vec![(MAIN_CONF.to_string(), main2)];
-        let b = plan(Some(&a.text), &set(&["http://b:2"]), &a.owned, &ctx2).unwrap();
+        let b = plan(Some(&a.text), &set(&["http://b:2"], false), &a.owned, &ctx2).unwrap();
         assert!(!b.text.contains("\"a:1\""), "{}", b.text);
         let (ib, ic) = (
             b.text.find("\"b:2\"").unwrap(),
@@ -828,7 +822,7 @@ mod rearm_tests {
         // Found by the fuzz harness (in buildkitd.toml): toml_edit dropped the second BOM.
         let e = plan(
             Some("\u{feff}\u{feff}[[registry]]\n"),
-            &set(&["http://a:1"]),
+            &set(&["http://a:1"], false),
             &[],
             &[],
         )
@@ -842,14 +836,14 @@ mod rearm_tests {
         // Found by the fuzz harness: the reordered [[registry.mirror]] copies kept their
         // document positions, so the file still listed the user's other mirror first.
         let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"user:1\"\n\n[[registry.mirror]]\nlocation = \"a:1\"\ninsecure = true\n";
-        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        let p = plan(Some(cur), &set(&["http://a:1"], false), &[], &[]).unwrap();
         assert!(
             p.text.find("\"a:1\"").unwrap() < p.text.find("\"user:1\"").unwrap(),
             "{}",
             p.text
         );
         assert_eq!(
-            plan(Some(&p.text), &set(&["http://a:1"]), &p.owned, &[]).unwrap(),
+            plan(Some(&p.text), &set(&["http://a:1"], false), &p.owned, &[]).unwrap(),
             p
         );
     }
@@ -859,12 +853,12 @@ mod rearm_tests {
         // Found by the fuzz harness: entries are owned per prefix, so a re-arm took the user's
         // mirror in one table for mirrorctl's in the other (arm twice != arm once).
         let cur = "# two\n[[registry]]\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"u:1\"\n\n[[registry]]\nprefix = \"docker.io\"\n";
-        let e = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap_err();
+        let e = plan(Some(cur), &set(&["http://a:1"], false), &[], &[]).unwrap_err();
         assert_eq!((e.line, e.column), (8, 1), "{e}");
         assert!(e.message.contains("uses the last one"), "{e}");
         // Not for prefixes mirrorctl does not touch.
         let other = "[[registry]]\nprefix = \"quay.io\"\n[[registry]]\nprefix = \"quay.io\"\n";
-        plan(Some(other), &set(&["http://a:1"]), &[], &[]).unwrap();
+        plan(Some(other), &set(&["http://a:1"], false), &[], &[]).unwrap();
     }
 
     #[test]
@@ -901,7 +895,7 @@ mod rearm_tests {
         // the pairing to the header after it, mirrorctl's, so the user's `[[registry.mirror]]`
         // lost its CR.
         let cur = "[[registry]]\r\nprefix = \"docker.io\"\r\n[registry.\"docker.io\"]\nlocation = \"docker.io\"\r\n\r\n[[registry.mirror]]\r\nlocation = \"crlf.example\"\r\n";
-        let a = plan(Some(cur), &set(&["http://127.0.0.1:5000"]), &[], &[]).unwrap();
+        let a = plan(Some(cur), &set(&["http://127.0.0.1:5000"], false), &[], &[]).unwrap();
         let s = MirrorSet::from_args(
             &["[::1]:5001=http://mirror.lan".to_string()],
             "docker.io",
@@ -937,7 +931,7 @@ mod rearm_tests {
         // Found by the fuzz harness: without positions, a [[registry.mirror]] written after
         // another table moved up to its [[registry]], and disarm left it there.
         let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"u:1\"\n\n[[rugistry]]\nx = 1\n[[registry.mirror]]\nlocation = \"u:2\"\n";
-        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        let p = plan(Some(cur), &set(&["http://a:1"], false), &[], &[]).unwrap();
         let at = |s: &str| p.text.find(s).unwrap();
         assert!(
             at("\"a:1\"") < at("\"u:1\"") && at("[[rugistry]]") < at("\"u:2\""),
@@ -959,7 +953,7 @@ mod rearm_tests {
         // Found by the fuzz harness: every user entry with a wanted location was dropped but
         // the first, so the user's duplicate did not come back from disarm.
         let cur = "[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"a:1\"\ninsecure = true\n\n[[registry.mirror]]\nlocation = \"a:1\"\ninsecure = true\n";
-        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        let p = plan(Some(cur), &set(&["http://a:1"], false), &[], &[]).unwrap();
         assert_eq!(p.text.matches("\"a:1\"").count(), 2, "{}", p.text);
         let empty = MirrorSet {
             registries: vec![],
@@ -975,7 +969,7 @@ mod rearm_tests {
     fn mixed_line_ends_and_no_final_newline_survive_arm_and_disarm() {
         // Found by the fuzz harness: toml_edit dropped the `\r`s and added a final newline.
         let cur = "# mine\r\n[[registry]]\nprefix = \"docker.io\"\r\nlocation = \"docker.io\"\r\n\r\n[[registry.mirror]]\r\nlocation = \"user:1\"";
-        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        let p = plan(Some(cur), &set(&["http://a:1"], false), &[], &[]).unwrap();
         assert!(p.text.starts_with("# mine\r\n"), "{:?}", p.text);
         let empty = MirrorSet {
             registries: vec![],
@@ -988,7 +982,7 @@ mod rearm_tests {
     #[test]
     fn users_own_table_in_the_dropin_is_edited_in_place() {
         let cur = "# mine\n[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n\n[[registry.mirror]]\nlocation = \"user:1\"\n";
-        let p = plan(Some(cur), &set(&["http://a:1"]), &[], &[]).unwrap();
+        let p = plan(Some(cur), &set(&["http://a:1"], false), &[], &[]).unwrap();
         assert!(p.text.starts_with("# mine\n"), "{}", p.text);
         assert!(p.text.find("\"a:1\"").unwrap() < p.text.find("user:1").unwrap());
         assert_eq!(p.owned, vec![tok_mirror("docker.io", "a:1")]);
